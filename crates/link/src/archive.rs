@@ -1,0 +1,101 @@
+//! Static archives: which member defines which symbol, and the members' bytes.
+//! Members are parsed only when the link pulls them in.
+
+use object::read::elf::Sym as _;
+use crate::elf::{ObjectFile, LE};
+use crate::input::{AlignedCopies, MappedFile};
+use anyhow::{anyhow, Context, Result};
+use object::elf;
+use object::read::archive::{ArchiveFile, ArchiveOffset};
+
+/// A member of an archive, identified by its header's offset in the archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MemberRef {
+    pub archive: u32,
+    pub offset: u64,
+}
+
+/// One archive of the link.
+pub struct Archive<'data> {
+    pub file: &'data MappedFile,
+    archive: ArchiveFile<'data>,
+    copies: &'data AlignedCopies,
+}
+
+impl<'data> Archive<'data> {
+    pub fn parse(file: &'data MappedFile, copies: &'data AlignedCopies) -> Result<Archive<'data>> {
+        let archive = ArchiveFile::parse(file.data())
+            .map_err(|e| anyhow!("{}: invalid archive: {e}", file.path.display()))?;
+        Ok(Archive {
+            file,
+            archive,
+            copies,
+        })
+    }
+
+    /// Every (symbol name, member) pair the archive offers, from its symbol index, or, for an
+    /// archive without one, from the members' own symbol tables.
+    pub fn symbol_index(&self, archive_id: u32) -> Result<Vec<(&'data [u8], MemberRef)>> {
+        let path = self.file.path.display();
+        let member_ref = |offset: ArchiveOffset| MemberRef {
+            archive: archive_id,
+            offset: offset.0,
+        };
+        if let Some(symbols) = self
+            .archive
+            .symbols()
+            .map_err(|e| anyhow!("{path}: invalid archive symbol index: {e}"))?
+        {
+            return symbols
+                .map(|symbol| {
+                    let symbol =
+                        symbol.map_err(|e| anyhow!("{path}: invalid archive symbol index: {e}"))?;
+                    Ok((symbol.name(), member_ref(symbol.offset())))
+                })
+                .collect();
+        }
+        // No index (`ar rS`): read each member's symbol table for its global definitions.
+        let mut index = Vec::new();
+        for member in self.archive.members() {
+            let member = member.map_err(|e| anyhow!("{path}: invalid archive member: {e}"))?;
+            let offset = ArchiveOffset(member.file_range().0.saturating_sub(60));
+            let (name, data) = self.member(offset)?;
+            if !data.starts_with(b"\x7fELF") {
+                continue;
+            }
+            let object = ObjectFile::parse(name, data)?;
+            for symbol in object.symbols.iter().skip(object.first_global()) {
+                let defined = symbol.st_shndx(LE) != elf::SHN_UNDEF;
+                if defined && symbol.st_bind() != elf::STB_LOCAL {
+                    index.push((object.symbol_name(symbol), member_ref(offset)));
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    /// The display name (`archive.a(member.o)`) and bytes of the member at `offset`, 8-byte
+    /// aligned as ELF parsing needs.
+    pub fn member(&self, offset: ArchiveOffset) -> Result<(String, &'data [u8])> {
+        let path = self.file.path.display();
+        let member = self
+            .archive
+            .member(offset)
+            .map_err(|e| anyhow!("{path}: invalid archive member at offset {}: {e}", offset.0))?;
+        let member_name = String::from_utf8_lossy(member.name());
+        let name = format!("{path}({member_name})");
+        let data = if member.is_thin() {
+            self.file
+                .thin_members
+                .iter()
+                .find(|(n, _)| n.as_slice() == member.name())
+                .map(|(_, bytes)| bytes.data())
+                .with_context(|| format!("{name}: thin archive member was not mapped"))?
+        } else {
+            member
+                .data(self.file.data())
+                .map_err(|e| anyhow!("{name}: truncated archive member: {e}"))?
+        };
+        Ok((name, self.copies.aligned(data)))
+    }
+}

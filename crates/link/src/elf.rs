@@ -1,0 +1,189 @@
+//! One ELF relocatable object, borrowed from its mmap with `object`'s low-level ELF API.
+//! Parsing validates everything later phases index with, so they can index without panicking.
+
+use object::read::elf::Sym as _;
+use anyhow::{anyhow, bail, Result};
+use object::elf;
+use object::read::elf::{FileHeader, SectionHeader, SectionTable, SymbolTable};
+use object::{LittleEndian, SectionIndex};
+
+/// The only ELF flavour rjitlink links: 64-bit little-endian x86-64.
+pub type Elf = elf::FileHeader64<LittleEndian>;
+pub type Sym = elf::Sym64<LittleEndian>;
+pub type Rela = elf::Rela64<LittleEndian>;
+pub type Shdr = elf::SectionHeader64<LittleEndian>;
+pub const LE: LittleEndian = LittleEndian;
+
+/// A parsed relocatable object.
+pub struct ObjectFile<'data> {
+    /// `path` or `archive(member)`: what errors call it.
+    pub name: String,
+    pub data: &'data [u8],
+    pub sections: SectionTable<'data, Elf>,
+    pub symbols: SymbolTable<'data, Elf>,
+    /// Relocations that apply to each section, indexed like `sections` (empty where none).
+    pub relocations: Vec<&'data [Rela]>,
+}
+
+fn machine_name(machine: u16) -> &'static str {
+    match machine {
+        elf::EM_386 => "i386",
+        elf::EM_ARM => "ARM",
+        elf::EM_AARCH64 => "AArch64",
+        elf::EM_RISCV => "RISC-V",
+        elf::EM_PPC64 => "PowerPC64",
+        elf::EM_S390 => "s390",
+        _ => "unknown",
+    }
+}
+
+impl<'data> ObjectFile<'data> {
+    /// Parse `data` as an x86-64 ELF relocatable. Errors name the object and what is wrong.
+    pub fn parse(name: String, data: &'data [u8]) -> Result<ObjectFile<'data>> {
+        let fail = |what: String| anyhow!("{name}: {what}");
+        if data.len() < 20 || !data.starts_with(b"\x7fELF") {
+            return Err(fail("not an ELF file (or truncated header)".into()));
+        }
+        match data[4] {
+            elf::ELFCLASS64 => {}
+            elf::ELFCLASS32 => {
+                let machine = u16::from_le_bytes([data[18], data[19]]);
+                return Err(fail(format!(
+                    "32-bit ELF object for {} (e_machine {machine}); rjitlink links x86-64 ELF64 objects",
+                    machine_name(machine)
+                )));
+            }
+            class => return Err(fail(format!("invalid ELF class {class}"))),
+        }
+        if data[5] != elf::ELFDATA2LSB {
+            return Err(fail("big-endian ELF object; rjitlink links x86-64 objects".into()));
+        }
+        let header = Elf::parse(data).map_err(|e| fail(format!("invalid ELF header: {e}")))?;
+        let machine = header.e_machine(LE);
+        if machine != elf::EM_X86_64 {
+            return Err(fail(format!(
+                "wrong machine: {} (e_machine {machine}); rjitlink links x86-64 objects",
+                machine_name(machine)
+            )));
+        }
+        if header.e_type(LE) != elf::ET_REL {
+            return Err(fail(format!(
+                "not a relocatable object (e_type {})",
+                header.e_type(LE)
+            )));
+        }
+        let sections = header
+            .sections(LE, data)
+            .map_err(|e| fail(format!("invalid section table (truncated file?): {e}")))?;
+        let symbols = sections
+            .symbols(LE, data, elf::SHT_SYMTAB)
+            .map_err(|e| fail(format!("invalid symbol table (truncated file?): {e}")))?;
+
+        let mut relocations: Vec<&'data [Rela]> = vec![&[]; sections.len()];
+        for (index, section) in sections.enumerate() {
+            let section_name = || {
+                String::from_utf8_lossy(sections.section_name(LE, section).unwrap_or(b"?"))
+                    .into_owned()
+            };
+            match section.sh_type(LE) {
+                elf::SHT_RELA => {
+                    let target = section.sh_info(LE) as usize;
+                    let Some(slot) = relocations.get_mut(target) else {
+                        bail!(
+                            "{name}: relocation section {} applies to section {target}, which does not exist",
+                            section_name()
+                        );
+                    };
+                    if section.sh_link(LE) as usize != symbols.section().0 {
+                        bail!(
+                            "{name}: relocation section {} does not use the symbol table",
+                            section_name()
+                        );
+                    }
+                    *slot = section.data_as_array(LE, data).map_err(|e| {
+                        fail(format!(
+                            "relocation section {} (truncated file?): {e}",
+                            section_name()
+                        ))
+                    })?;
+                }
+                elf::SHT_REL => {
+                    let target = section.sh_info(LE);
+                    let applies_to_loaded = sections
+                        .section(SectionIndex(target as usize))
+                        .is_ok_and(|s| s.sh_flags(LE) & u64::from(elf::SHF_ALLOC) != 0);
+                    if applies_to_loaded {
+                        bail!(
+                            "{name}: section {} uses SHT_REL relocations, which x86-64 objects do not use",
+                            section_name()
+                        );
+                    }
+                }
+                elf::SHT_NOBITS => {}
+                _ if section.sh_flags(LE) & u64::from(elf::SHF_ALLOC) != 0 => {
+                    section.data(LE, data).map_err(|e| {
+                        fail(format!(
+                            "section {} lies outside the file (truncated file?): {e}",
+                            section_name()
+                        ))
+                    })?;
+                }
+                _ => {}
+            }
+        }
+        Ok(ObjectFile {
+            name,
+            data,
+            sections,
+            symbols,
+            relocations,
+        })
+    }
+
+    pub fn section(&self, index: usize) -> &'data Shdr {
+        // Every index used here was validated against the section count at parse or resolve.
+        &self.sections.iter().as_slice()[index]
+    }
+
+    pub fn section_name(&self, index: usize) -> &'data [u8] {
+        self.sections
+            .section_name(LE, self.section(index))
+            .unwrap_or(b"<bad section name>")
+    }
+
+    pub fn section_data(&self, index: usize) -> &'data [u8] {
+        // Validated in `parse` for every SHF_ALLOC section.
+        self.section(index).data(LE, self.data).unwrap_or(&[])
+    }
+
+    pub fn symbol(&self, index: usize) -> Option<&'data Sym> {
+        self.symbols.symbols().get(index)
+    }
+
+    pub fn symbol_name(&self, symbol: &Sym) -> &'data [u8] {
+        self.symbols
+            .symbol_name(LE, symbol)
+            .unwrap_or(b"<bad symbol name>")
+    }
+
+    /// Name for messages: the symbol's own name, or for a section symbol the section's.
+    pub fn describe_symbol(&self, index: usize) -> String {
+        let Some(symbol) = self.symbol(index) else {
+            return format!("symbol #{index}");
+        };
+        if symbol.st_type() == elf::STT_SECTION {
+            let shndx = usize::from(symbol.st_shndx(LE));
+            return format!("section {}", String::from_utf8_lossy(self.section_name(shndx)));
+        }
+        String::from_utf8_lossy(self.symbol_name(symbol)).into_owned()
+    }
+
+    /// The index of the first non-local symbol (sh_info of the symbol table).
+    pub fn first_global(&self) -> usize {
+        let symtab_index = self.symbols.section();
+        if symtab_index.0 == 0 {
+            return 0;
+        }
+        (self.section(symtab_index.0).sh_info(LE) as usize).min(self.symbols.len())
+    }
+}

@@ -1,0 +1,430 @@
+//! Finding and mapping the link's inputs: paths, `-l` searches, GNU ld scripts (Debian's
+//! libc.so and libm.so are text files naming the real libraries), and the libraries `cc` links
+//! by default. Everything is mmapped once here; later phases borrow from `LinkInputs`.
+
+use anyhow::{bail, Context, Result};
+use memmap2::Mmap;
+use object::read::archive::ArchiveFile;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// One input as given on the command line, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputArg {
+    /// An object, archive, shared library or linker script named by path.
+    Path(PathBuf),
+    /// `-l NAME`: `libNAME.so` or `libNAME.a` found in the search path; `-l :FILE` names FILE.
+    Library(String),
+}
+
+/// Where `-l` looks, in order: the `-L` directories, then the system's.
+#[derive(Clone, Debug)]
+pub struct SearchPath {
+    pub dirs: Vec<PathBuf>,
+    /// gcc's private library directory (holds libgcc.a), when gcc is installed.
+    pub gcc_dir: Option<PathBuf>,
+}
+
+const SYSTEM_LIBRARY_DIRS: &[&str] = &[
+    "/usr/local/lib/x86_64-linux-gnu",
+    "/usr/local/lib",
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+];
+
+impl SearchPath {
+    /// The `-L` directories followed by gcc's directory and the system directories, as cc
+    /// passes them to ld.
+    pub fn with_system_dirs(user_dirs: Vec<PathBuf>) -> SearchPath {
+        let gcc_dir = find_gcc_dir();
+        let mut dirs = user_dirs;
+        dirs.extend(gcc_dir.clone());
+        dirs.extend(SYSTEM_LIBRARY_DIRS.iter().map(PathBuf::from));
+        SearchPath { dirs, gcc_dir }
+    }
+
+    fn find_library(&self, name: &str) -> Option<PathBuf> {
+        let candidates: Vec<String> = match name.strip_prefix(':') {
+            Some(exact) => vec![exact.to_owned()],
+            None => vec![format!("lib{name}.so"), format!("lib{name}.a")],
+        };
+        self.dirs.iter().find_map(|dir| {
+            candidates
+                .iter()
+                .map(|file| dir.join(file))
+                .find(|path| path.is_file())
+        })
+    }
+}
+
+/// The newest `/usr/lib/gcc/x86_64-linux-gnu/N` that holds libgcc.a.
+fn find_gcc_dir() -> Option<PathBuf> {
+    let base = Path::new("/usr/lib/gcc/x86_64-linux-gnu");
+    std::fs::read_dir(base)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let version: Vec<u32> = entry
+                .file_name()
+                .to_str()?
+                .split('.')
+                .map(|part| part.parse().ok())
+                .collect::<Option<_>>()?;
+            let dir = entry.path();
+            dir.join("libgcc.a").is_file().then_some((version, dir))
+        })
+        .max()
+        .map(|(_, dir)| dir)
+}
+
+/// The inputs `cc` links without being asked: libc (through its linker script, which adds
+/// libc_nonshared.a) and libgcc.a's helpers (`__udivti3`, `__divsc3`, ...).
+pub fn default_inputs(search: &SearchPath) -> Vec<InputArg> {
+    let mut inputs = vec![InputArg::Library("c".to_owned())];
+    if let Some(gcc_dir) = &search.gcc_dir {
+        inputs.push(InputArg::Path(gcc_dir.join("libgcc.a")));
+    }
+    inputs
+}
+
+/// What a mapped file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Object,
+    Archive,
+}
+
+/// A mapped object or archive.
+pub struct MappedFile {
+    pub path: PathBuf,
+    pub kind: FileKind,
+    map: Mmap,
+    /// For a thin archive: each member's own file, by member name.
+    pub thin_members: Vec<(Vec<u8>, MappedBytes)>,
+}
+
+impl MappedFile {
+    pub fn data(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+/// The bytes of a whole file, mapped read-only.
+pub struct MappedBytes(Mmap);
+
+impl MappedBytes {
+    pub fn data(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A shared library to load into the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedLibrary {
+    pub path: PathBuf,
+    /// Named inside `AS_NEEDED(...)`: loaded only if symbols remain unresolved without it.
+    pub as_needed: bool,
+}
+
+/// Every input of a link, mapped. Owns the maps that all later phases borrow from.
+#[derive(Default)]
+pub struct LinkInputs {
+    pub files: Vec<MappedFile>,
+    pub shared_libraries: Vec<SharedLibrary>,
+    /// Aligned copies of archive members that `ar` stored at odd offsets.
+    pub aligned_copies: AlignedCopies,
+}
+
+/// An append-only store of 8-byte-aligned copies of misaligned input bytes.
+///
+/// ar aligns members to 2 bytes only, but ELF structures are read in place and need their
+/// natural (8-byte) alignment. Copies live as long as the inputs.
+#[derive(Default)]
+pub struct AlignedCopies {
+    buffers: Mutex<Vec<Box<[u64]>>>,
+}
+
+impl AlignedCopies {
+    /// `data` itself if it is 8-byte aligned, otherwise an aligned copy of it.
+    pub fn aligned<'a>(&'a self, data: &'a [u8]) -> &'a [u8] {
+        if data.as_ptr().align_offset(8) == 0 {
+            return data;
+        }
+        let mut buffer = vec![0u64; data.len().div_ceil(8)].into_boxed_slice();
+        let bytes: &mut [u8] = bytemuck_bytes(&mut buffer);
+        bytes[..data.len()].copy_from_slice(data);
+        let (ptr, len) = (buffer.as_ptr() as *const u8, data.len());
+        self.buffers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(buffer);
+        // SAFETY: the boxed buffer is never moved, mutated or freed while `self` lives (the Vec
+        // holding it only grows), so the bytes stay valid for `'a`.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+}
+
+fn bytemuck_bytes(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: u8 has no alignment or validity requirements; the length covers the same bytes.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8) }
+}
+
+impl LinkInputs {
+    /// Map every input, following `-l` searches and linker scripts, in command-line order.
+    pub fn open(args: &[InputArg], search: &SearchPath) -> Result<LinkInputs> {
+        let mut inputs = LinkInputs::default();
+        for arg in args {
+            match arg {
+                InputArg::Path(path) => inputs.add_path(path, search, false, 0)?,
+                InputArg::Library(name) => {
+                    let path = search
+                        .find_library(name)
+                        .with_context(|| format!("cannot find -l{name}"))?;
+                    inputs.add_path(&path, search, false, 0)?;
+                }
+            }
+        }
+        Ok(inputs)
+    }
+
+    fn add_path(
+        &mut self,
+        path: &Path,
+        search: &SearchPath,
+        as_needed: bool,
+        script_depth: u32,
+    ) -> Result<()> {
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        // SAFETY: inputs are not expected to change while we link; like every mmap-based
+        // linker, we accept that a concurrent writer could change what we read.
+        let map = unsafe { Mmap::map(&file) }
+            .with_context(|| format!("cannot map {}", path.display()))?;
+        let data: &[u8] = &map;
+        if data.starts_with(b"\x7fELF") {
+            // e_type is at the same offset in ELF32 and ELF64 headers.
+            let e_type = data.get(16..18).map(|b| u16::from_le_bytes([b[0], b[1]]));
+            match e_type {
+                Some(object::elf::ET_REL) => self.push_file(path, FileKind::Object, map),
+                Some(object::elf::ET_DYN) => self.shared_libraries.push(SharedLibrary {
+                    path: path.to_owned(),
+                    as_needed,
+                }),
+                Some(other) => bail!(
+                    "{}: not a relocatable object or shared library (ELF e_type {other})",
+                    path.display()
+                ),
+                None => bail!("{}: truncated ELF header", path.display()),
+            }
+        } else if data.starts_with(b"!<arch>\n") || data.starts_with(b"!<thin>\n") {
+            let thin_members = if data.starts_with(b"!<thin>\n") {
+                map_thin_members(path, data)?
+            } else {
+                Vec::new()
+            };
+            self.files.push(MappedFile {
+                path: path.to_owned(),
+                kind: FileKind::Archive,
+                map,
+                thin_members,
+            });
+        } else if let Some(script) = linker_script_text(data) {
+            if script_depth > 8 {
+                bail!("{}: linker scripts nest too deeply", path.display());
+            }
+            for entry in parse_linker_script(script)
+                .with_context(|| format!("{}: cannot parse linker script", path.display()))?
+            {
+                let entry_path = match &entry.name {
+                    ScriptName::Library(name) => search
+                        .find_library(name)
+                        .with_context(|| format!("{}: cannot find -l{name}", path.display()))?,
+                    ScriptName::Path(file) => {
+                        resolve_script_path(file, path, search).with_context(|| {
+                            format!("{}: cannot find {}", path.display(), file)
+                        })?
+                    }
+                };
+                self.add_path(
+                    &entry_path,
+                    search,
+                    as_needed || entry.as_needed,
+                    script_depth + 1,
+                )?;
+            }
+        } else if data.is_empty() {
+            bail!("{}: file is empty", path.display());
+        } else {
+            bail!(
+                "{}: not an ELF file, archive or linker script",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn push_file(&mut self, path: &Path, kind: FileKind, map: Mmap) {
+        self.files.push(MappedFile {
+            path: path.to_owned(),
+            kind,
+            map,
+            thin_members: Vec::new(),
+        });
+    }
+}
+
+/// A thin archive stores only member names: map each member's file, relative to the archive.
+fn map_thin_members(path: &Path, data: &[u8]) -> Result<Vec<(Vec<u8>, MappedBytes)>> {
+    let archive = ArchiveFile::parse(data)
+        .with_context(|| format!("{}: invalid archive", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut members = Vec::new();
+    for member in archive.members() {
+        let member = member.with_context(|| format!("{}: invalid archive", path.display()))?;
+        let name = member.name();
+        let member_path = dir.join(std::str::from_utf8(name).unwrap_or_default());
+        let file = File::open(&member_path).with_context(|| {
+            format!(
+                "{}: cannot open thin archive member {}",
+                path.display(),
+                member_path.display()
+            )
+        })?;
+        // SAFETY: as for every input, see `add_path`.
+        let map = unsafe { Mmap::map(&file) }
+            .with_context(|| format!("cannot map {}", member_path.display()))?;
+        members.push((name.to_vec(), MappedBytes(map)));
+    }
+    Ok(members)
+}
+
+/// GNU ld scripts are short ASCII text files.
+fn linker_script_text(data: &[u8]) -> Option<&str> {
+    if data.len() > 64 * 1024 {
+        return None;
+    }
+    let text = std::str::from_utf8(data).ok()?;
+    let words = ["GROUP", "INPUT", "OUTPUT_FORMAT", "AS_NEEDED"];
+    words.iter().any(|w| text.contains(w)).then_some(text)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum ScriptName {
+    Path(String),
+    Library(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct ScriptEntry {
+    name: ScriptName,
+    as_needed: bool,
+}
+
+/// The files a GNU ld script adds through `GROUP(...)`, `INPUT(...)` and `AS_NEEDED(...)`.
+/// Other commands (`OUTPUT_FORMAT`, `SEARCH_DIR`, ...) do not add inputs and are skipped.
+fn parse_linker_script(text: &str) -> Result<Vec<ScriptEntry>> {
+    let mut without_comments = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("/*") {
+        without_comments.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("*/")
+            .context("unterminated comment")?;
+        without_comments.push(' ');
+        rest = &rest[start + end + 2..];
+    }
+    without_comments.push_str(rest);
+
+    let spaced = without_comments
+        .replace('(', " ( ")
+        .replace(')', " ) ")
+        .replace(',', " ");
+    let mut tokens = spaced.split_whitespace().peekable();
+    let mut entries = Vec::new();
+    // Stack of open parentheses: for each, whether it lists input files and whether AS_NEEDED.
+    let mut stack: Vec<(bool, bool)> = Vec::new();
+    while let Some(token) = tokens.next() {
+        match token {
+            "(" => bail!("unexpected '('"),
+            ")" => {
+                stack.pop().context("unbalanced ')'")?;
+            }
+            _ if tokens.peek() == Some(&"(") => {
+                tokens.next();
+                let (_, outer_needed) = stack.last().copied().unwrap_or((false, false));
+                let lists_files = matches!(token, "GROUP" | "INPUT" | "AS_NEEDED");
+                stack.push((lists_files, outer_needed || token == "AS_NEEDED"));
+            }
+            _ => match stack.last() {
+                Some(&(true, as_needed)) => {
+                    let name = match token.strip_prefix("-l") {
+                        Some(library) => ScriptName::Library(library.to_owned()),
+                        None => ScriptName::Path(token.to_owned()),
+                    };
+                    entries.push(ScriptEntry { name, as_needed });
+                }
+                // Arguments of commands we skip, and top-level words like `SEARCH_DIR`.
+                _ => {}
+            },
+        }
+    }
+    if !stack.is_empty() {
+        bail!("unbalanced '('");
+    }
+    Ok(entries)
+}
+
+/// A script names files by absolute path, or relative to the current directory, or as a file to
+/// look for in the search path (ld's rules, without sysroot).
+fn resolve_script_path(file: &str, script: &Path, search: &SearchPath) -> Option<PathBuf> {
+    let direct = PathBuf::from(file);
+    if direct.is_file() {
+        return Some(direct);
+    }
+    if direct.is_relative() {
+        if let Some(beside) = script.parent().map(|dir| dir.join(file)) {
+            if beside.is_file() {
+                return Some(beside);
+            }
+        }
+        return search.find_library(&format!(":{file}"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_debian_libc_script() {
+        let text = "/* GNU ld script\n   Use the shared library, but some functions are only in\n   the static library, so try that secondarily.  */\nOUTPUT_FORMAT(elf64-x86-64)\nGROUP ( /lib/x86_64-linux-gnu/libc.so.6 /usr/lib/x86_64-linux-gnu/libc_nonshared.a  AS_NEEDED ( /lib64/ld-linux-x86-64.so.2 ) )\n";
+        let entries = parse_linker_script(text).unwrap();
+        let path = |p: &str, as_needed| ScriptEntry {
+            name: ScriptName::Path(p.to_owned()),
+            as_needed,
+        };
+        assert_eq!(
+            entries,
+            vec![
+                path("/lib/x86_64-linux-gnu/libc.so.6", false),
+                path("/usr/lib/x86_64-linux-gnu/libc_nonshared.a", false),
+                path("/lib64/ld-linux-x86-64.so.2", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_libraries_and_rejects_unbalanced() {
+        let entries = parse_linker_script("INPUT(-lfoo, bar.o)").unwrap();
+        assert_eq!(entries[0].name, ScriptName::Library("foo".to_owned()));
+        assert_eq!(entries[1].name, ScriptName::Path("bar.o".to_owned()));
+        assert!(parse_linker_script("GROUP ( a.o").is_err());
+        assert!(parse_linker_script("GROUP ) a.o").is_err());
+        assert!(parse_linker_script("/* open").is_err());
+    }
+}

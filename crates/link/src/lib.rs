@@ -1,0 +1,23 @@
+//! rjitlink's linker: from x86-64 ELF relocatable objects and archives to fixed-up bytes at
+//! target addresses, ready to run.
+//!
+//! The phases, one module each, in the order `link` runs them:
+//! inputs → resolve → scan → layout → allocate → apply → finalize.
+
+mod apply;
+mod archive;
+mod elf;
+mod ids;
+mod input;
+mod layout;
+mod link;
+mod resolve;
+mod scan;
+mod symbols;
+mod timing;
+pub mod x86_64;
+
+pub use ids::{GlobalId, ImageOffset, ObjectId};
+pub use input::{default_inputs, InputArg, SearchPath};
+pub use link::{link, LinkOptions, LinkedImage};
+pub use timing::PhaseTimes;

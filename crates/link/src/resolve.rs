@@ -1,0 +1,543 @@
+//! Symbol resolution: one global symbol table for the link; archive members pulled in until no
+//! reference they could satisfy is left; COMDAT groups deduplicated; strong, weak, common and
+//! undefined symbols merged as ld merges them; linker-defined symbols; and everything still
+//! undefined looked up in the target's libraries in one batch.
+
+use object::read::elf::Sym as _;
+use crate::archive::{Archive, MemberRef};
+use crate::elf::{ObjectFile, Sym, LE};
+use crate::ids::{GlobalId, ObjectId};
+use crate::input::{FileKind, LinkInputs};
+use anyhow::{anyhow, bail, Context, Result};
+use foldhash::HashMap;
+use object::elf;
+use object::read::archive::ArchiveOffset;
+use object::read::elf::SectionHeader;
+use rayon::prelude::*;
+use rjitlink_executor::Executor;
+use rjitlink_memory::TargetAddr;
+use std::collections::hash_map::Entry;
+
+/// Symbols the linker itself defines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkerSymbol {
+    /// `_GLOBAL_OFFSET_TABLE_`: the GOT's base.
+    GotBase,
+    /// `__dso_handle`: identifies the linked unit to `__cxa_atexit`.
+    DsoHandle,
+    /// `__start_SECNAME` / `__stop_SECNAME`: bounds of the sections named SECNAME.
+    SectionStart,
+    SectionStop,
+}
+
+/// What a global name resolved to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// Nothing defines it (yet).
+    Undefined,
+    /// Defined by symbol `symbol` of `object`, in a section or absolute (SHN_ABS).
+    Defined {
+        object: ObjectId,
+        symbol: u32,
+        weak: bool,
+    },
+    /// A common symbol: the largest size and alignment of all its declarations, zero-filled.
+    Common {
+        object: ObjectId,
+        symbol: u32,
+        size: u64,
+        align: u64,
+    },
+    /// Defined by a library loaded in the target.
+    External(TargetAddr),
+    /// Referenced only weakly and defined nowhere: its value is 0.
+    UndefinedWeak,
+    Linker(LinkerSymbol),
+}
+
+/// A global (or weak) symbol name and what it resolved to.
+#[derive(Debug)]
+pub struct Global<'data> {
+    pub name: &'data [u8],
+    pub resolution: Resolution,
+    /// Some reference is not weak: an undefined result is an error, and archives are searched.
+    pub strong_reference: bool,
+    /// The first object that referenced it, for error messages.
+    pub referenced_by: Option<ObjectId>,
+}
+
+/// The result of resolution: every object in the link and every global name.
+pub struct SymbolDb<'data> {
+    pub objects: Vec<ObjectFile<'data>>,
+    /// Per object: the global id of each symbol from `first_global` on.
+    pub object_globals: Vec<Vec<GlobalId>>,
+    /// Per object, per section: dropped because another object's COMDAT group won.
+    pub discarded: Vec<Vec<bool>>,
+    pub globals: Vec<Global<'data>>,
+    pub by_name: HashMap<&'data [u8], GlobalId>,
+}
+
+/// How one global symbol of an object contributes to its name's resolution.
+#[derive(Clone, Copy)]
+enum Contribution {
+    Reference { weak: bool },
+    Definition { weak: bool },
+    Common { size: u64, align: u64 },
+}
+
+impl<'data> SymbolDb<'data> {
+    pub fn global(&self, id: GlobalId) -> &Global<'data> {
+        &self.globals[id.index()]
+    }
+
+    /// The global a symbol of an object names, if it is not local.
+    pub fn global_of(&self, object: ObjectId, symbol: usize) -> Option<GlobalId> {
+        let first = self.objects[object.index()].first_global();
+        symbol
+            .checked_sub(first)
+            .and_then(|i| self.object_globals[object.index()].get(i).copied())
+    }
+
+    pub fn global_name(&self, id: GlobalId) -> String {
+        String::from_utf8_lossy(self.global(id).name).into_owned()
+    }
+
+    fn intern(&mut self, name: &'data [u8]) -> GlobalId {
+        match self.by_name.entry(name) {
+            Entry::Occupied(entry) => *entry.get(),
+            Entry::Vacant(entry) => {
+                let id = GlobalId::from_index(self.globals.len());
+                self.globals.push(Global {
+                    name,
+                    resolution: Resolution::Undefined,
+                    strong_reference: false,
+                    referenced_by: None,
+                });
+                *entry.insert(id)
+            }
+        }
+    }
+}
+
+/// The section a symbol is defined in, resolving extended (SHN_XINDEX) section indices.
+pub fn symbol_section(object: &ObjectFile<'_>, index: usize, symbol: &Sym) -> Option<usize> {
+    object
+        .symbols
+        .symbol_section(LE, symbol, object::SymbolIndex(index))
+        .ok()
+        .flatten()
+        .map(|section| section.0)
+}
+
+/// Which sections of `object` lose to COMDAT groups already seen. Updates `winners`.
+fn comdat_discards<'data>(
+    object: &ObjectFile<'data>,
+    winners: &mut HashMap<&'data [u8], ()>,
+) -> Result<Vec<bool>> {
+    let mut discarded = vec![false; object.sections.len()];
+    for (index, section) in object.sections.enumerate() {
+        if section.sh_type(LE) != elf::SHT_GROUP {
+            continue;
+        }
+        let words: &[object::U32<object::LittleEndian>] = section
+            .data_as_array(LE, object.data)
+            .map_err(|e| anyhow!("{}: invalid section group: {e}", object.name))?;
+        let Some((flags, members)) = words.split_first() else {
+            continue;
+        };
+        if flags.get(LE) & elf::GRP_COMDAT == 0 {
+            continue;
+        }
+        let signature = object
+            .symbol(section.sh_info(LE) as usize)
+            .map(|symbol| object.symbol_name(symbol))
+            .with_context(|| {
+                format!(
+                    "{}: section group {} has an invalid signature symbol",
+                    object.name, index.0
+                )
+            })?;
+        if winners.insert(signature, ()).is_some() {
+            for member in members {
+                let member = member.get(LE) as usize;
+                if let Some(slot) = discarded.get_mut(member) {
+                    *slot = true;
+                }
+            }
+        }
+    }
+    Ok(discarded)
+}
+
+/// Classify an object's global symbols: the parallel half of registering an object.
+fn contributions(object: &ObjectFile<'_>, discarded: &[bool]) -> Result<Vec<Contribution>> {
+    let first = object.first_global();
+    object.symbols.symbols()[first..]
+        .iter()
+        .enumerate()
+        .map(|(i, symbol)| {
+            let index = first + i;
+            let weak = symbol.st_bind() == elf::STB_WEAK;
+            Ok(match symbol.st_shndx(LE) {
+                elf::SHN_UNDEF => Contribution::Reference { weak },
+                elf::SHN_COMMON => Contribution::Common {
+                    size: symbol.st_size(LE),
+                    align: symbol.st_value(LE).max(1),
+                },
+                elf::SHN_ABS => Contribution::Definition { weak },
+                _ => {
+                    let section = symbol_section(object, index, symbol)
+                        .filter(|&s| s < object.sections.len())
+                        .with_context(|| {
+                            format!(
+                                "{}: symbol {} has an invalid section index",
+                                object.name,
+                                object.describe_symbol(index)
+                            )
+                        })?;
+                    if symbol.st_type() == elf::STT_GNU_IFUNC {
+                        bail!(
+                            "{}: symbol {} is an IFUNC (STT_GNU_IFUNC), which rjitlink does not support yet",
+                            object.name,
+                            object.describe_symbol(index)
+                        );
+                    }
+                    if discarded[section] {
+                        // The winning copy of the group defines it.
+                        Contribution::Reference { weak: false }
+                    } else {
+                        Contribution::Definition { weak }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Builds the symbol table object by object, in a fixed order so results never depend on
+/// thread timing.
+struct Resolver<'data> {
+    db: SymbolDb<'data>,
+    comdat_winners: HashMap<&'data [u8], ()>,
+    /// Undefined, strongly referenced globals not yet searched for in archives.
+    pending: Vec<GlobalId>,
+    duplicates: Vec<(GlobalId, ObjectId, ObjectId)>,
+}
+
+impl<'data> Resolver<'data> {
+    /// Add parsed objects (with their precomputed contributions) in order.
+    fn register(&mut self, batch: Vec<(ObjectFile<'data>, Vec<Contribution>, Vec<bool>)>) {
+        for (object, contributions, discarded) in batch {
+            let object_id = ObjectId::from_index(self.db.objects.len());
+            let first = object.first_global();
+            let mut ids = Vec::with_capacity(contributions.len());
+            for (i, contribution) in contributions.into_iter().enumerate() {
+                let symbol = &object.symbols.symbols()[first + i];
+                let id = self.db.intern(object.symbol_name(symbol));
+                ids.push(id);
+                self.merge(id, object_id, (first + i) as u32, contribution);
+            }
+            self.db.objects.push(object);
+            self.db.object_globals.push(ids);
+            self.db.discarded.push(discarded);
+        }
+    }
+
+    fn merge(&mut self, id: GlobalId, object: ObjectId, symbol: u32, contribution: Contribution) {
+        let global = &mut self.db.globals[id.index()];
+        let current = global.resolution;
+        match contribution {
+            Contribution::Reference { weak } => {
+                global.referenced_by.get_or_insert(object);
+                if !weak && !global.strong_reference {
+                    global.strong_reference = true;
+                    if current == Resolution::Undefined {
+                        self.pending.push(id);
+                    }
+                }
+            }
+            Contribution::Definition { weak } => match current {
+                Resolution::Defined {
+                    weak: false,
+                    object: other,
+                    ..
+                } => {
+                    if !weak {
+                        self.duplicates.push((id, other, object));
+                    }
+                }
+                Resolution::Defined { weak: true, .. } if weak => {}
+                Resolution::Common { .. } if weak => {}
+                _ => {
+                    global.resolution = Resolution::Defined {
+                        object,
+                        symbol,
+                        weak,
+                    }
+                }
+            },
+            Contribution::Common { size, align } => match current {
+                Resolution::Common {
+                    size: old_size,
+                    align: old_align,
+                    object: old_object,
+                    symbol: old_symbol,
+                } => {
+                    global.resolution = Resolution::Common {
+                        object: old_object,
+                        symbol: old_symbol,
+                        size: size.max(old_size),
+                        align: align.max(old_align),
+                    }
+                }
+                Resolution::Defined { weak: false, .. } => {}
+                _ => {
+                    global.resolution = Resolution::Common {
+                        object,
+                        symbol,
+                        size,
+                        align,
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Parse objects in parallel, then find their COMDAT losers and contributions.
+fn parse_batch<'data>(named: Vec<(String, &'data [u8])>) -> Result<Vec<ObjectFile<'data>>> {
+    named
+        .into_par_iter()
+        .map(|(name, data)| ObjectFile::parse(name, data))
+        .collect()
+}
+
+fn prepare_batch<'data>(
+    objects: Vec<ObjectFile<'data>>,
+    comdat_winners: &mut HashMap<&'data [u8], ()>,
+) -> Result<Vec<(ObjectFile<'data>, Vec<Contribution>, Vec<bool>)>> {
+    // COMDAT winners depend on order, so groups are claimed sequentially (they are few).
+    let discards = objects
+        .iter()
+        .map(|object| comdat_discards(object, comdat_winners))
+        .collect::<Result<Vec<_>>>()?;
+    objects
+        .into_par_iter()
+        .zip(discards)
+        .map(|(object, discarded)| {
+            let contributions = contributions(&object, &discarded)?;
+            Ok((object, contributions, discarded))
+        })
+        .collect()
+}
+
+/// Resolve every symbol of the link. `entry` is treated as referenced, so an archive can
+/// provide it. Shared libraries are loaded into the target here.
+pub fn resolve<'data>(
+    inputs: &'data LinkInputs,
+    entry: &'data str,
+    executor: &mut dyn Executor,
+) -> Result<SymbolDb<'data>> {
+    let mut resolver = Resolver {
+        db: SymbolDb {
+            objects: Vec::new(),
+            object_globals: Vec::new(),
+            discarded: Vec::new(),
+            globals: Vec::new(),
+            by_name: HashMap::default(),
+        },
+        comdat_winners: HashMap::default(),
+        pending: Vec::new(),
+        duplicates: Vec::new(),
+    };
+
+    // Command-line objects, then archive members as they are needed.
+    let mut archives = Vec::new();
+    let mut objects = Vec::new();
+    for file in &inputs.files {
+        match file.kind {
+            FileKind::Object => objects.push((file.path.display().to_string(), file.data())),
+            FileKind::Archive => archives.push(Archive::parse(file, &inputs.aligned_copies)?),
+        }
+    }
+    let entry_id = resolver.db.intern(entry.as_bytes());
+    resolver.db.globals[entry_id.index()].strong_reference = true;
+    resolver.pending.push(entry_id);
+
+    let batch = prepare_batch(parse_batch(objects)?, &mut resolver.comdat_winners)?;
+    resolver.register(batch);
+
+    // The first archive (in command-line order) that offers a name provides it.
+    let indexes = archives
+        .par_iter()
+        .enumerate()
+        .map(|(i, archive)| archive.symbol_index(i as u32))
+        .collect::<Result<Vec<_>>>()?;
+    let mut offered: HashMap<&'data [u8], MemberRef> = HashMap::default();
+    for (name, member) in indexes.into_iter().flatten() {
+        offered.entry(name).or_insert(member);
+    }
+    let mut loaded_members: HashMap<MemberRef, ()> = HashMap::default();
+    loop {
+        let mut wanted = Vec::new();
+        for id in std::mem::take(&mut resolver.pending) {
+            let global = &resolver.db.globals[id.index()];
+            if global.resolution != Resolution::Undefined {
+                continue;
+            }
+            if let Some(&member) = offered.get(global.name) {
+                if loaded_members.insert(member, ()).is_none() {
+                    wanted.push(member);
+                }
+            }
+        }
+        if wanted.is_empty() {
+            break;
+        }
+        let named = wanted
+            .iter()
+            .map(|m| archives[m.archive as usize].member(ArchiveOffset(m.offset)))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = prepare_batch(parse_batch(named)?, &mut resolver.comdat_winners)?;
+        resolver.register(batch);
+    }
+
+    if let Some(&(id, first, second)) = resolver.duplicates.first() {
+        let db = &resolver.db;
+        bail!(
+            "duplicate symbol `{}`: defined in {} and in {}",
+            db.global_name(id),
+            db.objects[first.index()].name,
+            db.objects[second.index()].name
+        );
+    }
+    let mut db = resolver.db;
+    define_linker_symbols(&mut db);
+    resolve_externals(&mut db, inputs, executor)?;
+    Ok(db)
+}
+
+fn is_c_identifier(name: &[u8]) -> bool {
+    !name.is_empty()
+        && !name[0].is_ascii_digit()
+        && name.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+fn define_linker_symbols(db: &mut SymbolDb<'_>) {
+    let mut wants_section_bounds = false;
+    for global in &mut db.globals {
+        if global.resolution != Resolution::Undefined {
+            continue;
+        }
+        global.resolution = match global.name {
+            b"_GLOBAL_OFFSET_TABLE_" => Resolution::Linker(LinkerSymbol::GotBase),
+            b"__dso_handle" => Resolution::Linker(LinkerSymbol::DsoHandle),
+            name if name.starts_with(b"__start_") || name.starts_with(b"__stop_") => {
+                wants_section_bounds = true;
+                continue;
+            }
+            _ => continue,
+        };
+    }
+    if !wants_section_bounds {
+        return;
+    }
+    // __start_X/__stop_X exist only when some kept, loaded section is named X.
+    let mut section_names: HashMap<&[u8], ()> = HashMap::default();
+    for (object, discarded) in db.objects.iter().zip(&db.discarded) {
+        for (index, section) in object.sections.enumerate() {
+            let loaded = section.sh_flags(LE) & u64::from(elf::SHF_ALLOC) != 0;
+            let name = object.section_name(index.0);
+            if loaded && !discarded[index.0] && is_c_identifier(name) {
+                section_names.insert(name, ());
+            }
+        }
+    }
+    for global in &mut db.globals {
+        if global.resolution != Resolution::Undefined {
+            continue;
+        }
+        let bound = if let Some(section) = global.name.strip_prefix(b"__start_") {
+            Some((section, LinkerSymbol::SectionStart))
+        } else {
+            global
+                .name
+                .strip_prefix(b"__stop_")
+                .map(|section| (section, LinkerSymbol::SectionStop))
+        };
+        if let Some((section, symbol)) = bound {
+            if section_names.contains_key(section) {
+                global.resolution = Resolution::Linker(symbol);
+            }
+        }
+    }
+}
+
+/// Load the shared libraries and look every undefined name up in them, in one batch (plus one
+/// more for AS_NEEDED libraries if anything is still missing). Still missing: one error line
+/// per strongly referenced name, with an object that references it.
+fn resolve_externals(
+    db: &mut SymbolDb<'_>,
+    inputs: &LinkInputs,
+    executor: &mut dyn Executor,
+) -> Result<()> {
+    let mut missing: Vec<GlobalId> = db
+        .globals
+        .iter()
+        .enumerate()
+        .filter(|(_, global)| global.resolution == Resolution::Undefined)
+        .map(|(i, _)| GlobalId::from_index(i))
+        .collect();
+    for as_needed in [false, true] {
+        let mut loaded_any = false;
+        for library in inputs
+            .shared_libraries
+            .iter()
+            .filter(|l| l.as_needed == as_needed)
+        {
+            if as_needed && missing.is_empty() {
+                break;
+            }
+            executor.load_library(&library.path)?;
+            loaded_any = true;
+        }
+        if missing.is_empty() || !loaded_any {
+            continue;
+        }
+        let names: Vec<&[u8]> = missing.iter().map(|&id| db.global(id).name).collect();
+        let addresses = executor
+            .lookup(&names)
+            .context("cannot look up symbols in the target")?;
+        let mut still_missing = Vec::new();
+        for (id, address) in missing.into_iter().zip(addresses) {
+            match address {
+                Some(address) => {
+                    db.globals[id.index()].resolution = Resolution::External(address)
+                }
+                None => still_missing.push(id),
+            }
+        }
+        missing = still_missing;
+    }
+
+    let mut errors = Vec::new();
+    for id in missing {
+        let global = &mut db.globals[id.index()];
+        if !global.strong_reference {
+            global.resolution = Resolution::UndefinedWeak;
+            continue;
+        }
+        let referrer = match global.referenced_by {
+            Some(object) => db.objects[object.index()].name.clone(),
+            None => "the entry point".to_owned(),
+        };
+        errors.push(format!(
+            "undefined symbol `{}` (referenced by {referrer})",
+            String::from_utf8_lossy(global.name)
+        ));
+    }
+    match errors.len() {
+        0 => Ok(()),
+        _ => Err(anyhow!(errors.join("\nrjitlink: error: "))),
+    }
+}
