@@ -16,7 +16,11 @@ use std::time::Instant;
 const EXIT_LINKER_ERROR: u8 = 125;
 
 #[derive(Parser)]
-#[command(name = "rjitlink", version, about = "A just-in-time linker for x86-64 ELF")]
+#[command(
+    name = "rjitlink",
+    version,
+    about = "A just-in-time linker for x86-64 ELF"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,7 +64,11 @@ struct RunArgs {
 fn ordered_inputs(matches: &ArgMatches, run: &RunArgs) -> Vec<InputArg> {
     let mut indexed: Vec<(usize, InputArg)> = Vec::new();
     if let Some(indices) = matches.indices_of("inputs") {
-        indexed.extend(indices.zip(&run.inputs).map(|(i, p)| (i, InputArg::Path(p.clone()))));
+        indexed.extend(
+            indices
+                .zip(&run.inputs)
+                .map(|(i, p)| (i, InputArg::Path(p.clone()))),
+        );
     }
     if let Some(indices) = matches.indices_of("libraries") {
         indexed.extend(
@@ -86,7 +94,11 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
     let mut linked = rjitlink_link::link(&options, &mut executor, &mut times)?;
     if args.show_times {
         eprint!("{}", times.report());
-        eprintln!("{:>10} {:>9.3} ms", "wall", start.elapsed().as_secs_f64() * 1e3);
+        eprintln!(
+            "{:>10} {:>9.3} ms",
+            "wall",
+            start.elapsed().as_secs_f64() * 1e3
+        );
     }
     if args.noexec {
         return Ok(0);

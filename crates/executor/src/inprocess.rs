@@ -37,7 +37,9 @@ fn dlerror_message() -> String {
         "unknown dynamic loader error".to_owned()
     } else {
         // SAFETY: checked non-null above.
-        unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(message) }
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -102,7 +104,10 @@ impl Executor for InProcess {
         extern "C" {
             static environ: *const *const c_char;
         }
-        if FINI_FUNCTIONS.set(program.fini.iter().map(|a| a.get()).collect()).is_err() {
+        if FINI_FUNCTIONS
+            .set(program.fini.iter().map(|a| a.get()).collect())
+            .is_err()
+        {
             bail!("a program has already run in this process");
         }
         // SAFETY: everything below calls into code the linker produced for this purpose. The

@@ -1,16 +1,18 @@
 //! Copy each loaded section into the image and apply its relocations while its bytes are hot in
 //! cache, all sections in parallel on disjoint slices of the working memory.
 
-use object::read::elf::Sym as _;
 use crate::elf::{ObjectFile, LE};
 use crate::ids::{ImageOffset, ObjectId};
 use crate::layout::{InputSection, Layout};
 use crate::resolve::{symbol_section, LinkerSymbol, Resolution, SymbolDb};
 use crate::scan::{describe_place, GotPlan};
 use crate::symbols::{classify, Placement, SymbolRef};
-use crate::x86_64::{fits, plt_stub, relax_instruction, relaxation, reloc_kind, Formula, Relax, Range};
+use crate::x86_64::{
+    fits, plt_stub, relax_instruction, relaxation, reloc_kind, Formula, Range, Relax,
+};
 use anyhow::{anyhow, bail, Result};
 use object::elf;
+use object::read::elf::Sym as _;
 use rayon::prelude::*;
 use rjitlink_memory::TargetAddr;
 
@@ -70,10 +72,22 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
             Resolution::UndefinedWeak | Resolution::Undefined => Some(TargetAddr(0)),
             Resolution::Linker(LinkerSymbol::GotBase) => Some(base + layout.got.get()),
             Resolution::Linker(LinkerSymbol::DsoHandle) => Some(base + layout.dso_handle.get()),
-            Resolution::Linker(bound @ (LinkerSymbol::SectionStart | LinkerSymbol::SectionStop)) => {
-                let prefix_len = if bound == LinkerSymbol::SectionStart { 8 } else { 7 };
+            Resolution::Linker(
+                bound @ (LinkerSymbol::SectionStart | LinkerSymbol::SectionStop),
+            ) => {
+                let prefix_len = if bound == LinkerSymbol::SectionStart {
+                    8
+                } else {
+                    7
+                };
                 let (start, stop) = layout.section_bounds.get(&global.name[prefix_len..])?;
-                Some(base + if bound == LinkerSymbol::SectionStart { start.get() } else { stop.get() })
+                Some(
+                    base + if bound == LinkerSymbol::SectionStart {
+                        start.get()
+                    } else {
+                        stop.get()
+                    },
+                )
             }
         })
         .collect();
@@ -170,7 +184,9 @@ fn write_got_and_plt(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result
     let layout = context.layout;
     for (index, &symbol) in context.plan.slots.iter().enumerate() {
         let value = context.symbol_address(symbol)?;
-        let at = layout.got_slot(crate::ids::GotSlot::from_index(index)).get() as usize;
+        let at = layout
+            .got_slot(crate::ids::GotSlot::from_index(index))
+            .get() as usize;
         image[at..at + 8].copy_from_slice(&value.get().to_le_bytes());
     }
     for (index, &(_, slot)) in context.plan.stubs.iter().enumerate() {
@@ -204,9 +220,10 @@ fn apply_section(
         let fail = |message: String| anyhow!("{}: {message}", describe_place(db, section, offset));
         let kind = reloc_kind(r_type).map_err(|e| fail(e.to_string()))?;
         let against = || object.describe_symbol(r_sym);
-        let in_bounds = usize::try_from(offset)
-            .ok()
-            .filter(|&o| o.checked_add(kind.width).is_some_and(|end| end <= out.len()));
+        let in_bounds = usize::try_from(offset).ok().filter(|&o| {
+            o.checked_add(kind.width)
+                .is_some_and(|end| end <= out.len())
+        });
         let Some(mut field) = in_bounds else {
             return Err(fail(format!(
                 "{} against `{}` lies outside its section (size {:#x})",
@@ -217,7 +234,8 @@ fn apply_section(
         };
         let (symbol, placement) =
             classify(db, section.object, r_sym).map_err(|e| fail(e.to_string()))?;
-        let with_symbol = |e: anyhow::Error| fail(format!("{} against `{}`: {e}", kind.name, against()));
+        let with_symbol =
+            |e: anyhow::Error| fail(format!("{} against `{}`: {e}", kind.name, against()));
         let place = section_address + field as u64;
         let s = || context.symbol_address(symbol).map_err(with_symbol);
         let value: i64 = match kind.formula {
@@ -291,8 +309,10 @@ fn apply_section(
                 value,
                 kind.width * 8,
                 match (kind.formula, placement) {
-                    (Formula::Absolute, _) => " (absolute addresses need the code placed below 2 GiB; compile with -fPIC)",
-                    (_, Placement::External) => " (the symbol lies in a shared library too far away)",
+                    (Formula::Absolute, _) =>
+                        " (absolute addresses need the code placed below 2 GiB; compile with -fPIC)",
+                    (_, Placement::External) =>
+                        " (the symbol lies in a shared library too far away)",
                     _ => "",
                 }
             )));

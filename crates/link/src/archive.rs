@@ -1,12 +1,12 @@
 //! Static archives: which member defines which symbol, and the members' bytes.
 //! Members are parsed only when the link pulls them in.
 
-use object::read::elf::Sym as _;
 use crate::elf::{ObjectFile, LE};
 use crate::input::{AlignedCopies, MappedFile};
 use anyhow::{anyhow, Context, Result};
 use object::elf;
 use object::read::archive::{ArchiveFile, ArchiveOffset};
+use object::read::elf::Sym as _;
 
 /// A member of an archive, identified by its header's offset in the archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,9 +1,9 @@
 //! One ELF relocatable object, borrowed from its mmap with `object`'s low-level ELF API.
 //! Parsing validates everything later phases index with, so they can index without panicking.
 
-use object::read::elf::Sym as _;
 use anyhow::{anyhow, bail, Result};
 use object::elf;
+use object::read::elf::Sym as _;
 use object::read::elf::{FileHeader, SectionHeader, SectionTable, SymbolTable};
 use object::{LittleEndian, SectionIndex};
 
@@ -56,7 +56,9 @@ impl<'data> ObjectFile<'data> {
             class => return Err(fail(format!("invalid ELF class {class}"))),
         }
         if data[5] != elf::ELFDATA2LSB {
-            return Err(fail("big-endian ELF object; rjitlink links x86-64 objects".into()));
+            return Err(fail(
+                "big-endian ELF object; rjitlink links x86-64 objects".into(),
+            ));
         }
         let header = Elf::parse(data).map_err(|e| fail(format!("invalid ELF header: {e}")))?;
         let machine = header.e_machine(LE);
@@ -80,7 +82,7 @@ impl<'data> ObjectFile<'data> {
             .map_err(|e| fail(format!("invalid symbol table (truncated file?): {e}")))?;
 
         let mut relocations: Vec<&'data [Rela]> = vec![&[]; sections.len()];
-        for (index, section) in sections.enumerate() {
+        for section in sections.iter() {
             let section_name = || {
                 String::from_utf8_lossy(sections.section_name(LE, section).unwrap_or(b"?"))
                     .into_owned()
@@ -173,7 +175,10 @@ impl<'data> ObjectFile<'data> {
         };
         if symbol.st_type() == elf::STT_SECTION {
             let shndx = usize::from(symbol.st_shndx(LE));
-            return format!("section {}", String::from_utf8_lossy(self.section_name(shndx)));
+            return format!(
+                "section {}",
+                String::from_utf8_lossy(self.section_name(shndx))
+            );
         }
         String::from_utf8_lossy(self.symbol_name(symbol)).into_owned()
     }

@@ -243,11 +243,8 @@ impl LinkInputs {
                     ScriptName::Library(name) => search
                         .find_library(name)
                         .with_context(|| format!("{}: cannot find -l{name}", path.display()))?,
-                    ScriptName::Path(file) => {
-                        resolve_script_path(file, path, search).with_context(|| {
-                            format!("{}: cannot find {}", path.display(), file)
-                        })?
-                    }
+                    ScriptName::Path(file) => resolve_script_path(file, path, search)
+                        .with_context(|| format!("{}: cannot find {}", path.display(), file))?,
                 };
                 self.add_path(
                     &entry_path,
@@ -279,8 +276,8 @@ impl LinkInputs {
 
 /// A thin archive stores only member names: map each member's file, relative to the archive.
 fn map_thin_members(path: &Path, data: &[u8]) -> Result<Vec<(Vec<u8>, MappedBytes)>> {
-    let archive = ArchiveFile::parse(data)
-        .with_context(|| format!("{}: invalid archive", path.display()))?;
+    let archive =
+        ArchiveFile::parse(data).with_context(|| format!("{}: invalid archive", path.display()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut members = Vec::new();
     for member in archive.members() {
@@ -331,9 +328,7 @@ fn parse_linker_script(text: &str) -> Result<Vec<ScriptEntry>> {
     let mut rest = text;
     while let Some(start) = rest.find("/*") {
         without_comments.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("*/")
-            .context("unterminated comment")?;
+        let end = rest[start..].find("*/").context("unterminated comment")?;
         without_comments.push(' ');
         rest = &rest[start + end + 2..];
     }
@@ -359,17 +354,16 @@ fn parse_linker_script(text: &str) -> Result<Vec<ScriptEntry>> {
                 let lists_files = matches!(token, "GROUP" | "INPUT" | "AS_NEEDED");
                 stack.push((lists_files, outer_needed || token == "AS_NEEDED"));
             }
-            _ => match stack.last() {
-                Some(&(true, as_needed)) => {
+            // Arguments of commands we skip, and top-level words, add no input.
+            _ => {
+                if let Some(&(true, as_needed)) = stack.last() {
                     let name = match token.strip_prefix("-l") {
                         Some(library) => ScriptName::Library(library.to_owned()),
                         None => ScriptName::Path(token.to_owned()),
                     };
                     entries.push(ScriptEntry { name, as_needed });
                 }
-                // Arguments of commands we skip, and top-level words like `SEARCH_DIR`.
-                _ => {}
-            },
+            }
         }
     }
     if !stack.is_empty() {

@@ -39,9 +39,15 @@ impl SegmentKind {
 pub enum InitKind {
     PreInit,
     /// `.init_array[.N]` or `.ctors[.N]`; `reversed`: a .ctors table, called last entry first.
-    Init { priority: u32, reversed: bool },
+    Init {
+        priority: u32,
+        reversed: bool,
+    },
     /// `.fini_array[.N]` or `.dtors[.N]`.
-    Fini { priority: u32, reversed: bool },
+    Fini {
+        priority: u32,
+        reversed: bool,
+    },
 }
 
 /// A loaded input section.
@@ -64,24 +70,47 @@ fn init_kind(name: &[u8], section_type: u32) -> Option<InitKind> {
     let priority = |suffix: &[u8]| -> Option<u32> {
         match suffix {
             b"" => Some(DEFAULT),
-            _ => std::str::from_utf8(suffix.strip_prefix(b".")?).ok()?.parse().ok(),
+            _ => std::str::from_utf8(suffix.strip_prefix(b".")?)
+                .ok()?
+                .parse()
+                .ok(),
         }
     };
-    let ctor_priority = |suffix: &[u8]| priority(suffix).map(|p| if p == DEFAULT { p } else { 65535u32.saturating_sub(p) });
+    let ctor_priority = |suffix: &[u8]| {
+        priority(suffix).map(|p| {
+            if p == DEFAULT {
+                p
+            } else {
+                65535u32.saturating_sub(p)
+            }
+        })
+    };
     if section_type == elf::SHT_PREINIT_ARRAY || name == b".preinit_array" {
         return Some(InitKind::PreInit);
     }
     if let Some(suffix) = name.strip_prefix(b".init_array") {
-        return Some(InitKind::Init { priority: priority(suffix)?, reversed: false });
+        return Some(InitKind::Init {
+            priority: priority(suffix)?,
+            reversed: false,
+        });
     }
     if let Some(suffix) = name.strip_prefix(b".ctors") {
-        return Some(InitKind::Init { priority: ctor_priority(suffix)?, reversed: true });
+        return Some(InitKind::Init {
+            priority: ctor_priority(suffix)?,
+            reversed: true,
+        });
     }
     if let Some(suffix) = name.strip_prefix(b".fini_array") {
-        return Some(InitKind::Fini { priority: priority(suffix)?, reversed: false });
+        return Some(InitKind::Fini {
+            priority: priority(suffix)?,
+            reversed: false,
+        });
     }
     if let Some(suffix) = name.strip_prefix(b".dtors") {
-        return Some(InitKind::Fini { priority: ctor_priority(suffix)?, reversed: true });
+        return Some(InitKind::Fini {
+            priority: ctor_priority(suffix)?,
+            reversed: true,
+        });
     }
     None
 }
@@ -184,11 +213,11 @@ impl Layout {
     }
 
     pub fn got_slot(&self, slot: crate::ids::GotSlot) -> ImageOffset {
-        ImageOffset(self.got.0 + slot.0 as u64 * GOT_SLOT_SIZE)
+        ImageOffset(self.got.0 + slot.index() as u64 * GOT_SLOT_SIZE)
     }
 
     pub fn plt_stub(&self, stub: crate::ids::PltStub) -> ImageOffset {
-        ImageOffset(self.plt.0 + stub.0 as u64 * PLT_STUB_SIZE)
+        ImageOffset(self.plt.0 + stub.index() as u64 * PLT_STUB_SIZE)
     }
 }
 
@@ -243,7 +272,9 @@ pub fn layout(
         // Synthetic contents go first in their segment, before the zero-fill sections.
         match segment {
             SegmentKind::Code => plt = builder.place(plan.stubs.len() as u64 * PLT_STUB_SIZE, 16),
-            SegmentKind::ReadOnly => got = builder.place(plan.slots.len() as u64 * GOT_SLOT_SIZE, 8),
+            SegmentKind::ReadOnly => {
+                got = builder.place(plan.slots.len() as u64 * GOT_SLOT_SIZE, 8)
+            }
             SegmentKind::Data => dso_handle = builder.place(8, 8),
         }
         while let Some(section) = remaining.next_if(|s| s.segment == segment) {

@@ -3,7 +3,7 @@
 use crate::apply::{addresses, apply, ApplyContext};
 use crate::input::{default_inputs, InputArg, LinkInputs, SearchPath};
 use crate::layout::{input_sections, layout, InitKind, Layout, SegmentKind};
-use crate::resolve::{resolve, Resolution, SymbolDb};
+use crate::resolve::{resolve, Resolution};
 use crate::scan::scan;
 use crate::timing::PhaseTimes;
 use anyhow::{anyhow, bail, Result};
@@ -51,7 +51,10 @@ pub fn link(
             "entry symbol `{}` is defined only in a shared library, not by the linked objects",
             options.entry
         ),
-        _ => bail!("entry symbol `{}` is not defined by any input", options.entry),
+        _ => bail!(
+            "entry symbol `{}` is not defined by any input",
+            options.entry
+        ),
     }
     let (sections, plan) = times.time("scan", || -> Result<_> {
         let sections = input_sections(&db)?;
@@ -90,12 +93,16 @@ pub fn link(
     };
     times.time("apply", || apply(&context, image))?;
 
-    let entry = addresses.globals[entry_id.index()]
-        .ok_or_else(|| anyhow!("entry symbol `{}` lies in a section that is not loaded", options.entry))?;
+    let entry = addresses.globals[entry_id.index()].ok_or_else(|| {
+        anyhow!(
+            "entry symbol `{}` lies in a section that is not loaded",
+            options.entry
+        )
+    })?;
     let program = Program {
         entry,
-        init: init_functions(&db, &layout, image, range.start, false),
-        fini: init_functions(&db, &layout, image, range.start, true),
+        init: init_functions(&layout, image, false),
+        fini: init_functions(&layout, image, true),
         args: Vec::new(),
     };
     let segments: Vec<SegmentProtection> = SegmentKind::ALL
@@ -122,14 +129,7 @@ pub fn link(
 
 /// The functions of the init tables (or, with `fini`, the fini tables) in call order, read
 /// from the relocated image. Priorities ascend for init; fini runs in the reverse order.
-fn init_functions(
-    db: &SymbolDb<'_>,
-    layout: &Layout,
-    image: &[u8],
-    base: TargetAddr,
-    fini: bool,
-) -> Vec<TargetAddr> {
-    let _ = db;
+fn init_functions(layout: &Layout, image: &[u8], fini: bool) -> Vec<TargetAddr> {
     let mut tables: Vec<(u32, u32, usize, bool, u64, u64)> = Vec::new();
     for (order, (section, at)) in layout.placed.iter().enumerate() {
         let key = match (section.init, fini) {
@@ -158,6 +158,5 @@ fn init_functions(
     if fini {
         functions.reverse();
     }
-    let _ = base;
     functions
 }

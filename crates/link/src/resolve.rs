@@ -3,7 +3,6 @@
 //! undefined symbols merged as ld merges them; linker-defined symbols; and everything still
 //! undefined looked up in the target's libraries in one batch.
 
-use object::read::elf::Sym as _;
 use crate::archive::{Archive, MemberRef};
 use crate::elf::{ObjectFile, Sym, LE};
 use crate::ids::{GlobalId, ObjectId};
@@ -13,6 +12,7 @@ use foldhash::HashMap;
 use object::elf;
 use object::read::archive::ArchiveOffset;
 use object::read::elf::SectionHeader;
+use object::read::elf::Sym as _;
 use rayon::prelude::*;
 use rjitlink_executor::Executor;
 use rjitlink_memory::TargetAddr;
@@ -214,6 +214,14 @@ fn contributions(object: &ObjectFile<'_>, discarded: &[bool]) -> Result<Vec<Cont
         .collect()
 }
 
+/// A parsed object with what it contributes to the symbol table.
+struct PreparedObject<'data> {
+    object: ObjectFile<'data>,
+    contributions: Vec<Contribution>,
+    /// Per section: lost to another object's COMDAT group.
+    discarded: Vec<bool>,
+}
+
 /// Builds the symbol table object by object, in a fixed order so results never depend on
 /// thread timing.
 struct Resolver<'data> {
@@ -226,8 +234,13 @@ struct Resolver<'data> {
 
 impl<'data> Resolver<'data> {
     /// Add parsed objects (with their precomputed contributions) in order.
-    fn register(&mut self, batch: Vec<(ObjectFile<'data>, Vec<Contribution>, Vec<bool>)>) {
-        for (object, contributions, discarded) in batch {
+    fn register(&mut self, batch: Vec<PreparedObject<'data>>) {
+        for PreparedObject {
+            object,
+            contributions,
+            discarded,
+        } in batch
+        {
             let object_id = ObjectId::from_index(self.db.objects.len());
             let first = object.first_global();
             let mut ids = Vec::with_capacity(contributions.len());
@@ -315,7 +328,7 @@ fn parse_batch<'data>(named: Vec<(String, &'data [u8])>) -> Result<Vec<ObjectFil
 fn prepare_batch<'data>(
     objects: Vec<ObjectFile<'data>>,
     comdat_winners: &mut HashMap<&'data [u8], ()>,
-) -> Result<Vec<(ObjectFile<'data>, Vec<Contribution>, Vec<bool>)>> {
+) -> Result<Vec<PreparedObject<'data>>> {
     // COMDAT winners depend on order, so groups are claimed sequentially (they are few).
     let discards = objects
         .iter()
@@ -326,7 +339,11 @@ fn prepare_batch<'data>(
         .zip(discards)
         .map(|(object, discarded)| {
             let contributions = contributions(&object, &discarded)?;
-            Ok((object, contributions, discarded))
+            Ok(PreparedObject {
+                object,
+                contributions,
+                discarded,
+            })
         })
         .collect()
 }
@@ -511,9 +528,7 @@ fn resolve_externals(
         let mut still_missing = Vec::new();
         for (id, address) in missing.into_iter().zip(addresses) {
             match address {
-                Some(address) => {
-                    db.globals[id.index()].resolution = Resolution::External(address)
-                }
+                Some(address) => db.globals[id.index()].resolution = Resolution::External(address),
                 None => still_missing.push(id),
             }
         }

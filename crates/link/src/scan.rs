@@ -9,7 +9,7 @@ use crate::ids::{GlobalId, GotSlot, ObjectId, PltStub};
 use crate::layout::InputSection;
 use crate::resolve::SymbolDb;
 use crate::symbols::{classify, Placement, SymbolRef};
-use crate::x86_64::{reloc_kind, relaxation, Formula, Relax};
+use crate::x86_64::{relaxation, reloc_kind, Formula, Relax};
 use anyhow::{anyhow, Result};
 use foldhash::HashMap;
 use rayon::prelude::*;
@@ -116,10 +116,10 @@ fn scan_section(
         let info = rela.r_info.get(crate::elf::LE);
         let (r_type, r_sym) = ((info & 0xffff_ffff) as u32, (info >> 32) as usize);
         let fail = |message: String| anyhow!("{}: {message}", describe_place(db, section, offset));
-        let kind = reloc_kind(r_type).map_err(|e| {
-            fail(format!("{e} against `{}`", object.describe_symbol(r_sym)))
-        })?;
-        let (symbol, placement) = classify(db, section.object, r_sym).map_err(|e| fail(e.to_string()))?;
+        let kind = reloc_kind(r_type)
+            .map_err(|e| fail(format!("{e} against `{}`", object.describe_symbol(r_sym))))?;
+        let (symbol, placement) =
+            classify(db, section.object, r_sym).map_err(|e| fail(e.to_string()))?;
         let needs = match kind.formula {
             Formula::GotPcRelative { relax } => {
                 let relaxable = relax != Relax::Never

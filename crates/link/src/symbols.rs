@@ -1,12 +1,12 @@
 //! What a relocation's symbol refers to, shared by scan (which decides GOT slots and stubs)
 //! and apply (which computes values).
 
-use object::read::elf::Sym as _;
 use crate::elf::LE;
 use crate::ids::{GlobalId, ObjectId};
 use crate::resolve::{symbol_section, Resolution, SymbolDb};
 use anyhow::{anyhow, Result};
 use object::elf;
+use object::read::elf::Sym as _;
 
 /// A symbol a relocation names: a global by id, or a local of one object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,7 +29,11 @@ pub enum Placement {
 }
 
 /// Find the symbol a relocation in `object` names and where its value lies.
-pub fn classify(db: &SymbolDb<'_>, object: ObjectId, symbol: usize) -> Result<(SymbolRef, Placement)> {
+pub fn classify(
+    db: &SymbolDb<'_>,
+    object: ObjectId,
+    symbol: usize,
+) -> Result<(SymbolRef, Placement)> {
     let file = &db.objects[object.index()];
     if symbol >= file.symbols.len() {
         return Err(anyhow!("invalid symbol index {symbol}"));

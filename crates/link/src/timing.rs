@@ -31,9 +31,16 @@ impl PhaseTimes {
         let mut total = Duration::ZERO;
         for (name, duration) in &self.phases {
             total += *duration;
-            out.push_str(&format!("{name:>10} {:>9.3} ms\n", duration.as_secs_f64() * 1e3));
+            out.push_str(&format!(
+                "{name:>10} {:>9.3} ms\n",
+                duration.as_secs_f64() * 1e3
+            ));
         }
-        out.push_str(&format!("{:>10} {:>9.3} ms\n", "total", total.as_secs_f64() * 1e3));
+        out.push_str(&format!(
+            "{:>10} {:>9.3} ms\n",
+            "total",
+            total.as_secs_f64() * 1e3
+        ));
         out
     }
 }

@@ -102,10 +102,36 @@ pub const fn reloc_kind(r_type: u32) -> Result<RelocKind, UnsupportedReloc> {
         R_X86_64_GOT32 => kind("R_X86_64_GOT32", GotOffsetOfSlot, 4, Signed),
         R_X86_64_GOT64 => kind("R_X86_64_GOT64", GotOffsetOfSlot, 8, Either),
         R_X86_64_GOTPLT64 => kind("R_X86_64_GOTPLT64", GotOffsetOfSlot, 8, Either),
-        R_X86_64_GOTPCREL => kind("R_X86_64_GOTPCREL", GotPcRelative { relax: Relax::Never }, 4, Signed),
-        R_X86_64_GOTPCRELX => kind("R_X86_64_GOTPCRELX", GotPcRelative { relax: Relax::Plain }, 4, Signed),
-        R_X86_64_REX_GOTPCRELX => kind("R_X86_64_REX_GOTPCRELX", GotPcRelative { relax: Relax::Rex }, 4, Signed),
-        R_X86_64_GOTPCREL64 => kind("R_X86_64_GOTPCREL64", GotPcRelative { relax: Relax::Never }, 8, Either),
+        R_X86_64_GOTPCREL => kind(
+            "R_X86_64_GOTPCREL",
+            GotPcRelative {
+                relax: Relax::Never,
+            },
+            4,
+            Signed,
+        ),
+        R_X86_64_GOTPCRELX => kind(
+            "R_X86_64_GOTPCRELX",
+            GotPcRelative {
+                relax: Relax::Plain,
+            },
+            4,
+            Signed,
+        ),
+        R_X86_64_REX_GOTPCRELX => kind(
+            "R_X86_64_REX_GOTPCRELX",
+            GotPcRelative { relax: Relax::Rex },
+            4,
+            Signed,
+        ),
+        R_X86_64_GOTPCREL64 => kind(
+            "R_X86_64_GOTPCREL64",
+            GotPcRelative {
+                relax: Relax::Never,
+            },
+            8,
+            Either,
+        ),
         R_X86_64_GOTOFF64 => kind("R_X86_64_GOTOFF64", OffsetFromGot, 8, Either),
         R_X86_64_GOTPC32 => kind("R_X86_64_GOTPC32", GotBaseRelative, 4, Signed),
         R_X86_64_GOTPC64 => kind("R_X86_64_GOTPC64", GotBaseRelative, 8, Either),
@@ -124,7 +150,9 @@ pub const fn reloc_kind(r_type: u32) -> Result<RelocKind, UnsupportedReloc> {
         R_X86_64_DTPOFF32 => return Err(UnsupportedReloc::Known("R_X86_64_DTPOFF32")),
         R_X86_64_GOTTPOFF => return Err(UnsupportedReloc::Known("R_X86_64_GOTTPOFF")),
         R_X86_64_TPOFF32 => return Err(UnsupportedReloc::Known("R_X86_64_TPOFF32")),
-        R_X86_64_GOTPC32_TLSDESC => return Err(UnsupportedReloc::Known("R_X86_64_GOTPC32_TLSDESC")),
+        R_X86_64_GOTPC32_TLSDESC => {
+            return Err(UnsupportedReloc::Known("R_X86_64_GOTPC32_TLSDESC"))
+        }
         R_X86_64_TLSDESC_CALL => return Err(UnsupportedReloc::Known("R_X86_64_TLSDESC_CALL")),
         R_X86_64_TLSDESC => return Err(UnsupportedReloc::Known("R_X86_64_TLSDESC")),
         R_X86_64_IRELATIVE => return Err(UnsupportedReloc::Known("R_X86_64_IRELATIVE")),
@@ -242,7 +270,10 @@ mod tests {
         assert_eq!(relax_instruction(&mut code, 3, Relaxation::MovToLea), 3);
         assert_eq!(code[1], 0x8d);
         // 48 03 05 = add rel32(%rip), %rax: not relaxed to lea.
-        assert_eq!(relaxation(&[0x48, 0x03, 0x05, 0, 0, 0, 0], 3, Relax::Rex), None);
+        assert_eq!(
+            relaxation(&[0x48, 0x03, 0x05, 0, 0, 0, 0], 3, Relax::Rex),
+            None
+        );
         let mut jump = [0xff, 0x25, 0, 0, 0, 0];
         assert_eq!(
             relaxation(&jump, 2, Relax::Plain),

@@ -114,7 +114,8 @@ impl MemoryMapper for InProcessMapper {
             // SAFETY: the range lies inside a mapping this mapper created.
             let rc = unsafe {
                 let ptr = range.start.get() as *mut libc::c_void;
-                libc::mprotect(ptr, range.len, libc::PROT_READ | libc::PROT_WRITE) | libc::madvise(ptr, range.len, libc::MADV_DONTNEED)
+                libc::mprotect(ptr, range.len, libc::PROT_READ | libc::PROT_WRITE)
+                    | libc::madvise(ptr, range.len, libc::MADV_DONTNEED)
             };
             if rc != 0 {
                 return Err(os_error("deinitialize", *range));

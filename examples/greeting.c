@@ -1,0 +1,2 @@
+/* The second object of the README's example. */
+const char *greeting(void) { return "Hello, JIT-linked world"; }

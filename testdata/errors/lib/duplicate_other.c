@@ -1,0 +1,1 @@
+int duplicated_value = 2;
