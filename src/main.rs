@@ -4,8 +4,9 @@
 
 use anyhow::Result;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use rjitlink_executor::{Executor, InProcess};
-use rjitlink_link::{InputArg, LinkOptions, PhaseTimes, SearchPath};
+use rjitlink_executor::InProcess;
+use rjitlink_link::{InputArg, LinkOptions, PhaseTimes, SearchPath, Session, SessionOptions};
+use rjitlink_memory::{SlabConfig, TargetAddr, DEFAULT_SLAB_SIZE};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
@@ -55,6 +56,12 @@ struct RunArgs {
     /// Print the wall time of each phase on stderr.
     #[arg(long)]
     show_times: bool,
+    /// Address space reserved for linked code and data, e.g. 256M or 2G.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value_t = DEFAULT_SLAB_SIZE)]
+    slab_size: u64,
+    /// Reserve the slab exactly at ADDR (e.g. 0x40000000), never replacing a mapping.
+    #[arg(long, value_name = "ADDR", value_parser = parse_address)]
+    slab_address: Option<u64>,
     /// Arguments for the program, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<OsString>,
@@ -81,17 +88,57 @@ fn ordered_inputs(matches: &ArgMatches, run: &RunArgs) -> Vec<InputArg> {
     indexed.into_iter().map(|(_, input)| input).collect()
 }
 
+/// A size in bytes: a number (decimal or 0x hex) with an optional K, M or G suffix.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if "kKmMgG".contains(c) => (
+            &text[..i],
+            1u64 << (10 * ("kKmMgG".find(c).unwrap() / 2 + 1)),
+        ),
+        _ => (text, 1),
+    };
+    parse_number(digits)?
+        .checked_mul(unit)
+        .filter(|&size| size > 0)
+        .ok_or_else(|| format!("`{text}` is not a usable size"))
+}
+
+fn parse_number(text: &str) -> Result<u64, String> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|_| format!("`{text}` is not a number"))
+}
+
+fn parse_address(text: &str) -> Result<u64, String> {
+    let address = parse_number(text)?;
+    if address % 4096 != 0 {
+        return Err(format!("{text} is not page-aligned"));
+    }
+    Ok(address)
+}
+
 fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
     let start = Instant::now();
     let options = LinkOptions {
         inputs: ordered_inputs(matches, &args),
         search: SearchPath::with_system_dirs(args.library_dirs.clone()),
-        entry: args.entry.clone(),
+        entry: Some(args.entry.clone()),
         default_libraries: !args.nostdlib,
     };
-    let mut executor = InProcess::new();
+    let mut session = Session::new(
+        Box::new(InProcess::new()),
+        SessionOptions {
+            slab: SlabConfig {
+                size: args.slab_size,
+                address: args.slab_address.map(TargetAddr),
+            },
+            keep_symbols: false,
+        },
+    );
     let mut times = PhaseTimes::default();
-    let mut linked = rjitlink_link::link(&options, &mut executor, &mut times)?;
+    let linked = session.link(&options, &mut times)?;
     if args.show_times {
         eprint!("{}", times.report());
         eprintln!(
@@ -103,11 +150,12 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
     if args.noexec {
         return Ok(0);
     }
-    linked.program.args = std::iter::once(args.inputs[0].clone().into_os_string())
+    let argv = std::iter::once(args.inputs[0].clone().into_os_string())
         .chain(args.args)
         .map(OsString::into_vec)
         .collect();
-    let status = executor.run(&linked.program)?;
+    let program = linked.program(argv).expect("an entry was requested");
+    let status = session.executor().run(&program)?;
     Ok(status as u8)
 }
 

@@ -1,16 +1,17 @@
 //! The executor in the linker's own process: dlopen/dlsym for symbols, a direct call to run.
 
-use crate::{Executor, Program};
+use crate::{Executor, Interposition, Program, SymbolInfo, SymbolKind};
 use anyhow::{bail, Result};
 use rjitlink_memory::{InProcessMapper, MemoryMapper, TargetAddr};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 /// Runs linked code in the current process.
 pub struct InProcess {
-    mapper: InProcessMapper,
+    mapper: Arc<InProcessMapper>,
     /// dlopen handles, in load order: lookups search them in this order.
     libraries: Vec<*mut c_void>,
 }
@@ -24,7 +25,7 @@ impl Default for InProcess {
 impl InProcess {
     pub fn new() -> Self {
         InProcess {
-            mapper: InProcessMapper::new(),
+            mapper: Arc::new(InProcessMapper::new()),
             libraries: Vec::new(),
         }
     }
@@ -59,8 +60,8 @@ extern "C" fn run_fini_functions() {
 }
 
 impl Executor for InProcess {
-    fn memory(&self) -> &dyn MemoryMapper {
-        &self.mapper
+    fn memory(&self) -> Arc<dyn MemoryMapper> {
+        self.mapper.clone()
     }
 
     fn load_library(&mut self, path: &Path) -> Result<()> {
@@ -90,6 +91,17 @@ impl Executor for InProcess {
                 })
             })
             .collect())
+    }
+
+    fn symbol_info(&mut self, addresses: &[TargetAddr]) -> Result<Vec<Option<SymbolInfo>>> {
+        Ok(addresses
+            .iter()
+            .map(|&address| symbol_info(address))
+            .collect())
+    }
+
+    fn interpose(&mut self, copies: &[Interposition]) -> Result<()> {
+        crate::interpose::interpose(copies)
     }
 
     fn run(&mut self, program: &Program) -> Result<i32> {
@@ -123,4 +135,48 @@ impl Executor for InProcess {
             libc::exit(status)
         }
     }
+}
+
+extern "C" {
+    fn dladdr1(
+        address: *const c_void,
+        info: *mut libc::Dl_info,
+        extra: *mut *mut c_void,
+        flags: c_int,
+    ) -> c_int;
+}
+const RTLD_DL_SYMENT: c_int = 1;
+
+/// The loader's symbol table entry for the symbol at `address`, if it is exactly there.
+fn symbol_info(address: TargetAddr) -> Option<SymbolInfo> {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    let mut symbol: *mut c_void = std::ptr::null_mut();
+    // SAFETY: dladdr1 fills `info` and `symbol` for any address, or returns 0.
+    let found = unsafe {
+        dladdr1(
+            address.get() as *const c_void,
+            info.as_mut_ptr(),
+            &mut symbol,
+            RTLD_DL_SYMENT,
+        )
+    };
+    if found == 0 || symbol.is_null() {
+        return None;
+    }
+    // SAFETY: with RTLD_DL_SYMENT, `symbol` points at the library's Elf64_Sym.
+    let symbol = unsafe { &*(symbol as *const libc::Elf64_Sym) };
+    // SAFETY: dladdr1 succeeded, so `info` is initialized.
+    let info = unsafe { info.assume_init() };
+    if info.dli_saddr as u64 != address.get() {
+        return None;
+    }
+    let kind = match symbol.st_info & 0xf {
+        1 => SymbolKind::Data,          // STT_OBJECT
+        2 | 10 => SymbolKind::Function, // STT_FUNC, STT_GNU_IFUNC
+        _ => SymbolKind::Other,
+    };
+    Some(SymbolInfo {
+        kind,
+        size: symbol.st_size,
+    })
 }

@@ -5,6 +5,7 @@
 //! process; a remote executor reached over a socket implements the same trait.
 
 mod inprocess;
+mod interpose;
 mod program;
 
 pub use inprocess::InProcess;
@@ -13,11 +14,39 @@ pub use program::Program;
 use anyhow::Result;
 use rjitlink_memory::{MemoryMapper, TargetAddr};
 use std::path::Path;
+use std::sync::Arc;
+
+/// What kind of object an external symbol names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SymbolKind {
+    Function,
+    Data,
+    Other,
+}
+
+/// What the target's loader knows about a symbol of a loaded library.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SymbolInfo {
+    pub kind: SymbolKind,
+    pub size: u64,
+}
+
+/// A copy relocation: library data the linked code reads directly (PC32 or 32-bit absolute)
+/// gets a copy in the linked image, and the libraries are redirected to use that copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interposition {
+    pub name: Vec<u8>,
+    /// Where the library defines it.
+    pub original: TargetAddr,
+    /// Where the linked image holds the copy.
+    pub copy: TargetAddr,
+    pub size: u64,
+}
 
 /// The linker-side view of a target process.
 pub trait Executor {
     /// The mapper through which linked memory reaches the target.
-    fn memory(&self) -> &dyn MemoryMapper;
+    fn memory(&self) -> Arc<dyn MemoryMapper>;
 
     /// Load a shared library into the target so that its symbols resolve externals and are
     /// visible to libraries the program loads later (dlopen with RTLD_NOW | RTLD_GLOBAL).
@@ -28,6 +57,15 @@ pub trait Executor {
     /// Returns one entry per name, `None` where no library defines it. Err only if the target
     /// could not be asked (a remote executor that went away).
     fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>>;
+
+    /// Kind and size of the library symbols at `addresses` (from `lookup`), one entry each;
+    /// `None` where the loader has no symbol there.
+    fn symbol_info(&mut self, addresses: &[TargetAddr]) -> Result<Vec<Option<SymbolInfo>>>;
+
+    /// Fill each copy from its original and make every loaded library that refers to the
+    /// original through its GOT refer to the copy instead, as the dynamic loader does for an
+    /// executable's copy relocations. Call after the image is finalized, before it runs.
+    fn interpose(&mut self, copies: &[Interposition]) -> Result<()>;
 
     /// Run a linked program: preinit and init functions, the entry with (argc, argv, envp), then
     /// exit with its return value, fini functions and atexit handlers running as in a normal

@@ -68,7 +68,12 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
                 .commons
                 .get(&crate::ids::GlobalId::from_index(index))
                 .map(|offset| base + offset.get()),
-            Resolution::External(address) => Some(address),
+            Resolution::External(address) => Some(
+                layout
+                    .copies
+                    .get(&crate::ids::GlobalId::from_index(index))
+                    .map_or(address, |copy| base + copy.get()),
+            ),
             Resolution::UndefinedWeak | Resolution::Undefined => Some(TargetAddr(0)),
             Resolution::Linker(LinkerSymbol::GotBase) => Some(base + layout.got.get()),
             Resolution::Linker(LinkerSymbol::DsoHandle) => Some(base + layout.dso_handle.get()),
@@ -240,7 +245,17 @@ fn apply_section(
         let s = || context.symbol_address(symbol).map_err(with_symbol);
         let value: i64 = match kind.formula {
             Formula::None => continue,
-            Formula::Absolute => s()?.get().wrapping_add(addend as u64) as i64,
+            Formula::Absolute => {
+                let direct = s()?.get().wrapping_add(addend as u64) as i64;
+                // Non-PIC code naming a library function by a 32-bit address: its stub, in the
+                // image, stands for it (ld's canonical PLT entry).
+                match context.stub_address(symbol) {
+                    Some(stub) if !fits(direct, kind.width, kind.range) => {
+                        stub.get().wrapping_add(addend as u64) as i64
+                    }
+                    _ => direct,
+                }
+            }
             Formula::PcRelative | Formula::PltRelative => {
                 let target = s()?;
                 let direct = target.wrapping_offset(addend).signed_diff(place);

@@ -200,6 +200,8 @@ pub struct Layout {
     pub plt: ImageOffset,
     pub dso_handle: ImageOffset,
     pub commons: HashMap<GlobalId, ImageOffset>,
+    /// Copies of library data the image reads directly (copy relocations).
+    pub copies: HashMap<GlobalId, ImageOffset>,
     /// For __start_X/__stop_X: the range of the sections named X.
     pub section_bounds: HashMap<Vec<u8>, (ImageOffset, ImageOffset)>,
 }
@@ -239,6 +241,7 @@ pub fn layout(
     db: &SymbolDb<'_>,
     mut sections: Vec<InputSection>,
     plan: &GotPlan,
+    copies: &HashMap<GlobalId, u64>,
     page_size: u64,
 ) -> Result<Layout> {
     // Within a segment: input order, except that sections sharing a C-identifier name stay
@@ -265,6 +268,7 @@ pub fn layout(
     let mut builder = SegmentBuilder { offset: 0 };
     let (mut got, mut plt, mut dso_handle) = (ImageOffset(0), ImageOffset(0), ImageOffset(0));
     let mut commons = HashMap::default();
+    let mut copy_offsets = HashMap::default();
     let mut remaining = sections.into_iter().peekable();
     for segment in SegmentKind::ALL {
         builder.offset = builder.offset.next_multiple_of(page_size);
@@ -288,6 +292,12 @@ pub fn layout(
                     let at = builder.place(size, align.next_power_of_two());
                     commons.insert(GlobalId::from_index(index), at);
                 }
+            }
+            // The copies' true alignment is unknown: 16 serves every C type.
+            let mut copied: Vec<(&GlobalId, &u64)> = copies.iter().collect();
+            copied.sort_unstable();
+            for (&id, &size) in copied {
+                copy_offsets.insert(id, builder.place(size, 16));
             }
         }
         segments[segment as usize] = (ImageOffset(start), builder.offset - start);
@@ -330,6 +340,7 @@ pub fn layout(
         plt,
         dso_handle,
         commons,
+        copies: copy_offsets,
         section_bounds,
     })
 }

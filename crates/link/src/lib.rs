@@ -2,7 +2,7 @@
 //! target addresses, ready to run.
 //!
 //! The phases, one module each, in the order `link` runs them:
-//! inputs → resolve → scan → layout → allocate → apply → finalize.
+//! inputs → resolve → scan → layout → allocate → apply → finalize (see `Session::link`).
 
 mod apply;
 mod archive;
@@ -10,14 +10,14 @@ mod elf;
 mod ids;
 mod input;
 mod layout;
-mod link;
 mod resolve;
 mod scan;
+mod session;
 mod symbols;
 mod timing;
 pub mod x86_64;
 
 pub use ids::{GlobalId, ImageOffset, ObjectId};
 pub use input::{default_inputs, InputArg, SearchPath};
-pub use link::{link, LinkOptions, LinkedImage};
+pub use session::{LinkOptions, LinkedUnit, Session, SessionOptions, UnitId};
 pub use timing::PhaseTimes;

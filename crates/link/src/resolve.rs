@@ -352,8 +352,9 @@ fn prepare_batch<'data>(
 /// provide it. Shared libraries are loaded into the target here.
 pub fn resolve<'data>(
     inputs: &'data LinkInputs,
-    entry: &'data str,
+    entry: Option<&'data str>,
     executor: &mut dyn Executor,
+    earlier_units: &dyn Fn(&[u8]) -> Option<TargetAddr>,
 ) -> Result<SymbolDb<'data>> {
     let mut resolver = Resolver {
         db: SymbolDb {
@@ -377,9 +378,11 @@ pub fn resolve<'data>(
             FileKind::Archive => archives.push(Archive::parse(file, &inputs.aligned_copies)?),
         }
     }
-    let entry_id = resolver.db.intern(entry.as_bytes());
-    resolver.db.globals[entry_id.index()].strong_reference = true;
-    resolver.pending.push(entry_id);
+    if let Some(entry) = entry {
+        let entry_id = resolver.db.intern(entry.as_bytes());
+        resolver.db.globals[entry_id.index()].strong_reference = true;
+        resolver.pending.push(entry_id);
+    }
 
     let batch = prepare_batch(parse_batch(objects)?, &mut resolver.comdat_winners)?;
     resolver.register(batch);
@@ -430,7 +433,7 @@ pub fn resolve<'data>(
     }
     let mut db = resolver.db;
     define_linker_symbols(&mut db);
-    resolve_externals(&mut db, inputs, executor)?;
+    resolve_externals(&mut db, inputs, executor, earlier_units)?;
     Ok(db)
 }
 
@@ -490,21 +493,26 @@ fn define_linker_symbols(db: &mut SymbolDb<'_>) {
     }
 }
 
-/// Load the shared libraries and look every undefined name up in them, in one batch (plus one
-/// more for AS_NEEDED libraries if anything is still missing). Still missing: one error line
-/// per strongly referenced name, with an object that references it.
+/// Resolve undefined names against units linked earlier in the session, then load the shared
+/// libraries and look the rest up in them, in one batch (plus one more for AS_NEEDED
+/// libraries if anything is still missing). Still missing: one error line per strongly
+/// referenced name, with an object that references it.
 fn resolve_externals(
     db: &mut SymbolDb<'_>,
     inputs: &LinkInputs,
     executor: &mut dyn Executor,
+    earlier_units: &dyn Fn(&[u8]) -> Option<TargetAddr>,
 ) -> Result<()> {
-    let mut missing: Vec<GlobalId> = db
-        .globals
-        .iter()
-        .enumerate()
-        .filter(|(_, global)| global.resolution == Resolution::Undefined)
-        .map(|(i, _)| GlobalId::from_index(i))
-        .collect();
+    let mut missing: Vec<GlobalId> = Vec::new();
+    for (index, global) in db.globals.iter_mut().enumerate() {
+        if global.resolution != Resolution::Undefined {
+            continue;
+        }
+        match earlier_units(global.name) {
+            Some(address) => global.resolution = Resolution::External(address),
+            None => missing.push(GlobalId::from_index(index)),
+        }
+    }
     for as_needed in [false, true] {
         let mut loaded_any = false;
         for library in inputs

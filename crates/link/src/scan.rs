@@ -17,6 +17,18 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 const NEEDS_GOT: u8 = 1;
 const NEEDS_STUB: u8 = 2;
+/// An external symbol referenced directly (PC32, or a 32-bit absolute address): it needs a
+/// copy in the image if it is data, or a stub to stand for it if it is a function.
+const DIRECT_EXTERNAL: u8 = 4;
+
+/// What the relocations need, before copy relocations are decided.
+pub struct ScanResult {
+    global_needs: Vec<u8>,
+    local_got: Vec<(ObjectId, u32)>,
+    /// Some 32-bit absolute relocation (R_X86_64_32/32S) names a symbol in the image, so the
+    /// image must lie below 2 GiB.
+    pub needs_low_addresses: bool,
+}
 
 /// The GOT slots and PLT stubs of a link.
 #[derive(Default)]
@@ -28,9 +40,6 @@ pub struct GotPlan {
     global_slot: HashMap<GlobalId, GotSlot>,
     local_slot: HashMap<(ObjectId, u32), GotSlot>,
     global_stub: HashMap<GlobalId, PltStub>,
-    /// Some 32-bit absolute relocation (R_X86_64_32/32S) names a symbol in the image, so the
-    /// image must lie below 2 GiB.
-    pub needs_low_addresses: bool,
 }
 
 impl GotPlan {
@@ -60,42 +69,62 @@ pub fn describe_place(db: &SymbolDb<'_>, section: &InputSection, offset: u64) ->
     )
 }
 
-pub fn scan(db: &SymbolDb<'_>, sections: &[InputSection]) -> Result<GotPlan> {
+pub fn scan(db: &SymbolDb<'_>, sections: &[InputSection]) -> Result<ScanResult> {
     let global_needs: Vec<AtomicU8> = (0..db.globals.len()).map(|_| AtomicU8::new(0)).collect();
     let needs_low_addresses = AtomicBool::new(false);
     let local_got: Vec<Vec<(ObjectId, u32)>> = sections
         .par_iter()
         .map(|section| scan_section(db, section, &global_needs, &needs_low_addresses))
         .collect::<Result<_>>()?;
-
-    let mut plan = GotPlan {
+    Ok(ScanResult {
+        global_needs: global_needs.into_iter().map(AtomicU8::into_inner).collect(),
+        local_got: local_got.into_iter().flatten().collect(),
         needs_low_addresses: needs_low_addresses.into_inner(),
-        ..GotPlan::default()
-    };
-    for (index, needs) in global_needs.iter().enumerate() {
-        let needs = needs.load(Ordering::Relaxed);
-        if needs == 0 {
-            continue;
-        }
-        let id = GlobalId::from_index(index);
-        let slot = GotSlot::from_index(plan.slots.len());
-        plan.slots.push(SymbolRef::Global(id));
-        plan.global_slot.insert(id, slot);
-        if needs & NEEDS_STUB != 0 {
-            plan.global_stub
-                .insert(id, PltStub::from_index(plan.stubs.len()));
-            plan.stubs.push((id, slot));
-        }
+    })
+}
+
+impl ScanResult {
+    /// External symbols referenced directly, which need a copy or a stub.
+    pub fn direct_externals(&self) -> Vec<GlobalId> {
+        self.global_needs
+            .iter()
+            .enumerate()
+            .filter(|(_, &needs)| needs & DIRECT_EXTERNAL != 0)
+            .map(|(index, _)| GlobalId::from_index(index))
+            .collect()
     }
-    for (object, symbol) in local_got.into_iter().flatten() {
-        if let std::collections::hash_map::Entry::Vacant(entry) =
-            plan.local_slot.entry((object, symbol))
-        {
-            entry.insert(GotSlot::from_index(plan.slots.len()));
-            plan.slots.push(SymbolRef::Local { object, symbol });
+
+    /// Assign GOT slots and stubs. Direct externals that are not `copied` get a stub, which
+    /// stands for them where their own address is out of reach.
+    pub fn into_plan(self, copied: &HashMap<GlobalId, u64>) -> GotPlan {
+        let mut plan = GotPlan::default();
+        for (index, mut needs) in self.global_needs.into_iter().enumerate() {
+            let id = GlobalId::from_index(index);
+            if needs & DIRECT_EXTERNAL != 0 && !copied.contains_key(&id) {
+                needs |= NEEDS_GOT | NEEDS_STUB;
+            }
+            if needs & (NEEDS_GOT | NEEDS_STUB) == 0 {
+                continue;
+            }
+            let slot = GotSlot::from_index(plan.slots.len());
+            plan.slots.push(SymbolRef::Global(id));
+            plan.global_slot.insert(id, slot);
+            if needs & NEEDS_STUB != 0 {
+                plan.global_stub
+                    .insert(id, PltStub::from_index(plan.stubs.len()));
+                plan.stubs.push((id, slot));
+            }
         }
+        for (object, symbol) in self.local_got {
+            if let std::collections::hash_map::Entry::Vacant(entry) =
+                plan.local_slot.entry((object, symbol))
+            {
+                entry.insert(GotSlot::from_index(plan.slots.len()));
+                plan.slots.push(SymbolRef::Local { object, symbol });
+            }
+        }
+        plan
     }
-    Ok(plan)
 }
 
 fn scan_section(
@@ -138,6 +167,11 @@ fn scan_section(
             Formula::Absolute if kind.width == 4 && placement == Placement::InImage => {
                 needs_low_addresses.store(true, Ordering::Relaxed);
                 0
+            }
+            Formula::Absolute | Formula::PcRelative
+                if kind.width == 4 && placement == Placement::External =>
+            {
+                DIRECT_EXTERNAL
             }
             Formula::PltRelative | Formula::PcRelative | Formula::PltOffsetFromGot
                 if matches!(placement, Placement::External | Placement::UndefinedWeak) =>

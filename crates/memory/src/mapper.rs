@@ -6,7 +6,7 @@
 //! them at `initialize`; a shared-memory mapper maps the executor's pages locally. The trait is
 //! shaped so that all three fit without change.
 
-use crate::TargetRange;
+use crate::{TargetAddr, TargetRange};
 use std::fmt;
 
 /// Page protections of a segment once finalized. Never writable and executable at once.
@@ -34,6 +34,22 @@ pub enum Placement {
     Anywhere,
     /// Entirely below 2 GiB, for code with 32-bit absolute relocations (-fno-pic).
     Below2GiB,
+    /// Exactly at this address (never replacing an existing mapping).
+    At(TargetAddr),
+}
+
+/// The lowest address a low placement may use: below it lie the NULL page guard and, for
+/// non-PIE programs, the executable itself.
+pub const LOW_PLACEMENT_FLOOR: u64 = 0x1000_0000;
+/// The end of the range 32-bit sign-extended absolute addresses can name.
+pub const LOW_PLACEMENT_LIMIT: u64 = 1 << 31;
+
+/// A call the target makes when memory is finalized or deallocated, as
+/// `void function(uint64_t, uint64_t)`: registering unwind tables, for instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetCall {
+    pub function: TargetAddr,
+    pub args: [u64; 2],
 }
 
 /// One segment to make live at `initialize`.
@@ -74,20 +90,28 @@ impl std::error::Error for MapError {}
 /// RPC copy, shared memory.
 ///
 /// Contract, in call order for one range:
-/// 1. `reserve` returns a page-aligned target range of at least `size` bytes, or Err if the
-///    target cannot provide it (no address space, nothing free below 2 GiB, executor gone).
-/// 2. `prepare` returns zeroed working memory for a sub-range of a reservation. It may be called
-///    for several disjoint sub-ranges. Err only if the mapper cannot provide local memory.
-/// 3. `initialize` makes the segments live with their protections in the target: after it
-///    returns Ok, code in the target may run. Each segment lies in a prepared range.
-/// 4. `deinitialize` returns the segments' pages to the reserved, inaccessible state.
-/// 5. `release` gives the reservation back. Working memory for it must not be used after.
+/// 1. `reserve` returns a page-aligned target range of at least `size` bytes placed as asked,
+///    inaccessible and costing no memory until used; Err if the target cannot provide it (no
+///    address space, nothing free below 2 GiB or at the address, executor gone).
+/// 2. `prepare` returns zeroed working memory for a page-aligned sub-range of a reservation,
+///    on the linker side. It may be called for several disjoint sub-ranges and must not wait
+///    on the target. Err only if the mapper cannot provide local memory.
+/// 3. `initialize` makes the segments live with their protections in the target (the bytes
+///    written to working memory are then in place), then makes the `actions` calls in order:
+///    after it returns Ok, code in the target may run. Each segment lies in a prepared range.
+/// 4. `deinitialize` makes the `actions` calls, then returns the ranges' pages to the
+///    reserved state: inaccessible, their memory given back, zero when prepared again.
+/// 5. `release` gives a whole reservation back. Working memory for it must not be used after.
 pub trait MemoryMapper: Send + Sync {
     /// Page size of the target.
     fn page_size(&self) -> usize;
     fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError>;
     fn prepare(&self, range: TargetRange) -> Result<WorkingMemory, MapError>;
-    fn initialize(&self, segments: &[SegmentProtection]) -> Result<(), MapError>;
-    fn deinitialize(&self, ranges: &[TargetRange]) -> Result<(), MapError>;
+    fn initialize(
+        &self,
+        segments: &[SegmentProtection],
+        actions: &[TargetCall],
+    ) -> Result<(), MapError>;
+    fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError>;
     fn release(&self, range: TargetRange) -> Result<(), MapError>;
 }

@@ -1,0 +1,177 @@
+//! Copy relocations after the fact: redirect loaded libraries' GOT entries for a data symbol
+//! to the copy in the linked image, as ld.so does when an executable has a copy relocation.
+
+use crate::Interposition;
+use anyhow::{bail, Result};
+use std::ffi::CStr;
+
+const PT_DYNAMIC: u32 = 2;
+const PT_GNU_RELRO: u32 = 0x6474_e552;
+const DT_NULL: i64 = 0;
+const DT_STRTAB: i64 = 5;
+const DT_SYMTAB: i64 = 6;
+const DT_RELA: i64 = 7;
+const DT_RELASZ: i64 = 8;
+const R_X86_64_64: u32 = 1;
+const R_X86_64_GLOB_DAT: u32 = 6;
+
+#[repr(C)]
+struct Dyn {
+    tag: i64,
+    value: u64,
+}
+
+#[repr(C)]
+struct Rela {
+    offset: u64,
+    info: u64,
+    addend: i64,
+}
+
+#[repr(C)]
+struct Sym {
+    name: u32,
+    info: u8,
+    other: u8,
+    shndx: u16,
+    value: u64,
+    size: u64,
+}
+
+/// One GOT (or data) slot that must point at a copy.
+struct Patch {
+    slot: u64,
+    value: u64,
+    in_relro: bool,
+}
+
+struct Search<'a> {
+    copies: &'a [Interposition],
+    patches: Vec<Patch>,
+}
+
+/// The copies' bytes are taken from the originals, then every loaded object's GLOB_DAT and
+/// R_X86_64_64 relocations against the copied names that still point at the original are
+/// rewritten to point at the copy.
+pub fn interpose(copies: &[Interposition]) -> Result<()> {
+    if copies.is_empty() {
+        return Ok(());
+    }
+    for copy in copies {
+        // SAFETY: the original is a live object of `size` bytes in a loaded library (the
+        // loader told us its size) and the copy is writable image memory of the same size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                copy.original.get() as *const u8,
+                copy.copy.get() as *mut u8,
+                copy.size as usize,
+            )
+        };
+    }
+    let mut search = Search {
+        copies,
+        patches: Vec::new(),
+    };
+    // SAFETY: the callback only reads the loader's structures, as dl_iterate_phdr allows.
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(visit_object),
+            &mut search as *mut Search as *mut libc::c_void,
+        )
+    };
+    let page = rjitlink_memory::page_size() as u64;
+    for patch in search.patches {
+        let page_start = patch.slot & !(page - 1);
+        // SAFETY: the slot is a relocated pointer in a loaded object; we make its page
+        // writable for the store and, for RELRO pages, read-only again after.
+        unsafe {
+            if libc::mprotect(
+                page_start as *mut libc::c_void,
+                page as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+            ) != 0
+            {
+                bail!(
+                    "cannot redirect a library's reference to a copied symbol at {:#x}: {}",
+                    patch.slot,
+                    std::io::Error::last_os_error()
+                );
+            }
+            (patch.slot as *mut u64).write_unaligned(patch.value);
+            if patch.in_relro {
+                libc::mprotect(
+                    page_start as *mut libc::c_void,
+                    page as usize,
+                    libc::PROT_READ,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn visit_object(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut libc::c_void,
+) -> libc::c_int {
+    let search = &mut *(data as *mut Search);
+    let info = &*info;
+    let base = info.dlpi_addr;
+    let headers = std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize);
+    let Some(dynamic) = headers.iter().find(|h| h.p_type == PT_DYNAMIC) else {
+        return 0;
+    };
+    let relro = headers
+        .iter()
+        .find(|h| h.p_type == PT_GNU_RELRO)
+        .map(|h| (base + h.p_vaddr, base + h.p_vaddr + h.p_memsz));
+    // ld.so relocates most objects' dynamic entries in place; the vDSO's are left as
+    // link-time addresses. An address below the load base is a link-time one.
+    let address = |value: u64| if value < base { value + base } else { value };
+    let (mut strtab, mut symtab, mut rela, mut rela_size) = (0, 0, 0, 0);
+    let mut entry = (base + dynamic.p_vaddr) as *const Dyn;
+    while (*entry).tag != DT_NULL {
+        match (*entry).tag {
+            DT_STRTAB => strtab = address((*entry).value),
+            DT_SYMTAB => symtab = address((*entry).value),
+            DT_RELA => rela = address((*entry).value),
+            DT_RELASZ => rela_size = (*entry).value,
+            _ => {}
+        }
+        entry = entry.add(1);
+    }
+    if strtab == 0 || symtab == 0 || rela == 0 {
+        return 0;
+    }
+    let relocations = std::slice::from_raw_parts(
+        rela as *const Rela,
+        rela_size as usize / std::mem::size_of::<Rela>(),
+    );
+    for relocation in relocations {
+        let kind = (relocation.info & 0xffff_ffff) as u32;
+        if kind != R_X86_64_GLOB_DAT && kind != R_X86_64_64 {
+            continue;
+        }
+        let symbol = &*(symtab as *const Sym).add((relocation.info >> 32) as usize);
+        let name = CStr::from_ptr((strtab + symbol.name as u64) as *const libc::c_char).to_bytes();
+        let Some(copy) = search.copies.iter().find(|c| c.name == name) else {
+            continue;
+        };
+        let slot = base + relocation.offset;
+        let addend = if kind == R_X86_64_64 {
+            relocation.addend
+        } else {
+            0
+        };
+        let current = (slot as *const u64).read_unaligned();
+        if current == copy.original.get().wrapping_add(addend as u64) {
+            search.patches.push(Patch {
+                slot,
+                value: copy.copy.get().wrapping_add(addend as u64),
+                in_relro: relro.is_some_and(|(start, end)| (start..end).contains(&slot)),
+            });
+        }
+    }
+    0
+}

@@ -1,0 +1,379 @@
+//! The memory manager: target memory for whole links, sub-allocated on the linker side from
+//! one slab reserved in the target once.
+//!
+//! Every unit linked in a session lies in the slab, so PC32/PLT32 between any two of them
+//! always reach (the small code model). After the first reservation no allocation waits on the
+//! target: a link's allocation is a few microseconds of bookkeeping under a short lock, so it
+//! never serializes the parallel phases around it.
+
+use crate::free_list::FreeList;
+use crate::mapper::{
+    MapError, MemoryMapper, Placement, Protection, SegmentProtection, TargetCall,
+    LOW_PLACEMENT_LIMIT,
+};
+use crate::{TargetAddr, TargetRange, WorkingMemory};
+use std::sync::{Arc, Mutex};
+
+/// The default slab: 1 GiB of address space (it costs memory only where used).
+pub const DEFAULT_SLAB_SIZE: u64 = 1 << 30;
+
+/// How the slab is reserved.
+#[derive(Clone, Copy, Debug)]
+pub struct SlabConfig {
+    pub size: u64,
+    /// `--slab-address`: reserve exactly here.
+    pub address: Option<TargetAddr>,
+}
+
+impl Default for SlabConfig {
+    fn default() -> Self {
+        SlabConfig {
+            size: DEFAULT_SLAB_SIZE,
+            address: None,
+        }
+    }
+}
+
+/// One segment of an allocation. Segments are placed in order, each page-aligned.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentRequest {
+    pub size: u64,
+    pub protection: Protection,
+}
+
+/// A call to make at finalize, and optionally its undo at deallocation.
+#[derive(Clone, Copy, Debug)]
+pub struct AllocAction {
+    pub finalize: TargetCall,
+    pub deallocate: Option<TargetCall>,
+}
+
+/// Memory being linked into: the linker writes `working`; the code will run at `range`.
+#[derive(Debug)]
+pub struct InFlight {
+    pub range: TargetRange,
+    /// Each requested segment's target range (page-aligned) and protection, in order.
+    pub segments: Vec<SegmentProtection>,
+    pub working: WorkingMemory,
+}
+
+/// Memory whose code may run. Give it back with `MemoryManager::deallocate`.
+#[derive(Debug)]
+pub struct Finalized {
+    pub range: TargetRange,
+    deallocate_actions: Vec<TargetCall>,
+}
+
+/// Counters for `--show-stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SlabStats {
+    pub reserved_bytes: u64,
+    pub allocations_served: u64,
+    pub bytes_in_use: u64,
+}
+
+struct Slab {
+    range: TargetRange,
+    free: FreeList,
+}
+
+/// Allocates target memory for links through a `MemoryMapper`, from one slab.
+pub struct MemoryManager {
+    mapper: Arc<dyn MemoryMapper>,
+    config: SlabConfig,
+    slab: Mutex<Option<Slab>>,
+    stats: Mutex<SlabStats>,
+}
+
+impl MemoryManager {
+    pub fn new(mapper: Arc<dyn MemoryMapper>, config: SlabConfig) -> MemoryManager {
+        MemoryManager {
+            mapper,
+            config,
+            slab: Mutex::new(None),
+            stats: Mutex::new(SlabStats::default()),
+        }
+    }
+
+    pub fn page_size(&self) -> u64 {
+        self.mapper.page_size() as u64
+    }
+
+    pub fn stats(&self) -> SlabStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The slab's range, once reserved.
+    pub fn slab_range(&self) -> Option<TargetRange> {
+        let slab = self.slab.lock().unwrap_or_else(|e| e.into_inner());
+        slab.as_ref().map(|slab| slab.range)
+    }
+
+    /// Allocate memory for `segments`, consecutive and page-aligned. With `below_2gib`, the
+    /// memory must lie below 2 GiB (code with 32-bit absolute relocations); the first
+    /// allocation then places the slab there.
+    pub fn allocate(
+        &self,
+        segments: &[SegmentRequest],
+        below_2gib: bool,
+    ) -> Result<InFlight, MapError> {
+        let page = self.page_size();
+        let mut layout = Vec::with_capacity(segments.len());
+        let mut size = 0u64;
+        for segment in segments {
+            layout.push((
+                size,
+                segment.size.next_multiple_of(page),
+                segment.protection,
+            ));
+            size += segment.size.next_multiple_of(page);
+        }
+        let size = size.max(page);
+
+        let range = {
+            let mut slab = self.slab.lock().unwrap_or_else(|e| e.into_inner());
+            let slab = match &mut *slab {
+                Some(slab) => slab,
+                empty => empty.insert(self.reserve_slab(below_2gib)?),
+            };
+            if below_2gib && slab.range.end().get() > LOW_PLACEMENT_LIMIT {
+                return Err(MapError(format!(
+                    "this link has 32-bit absolute relocations and needs memory below 2 GiB, but the slab was reserved at {}; pass --slab-address or link such code first",
+                    slab.range.start
+                )));
+            }
+            let Some(offset) = slab.free.allocate(size, page) else {
+                return Err(MapError(format!(
+                    "slab exhausted: the link needs {size:#x} bytes, but only {:#x} of the {:#x}-byte slab are free (largest free range {:#x}); raise --slab-size",
+                    slab.free.free_bytes(),
+                    slab.free.capacity(),
+                    slab.free.largest_free()
+                )));
+            };
+            TargetRange {
+                start: slab.range.start + offset,
+                len: size as usize,
+            }
+        };
+        let working = match self.mapper.prepare(range) {
+            Ok(working) => working,
+            Err(e) => {
+                self.give_back(range);
+                return Err(e);
+            }
+        };
+        {
+            let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            stats.allocations_served += 1;
+            stats.bytes_in_use += size;
+        }
+        Ok(InFlight {
+            range,
+            segments: layout
+                .into_iter()
+                .map(|(offset, len, protection)| SegmentProtection {
+                    range: TargetRange {
+                        start: range.start + offset,
+                        len: len as usize,
+                    },
+                    protection,
+                })
+                .collect(),
+            working,
+        })
+    }
+
+    fn reserve_slab(&self, below_2gib: bool) -> Result<Slab, MapError> {
+        let size = self.config.size.next_multiple_of(self.page_size());
+        let placement = match self.config.address {
+            Some(address) => {
+                if below_2gib && address.get().saturating_add(size) > LOW_PLACEMENT_LIMIT {
+                    return Err(MapError(format!(
+                        "this link has 32-bit absolute relocations and needs memory below 2 GiB, but --slab-address {address} with --slab-size {size:#x} ends above it"
+                    )));
+                }
+                Placement::At(address)
+            }
+            None if below_2gib => Placement::Below2GiB,
+            None => Placement::Anywhere,
+        };
+        let range = self.mapper.reserve(size as usize, placement)?;
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reserved_bytes = range.len as u64;
+        Ok(Slab {
+            range,
+            free: FreeList::new(range.len as u64),
+        })
+    }
+
+    fn give_back(&self, range: TargetRange) {
+        let mut slab = self.slab.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slab) = &mut *slab {
+            slab.free
+                .free(range.start - slab.range.start, range.len as u64);
+        }
+    }
+
+    /// Apply the segments' protections and make the finalize calls: the code may run after.
+    pub fn finalize(
+        &self,
+        in_flight: InFlight,
+        actions: &[AllocAction],
+    ) -> Result<Finalized, MapError> {
+        let calls: Vec<TargetCall> = actions.iter().map(|a| a.finalize).collect();
+        self.mapper.initialize(&in_flight.segments, &calls)?;
+        Ok(Finalized {
+            range: in_flight.range,
+            deallocate_actions: actions.iter().rev().filter_map(|a| a.deallocate).collect(),
+        })
+    }
+
+    /// Make the deallocation calls, give the pages' memory back and return the range to the
+    /// slab for reuse.
+    pub fn deallocate(&self, finalized: Finalized) -> Result<(), MapError> {
+        self.mapper
+            .deinitialize(&[finalized.range], &finalized.deallocate_actions)?;
+        self.give_back(finalized.range);
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.bytes_in_use -= finalized.range.len as u64;
+        Ok(())
+    }
+}
+
+impl Drop for MemoryManager {
+    fn drop(&mut self) {
+        let slab = self.slab.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(slab) = slab.take() {
+            // Nothing useful can be done about a failure while dropping.
+            let _ = self.mapper.release(slab.range);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InProcessMapper;
+
+    fn manager(size: u64) -> MemoryManager {
+        MemoryManager::new(
+            Arc::new(InProcessMapper::new()),
+            SlabConfig {
+                size,
+                address: None,
+            },
+        )
+    }
+
+    fn request(sizes: &[u64]) -> Vec<SegmentRequest> {
+        sizes
+            .iter()
+            .map(|&size| SegmentRequest {
+                size,
+                protection: Protection::ReadWrite,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn segments_are_page_aligned_and_in_one_slab() {
+        let manager = manager(1 << 24);
+        let a = manager.allocate(&request(&[100, 5000, 1]), false).unwrap();
+        let page = manager.page_size();
+        assert_eq!(a.segments.len(), 3);
+        assert_eq!(a.segments[1].range.start - a.segments[0].range.start, page);
+        assert_eq!(
+            a.segments[2].range.start - a.segments[1].range.start,
+            2 * page
+        );
+        let b = manager.allocate(&request(&[10]), false).unwrap();
+        let slab = manager.slab_range().unwrap();
+        for range in [a.range, b.range] {
+            assert!(range.start >= slab.start && range.end() <= slab.end());
+        }
+        assert!(b.range.start >= a.range.end() || b.range.end() <= a.range.start);
+        assert_eq!(manager.stats().allocations_served, 2);
+    }
+
+    #[test]
+    fn memory_is_writable_then_protected_then_reused_zeroed() {
+        let manager = manager(1 << 20);
+        let in_flight = manager.allocate(&request(&[4096]), false).unwrap();
+        let start = in_flight.range.start;
+        // SAFETY: working memory is ours until finalized.
+        unsafe { *in_flight.working.ptr = 0xab };
+        let finalized = manager.finalize(in_flight, &[]).unwrap();
+        // SAFETY: finalized read-write memory.
+        assert_eq!(unsafe { *(start.get() as *const u8) }, 0xab);
+        manager.deallocate(finalized).unwrap();
+        let again = manager.allocate(&request(&[4096]), false).unwrap();
+        assert_eq!(again.range.start, start, "freed range is reused");
+        // SAFETY: working memory is ours until finalized.
+        assert_eq!(
+            unsafe { *again.working.ptr },
+            0,
+            "reused memory reads as zero"
+        );
+    }
+
+    #[test]
+    fn exhaustion_is_a_clear_error() {
+        let manager = manager(1 << 16);
+        let error = manager.allocate(&request(&[1 << 17]), false).unwrap_err();
+        assert!(
+            error
+                .0
+                .starts_with("slab exhausted: the link needs 0x20000 bytes"),
+            "{error}"
+        );
+        assert!(error.0.contains("raise --slab-size"), "{error}");
+    }
+
+    #[test]
+    fn low_slab_lies_below_2gib() {
+        let manager = manager(1 << 24);
+        let a = manager.allocate(&request(&[4096]), true).unwrap();
+        assert!(a.range.end().get() <= LOW_PLACEMENT_LIMIT);
+        let high = self::manager(1 << 24);
+        high.allocate(&request(&[4096]), false).unwrap();
+        if high.slab_range().unwrap().end().get() > LOW_PLACEMENT_LIMIT {
+            let error = high.allocate(&request(&[4096]), true).unwrap_err();
+            assert!(error.0.contains("needs memory below 2 GiB"), "{error}");
+        }
+    }
+
+    static ACTION_LOG: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+    extern "C" fn record(a: u64, b: u64) {
+        ACTION_LOG.lock().unwrap().push((a, b));
+    }
+
+    #[test]
+    fn actions_run_at_finalize_and_their_undo_at_deallocate() {
+        let manager = manager(1 << 20);
+        let in_flight = manager.allocate(&request(&[1]), false).unwrap();
+        let call = |a| TargetCall {
+            function: TargetAddr(record as usize as u64),
+            args: [a, 7],
+        };
+        let actions = [
+            AllocAction {
+                finalize: call(1),
+                deallocate: Some(call(101)),
+            },
+            AllocAction {
+                finalize: call(2),
+                deallocate: Some(call(102)),
+            },
+        ];
+        let finalized = manager.finalize(in_flight, &actions).unwrap();
+        assert_eq!(*ACTION_LOG.lock().unwrap(), vec![(1, 7), (2, 7)]);
+        manager.deallocate(finalized).unwrap();
+        // Undone in reverse order.
+        assert_eq!(
+            *ACTION_LOG.lock().unwrap(),
+            vec![(1, 7), (2, 7), (102, 7), (101, 7)]
+        );
+    }
+}
