@@ -11,7 +11,9 @@
 //! - `native-ldflags: FLAGS`  extra flags for the native link only (e.g. -no-pie)
 //! - `expect-error: TEXT` (testdata/errors) rjitlink must fail with this in its one-line error
 //!
-//! C programs run in two builds, `-O0` (the compiler's default PIE code) and `-O2 -fPIC`.
+//! C programs run in three builds: `-O0` (the compiler's default PIE code), `-O2 -fPIC`, and
+//! `-O2 -fno-pic -fno-pie` (absolute addresses: linked natively with -no-pie, placed below
+//! 2 GiB by rjitlink, with copy relocations for the library data it reads directly).
 //! Assembly programs check their own relocated values and must exit 0 both ways.
 
 mod harness;
@@ -42,7 +44,7 @@ fn main() {
     let mut trials = Vec::new();
 
     for source in testdata("c") {
-        for build in [Build::O0, Build::O2Pic] {
+        for build in [Build::O0, Build::O2Pic, Build::O2NoPic] {
             let source = source.clone();
             let name = format!("c::{}::{}", stem(&source), build.name());
             trials.push(Trial::test(name, move || {

@@ -57,3 +57,19 @@ fn pic_archive_runs_the_standard_library() {
     );
     assert_eq!(output.status.code(), Some(3));
 }
+
+#[test]
+fn non_pic_archive_runs_python_code() {
+    // 32-bit absolute addresses (placed below 2 GiB) and copy relocations for stdout, stderr,
+    // stdin and environ, which the interpreter reads directly.
+    let program = "import os, sys\nprint(6*7)\nprint('to stderr', file=sys.stderr)\nprint('PATH' in os.environ)";
+    let output = run_python("libpython3.11.a", &["-c", program]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "42\nTrue\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "to stderr\n");
+    assert_eq!(output.status.code(), Some(0));
+}

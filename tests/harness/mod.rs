@@ -21,6 +21,8 @@ pub enum Build {
     O0,
     /// C at -O2 -fPIC.
     O2Pic,
+    /// C at -O2 -fno-pic -fno-pie: 32-bit absolute addresses, linked natively with -no-pie.
+    O2NoPic,
     /// Assembly.
     Asm,
 }
@@ -30,6 +32,7 @@ impl Build {
         match self {
             Build::O0 => "O0",
             Build::O2Pic => "O2-fPIC",
+            Build::O2NoPic => "O2-fno-pic",
             Build::Asm => "asm",
         }
     }
@@ -45,6 +48,7 @@ impl Build {
         match self {
             Build::O0 => &["-O0"],
             Build::O2Pic => &["-O2", "-fPIC"],
+            Build::O2NoPic => &["-O2", "-fno-pic", "-fno-pie"],
             Build::Asm => &[],
         }
     }
@@ -186,12 +190,16 @@ impl Case {
             checked(Command::new("ar").arg("rcs").arg(&archive).args(&members))?;
             inputs.push(archive);
         }
+        let mut native_ldflags = directives.words("native-ldflags");
+        if matches!(build, Build::O2NoPic) {
+            native_ldflags.push("-no-pie".to_owned());
+        }
         Ok(Case {
             dir,
             inputs,
             libs: directives.words("libs"),
             args: directives.words("args"),
-            native_ldflags: directives.words("native-ldflags"),
+            native_ldflags,
         })
     }
 
@@ -381,10 +389,16 @@ pub fn generated_error_trials() -> Vec<Trial> {
 
 /// Command-line behaviour: -l search, --entry, --noexec, usage errors.
 pub fn cli_trials() -> Vec<Trial> {
+    // Programs of testdata/c, or of testdata/cli where their output differs from a native
+    // run by design.
     let source = |name: &str| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("testdata/c")
-            .join(name)
+        let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let in_c = testdata.join("c").join(name);
+        if in_c.exists() {
+            in_c
+        } else {
+            testdata.join("cli").join(name)
+        }
     };
     vec![
         Trial::test("cli::missing_library", move || {
@@ -467,6 +481,59 @@ pub fn cli_trials() -> Vec<Trial> {
             let object = case.inputs[0].display().to_string();
             let expected = format!("` (referenced by {object})");
             expect_errors(&mut case.rjitlink_command(&[]), &[expected.as_str(); 13])
+        }),
+        Trial::test("cli::slab_exhausted", move || {
+            // large_bss.c has 8 MiB of zero-fill data: it cannot fit a 1 MiB slab.
+            let case = Case::new(&source("large_bss.c"), Build::O0)?;
+            expect_error(
+                &mut case.rjitlink_command(&["--slab-size", "1M"]),
+                "slab exhausted: the link needs 0x",
+            )?;
+            expect_error(
+                &mut case.rjitlink_command(&["--slab-size", "1M"]),
+                "raise --slab-size",
+            )
+        }),
+        Trial::test("cli::slab_address_is_honoured", move || {
+            let case = Case::new(&source("code_address.c"), Build::O0)?;
+            // code_address.c prints the address of its main: it must lie in the slab.
+            let output = checked(&mut case.rjitlink_command(&["--slab-address", "0x340000000"]))?;
+            let text = String::from_utf8_lossy(&output.stdout);
+            let address = u64::from_str_radix(text.trim().trim_start_matches("0x"), 16)
+                .map_err(|e| format!("{text}: {e}"))?;
+            if !(0x340000000..0x340000000 + (1 << 30)).contains(&address) {
+                return Err(
+                    format!("main at {address:#x}, outside the slab at 0x340000000").into(),
+                );
+            }
+            Ok(())
+        }),
+        Trial::test("cli::slab_address_unusable", move || {
+            let case = Case::new(&source("hello.c"), Build::O0)?;
+            // Beyond the 47-bit user address space.
+            expect_error(
+                &mut case.rjitlink_command(&["--slab-address", "0x900000000000"]),
+                "cannot reserve 0x40000000 bytes at 0x900000000000",
+            )
+        }),
+        Trial::test("cli::low_slab_too_large", move || {
+            // Non-PIC code needs the whole slab below 2 GiB: a 3 GiB slab cannot be.
+            let case = Case::new(&source("hello.c"), Build::O2NoPic)?;
+            expect_error(
+                &mut case.rjitlink_command(&["--slab-size", "3G"]),
+                "cannot reserve 0xc0000000 bytes below 2 GiB",
+            )
+        }),
+        Trial::test("cli::non_pic_code_runs_below_2gib", move || {
+            let case = Case::new(&source("code_address.c"), Build::O2NoPic)?;
+            let output = checked(&mut case.rjitlink_command(&[]))?;
+            let text = String::from_utf8_lossy(&output.stdout);
+            let address = u64::from_str_radix(text.trim().trim_start_matches("0x"), 16)
+                .map_err(|e| format!("{text}: {e}"))?;
+            if address >= 1 << 31 {
+                return Err(format!("non-PIC main at {address:#x}, above 2 GiB").into());
+            }
+            Ok(())
         }),
         Trial::test("cli::library_by_path_and_search_dir", move || {
             // -L DIR -l NAME finds a static archive, as cc does.

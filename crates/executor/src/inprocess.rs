@@ -71,7 +71,14 @@ impl Executor for InProcess {
         if handle.is_null() {
             bail!("cannot load {}: {}", path.display(), dlerror_message());
         }
-        self.libraries.push(handle);
+        if self.libraries.contains(&handle) {
+            // Loaded by an earlier link of the session: keep one reference and one entry, so
+            // lookups do not slow down as a session links more units.
+            // SAFETY: the library stays loaded through the reference we already hold.
+            unsafe { libc::dlclose(handle) };
+        } else {
+            self.libraries.push(handle);
+        }
         Ok(())
     }
 

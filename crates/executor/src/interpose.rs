@@ -3,13 +3,10 @@
 
 use crate::Interposition;
 use anyhow::{bail, Result};
-use std::ffi::CStr;
 
 const PT_DYNAMIC: u32 = 2;
 const PT_GNU_RELRO: u32 = 0x6474_e552;
 const DT_NULL: i64 = 0;
-const DT_STRTAB: i64 = 5;
-const DT_SYMTAB: i64 = 6;
 const DT_RELA: i64 = 7;
 const DT_RELASZ: i64 = 8;
 const R_X86_64_64: u32 = 1;
@@ -28,16 +25,6 @@ struct Rela {
     addend: i64,
 }
 
-#[repr(C)]
-struct Sym {
-    name: u32,
-    info: u8,
-    other: u8,
-    shndx: u16,
-    value: u64,
-    size: u64,
-}
-
 /// One GOT (or data) slot that must point at a copy.
 struct Patch {
     slot: u64,
@@ -51,8 +38,11 @@ struct Search<'a> {
 }
 
 /// The copies' bytes are taken from the originals, then every loaded object's GLOB_DAT and
-/// R_X86_64_64 relocations against the copied names that still point at the original are
-/// rewritten to point at the copy.
+/// R_X86_64_64 relocations that point at an original are rewritten to point at its copy.
+///
+/// Slots are matched by the address they hold, not by symbol name: libraries refer to their
+/// data under aliases too (glibc's setenv writes `__environ`, the program reads `environ`), and
+/// ld, making a copy relocation, likewise moves every alias of the symbol to the copy.
 pub fn interpose(copies: &[Interposition]) -> Result<()> {
     if copies.is_empty() {
         return Ok(());
@@ -129,19 +119,17 @@ unsafe extern "C" fn visit_object(
     // ld.so relocates most objects' dynamic entries in place; the vDSO's are left as
     // link-time addresses. An address below the load base is a link-time one.
     let address = |value: u64| if value < base { value + base } else { value };
-    let (mut strtab, mut symtab, mut rela, mut rela_size) = (0, 0, 0, 0);
+    let (mut rela, mut rela_size) = (0, 0);
     let mut entry = (base + dynamic.p_vaddr) as *const Dyn;
     while (*entry).tag != DT_NULL {
         match (*entry).tag {
-            DT_STRTAB => strtab = address((*entry).value),
-            DT_SYMTAB => symtab = address((*entry).value),
             DT_RELA => rela = address((*entry).value),
             DT_RELASZ => rela_size = (*entry).value,
             _ => {}
         }
         entry = entry.add(1);
     }
-    if strtab == 0 || symtab == 0 || rela == 0 {
+    if rela == 0 {
         return 0;
     }
     let relocations = std::slice::from_raw_parts(
@@ -153,22 +141,21 @@ unsafe extern "C" fn visit_object(
         if kind != R_X86_64_GLOB_DAT && kind != R_X86_64_64 {
             continue;
         }
-        let symbol = &*(symtab as *const Sym).add((relocation.info >> 32) as usize);
-        let name = CStr::from_ptr((strtab + symbol.name as u64) as *const libc::c_char).to_bytes();
-        let Some(copy) = search.copies.iter().find(|c| c.name == name) else {
-            continue;
-        };
         let slot = base + relocation.offset;
         let addend = if kind == R_X86_64_64 {
-            relocation.addend
+            relocation.addend as u64
         } else {
             0
         };
         let current = (slot as *const u64).read_unaligned();
-        if current == copy.original.get().wrapping_add(addend as u64) {
+        if let Some(copy) = search
+            .copies
+            .iter()
+            .find(|c| current == c.original.get().wrapping_add(addend))
+        {
             search.patches.push(Patch {
                 slot,
-                value: copy.copy.get().wrapping_add(addend as u64),
+                value: copy.copy.get().wrapping_add(addend),
                 in_relro: relro.is_some_and(|(start, end)| (start..end).contains(&slot)),
             });
         }
