@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use rjitlink_executor::InProcess;
+use rjitlink_executor::{Executor, ExecutorTerminated, InProcess, Remote};
 use rjitlink_link::{InputArg, LinkOptions, PhaseTimes, SearchPath, Session, SessionOptions};
 use rjitlink_memory::{SlabConfig, TargetAddr, DEFAULT_SLAB_SIZE};
 use std::ffi::OsString;
@@ -31,6 +31,40 @@ struct Cli {
 enum Command {
     /// Link relocatable objects and archives in memory and run their `main`.
     Run(RunArgs),
+    /// Serve linkers as their executor: the process linked code runs in.
+    Executor(ExecutorArgs),
+}
+
+#[derive(Args)]
+struct ExecutorArgs {
+    /// Serve linkers over TCP, one at a time, at [HOST:]PORT (HOST defaults to 127.0.0.1).
+    /// Clients must present the token from RJITLINK_TOKEN, or the one printed at start.
+    #[arg(long, value_name = "[HOST:]PORT", conflicts_with = "fd")]
+    listen: Option<String>,
+    /// Serve the linker that spawned this process on the socket at descriptor FD.
+    #[arg(long, value_name = "FD", hide = true)]
+    fd: Option<i32>,
+}
+
+/// Where linked code runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ExecutorChoice {
+    InProcess,
+    /// A child process connected by a socket pair.
+    Remote,
+    /// `rjitlink executor --listen` at this address.
+    Tcp(String),
+}
+
+fn parse_executor(text: &str) -> Result<ExecutorChoice, String> {
+    match text {
+        "in-process" => Ok(ExecutorChoice::InProcess),
+        "remote" => Ok(ExecutorChoice::Remote),
+        _ => match text.strip_prefix("tcp:") {
+            Some(address) if !address.is_empty() => Ok(ExecutorChoice::Tcp(address.to_owned())),
+            _ => Err("expected in-process, remote or tcp:HOST:PORT".to_owned()),
+        },
+    }
 }
 
 #[derive(Args)]
@@ -56,6 +90,10 @@ struct RunArgs {
     /// Print the wall time of each phase on stderr.
     #[arg(long)]
     show_times: bool,
+    /// Where the program runs: in-process, remote (a spawned executor process), or
+    /// tcp:HOST:PORT (an `rjitlink executor --listen`; the token comes from RJITLINK_TOKEN).
+    #[arg(long, value_name = "WHERE", value_parser = parse_executor, default_value = "in-process")]
+    executor: ExecutorChoice,
     /// Address space reserved for linked code and data, e.g. 256M or 2G.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value_t = DEFAULT_SLAB_SIZE)]
     slab_size: u64,
@@ -127,8 +165,13 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         entry: Some(args.entry.clone()),
         default_libraries: !args.nostdlib,
     };
+    let executor: Box<dyn Executor> = match &args.executor {
+        ExecutorChoice::InProcess => Box::new(InProcess::new()),
+        ExecutorChoice::Remote => Box::new(Remote::spawn()?),
+        ExecutorChoice::Tcp(address) => Box::new(Remote::connect(address)?),
+    };
     let mut session = Session::new(
-        Box::new(InProcess::new()),
+        executor,
         SessionOptions {
             slab: SlabConfig {
                 size: args.slab_size,
@@ -159,6 +202,36 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
     Ok(status as u8)
 }
 
+fn executor(args: ExecutorArgs) -> Result<u8> {
+    if let Some(fd) = args.fd {
+        // The spawning linker reports what went wrong on its side of the connection; a second
+        // message from here would only repeat it.
+        return Ok(match rjitlink_executor::serve_inherited_socket(fd) {
+            Ok(()) => 0,
+            Err(_) => EXIT_LINKER_ERROR,
+        });
+    }
+    let Some(listen) = args.listen else {
+        anyhow::bail!("rjitlink executor needs --listen [HOST:]PORT");
+    };
+    // A bare port binds loopback: listening elsewhere must be asked for by name.
+    let address = if listen.contains(':') {
+        listen
+    } else {
+        format!("127.0.0.1:{listen}")
+    };
+    let token = match std::env::var("RJITLINK_TOKEN") {
+        Ok(token) if !token.is_empty() => token,
+        _ => {
+            let token = rjitlink_executor::generate_token()?;
+            println!("RJITLINK_TOKEN={token}");
+            token
+        }
+    };
+    rjitlink_executor::listen(&address, token.as_bytes())?;
+    Ok(0)
+}
+
 fn main() -> ExitCode {
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
@@ -179,12 +252,17 @@ fn main() -> ExitCode {
             let run_matches = matches.subcommand_matches("run").expect("run was parsed");
             run(run_matches, args)
         }
+        Command::Executor(args) => executor(args),
     };
     match result {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
             eprintln!("rjitlink: error: {e:#}");
-            ExitCode::from(EXIT_LINKER_ERROR)
+            // A remote program killed by a signal: exit as a shell reports it, 128 + N.
+            match e.downcast_ref::<ExecutorTerminated>() {
+                Some(terminated) => ExitCode::from(128u8.wrapping_add(terminated.signal as u8)),
+                None => ExitCode::from(EXIT_LINKER_ERROR),
+            }
         }
     }
 }

@@ -15,10 +15,11 @@
 //! `-O2 -fno-pic -fno-pie` (absolute addresses: linked natively with -no-pie, placed below
 //! 2 GiB by rjitlink, with copy relocations for the library data it reads directly).
 //! Assembly programs check their own relocated values and must exit 0 both ways.
+//! Every program runs in every executor mode: in process, remote (socket pair) and TCP.
 
 mod harness;
 
-use harness::{Build, Case, Directives};
+use harness::{Build, Case, Directives, Mode};
 use libtest_mimic::{Arguments, Trial};
 use std::path::{Path, PathBuf};
 
@@ -45,18 +46,23 @@ fn main() {
 
     for source in testdata("c") {
         for build in [Build::O0, Build::O2Pic, Build::O2NoPic] {
-            let source = source.clone();
-            let name = format!("c::{}::{}", stem(&source), build.name());
-            trials.push(Trial::test(name, move || {
-                Case::new(&source, build)?.compare_with_native()
-            }));
+            for mode in Mode::ALL {
+                let source = source.clone();
+                let name = format!("c::{}::{}::{}", stem(&source), build.name(), mode.name());
+                trials.push(Trial::test(name, move || {
+                    Case::new(&source, build)?.compare_with_native(mode)
+                }));
+            }
         }
     }
     for source in testdata("asm") {
-        let name = format!("asm::{}", stem(&source));
-        trials.push(Trial::test(name, move || {
-            Case::new(&source, Build::Asm)?.compare_with_native()
-        }));
+        for mode in Mode::ALL {
+            let source = source.clone();
+            let name = format!("asm::{}::{}", stem(&source), mode.name());
+            trials.push(Trial::test(name, move || {
+                Case::new(&source, Build::Asm)?.compare_with_native(mode)
+            }));
+        }
     }
     for source in testdata("errors") {
         let name = format!("errors::{}", stem(&source));
@@ -71,6 +77,7 @@ fn main() {
     }
     trials.extend(harness::generated_error_trials());
     trials.extend(harness::cli_trials());
+    trials.extend(harness::executor_trials());
 
     libtest_mimic::run(&args, trials).exit();
 }

@@ -138,6 +138,91 @@ pub fn run_with_timeout(command: &mut Command) -> Result<Output, Failed> {
     }
 }
 
+/// Where rjitlink runs the program.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    InProcess,
+    /// `--executor=remote`: a spawned executor process on a socket pair.
+    Remote,
+    /// `--executor=tcp:...` against an `rjitlink executor --listen` started for the test.
+    Tcp,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::InProcess, Mode::Remote, Mode::Tcp];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::InProcess => "in-process",
+            Mode::Remote => "remote",
+            Mode::Tcp => "tcp",
+        }
+    }
+}
+
+/// The token the tests' TCP executors require.
+pub const TEST_TOKEN: &str = "rjitlink-test-token";
+
+/// An `rjitlink executor --listen` on a free loopback port, for one test.
+pub struct TcpExecutor {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    pub address: String,
+}
+
+impl TcpExecutor {
+    pub fn start() -> Result<TcpExecutor, Failed> {
+        use std::io::BufRead;
+        let mut child = Command::new(rjitlink())
+            .args(["executor", "--listen", "127.0.0.1:0"])
+            .env("RJITLINK_TOKEN", TEST_TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the executor: {e}"))?;
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).map_err(|e| e.to_string())?;
+        let address = line
+            .trim()
+            .strip_prefix("rjitlink executor listening on ")
+            .ok_or_else(|| format!("unexpected first line from the executor: {line:?}"))?
+            .to_owned();
+        Ok(TcpExecutor {
+            child,
+            stdout,
+            address,
+        })
+    }
+
+    /// `--executor=tcp:ADDRESS`
+    pub fn flag(&self) -> String {
+        format!("--executor=tcp:{}", self.address)
+    }
+
+    /// Stop the listener; returns what the programs it ran wrote to stdout and stderr.
+    pub fn finish(mut self) -> (Vec<u8>, Vec<u8>) {
+        use std::io::Read;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut stdout = Vec::new();
+        let _ = self.stdout.read_to_end(&mut stdout);
+        let mut stderr = Vec::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_end(&mut stderr);
+        }
+        (stdout, stderr)
+    }
+}
+
+impl Drop for TcpExecutor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One testdata program, compiled and ready to link.
 pub struct Case {
     pub dir: PathBuf,
@@ -230,15 +315,44 @@ impl Case {
         command
     }
 
+    /// Run with rjitlink in `mode`: the exit status of rjitlink, and the program's output
+    /// (for TCP, what the executor printed).
+    pub fn run_jit(&self, mode: Mode, extra: &[&str]) -> Result<Output, Failed> {
+        match mode {
+            Mode::InProcess => run_with_timeout(&mut self.rjitlink_command(extra)),
+            Mode::Remote => {
+                let mut flags = vec!["--executor=remote"];
+                flags.extend_from_slice(extra);
+                run_with_timeout(&mut self.rjitlink_command(&flags))
+            }
+            Mode::Tcp => {
+                let executor = TcpExecutor::start()?;
+                let flag = executor.flag();
+                let mut flags = vec![flag.as_str()];
+                flags.extend_from_slice(extra);
+                let mut command = self.rjitlink_command(&flags);
+                command.env("RJITLINK_TOKEN", TEST_TOKEN);
+                let mut client = run_with_timeout(&mut command)?;
+                let (stdout, stderr) = executor.finish();
+                if !client.stdout.is_empty() {
+                    return Err("under tcp the program's output belongs to the executor".into());
+                }
+                client.stdout = stdout;
+                client.stderr.extend_from_slice(&stderr);
+                Ok(client)
+            }
+        }
+    }
+
     /// Run natively and with rjitlink; stdout and exit status must agree.
-    pub fn compare_with_native(&self) -> Result<(), Failed> {
+    pub fn compare_with_native(&self, mode: Mode) -> Result<(), Failed> {
         let native_exe = self.link_native()?;
         let mut native_command = Command::new(&native_exe);
         // argv[0] is the first input's path under rjitlink: give the native run the same.
         use std::os::unix::process::CommandExt;
         native_command.arg0(&self.inputs[0]).args(&self.args);
         let native = run_with_timeout(&mut native_command)?;
-        let jit = run_with_timeout(&mut self.rjitlink_command(&[]))?;
+        let jit = self.run_jit(mode, &[])?;
         let describe = |output: &Output| {
             format!(
                 "status {}\n--- stdout\n{}--- stderr\n{}",
@@ -577,4 +691,234 @@ fn first_rela_info(bytes: &[u8]) -> Result<usize, Failed> {
         }
     }
     Err("no .rela.text".into())
+}
+
+/// A program of testdata/cli, compiled at -O0.
+fn cli_case(name: &str) -> Result<Case, Failed> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/cli")
+        .join(name);
+    Case::new(&source, Build::O0)
+}
+
+/// Wait for `child`, failing the test if it takes longer than the timeout.
+fn wait_with_timeout(child: std::process::Child) -> Result<Output, Failed> {
+    let start = Instant::now();
+    let mut child = child;
+    loop {
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            return child.wait_with_output().map_err(|e| e.to_string().into());
+        }
+        if start.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            return Err("rjitlink hung".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn kill(pid: &str, signal: i32) -> Result<(), Failed> {
+    let pid: i32 = pid
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a pid: {pid:?}"))?;
+    // SAFETY: sending a signal to a process the test started.
+    if unsafe { libc_kill(pid, signal) } != 0 {
+        return Err(format!("cannot kill {pid}").into());
+    }
+    Ok(())
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, signal: i32) -> i32;
+}
+
+const SIGKILL: i32 = 9;
+
+/// The remote executor's behaviour: death, signals, tokens, hostile clients, versions, stdin.
+pub fn executor_trials() -> Vec<Trial> {
+    vec![
+        Trial::test("executor::killed_mid_run_remote", || {
+            use std::io::BufRead;
+            let case = cli_case("sleeper.c")?;
+            let mut child = case
+                .rjitlink_command(&["--executor=remote"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            let mut pid = String::new();
+            std::io::BufReader::new(child.stdout.as_mut().unwrap())
+                .read_line(&mut pid)
+                .map_err(|e| e.to_string())?;
+            kill(&pid, SIGKILL)?;
+            let output = wait_with_timeout(child)?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if output.status.code() != Some(128 + SIGKILL)
+                || stderr.trim() != "rjitlink: error: executor terminated by signal SIGKILL"
+            {
+                return Err(format!("status {}, stderr {stderr:?}", output.status).into());
+            }
+            Ok(())
+        }),
+        Trial::test("executor::killed_mid_run_tcp", || {
+            use std::io::BufRead;
+            let case = cli_case("sleeper.c")?;
+            let mut executor = TcpExecutor::start()?;
+            let client = case
+                .rjitlink_command(&[&executor.flag()])
+                .env("RJITLINK_TOKEN", TEST_TOKEN)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            let mut pid = String::new();
+            executor
+                .stdout
+                .read_line(&mut pid)
+                .map_err(|e| e.to_string())?;
+            kill(&pid, SIGKILL)?;
+            let output = wait_with_timeout(client)?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if output.status.code() != Some(128 + SIGKILL)
+                || !stderr.contains("executor terminated by signal SIGKILL")
+            {
+                return Err(format!("status {}, stderr {stderr:?}", output.status).into());
+            }
+            Ok(())
+        }),
+        Trial::test("executor::signal_propagates", || {
+            let case = cli_case("crash.c")?;
+            for mode in [Mode::Remote, Mode::Tcp] {
+                let output = case.run_jit(mode, &[])?;
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                if output.status.code() != Some(128 + 11)
+                    || !stderr.contains("rjitlink: error: executor terminated by signal SIGSEGV")
+                    || output.stdout != b"about to crash\n"
+                {
+                    return Err(format!("{}: {output:?}", mode.name()).into());
+                }
+            }
+            // In process, the program's death is rjitlink's, by the same signal.
+            let output = case.run_jit(Mode::InProcess, &[])?;
+            use std::os::unix::process::ExitStatusExt;
+            if output.status.signal() != Some(11) {
+                return Err(format!("in process: {output:?}").into());
+            }
+            Ok(())
+        }),
+        Trial::test("executor::stdin_passes_through", || {
+            use std::io::Write;
+            let case = cli_case("cat.c")?;
+            for flag in ["--executor=remote", "--executor=in-process"] {
+                let mut child = case
+                    .rjitlink_command(&[flag])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| e.to_string())?;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(b"hi\n")
+                    .map_err(|e| e.to_string())?;
+                let output = wait_with_timeout(child)?;
+                if output.stdout != b"hi\n" || !output.status.success() {
+                    return Err(format!("{flag}: {output:?}").into());
+                }
+            }
+            Ok(())
+        }),
+        Trial::test("executor::protocol_version_mismatch", || {
+            let case = cli_case("cat.c")?;
+            let mut command = case.rjitlink_command(&["--executor=remote"]);
+            command.env("RJITLINK_PROTOCOL_VERSION", "99");
+            expect_error(
+                &mut command,
+                "protocol version mismatch: the executor speaks version 1, the linker version 99",
+            )
+        }),
+        Trial::test("executor::token_required", || {
+            let case = cli_case("cat.c")?;
+            let executor = TcpExecutor::start()?;
+            let flag = executor.flag();
+            for token in [Some("wrong-token"), None] {
+                let mut command = case.rjitlink_command(&[&flag]);
+                match token {
+                    Some(token) => command.env("RJITLINK_TOKEN", token),
+                    None => command.env_remove("RJITLINK_TOKEN"),
+                };
+                expect_error(
+                    &mut command,
+                    "the executor closed the connection during the handshake (wrong or missing RJITLINK_TOKEN?)",
+                )?;
+            }
+            // The listener still serves a client with the right token.
+            let mut command = case.rjitlink_command(&[&flag]);
+            command.env("RJITLINK_TOKEN", TEST_TOKEN);
+            let output = run_with_timeout(&mut command)?;
+            if !output.status.success() {
+                return Err(format!("the right token was refused: {output:?}").into());
+            }
+            let (_, stderr) = executor.finish();
+            let refused = String::from_utf8_lossy(&stderr)
+                .matches("wrong or missing token")
+                .count();
+            if refused != 2 {
+                return Err(format!(
+                    "expected 2 refusals in the executor's log: {}",
+                    String::from_utf8_lossy(&stderr)
+                )
+                .into());
+            }
+            Ok(())
+        }),
+        Trial::test("executor::hostile_clients_are_disconnected", || {
+            use std::io::{Read, Write};
+            let case = cli_case("cat.c")?;
+            let executor = TcpExecutor::start()?;
+            let mut state = 0x9e3779b97f4a7c15u64;
+            let mut random = vec![0u8; 4096];
+            for byte in random.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *byte = state as u8;
+            }
+            // Random bytes; an oversized frame; a hello-sized frame of garbage.
+            let attacks: [&[u8]; 3] = [
+                &random,
+                &[0xff, 0xff, 0xff, 0x7f, 1, 2, 3],
+                &[12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 99, 98, 97, 96],
+            ];
+            for attack in attacks {
+                let mut stream =
+                    std::net::TcpStream::connect(&executor.address).map_err(|e| e.to_string())?;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .map_err(|e| e.to_string())?;
+                let _ = stream.write_all(attack);
+                let mut buffer = [0u8; 64];
+                match stream.read(&mut buffer) {
+                    Ok(0) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                    other => {
+                        return Err(format!("expected the connection closed, got {other:?}").into())
+                    }
+                }
+            }
+            let mut command = case.rjitlink_command(&[&executor.flag()]);
+            command.env("RJITLINK_TOKEN", TEST_TOKEN);
+            let output = run_with_timeout(&mut command)?;
+            if !output.status.success() {
+                return Err(format!("the next client was not served: {output:?}").into());
+            }
+            Ok(())
+        }),
+    ]
 }

@@ -7,9 +7,14 @@
 mod inprocess;
 mod interpose;
 mod program;
+mod remote;
+mod server;
+mod target;
 
 pub use inprocess::InProcess;
 pub use program::Program;
+pub use remote::{signal_name, ExecutorTerminated, Remote, RemoteCopyMapper};
+pub use server::{generate_token, listen, serve, serve_inherited_socket};
 
 use anyhow::Result;
 use rjitlink_memory::{MemoryMapper, TargetAddr};

@@ -53,7 +53,7 @@ pub struct TargetCall {
 }
 
 /// One segment to make live at `initialize`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentProtection {
     pub range: TargetRange,
     pub protection: Protection,

@@ -1,0 +1,457 @@
+//! The linker's side of a remote executor: requests over a connection, and the RPC-copy
+//! mapper, which links into local buffers and sends the bytes at finalize.
+
+use crate::{Executor, Interposition, Program, SymbolInfo, SymbolKind};
+use anyhow::{anyhow, bail, Context, Result};
+use rjitlink_memory::{
+    MapError, MemoryMapper, Placement, SegmentProtection, TargetAddr, TargetCall, TargetRange,
+    WorkingMemory,
+};
+use rjitlink_protocol::{
+    Connection, Copy, ProtocolError, Request, Response, RunProgram, TransportStats,
+    PROTOCOL_VERSION,
+};
+use std::fmt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+
+/// The executor process was killed by a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutorTerminated {
+    pub signal: i32,
+}
+
+/// `SIGSEGV` for 11, and so on; `signal N` for the rest.
+pub fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => return format!("signal {signal}"),
+    };
+    name.to_owned()
+}
+
+impl fmt::Display for ExecutorTerminated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "executor terminated by signal {}",
+            signal_name(self.signal)
+        )
+    }
+}
+
+impl std::error::Error for ExecutorTerminated {}
+
+/// A connection shared by the executor and its mapper.
+type Shared = Arc<Mutex<Connection>>;
+
+fn lock(connection: &Shared) -> std::sync::MutexGuard<'_, Connection> {
+    connection.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Send `request`; `Failed` becomes an error with the executor's message.
+fn call<T>(
+    connection: &Shared,
+    request: &Request<'_>,
+    accept: impl FnOnce(Response<'_>) -> Option<T>,
+) -> Result<T, String> {
+    let mut connection = lock(connection);
+    match connection.call(request) {
+        Ok(Response::Failed(message)) => Err(String::from_utf8_lossy(message).into_owned()),
+        Ok(Response::Terminated(signal)) => Err(ExecutorTerminated { signal }.to_string()),
+        Ok(response) => {
+            let description = format!("{response:?}");
+            accept(response)
+                .ok_or_else(|| format!("unexpected response from the executor: {description}"))
+        }
+        Err(ProtocolError::Closed) => {
+            Err("the executor closed the connection (did it die?)".into())
+        }
+        Err(e) => Err(format!("executor connection: {e}")),
+    }
+}
+
+/// Links into local buffers; `initialize` sends the bytes, then the protections.
+pub struct RemoteCopyMapper {
+    connection: Shared,
+    page_size: usize,
+    /// Working memory of prepared ranges not yet initialized.
+    working: Mutex<Vec<(TargetRange, Box<[u8]>)>>,
+}
+
+/// Bytes per Write request: well under the frame limit.
+const WRITE_CHUNK: usize = 16 << 20;
+
+impl MemoryMapper for RemoteCopyMapper {
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError> {
+        call(
+            &self.connection,
+            &Request::Reserve {
+                size: size as u64,
+                placement,
+            },
+            |r| match r {
+                Response::Reserved(range) => Some(range),
+                _ => None,
+            },
+        )
+        .map_err(MapError)
+    }
+
+    fn prepare(&self, range: TargetRange) -> Result<WorkingMemory, MapError> {
+        let mut buffer = vec![0u8; range.len].into_boxed_slice();
+        let ptr = buffer.as_mut_ptr();
+        self.working
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((range, buffer));
+        Ok(WorkingMemory {
+            ptr,
+            len: range.len,
+        })
+    }
+
+    fn initialize(
+        &self,
+        segments: &[SegmentProtection],
+        actions: &[TargetCall],
+    ) -> Result<(), MapError> {
+        let mut working = self.working.lock().unwrap_or_else(|e| e.into_inner());
+        for segment in segments.iter().filter(|s| s.range.len > 0) {
+            let (range, buffer) = working
+                .iter()
+                .find(|(r, _)| segment.range.start >= r.start && segment.range.end() <= r.end())
+                .ok_or_else(|| {
+                    MapError(format!(
+                        "segment at {} was never prepared",
+                        segment.range.start
+                    ))
+                })?;
+            let offset = (segment.range.start - range.start) as usize;
+            let bytes = &buffer[offset..offset + segment.range.len];
+            for (index, chunk) in bytes.chunks(WRITE_CHUNK).enumerate() {
+                let address = segment.range.start + (index * WRITE_CHUNK) as u64;
+                call(
+                    &self.connection,
+                    &Request::Write {
+                        address,
+                        bytes: chunk,
+                    },
+                    |r| matches!(r, Response::Done).then_some(()),
+                )
+                .map_err(MapError)?;
+            }
+        }
+        // The bytes are in place: the local copies are no longer needed.
+        working.retain(|(range, _)| {
+            !segments
+                .iter()
+                .any(|s| s.range.start >= range.start && s.range.end() <= range.end())
+        });
+        drop(working);
+        call(
+            &self.connection,
+            &Request::Initialize {
+                segments: segments.to_vec(),
+                actions: actions.to_vec(),
+            },
+            |r| matches!(r, Response::Done).then_some(()),
+        )
+        .map_err(MapError)
+    }
+
+    fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError> {
+        call(
+            &self.connection,
+            &Request::Deinitialize {
+                ranges: ranges.to_vec(),
+                actions: actions.to_vec(),
+            },
+            |r| matches!(r, Response::Done).then_some(()),
+        )
+        .map_err(MapError)
+    }
+
+    fn release(&self, range: TargetRange) -> Result<(), MapError> {
+        call(&self.connection, &Request::Release { range }, |r| {
+            matches!(r, Response::Done).then_some(())
+        })
+        .map_err(MapError)
+    }
+}
+
+/// An executor in another process, reached over a socket.
+pub struct Remote {
+    connection: Shared,
+    mapper: Arc<RemoteCopyMapper>,
+    /// The executor process, when this linker spawned it.
+    child: Option<Child>,
+    /// The executor's process id, from the handshake.
+    pub pid: u32,
+}
+
+/// The protocol version to announce: normally ours; tests set RJITLINK_PROTOCOL_VERSION to
+/// check that a mismatch is reported.
+fn announced_version() -> u32 {
+    std::env::var("RJITLINK_PROTOCOL_VERSION")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PROTOCOL_VERSION)
+}
+
+impl Remote {
+    /// Spawn `rjitlink executor` (this same binary) connected by a socket pair. It inherits
+    /// stdin, stdout and stderr, so the program's I/O is the user's.
+    pub fn spawn() -> Result<Remote> {
+        let (ours, theirs) = UnixStream::pair().context("cannot create a socket pair")?;
+        let exe = std::env::current_exe().context("cannot find the rjitlink binary")?;
+        let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
+        let mut command = Command::new(exe);
+        command.args(["executor", "--fd", "3"]);
+        // SAFETY: only async-signal-safe calls between fork and exec. dup2 also clears
+        // close-on-exec on the new descriptor.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(theirs_fd, 3) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().context("cannot start the executor")?;
+        // Only the child may hold its end, so that its death closes the connection.
+        drop(theirs);
+        Remote::handshake(Box::new(ours), b"", Some(child))
+    }
+
+    /// Connect to `rjitlink executor --listen` at `address`, presenting RJITLINK_TOKEN.
+    pub fn connect(address: &str) -> Result<Remote> {
+        let stream = std::net::TcpStream::connect(address)
+            .with_context(|| format!("cannot connect to the executor at {address}"))?;
+        stream.set_nodelay(true)?;
+        let token = std::env::var("RJITLINK_TOKEN").unwrap_or_default();
+        Remote::handshake(Box::new(stream), token.as_bytes(), None)
+    }
+
+    fn handshake(
+        stream: Box<dyn rjitlink_protocol::Transport>,
+        token: &[u8],
+        child: Option<Child>,
+    ) -> Result<Remote> {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+        let mut connection = Connection::new(stream);
+        let hello = connection.call(&Request::Hello {
+            version: announced_version(),
+            token,
+        });
+        let (page_size, pid) = match hello {
+            Ok(Response::Hello {
+                version,
+                page_size,
+                pid,
+                ..
+            }) => {
+                if version != announced_version() {
+                    bail!(
+                        "protocol version mismatch: rjitlink speaks version {}, the executor version {version}",
+                        announced_version()
+                    );
+                }
+                (page_size, pid)
+            }
+            Ok(Response::Failed(message)) => bail!("{}", String::from_utf8_lossy(message)),
+            Ok(other) => bail!("unexpected handshake response from the executor: {other:?}"),
+            Err(ProtocolError::Closed) => bail!(
+                "the executor closed the connection during the handshake (wrong or missing RJITLINK_TOKEN?)"
+            ),
+            Err(e) => bail!("executor handshake failed: {e}"),
+        };
+        connection.transport().set_read_timeout(None)?;
+        let connection = Arc::new(Mutex::new(connection));
+        Ok(Remote {
+            mapper: Arc::new(RemoteCopyMapper {
+                connection: connection.clone(),
+                page_size: page_size as usize,
+                working: Mutex::new(Vec::new()),
+            }),
+            connection,
+            child,
+            pid,
+        })
+    }
+
+    /// What crossed the transport so far.
+    pub fn stats(&self) -> TransportStats {
+        lock(&self.connection).stats()
+    }
+
+    /// After the connection closed: how the spawned executor ended.
+    fn reap_child(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|child| child.wait().ok())
+    }
+
+    fn call<T>(
+        &mut self,
+        request: &Request<'_>,
+        accept: impl FnOnce(Response<'_>) -> Option<T>,
+    ) -> Result<T> {
+        call(&self.connection, request, accept).map_err(|message| self.explain(message))
+    }
+
+    /// Turn a failed call into the clearest error: if the executor died, say how.
+    fn explain(&mut self, message: String) -> anyhow::Error {
+        if message.starts_with("the executor closed the connection") {
+            if let Some(status) = self.reap_child() {
+                use std::os::unix::process::ExitStatusExt;
+                if let Some(signal) = status.signal() {
+                    return ExecutorTerminated { signal }.into();
+                }
+                return anyhow!("the executor exited unexpectedly with {status}");
+            }
+        }
+        anyhow!(message)
+    }
+}
+
+impl Executor for Remote {
+    fn memory(&self) -> Arc<dyn MemoryMapper> {
+        self.mapper.clone()
+    }
+
+    fn load_library(&mut self, path: &Path) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let path_bytes = path.as_os_str().as_bytes();
+        self.call(&Request::LoadLibrary { path: path_bytes }, |r| {
+            matches!(r, Response::Done).then_some(())
+        })
+    }
+
+    fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>> {
+        let count = names.len();
+        self.call(
+            &Request::Lookup {
+                names: names.to_vec(),
+            },
+            |r| match r {
+                Response::Addresses(addresses) if addresses.len() == count => Some(addresses),
+                _ => None,
+            },
+        )
+    }
+
+    fn symbol_info(&mut self, addresses: &[TargetAddr]) -> Result<Vec<Option<SymbolInfo>>> {
+        let count = addresses.len();
+        self.call(
+            &Request::SymbolInfo {
+                addresses: addresses.to_vec(),
+            },
+            |r| match r {
+                Response::SymbolInfos(infos) if infos.len() == count => Some(
+                    infos
+                        .into_iter()
+                        .map(|info| {
+                            info.map(|(kind, size)| SymbolInfo {
+                                kind: match kind {
+                                    0 => SymbolKind::Function,
+                                    1 => SymbolKind::Data,
+                                    _ => SymbolKind::Other,
+                                },
+                                size,
+                            })
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            },
+        )
+    }
+
+    fn interpose(&mut self, copies: &[Interposition]) -> Result<()> {
+        if copies.is_empty() {
+            return Ok(());
+        }
+        let copies = copies
+            .iter()
+            .map(|c| Copy {
+                name: &c.name,
+                original: c.original,
+                copy: c.copy,
+                size: c.size,
+            })
+            .collect();
+        self.call(&Request::Interpose { copies }, |r| {
+            matches!(r, Response::Done).then_some(())
+        })
+    }
+
+    fn run(&mut self, program: &Program) -> Result<i32> {
+        let request = Request::Run(RunProgram {
+            entry: program.entry,
+            init: program.init.clone(),
+            fini: program.fini.clone(),
+            args: program.args.iter().map(Vec::as_slice).collect(),
+        });
+        let outcome = lock(&self.connection).call(&request).map(|r| match r {
+            Response::Exited(status) => Ok(status),
+            Response::Terminated(signal) => Err(ExecutorTerminated { signal }.into()),
+            Response::Failed(message) => Err(anyhow!("{}", String::from_utf8_lossy(message))),
+            other => Err(anyhow!("unexpected response to run: {other:?}")),
+        });
+        match outcome {
+            Ok(result) => {
+                // The executor exits right after reporting: reap it.
+                self.reap_child();
+                result
+            }
+            Err(ProtocolError::Closed) => {
+                use std::os::unix::process::ExitStatusExt;
+                match self.reap_child() {
+                    Some(status) => match (status.code(), status.signal()) {
+                        // The program left with _exit, skipping exit handlers.
+                        (Some(code), _) => Ok(code),
+                        (_, Some(signal)) => Err(ExecutorTerminated { signal }.into()),
+                        _ => bail!("the executor ended with {status}"),
+                    },
+                    None => bail!("the executor closed the connection while the program ran"),
+                }
+            }
+            Err(e) => bail!("executor connection: {e}"),
+        }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            // Not run (e.g. --noexec or a link error): ask the executor to stop, then reap it.
+            if let Ok(None) = child.try_wait() {
+                let _ = lock(&self.connection).call(&Request::Shutdown);
+                let _ = child.wait();
+            }
+        }
+    }
+}

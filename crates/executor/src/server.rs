@@ -1,0 +1,334 @@
+//! The executor service: serves one linker over a connection, doing the target operations in
+//! this process, and the TCP listener that serves linkers one at a time.
+//!
+//! Nothing a client sends can crash the service: every frame is checked, memory requests must
+//! lie in ranges the service reserved, and any violation closes the connection. (Code the
+//! client links and runs can of course do anything: that is what an authenticated client is
+//! for, and why TCP connections must present the token.)
+
+use crate::interpose::interpose;
+use crate::target::{run_program, symbol_info, Libraries};
+use crate::{Interposition, Program, SymbolKind};
+use anyhow::{anyhow, bail, Context, Result};
+use rjitlink_memory::{InProcessMapper, MemoryMapper, TargetAddr, TargetRange};
+use rjitlink_protocol::{Connection, Request, Response, Transport, PROTOCOL_VERSION};
+use std::ffi::{c_int, c_void};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long a new connection may take to say hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Compare secrets in time independent of where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A fresh random token: 16 bytes from the kernel, as hex.
+pub fn generate_token() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .context("cannot read /dev/urandom for a token")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The target state one connection works on.
+struct Service {
+    mapper: InProcessMapper,
+    libraries: Libraries,
+    reservations: Vec<TargetRange>,
+}
+
+impl Service {
+    /// Err unless `[start, start + len)` lies inside one reservation.
+    fn check_range(&self, start: TargetAddr, len: usize) -> Result<(), String> {
+        let end = start
+            .get()
+            .checked_add(len as u64)
+            .ok_or("address overflow")?;
+        if self
+            .reservations
+            .iter()
+            .any(|r| start >= r.start && end <= r.end().get())
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "{start}..{end:#x} is not inside memory reserved by this executor"
+            ))
+        }
+    }
+
+    fn handle(&mut self, request: Request<'_>) -> Result<Response<'static>, String> {
+        let map_error = |e: rjitlink_memory::MapError| e.0;
+        Ok(match request {
+            Request::Hello { .. } => return Err("unexpected hello".into()),
+            Request::Reserve { size, placement } => {
+                let size = usize::try_from(size).map_err(|_| "size too large")?;
+                let range = self.mapper.reserve(size, placement).map_err(map_error)?;
+                self.reservations.push(range);
+                Response::Reserved(range)
+            }
+            Request::Write { address, bytes } => {
+                self.check_range(address, bytes.len())?;
+                let page = self.mapper.page_size() as u64;
+                let start = address.get() & !(page - 1);
+                let end = (address.get() + bytes.len() as u64).next_multiple_of(page);
+                self.mapper
+                    .prepare(TargetRange {
+                        start: TargetAddr(start),
+                        len: (end - start) as usize,
+                    })
+                    .map_err(map_error)?;
+                // SAFETY: checked to lie in our reservation, and made writable just above.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        bytes.as_ptr(),
+                        address.get() as *mut u8,
+                        bytes.len(),
+                    )
+                };
+                Response::Done
+            }
+            Request::Initialize { segments, actions } => {
+                for segment in &segments {
+                    self.check_range(segment.range.start, segment.range.len)?;
+                }
+                self.mapper
+                    .initialize(&segments, &actions)
+                    .map_err(map_error)?;
+                Response::Done
+            }
+            Request::Deinitialize { ranges, actions } => {
+                for range in &ranges {
+                    self.check_range(range.start, range.len)?;
+                }
+                self.mapper
+                    .deinitialize(&ranges, &actions)
+                    .map_err(map_error)?;
+                Response::Done
+            }
+            Request::Release { range } => {
+                let index = self
+                    .reservations
+                    .iter()
+                    .position(|r| *r == range)
+                    .ok_or("release of a range that is not a reservation")?;
+                self.mapper.release(range).map_err(map_error)?;
+                self.reservations.swap_remove(index);
+                Response::Done
+            }
+            Request::LoadLibrary { path } => {
+                let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+                self.libraries.load(path).map_err(|e| format!("{e:#}"))?;
+                Response::Done
+            }
+            Request::Lookup { names } => Response::Addresses(self.libraries.lookup(names)),
+            Request::SymbolInfo { addresses } => Response::SymbolInfos(
+                addresses
+                    .into_iter()
+                    .map(|address| {
+                        symbol_info(address).map(|info| {
+                            let kind = match info.kind {
+                                SymbolKind::Function => 0,
+                                SymbolKind::Data => 1,
+                                SymbolKind::Other => 2,
+                            };
+                            (kind, info.size)
+                        })
+                    })
+                    .collect(),
+            ),
+            Request::Interpose { copies } => {
+                let copies: Vec<Interposition> = copies
+                    .into_iter()
+                    .map(|c| Interposition {
+                        name: c.name.to_vec(),
+                        original: c.original,
+                        copy: c.copy,
+                        size: c.size,
+                    })
+                    .collect();
+                for copy in &copies {
+                    self.check_range(copy.copy, copy.size as usize)?;
+                }
+                interpose(&copies).map_err(|e| format!("{e:#}"))?;
+                Response::Done
+            }
+            Request::Run(_) | Request::Shutdown => unreachable!("handled by the caller"),
+        })
+    }
+}
+
+use std::os::unix::ffi::OsStrExt;
+
+/// The connection and request id to answer when the running program exits.
+static EXIT_REPORT: Mutex<Option<(Connection, u64)>> = Mutex::new(None);
+
+extern "C" fn report_exit(status: c_int, _: *mut c_void) {
+    // SAFETY: flushing every stdio stream is always allowed; the report must come after the
+    // program's output.
+    unsafe { libc::fflush(std::ptr::null_mut()) };
+    let mut report = EXIT_REPORT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((connection, id)) = report.as_mut() {
+        let _ = connection.respond(*id, &Response::Exited(status));
+    }
+}
+
+/// Serve one linker: handshake (with `token`, if one is required), then requests until the
+/// linker shuts down or closes. A `Run` request does not return: the program's exit is this
+/// process's exit, reported to the linker first.
+pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<()> {
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    let mut connection = Connection::new(stream);
+    let (id, version) = match connection.next_request()? {
+        None => bail!("the linker closed the connection before saying hello"),
+        Some((
+            id,
+            Request::Hello {
+                version,
+                token: presented,
+            },
+        )) => {
+            if let Some(token) = token {
+                if !same_secret(presented, token) {
+                    // Closed before anything is served or even answered.
+                    bail!("wrong or missing token");
+                }
+            }
+            (id, version)
+        }
+        Some(_) => bail!("the first message is not a hello"),
+    };
+    if version != PROTOCOL_VERSION {
+        let message = format!(
+            "protocol version mismatch: the executor speaks version {PROTOCOL_VERSION}, the linker version {version}"
+        );
+        connection.respond(id, &Response::Failed(message.as_bytes()))?;
+        bail!(message);
+    }
+    connection.respond(
+        id,
+        &Response::Hello {
+            version: PROTOCOL_VERSION,
+            page_size: rjitlink_memory::page_size() as u64,
+            pid: std::process::id(),
+            capabilities: 0,
+        },
+    )?;
+    connection.transport().set_read_timeout(None)?;
+
+    let mut service = Service {
+        mapper: InProcessMapper::new(),
+        libraries: Libraries::default(),
+        reservations: Vec::new(),
+    };
+    loop {
+        let Some((id, request)) = connection.next_request()? else {
+            return Ok(());
+        };
+        match request {
+            Request::Shutdown => {
+                connection.respond(id, &Response::Done)?;
+                return Ok(());
+            }
+            Request::Run(run) => {
+                let program = Program {
+                    entry: run.entry,
+                    init: run.init,
+                    fini: run.fini,
+                    args: run.args.iter().map(|a| a.to_vec()).collect(),
+                };
+                *EXIT_REPORT.lock().unwrap_or_else(|e| e.into_inner()) = Some((connection, id));
+                match run_program(&program, Some(report_exit)) {
+                    Ok(never) => match never {},
+                    Err(e) => {
+                        let mut report = EXIT_REPORT.lock().unwrap_or_else(|e| e.into_inner());
+                        let (connection, id) = report.as_mut().expect("stored above");
+                        let message = format!("{e:#}");
+                        connection.respond(*id, &Response::Failed(message.as_bytes()))?;
+                        return Ok(());
+                    }
+                }
+            }
+            request => {
+                let response = service.handle(request);
+                match response {
+                    Ok(response) => connection.respond(id, &response)?,
+                    Err(message) => {
+                        connection.respond(id, &Response::Failed(message.as_bytes()))?
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Serve linkers over TCP, one at a time, each in a forked child so that a program's exit or
+/// crash ends only that child. If the child dies by a signal, the linker is told so.
+pub fn listen(address: &str, token: &[u8]) -> Result<()> {
+    let listener =
+        TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))?;
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() {
+        eprintln!(
+            "rjitlink executor: warning: listening on {local}, reachable from other machines: anyone with the token can run code here"
+        );
+    }
+    println!("rjitlink executor listening on {local}");
+    std::io::stdout().flush()?;
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                eprintln!("rjitlink executor: accept failed: {e}");
+                continue;
+            }
+        };
+        // SAFETY: this process is single-threaded here, so the child may run anything.
+        match unsafe { libc::fork() } {
+            -1 => eprintln!(
+                "rjitlink executor: fork failed: {}",
+                std::io::Error::last_os_error()
+            ),
+            0 => {
+                drop(listener);
+                let status = match serve(Box::new(stream), Some(token)) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("rjitlink executor: {peer}: {e:#}");
+                        1
+                    }
+                };
+                std::process::exit(status);
+            }
+            child => report_child_end(child, stream),
+        }
+    }
+}
+
+/// Wait for the child serving `stream`; if a signal killed it, tell the linker.
+fn report_child_end(child: libc::pid_t, stream: TcpStream) {
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    while unsafe { libc::waitpid(child, &mut status, 0) } == -1 {
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+    if libc::WIFSIGNALED(status) {
+        let mut connection = Connection::new(Box::new(stream));
+        let _ = connection.respond(0, &Response::Terminated(libc::WTERMSIG(status)));
+    }
+}
+
+/// Serve the linker that spawned this process, on the socket at file descriptor `fd`.
+pub fn serve_inherited_socket(fd: i32) -> Result<()> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the spawning linker passes a socket at this descriptor, owned by us from now on.
+    let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    serve(Box::new(stream), None).map_err(|e| anyhow!("{e:#}"))
+}

@@ -1,0 +1,181 @@
+//! What a target process does for the linker, in its own address space: load libraries, look
+//! symbols up, describe them, and run a program. `InProcess` calls these directly; the executor
+//! server calls them on behalf of a remote linker — one code path for both.
+
+use crate::{Program, SymbolInfo, SymbolKind};
+use anyhow::{bail, Result};
+use rjitlink_memory::TargetAddr;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Libraries loaded into this process for linked code, in load order.
+#[derive(Default)]
+pub struct Libraries {
+    handles: Vec<*mut c_void>,
+}
+
+// SAFETY: dlopen handles are process-global and may be used from any thread.
+unsafe impl Send for Libraries {}
+
+fn dlerror_message() -> String {
+    // SAFETY: dlerror returns NULL or a valid C string owned by the loader.
+    let message = unsafe { libc::dlerror() };
+    if message.is_null() {
+        "unknown dynamic loader error".to_owned()
+    } else {
+        // SAFETY: checked non-null above.
+        unsafe { CStr::from_ptr(message) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+impl Libraries {
+    /// dlopen with RTLD_NOW | RTLD_GLOBAL. Err names the library and the loader's reason.
+    pub fn load(&mut self, path: &Path) -> Result<()> {
+        let c_path = CString::new(path.as_os_str().as_bytes())?;
+        // SAFETY: a valid C string; dlopen runs the library's constructors, which is intended.
+        let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        if handle.is_null() {
+            bail!("cannot load {}: {}", path.display(), dlerror_message());
+        }
+        if self.handles.contains(&handle) {
+            // Loaded by an earlier link of the session: keep one reference and one entry, so
+            // lookups do not slow down as a session links more units.
+            // SAFETY: the library stays loaded through the reference we already hold.
+            unsafe { libc::dlclose(handle) };
+        } else {
+            self.handles.push(handle);
+        }
+        Ok(())
+    }
+
+    /// Each name's address in the first library (in load order) that defines it.
+    pub fn lookup<'a>(&self, names: impl IntoIterator<Item = &'a [u8]>) -> Vec<Option<TargetAddr>> {
+        let mut buffer = Vec::new();
+        names
+            .into_iter()
+            .map(|name| {
+                buffer.clear();
+                buffer.extend_from_slice(name);
+                buffer.push(0);
+                self.handles.iter().find_map(|&handle| {
+                    // SAFETY: a live handle and a NUL-terminated name.
+                    let address = unsafe { libc::dlsym(handle, buffer.as_ptr() as *const c_char) };
+                    (!address.is_null()).then_some(TargetAddr(address as u64))
+                })
+            })
+            .collect()
+    }
+}
+
+extern "C" {
+    fn dladdr1(
+        address: *const c_void,
+        info: *mut libc::Dl_info,
+        extra: *mut *mut c_void,
+        flags: c_int,
+    ) -> c_int;
+}
+const RTLD_DL_SYMENT: c_int = 1;
+
+/// The loader's symbol table entry for the symbol at `address`, if one starts exactly there.
+pub fn symbol_info(address: TargetAddr) -> Option<SymbolInfo> {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    let mut symbol: *mut c_void = std::ptr::null_mut();
+    // SAFETY: dladdr1 fills `info` and `symbol` for any address, or returns 0.
+    let found = unsafe {
+        dladdr1(
+            address.get() as *const c_void,
+            info.as_mut_ptr(),
+            &mut symbol,
+            RTLD_DL_SYMENT,
+        )
+    };
+    if found == 0 || symbol.is_null() {
+        return None;
+    }
+    // SAFETY: with RTLD_DL_SYMENT, `symbol` points at the library's Elf64_Sym.
+    let symbol = unsafe { &*(symbol as *const libc::Elf64_Sym) };
+    // SAFETY: dladdr1 succeeded, so `info` is initialized.
+    let info = unsafe { info.assume_init() };
+    if info.dli_saddr as u64 != address.get() {
+        return None;
+    }
+    let kind = match symbol.st_info & 0xf {
+        1 => SymbolKind::Data,          // STT_OBJECT
+        2 | 10 => SymbolKind::Function, // STT_FUNC, STT_GNU_IFUNC
+        _ => SymbolKind::Other,
+    };
+    Some(SymbolInfo {
+        kind,
+        size: symbol.st_size,
+    })
+}
+
+type InitFn = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char);
+type MainFn = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
+type FiniFn = unsafe extern "C" fn();
+
+/// The program's fini functions, run by an atexit handler registered before its init functions
+/// so that, as in a normal process, handlers the program registers itself run first.
+static FINI_FUNCTIONS: OnceLock<Vec<u64>> = OnceLock::new();
+
+extern "C" fn run_fini_functions() {
+    for &address in FINI_FUNCTIONS.get().map(Vec::as_slice).unwrap_or_default() {
+        // SAFETY: the linker resolved these addresses to functions in finalized code.
+        unsafe { std::mem::transmute::<u64, FiniFn>(address)() };
+    }
+}
+
+/// Called with the exit status as the process exits, after the program's own exit handlers
+/// and fini functions and after stdio is flushed.
+pub type ExitObserver = extern "C" fn(c_int, *mut c_void);
+
+extern "C" {
+    fn on_exit(function: ExitObserver, argument: *mut c_void) -> c_int;
+}
+
+/// Run a linked program in this process as a process runs its main: init functions, the entry
+/// with (argc, argv, envp), then `exit` with its status (which runs fini functions and atexit
+/// handlers). Never returns. `observer`, if given, sees the exit status last of all.
+pub fn run_program(
+    program: &Program,
+    observer: Option<ExitObserver>,
+) -> Result<std::convert::Infallible> {
+    let args = program
+        .args
+        .iter()
+        .map(|arg| CString::new(arg.as_slice()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut argv: Vec<*const c_char> = args.iter().map(|arg| arg.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let argc = c_int::try_from(args.len())?;
+    extern "C" {
+        static environ: *const *const c_char;
+    }
+    if FINI_FUNCTIONS
+        .set(program.fini.iter().map(|a| a.get()).collect())
+        .is_err()
+    {
+        bail!("a program has already run in this process");
+    }
+    // SAFETY: everything below calls into code the linker produced for this purpose. The
+    // argv strings live until exit because this function never returns.
+    unsafe {
+        if let Some(observer) = observer {
+            // Registered first, so it runs after every other exit handler.
+            on_exit(observer, std::ptr::null_mut());
+        }
+        libc::atexit(run_fini_functions);
+        let envp = environ;
+        for init in &program.init {
+            std::mem::transmute::<u64, InitFn>(init.get())(argc, argv.as_ptr(), envp);
+        }
+        let main = std::mem::transmute::<u64, MainFn>(program.entry.get());
+        let status = main(argc, argv.as_ptr(), envp);
+        libc::exit(status)
+    }
+}

@@ -1,0 +1,487 @@
+//! The messages. Requests go from the linker to the executor; each gets one response.
+//! Decoded messages borrow their byte strings from the frame they came in.
+
+use crate::codec::{DecodeError, Decoder, Encoder};
+use rjitlink_memory::{
+    Placement, Protection, SegmentProtection, TargetAddr, TargetCall, TargetRange,
+};
+
+/// A program to run: the executor's copy of `rjitlink_executor::Program`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunProgram<'a> {
+    pub entry: TargetAddr,
+    pub init: Vec<TargetAddr>,
+    pub fini: Vec<TargetAddr>,
+    pub args: Vec<&'a [u8]>,
+}
+
+/// One copy relocation to interpose (see `rjitlink_executor::Interposition`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Copy<'a> {
+    pub name: &'a [u8],
+    pub original: TargetAddr,
+    pub copy: TargetAddr,
+    pub size: u64,
+}
+
+/// A symbol's kind on the wire: 0 function, 1 data, 2 other.
+pub type SymbolKindCode = u8;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// The first message: the linker's protocol version and the executor's secret token.
+    Hello {
+        version: u32,
+        token: &'a [u8],
+    },
+    Reserve {
+        size: u64,
+        placement: Placement,
+    },
+    /// Copy bytes into reserved memory (the copy mapper).
+    Write {
+        address: TargetAddr,
+        bytes: &'a [u8],
+    },
+    Initialize {
+        segments: Vec<SegmentProtection>,
+        actions: Vec<TargetCall>,
+    },
+    Deinitialize {
+        ranges: Vec<TargetRange>,
+        actions: Vec<TargetCall>,
+    },
+    Release {
+        range: TargetRange,
+    },
+    LoadLibrary {
+        path: &'a [u8],
+    },
+    Lookup {
+        names: Vec<&'a [u8]>,
+    },
+    SymbolInfo {
+        addresses: Vec<TargetAddr>,
+    },
+    Interpose {
+        copies: Vec<Copy<'a>>,
+    },
+    Run(RunProgram<'a>),
+    Shutdown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response<'a> {
+    Hello {
+        version: u32,
+        page_size: u64,
+        pid: u32,
+        capabilities: u64,
+    },
+    Done,
+    Failed(&'a [u8]),
+    Reserved(TargetRange),
+    Addresses(Vec<Option<TargetAddr>>),
+    SymbolInfos(Vec<Option<(SymbolKindCode, u64)>>),
+    /// The program exited with this status.
+    Exited(i32),
+    /// The process serving the connection was killed by this signal.
+    Terminated(i32),
+}
+
+fn protection_code(protection: Protection) -> u8 {
+    match protection {
+        Protection::ReadExecute => 0,
+        Protection::Read => 1,
+        Protection::ReadWrite => 2,
+    }
+}
+
+fn decode_protection(code: u8) -> Result<Protection, DecodeError> {
+    Ok(match code {
+        0 => Protection::ReadExecute,
+        1 => Protection::Read,
+        2 => Protection::ReadWrite,
+        _ => return Err(DecodeError(format!("invalid protection {code}"))),
+    })
+}
+
+fn encode_range(e: &mut Encoder, range: TargetRange) {
+    e.u64(range.start.get()).u64(range.len as u64);
+}
+
+fn decode_range(d: &mut Decoder<'_>) -> Result<TargetRange, DecodeError> {
+    let start = TargetAddr(d.u64()?);
+    let len = usize::try_from(d.u64()?).map_err(|_| DecodeError("range too long".into()))?;
+    Ok(TargetRange { start, len })
+}
+
+fn encode_actions(e: &mut Encoder, actions: &[TargetCall]) {
+    e.count(actions.len());
+    for action in actions {
+        e.u64(action.function.get())
+            .u64(action.args[0])
+            .u64(action.args[1]);
+    }
+}
+
+fn decode_actions(d: &mut Decoder<'_>) -> Result<Vec<TargetCall>, DecodeError> {
+    (0..d.count(24)?)
+        .map(|_| {
+            Ok(TargetCall {
+                function: TargetAddr(d.u64()?),
+                args: [d.u64()?, d.u64()?],
+            })
+        })
+        .collect()
+}
+
+fn encode_addresses(e: &mut Encoder, addresses: &[TargetAddr]) {
+    e.count(addresses.len());
+    for address in addresses {
+        e.u64(address.get());
+    }
+}
+
+fn decode_addresses(d: &mut Decoder<'_>) -> Result<Vec<TargetAddr>, DecodeError> {
+    (0..d.count(8)?).map(|_| Ok(TargetAddr(d.u64()?))).collect()
+}
+
+impl<'a> Request<'a> {
+    pub fn encode(&self, e: &mut Encoder) {
+        match self {
+            Request::Hello { version, token } => {
+                e.u8(0).bytes(&crate::MAGIC).u32(*version).bytes(token);
+            }
+            Request::Reserve { size, placement } => {
+                e.u8(1).u64(*size);
+                match placement {
+                    Placement::Anywhere => e.u8(0).u64(0),
+                    Placement::Below2GiB => e.u8(1).u64(0),
+                    Placement::At(address) => e.u8(2).u64(address.get()),
+                };
+            }
+            Request::Write { address, bytes } => {
+                e.u8(2).u64(address.get()).bytes(bytes);
+            }
+            Request::Initialize { segments, actions } => {
+                e.u8(3).count(segments.len());
+                for segment in segments {
+                    encode_range(e, segment.range);
+                    e.u8(protection_code(segment.protection));
+                }
+                encode_actions(e, actions);
+            }
+            Request::Deinitialize { ranges, actions } => {
+                e.u8(4).count(ranges.len());
+                for range in ranges {
+                    encode_range(e, *range);
+                }
+                encode_actions(e, actions);
+            }
+            Request::Release { range } => {
+                e.u8(5);
+                encode_range(e, *range);
+            }
+            Request::LoadLibrary { path } => {
+                e.u8(6).bytes(path);
+            }
+            Request::Lookup { names } => {
+                e.u8(7).count(names.len());
+                for name in names {
+                    e.bytes(name);
+                }
+            }
+            Request::SymbolInfo { addresses } => {
+                e.u8(8);
+                encode_addresses(e, addresses);
+            }
+            Request::Interpose { copies } => {
+                e.u8(9).count(copies.len());
+                for copy in copies {
+                    e.bytes(copy.name)
+                        .u64(copy.original.get())
+                        .u64(copy.copy.get())
+                        .u64(copy.size);
+                }
+            }
+            Request::Run(program) => {
+                e.u8(10).u64(program.entry.get());
+                encode_addresses(e, &program.init);
+                encode_addresses(e, &program.fini);
+                e.count(program.args.len());
+                for arg in &program.args {
+                    e.bytes(arg);
+                }
+            }
+            Request::Shutdown => {
+                e.u8(11);
+            }
+        }
+    }
+
+    pub fn decode(bytes: &'a [u8]) -> Result<Request<'a>, DecodeError> {
+        let mut d = Decoder::new(bytes);
+        let request = {
+            match d.u8()? {
+                // The hello's layout never changes, so any version can read another's.
+                0 => {
+                    if d.bytes()? != crate::MAGIC {
+                        return Err(DecodeError("not an rjitlink hello".into()));
+                    }
+                    Request::Hello {
+                        version: d.u32()?,
+                        token: d.bytes()?,
+                    }
+                }
+                1 => {
+                    let size = d.u64()?;
+                    let placement = match (d.u8()?, d.u64()?) {
+                        (0, _) => Placement::Anywhere,
+                        (1, _) => Placement::Below2GiB,
+                        (2, address) => Placement::At(TargetAddr(address)),
+                        (code, _) => return Err(DecodeError(format!("invalid placement {code}"))),
+                    };
+                    Request::Reserve { size, placement }
+                }
+                2 => Request::Write {
+                    address: TargetAddr(d.u64()?),
+                    bytes: d.bytes()?,
+                },
+                3 => {
+                    let segments = (0..d.count(17)?)
+                        .map(|_| {
+                            Ok(SegmentProtection {
+                                range: decode_range(&mut d)?,
+                                protection: decode_protection(d.u8()?)?,
+                            })
+                        })
+                        .collect::<Result<_, DecodeError>>()?;
+                    Request::Initialize {
+                        segments,
+                        actions: decode_actions(&mut d)?,
+                    }
+                }
+                4 => {
+                    let ranges = (0..d.count(16)?)
+                        .map(|_| decode_range(&mut d))
+                        .collect::<Result<_, _>>()?;
+                    Request::Deinitialize {
+                        ranges,
+                        actions: decode_actions(&mut d)?,
+                    }
+                }
+                5 => Request::Release {
+                    range: decode_range(&mut d)?,
+                },
+                6 => Request::LoadLibrary { path: d.bytes()? },
+                7 => Request::Lookup {
+                    names: (0..d.count(4)?)
+                        .map(|_| d.bytes())
+                        .collect::<Result<_, _>>()?,
+                },
+                8 => Request::SymbolInfo {
+                    addresses: decode_addresses(&mut d)?,
+                },
+                9 => Request::Interpose {
+                    copies: (0..d.count(28)?)
+                        .map(|_| {
+                            Ok(Copy {
+                                name: d.bytes()?,
+                                original: TargetAddr(d.u64()?),
+                                copy: TargetAddr(d.u64()?),
+                                size: d.u64()?,
+                            })
+                        })
+                        .collect::<Result<_, DecodeError>>()?,
+                },
+                10 => Request::Run(RunProgram {
+                    entry: TargetAddr(d.u64()?),
+                    init: decode_addresses(&mut d)?,
+                    fini: decode_addresses(&mut d)?,
+                    args: (0..d.count(4)?)
+                        .map(|_| d.bytes())
+                        .collect::<Result<_, _>>()?,
+                }),
+                11 => Request::Shutdown,
+                kind => return Err(DecodeError(format!("unknown request kind {kind}"))),
+            }
+        };
+        d.finish()?;
+        Ok(request)
+    }
+}
+
+impl<'a> Response<'a> {
+    pub fn encode(&self, e: &mut Encoder) {
+        match self {
+            Response::Hello {
+                version,
+                page_size,
+                pid,
+                capabilities,
+            } => {
+                e.u8(0)
+                    .bytes(&crate::MAGIC)
+                    .u32(*version)
+                    .u64(*page_size)
+                    .u32(*pid)
+                    .u64(*capabilities);
+            }
+            Response::Done => {
+                e.u8(1);
+            }
+            Response::Failed(message) => {
+                e.u8(2).bytes(message);
+            }
+            Response::Reserved(range) => {
+                e.u8(3);
+                encode_range(e, *range);
+            }
+            Response::Addresses(addresses) => {
+                e.u8(4).count(addresses.len());
+                for address in addresses {
+                    e.u64(address.map_or(0, TargetAddr::get));
+                }
+            }
+            Response::SymbolInfos(infos) => {
+                e.u8(5).count(infos.len());
+                for info in infos {
+                    match info {
+                        Some((kind, size)) => e.u8(1).u8(*kind).u64(*size),
+                        None => e.u8(0).u8(0).u64(0),
+                    };
+                }
+            }
+            Response::Exited(status) => {
+                e.u8(6).i32(*status);
+            }
+            Response::Terminated(signal) => {
+                e.u8(7).i32(*signal);
+            }
+        }
+    }
+
+    pub fn decode(bytes: &'a [u8]) -> Result<Response<'a>, DecodeError> {
+        let mut d = Decoder::new(bytes);
+        let response = {
+            match d.u8()? {
+                0 => {
+                    if d.bytes()? != crate::MAGIC {
+                        return Err(DecodeError("not an rjitlink executor".into()));
+                    }
+                    Response::Hello {
+                        version: d.u32()?,
+                        page_size: d.u64()?,
+                        pid: d.u32()?,
+                        capabilities: d.u64()?,
+                    }
+                }
+                1 => Response::Done,
+                2 => Response::Failed(d.bytes()?),
+                3 => Response::Reserved(decode_range(&mut d)?),
+                4 => Response::Addresses(
+                    (0..d.count(8)?)
+                        .map(|_| Ok(Some(d.u64()?).filter(|&a| a != 0).map(TargetAddr)))
+                        .collect::<Result<_, DecodeError>>()?,
+                ),
+                5 => Response::SymbolInfos(
+                    (0..d.count(10)?)
+                        .map(|_| {
+                            let (present, kind, size) = (d.u8()?, d.u8()?, d.u64()?);
+                            Ok((present != 0).then_some((kind, size)))
+                        })
+                        .collect::<Result<_, DecodeError>>()?,
+                ),
+                6 => Response::Exited(d.i32()?),
+                7 => Response::Terminated(d.i32()?),
+                kind => return Err(DecodeError(format!("unknown response kind {kind}"))),
+            }
+        };
+        d.finish()?;
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(request: Request<'_>) {
+        let mut e = Encoder::default();
+        request.encode(&mut e);
+        assert_eq!(Request::decode(&e.bytes).unwrap(), request);
+    }
+
+    #[test]
+    fn requests_survive_encoding() {
+        round_trip(Request::Hello {
+            version: 1,
+            token: b"secret",
+        });
+        round_trip(Request::Reserve {
+            size: 1 << 30,
+            placement: Placement::At(TargetAddr(0x4000_0000)),
+        });
+        round_trip(Request::Write {
+            address: TargetAddr(0x1000),
+            bytes: &[1, 2, 3],
+        });
+        round_trip(Request::Initialize {
+            segments: vec![SegmentProtection {
+                range: TargetRange {
+                    start: TargetAddr(0x1000),
+                    len: 4096,
+                },
+                protection: Protection::ReadExecute,
+            }],
+            actions: vec![TargetCall {
+                function: TargetAddr(5),
+                args: [6, 7],
+            }],
+        });
+        round_trip(Request::Lookup {
+            names: vec![b"printf", b"puts"],
+        });
+        round_trip(Request::Run(RunProgram {
+            entry: TargetAddr(0x1234),
+            init: vec![TargetAddr(1)],
+            fini: vec![],
+            args: vec![b"prog", b"-x"],
+        }));
+        round_trip(Request::Shutdown);
+    }
+
+    #[test]
+    fn malformed_bytes_are_errors_not_panics() {
+        for bytes in [
+            &[][..],
+            &[1, 0],
+            &[99],
+            &[7, 255, 255],
+            &[0, 4, 0, 0, 0, b'R'],
+        ] {
+            assert!(Request::decode(bytes).is_err(), "{bytes:?}");
+            assert!(Response::decode(bytes).is_err(), "{bytes:?}");
+        }
+        let mut e = Encoder::default();
+        Request::Shutdown.encode(&mut e);
+        e.u8(0);
+        assert!(
+            Request::decode(&e.bytes).is_err(),
+            "trailing bytes are rejected"
+        );
+    }
+
+    #[test]
+    fn every_byte_string_prefix_is_rejected_cleanly() {
+        let mut e = Encoder::default();
+        Request::Lookup {
+            names: vec![b"printf", b"puts"],
+        }
+        .encode(&mut e);
+        for end in 0..e.bytes.len() {
+            assert!(Request::decode(&e.bytes[..end]).is_err());
+        }
+    }
+}
