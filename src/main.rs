@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use rjitlink_executor::{Executor, ExecutorTerminated, InProcess, Remote};
+use rjitlink_executor::{Executor, ExecutorTerminated, InProcess, MemoryMode, Remote};
 use rjitlink_link::{InputArg, LinkOptions, PhaseTimes, SearchPath, Session, SessionOptions};
 use rjitlink_memory::{SlabConfig, TargetAddr, DEFAULT_SLAB_SIZE};
 use std::ffi::OsString;
@@ -94,6 +94,14 @@ struct RunArgs {
     /// tcp:HOST:PORT (an `rjitlink executor --listen`; the token comes from RJITLINK_TOKEN).
     #[arg(long, value_name = "WHERE", value_parser = parse_executor, default_value = "in-process")]
     executor: ExecutorChoice,
+    /// How bytes reach a remote executor: shared (the linker writes into the executor's
+    /// pages; the default) or copy (sent over the connection). Over TCP the default falls
+    /// back to copy when the executor is on another machine.
+    #[arg(long, value_name = "HOW", value_parser = ["shared", "copy"])]
+    memory: Option<String>,
+    /// Print what crossed the connection and what was linked, on stderr.
+    #[arg(long)]
+    show_stats: bool,
     /// Address space reserved for linked code and data, e.g. 256M or 2G.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value_t = DEFAULT_SLAB_SIZE)]
     slab_size: u64,
@@ -165,10 +173,18 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         entry: Some(args.entry.clone()),
         default_libraries: !args.nostdlib,
     };
+    let memory = match args.memory.as_deref() {
+        None => MemoryMode::Auto,
+        Some("shared") => MemoryMode::Shared,
+        Some(_) => MemoryMode::Copy,
+    };
     let executor: Box<dyn Executor> = match &args.executor {
+        ExecutorChoice::InProcess if args.memory.is_some() => {
+            anyhow::bail!("--memory applies to remote executors (--executor=remote or tcp:...)")
+        }
         ExecutorChoice::InProcess => Box::new(InProcess::new()),
-        ExecutorChoice::Remote => Box::new(Remote::spawn()?),
-        ExecutorChoice::Tcp(address) => Box::new(Remote::connect(address)?),
+        ExecutorChoice::Remote => Box::new(Remote::spawn(memory)?),
+        ExecutorChoice::Tcp(address) => Box::new(Remote::connect(address, memory)?),
     };
     let mut session = Session::new(
         executor,
@@ -188,6 +204,20 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
             "{:>10} {:>9.3} ms",
             "wall",
             start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    if args.show_stats {
+        if let Some(transport) = session.transport_stats() {
+            eprintln!(
+                "transport: {} bytes sent, {} bytes received, {} round trips",
+                transport.bytes_sent, transport.bytes_received, transport.round_trips
+            );
+        }
+        let slab = session.memory_stats();
+        eprintln!("linked: {} bytes of code and data", linked.linked_bytes);
+        eprintln!(
+            "slab: {} allocations served, {} bytes reserved",
+            slab.allocations_served, slab.reserved_bytes
         );
     }
     if args.noexec {

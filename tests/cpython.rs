@@ -73,3 +73,26 @@ fn non_pic_archive_runs_python_code() {
     assert_eq!(String::from_utf8_lossy(&output.stderr), "to stderr\n");
     assert_eq!(output.status.code(), Some(0));
 }
+
+#[test]
+fn both_archives_run_in_a_remote_executor_with_shared_and_copied_memory() {
+    for archive in ["libpython3.11.a", "libpython3.11-pic.a"] {
+        for memory in ["--memory=shared", "--memory=copy"] {
+            let dir = config_dir();
+            let output = Command::new(env!("CARGO_BIN_EXE_rjitlink"))
+                .args(["run", "--executor=remote", memory])
+                .arg(dir.join("python.o"))
+                .arg(dir.join(archive))
+                .args(["-lm", "-lz", "-lexpat", "--", "-c", "print(6*7)"])
+                .output()
+                .expect("cannot run rjitlink");
+            assert_eq!(
+                String::from_utf8_lossy(&output.stdout),
+                "42\n",
+                "{archive} {memory}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_eq!(output.status.code(), Some(0));
+        }
+    }
+}

@@ -142,19 +142,22 @@ pub fn run_with_timeout(command: &mut Command) -> Result<Output, Failed> {
 #[derive(Clone, Copy, Debug)]
 pub enum Mode {
     InProcess,
-    /// `--executor=remote`: a spawned executor process on a socket pair.
+    /// `--executor=remote`: a spawned executor process on a socket pair, sharing memory.
     Remote,
+    /// `--executor=remote --memory=copy`: bytes sent over the socket pair.
+    RemoteCopy,
     /// `--executor=tcp:...` against an `rjitlink executor --listen` started for the test.
     Tcp,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::InProcess, Mode::Remote, Mode::Tcp];
+    pub const ALL: [Mode; 4] = [Mode::InProcess, Mode::Remote, Mode::RemoteCopy, Mode::Tcp];
 
     pub fn name(self) -> &'static str {
         match self {
             Mode::InProcess => "in-process",
             Mode::Remote => "remote",
+            Mode::RemoteCopy => "remote-copy",
             Mode::Tcp => "tcp",
         }
     }
@@ -172,8 +175,22 @@ pub struct TcpExecutor {
 
 impl TcpExecutor {
     pub fn start() -> Result<TcpExecutor, Failed> {
+        TcpExecutor::start_with(Command::new(rjitlink()))
+    }
+
+    /// In a PID namespace of its own, the executor's /proc entries are not the linker's: to
+    /// the linker it is as if on another machine, with which memory cannot be shared.
+    pub fn start_elsewhere() -> Result<TcpExecutor, Failed> {
+        let mut command = Command::new("unshare");
+        command
+            .args(["--pid", "--fork", "--mount-proc"])
+            .arg(rjitlink());
+        TcpExecutor::start_with(command)
+    }
+
+    fn start_with(mut command: Command) -> Result<TcpExecutor, Failed> {
         use std::io::BufRead;
-        let mut child = Command::new(rjitlink())
+        let mut child = command
             .args(["executor", "--listen", "127.0.0.1:0"])
             .env("RJITLINK_TOKEN", TEST_TOKEN)
             .stdin(Stdio::null())
@@ -320,8 +337,11 @@ impl Case {
     pub fn run_jit(&self, mode: Mode, extra: &[&str]) -> Result<Output, Failed> {
         match mode {
             Mode::InProcess => run_with_timeout(&mut self.rjitlink_command(extra)),
-            Mode::Remote => {
+            Mode::Remote | Mode::RemoteCopy => {
                 let mut flags = vec!["--executor=remote"];
+                if let Mode::RemoteCopy = mode {
+                    flags.push("--memory=copy");
+                }
                 flags.extend_from_slice(extra);
                 run_with_timeout(&mut self.rjitlink_command(&flags))
             }
@@ -736,9 +756,155 @@ extern "C" {
 
 const SIGKILL: i32 = 9;
 
-/// The remote executor's behaviour: death, signals, tokens, hostile clients, versions, stdin.
+/// The numbers of `--show-stats`: (bytes sent, linked bytes).
+fn parse_stats(stderr: &[u8]) -> Result<(u64, u64), Failed> {
+    let text = String::from_utf8_lossy(stderr);
+    let number_after = |prefix: &str| -> Result<u64, Failed> {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .ok_or_else(|| format!("no `{prefix}` line in: {text}"))?;
+        Ok(line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .parse()
+            .map_err(|_| format!("bad line: {line}"))?)
+    };
+    Ok((number_after("transport: ")?, number_after("linked: ")?))
+}
+
+/// Entries of /dev/shm now.
+fn dev_shm() -> Vec<std::ffi::OsString> {
+    let mut names: Vec<_> = std::fs::read_dir("/dev/shm")
+        .map(|dir| dir.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Wait until process `pid` is gone.
+fn wait_until_gone(pid: &str) -> Result<(), Failed> {
+    let start = Instant::now();
+    while Path::new(&format!("/proc/{}", pid.trim())).exists() {
+        // A zombie counts as gone: it holds no memory.
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+        if status.split_whitespace().nth(2) == Some("Z") {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            return Err(format!("process {} outlived its linker", pid.trim()).into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// The remote executor's behaviour: death, signals, tokens, hostile clients, versions, stdin,
+/// and how memory reaches it.
 pub fn executor_trials() -> Vec<Trial> {
     vec![
+        Trial::test("executor::shared_memory_sends_no_code", || {
+            // CPython's PIC archive: several MiB of code and data. From the transport's own
+            // counters: shared memory sends under 2% of that, copying at least all of it.
+            let dir = String::from_utf8(
+                checked(Command::new("/usr/bin/python3.11-config").arg("--configdir"))?.stdout,
+            )
+            .map_err(|e| e.to_string())?;
+            let dir = Path::new(dir.trim());
+            for (memory, check) in [("shared", 0), ("copy", 1)] {
+                let output = checked(
+                    Command::new(rjitlink())
+                        .args(["run", "--noexec", "--show-stats", "--executor=remote"])
+                        .arg(format!("--memory={memory}"))
+                        .arg(dir.join("python.o"))
+                        .arg(dir.join("libpython3.11-pic.a"))
+                        .args(["-lm", "-lz", "-lexpat"]),
+                )?;
+                let (sent, linked) = parse_stats(&output.stderr)?;
+                if linked < 4 << 20 {
+                    return Err(format!("only {linked} bytes linked").into());
+                }
+                let ok = if check == 0 {
+                    sent * 50 < linked
+                } else {
+                    sent >= linked
+                };
+                if !ok {
+                    return Err(format!(
+                        "--memory={memory}: {sent} bytes sent for {linked} linked"
+                    )
+                    .into());
+                }
+            }
+            Ok(())
+        }),
+        Trial::test("executor::shared_memory_unavailable_elsewhere", || {
+            let case = cli_case("cat.c")?;
+            let executor = TcpExecutor::start_elsewhere()?;
+            let flag = executor.flag();
+            let mut command = case.rjitlink_command(&[&flag, "--memory=shared"]);
+            command.env("RJITLINK_TOKEN", TEST_TOKEN);
+            expect_error(&mut command, "--memory=shared cannot be honoured: shared memory with the executor is not possible")?;
+            // Without --memory, rjitlink falls back to copying, and the program runs.
+            let mut command = case.rjitlink_command(&[&flag, "--show-stats"]);
+            command.env("RJITLINK_TOKEN", TEST_TOKEN);
+            let output = run_with_timeout(&mut command)?;
+            let (sent, linked) = parse_stats(&output.stderr)?;
+            if !output.status.success() || sent < linked {
+                return Err(format!("expected a copying run: {output:?}").into());
+            }
+            Ok(())
+        }),
+        Trial::test("executor::memory_flag_needs_a_remote_executor", || {
+            let case = cli_case("cat.c")?;
+            expect_error(
+                &mut case.rjitlink_command(&["--memory=copy"]),
+                "--memory applies to remote executors",
+            )
+        }),
+        Trial::test("executor::no_shared_memory_left_behind", || {
+            use std::io::BufRead;
+            let case = cli_case("sleeper.c")?;
+            let before = dev_shm();
+            // A normal run.
+            checked(&mut cli_case("cat.c")?.rjitlink_command(&["--executor=remote"]))?;
+            // kill -9 of the executor, then of the linker.
+            for victim in ["executor", "linker"] {
+                let mut child = case
+                    .rjitlink_command(&["--executor=remote"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| e.to_string())?;
+                let mut executor_pid = String::new();
+                std::io::BufReader::new(child.stdout.as_mut().unwrap())
+                    .read_line(&mut executor_pid)
+                    .map_err(|e| e.to_string())?;
+                if victim == "executor" {
+                    kill(&executor_pid, SIGKILL)?;
+                } else {
+                    kill(&child.id().to_string(), SIGKILL)?;
+                }
+                // Only the status: a surviving executor would hold the output pipes open.
+                let start = Instant::now();
+                while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+                    if start.elapsed() > RUN_TIMEOUT {
+                        return Err("rjitlink hung".into());
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                // The executor, holding the shared memory, must not outlive the linker.
+                wait_until_gone(&executor_pid)?;
+            }
+            let after = dev_shm();
+            if before != after {
+                return Err(format!("/dev/shm changed: {before:?} -> {after:?}").into());
+            }
+            Ok(())
+        }),
         Trial::test("executor::killed_mid_run_remote", || {
             use std::io::BufRead;
             let case = cli_case("sleeper.c")?;

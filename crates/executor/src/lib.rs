@@ -9,12 +9,14 @@ mod interpose;
 mod program;
 mod remote;
 mod server;
+mod shared;
 mod target;
 
 pub use inprocess::InProcess;
 pub use program::Program;
-pub use remote::{signal_name, ExecutorTerminated, Remote, RemoteCopyMapper};
+pub use remote::{signal_name, ExecutorTerminated, MemoryMode, Remote, RemoteCopyMapper};
 pub use server::{generate_token, listen, serve, serve_inherited_socket};
+pub use shared::SharedMemoryMapper;
 
 use anyhow::Result;
 use rjitlink_memory::{MemoryMapper, TargetAddr};
@@ -77,4 +79,9 @@ pub trait Executor {
     /// process exit. Returns the exit status; in process the program's exit is this process's
     /// exit, so a successful call does not return.
     fn run(&mut self, program: &Program) -> Result<i32>;
+
+    /// What crossed the connection to the target so far; `None` in process.
+    fn transport_stats(&self) -> Option<rjitlink_protocol::TransportStats> {
+        None
+    }
 }

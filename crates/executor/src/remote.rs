@@ -1,6 +1,7 @@
 //! The linker's side of a remote executor: requests over a connection, and the RPC-copy
 //! mapper, which links into local buffers and sends the bytes at finalize.
 
+use crate::shared::SharedMemoryMapper;
 use crate::{Executor, Interposition, Program, SymbolInfo, SymbolKind};
 use anyhow::{anyhow, bail, Context, Result};
 use rjitlink_memory::{
@@ -63,14 +64,14 @@ impl fmt::Display for ExecutorTerminated {
 impl std::error::Error for ExecutorTerminated {}
 
 /// A connection shared by the executor and its mapper.
-type Shared = Arc<Mutex<Connection>>;
+pub(crate) type Shared = Arc<Mutex<Connection>>;
 
-fn lock(connection: &Shared) -> std::sync::MutexGuard<'_, Connection> {
+pub(crate) fn lock(connection: &Shared) -> std::sync::MutexGuard<'_, Connection> {
     connection.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Send `request`; `Failed` becomes an error with the executor's message.
-fn call<T>(
+pub(crate) fn call<T>(
     connection: &Shared,
     request: &Request<'_>,
     accept: impl FnOnce(Response<'_>) -> Option<T>,
@@ -113,6 +114,7 @@ impl MemoryMapper for RemoteCopyMapper {
             &Request::Reserve {
                 size: size as u64,
                 placement,
+                shared: false,
             },
             |r| match r {
                 Response::Reserved(range) => Some(range),
@@ -204,10 +206,23 @@ impl MemoryMapper for RemoteCopyMapper {
     }
 }
 
+/// How linked bytes reach a remote executor's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryMode {
+    /// Shared pages: the linker writes in place, finalize sends protections only.
+    Shared,
+    /// The RPC-copy mapper: bytes are sent at finalize.
+    Copy,
+    /// Shared where the executor's memory can be mapped here, copy otherwise.
+    Auto,
+}
+
 /// An executor in another process, reached over a socket.
 pub struct Remote {
     connection: Shared,
-    mapper: Arc<RemoteCopyMapper>,
+    mapper: Arc<dyn MemoryMapper>,
+    /// Whether `mapper` shares memory with the executor.
+    pub shared_memory: bool,
     /// The executor process, when this linker spawned it.
     child: Option<Child>,
     /// The executor's process id, from the handshake.
@@ -226,7 +241,7 @@ fn announced_version() -> u32 {
 impl Remote {
     /// Spawn `rjitlink executor` (this same binary) connected by a socket pair. It inherits
     /// stdin, stdout and stderr, so the program's I/O is the user's.
-    pub fn spawn() -> Result<Remote> {
+    pub fn spawn(memory: MemoryMode) -> Result<Remote> {
         let (ours, theirs) = UnixStream::pair().context("cannot create a socket pair")?;
         let exe = std::env::current_exe().context("cannot find the rjitlink binary")?;
         let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
@@ -239,28 +254,61 @@ impl Remote {
                 if libc::dup2(theirs_fd, 3) == -1 {
                     return Err(std::io::Error::last_os_error());
                 }
+                // The executor is part of this rjitlink run: it must not outlive a killed
+                // linker and hold its memory.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });
         }
         let child = command.spawn().context("cannot start the executor")?;
         // Only the child may hold its end, so that its death closes the connection.
         drop(theirs);
-        Remote::handshake(Box::new(ours), b"", Some(child))
+        let shared = memory != MemoryMode::Copy;
+        Remote::handshake(Box::new(ours), b"", Some(child), shared)
     }
 
     /// Connect to `rjitlink executor --listen` at `address`, presenting RJITLINK_TOKEN.
-    pub fn connect(address: &str) -> Result<Remote> {
+    /// Shared memory works only when both ends are on one machine: it is tried with a
+    /// one-page reservation, and `Auto` falls back to copying.
+    pub fn connect(address: &str, memory: MemoryMode) -> Result<Remote> {
         let stream = std::net::TcpStream::connect(address)
             .with_context(|| format!("cannot connect to the executor at {address}"))?;
         stream.set_nodelay(true)?;
         let token = std::env::var("RJITLINK_TOKEN").unwrap_or_default();
-        Remote::handshake(Box::new(stream), token.as_bytes(), None)
+        let mut remote = Remote::handshake(
+            Box::new(stream),
+            token.as_bytes(),
+            None,
+            memory != MemoryMode::Copy,
+        )?;
+        if remote.shared_memory {
+            let probe = remote
+                .mapper
+                .reserve(remote.mapper.page_size(), Placement::Anywhere)
+                .and_then(|range| remote.mapper.release(range));
+            match (probe, memory) {
+                (Ok(()), _) => {}
+                (Err(_), MemoryMode::Auto) => remote.use_copy_mapper(),
+                (Err(e), _) => bail!("--memory=shared cannot be honoured: {e}"),
+            }
+        }
+        Ok(remote)
+    }
+
+    fn use_copy_mapper(&mut self) {
+        self.mapper = Arc::new(RemoteCopyMapper {
+            connection: self.connection.clone(),
+            page_size: self.mapper.page_size(),
+            working: Mutex::new(Vec::new()),
+        });
+        self.shared_memory = false;
     }
 
     fn handshake(
         stream: Box<dyn rjitlink_protocol::Transport>,
         token: &[u8],
         child: Option<Child>,
+        shared_memory: bool,
     ) -> Result<Remote> {
         stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
         let mut connection = Connection::new(stream);
@@ -268,12 +316,12 @@ impl Remote {
             version: announced_version(),
             token,
         });
-        let (page_size, pid) = match hello {
+        let (page_size, pid, capabilities) = match hello {
             Ok(Response::Hello {
                 version,
                 page_size,
                 pid,
-                ..
+                capabilities,
             }) => {
                 if version != announced_version() {
                     bail!(
@@ -281,7 +329,7 @@ impl Remote {
                         announced_version()
                     );
                 }
-                (page_size, pid)
+                (page_size, pid, capabilities)
             }
             Ok(Response::Failed(message)) => bail!("{}", String::from_utf8_lossy(message)),
             Ok(other) => bail!("unexpected handshake response from the executor: {other:?}"),
@@ -292,16 +340,25 @@ impl Remote {
         };
         connection.transport().set_read_timeout(None)?;
         let connection = Arc::new(Mutex::new(connection));
-        Ok(Remote {
-            mapper: Arc::new(RemoteCopyMapper {
-                connection: connection.clone(),
-                page_size: page_size as usize,
-                working: Mutex::new(Vec::new()),
-            }),
+        let can_share = capabilities & rjitlink_protocol::CAPABILITY_SHARED_MEMORY != 0;
+        if shared_memory && !can_share {
+            bail!("--memory=shared cannot be honoured: the executor does not offer shared memory");
+        }
+        let mut remote = Remote {
+            mapper: Arc::new(SharedMemoryMapper::new(
+                connection.clone(),
+                page_size as usize,
+                pid,
+            )),
+            shared_memory: true,
             connection,
             child,
             pid,
-        })
+        };
+        if !shared_memory {
+            remote.use_copy_mapper();
+        }
+        Ok(remote)
     }
 
     /// What crossed the transport so far.
@@ -340,6 +397,10 @@ impl Remote {
 impl Executor for Remote {
     fn memory(&self) -> Arc<dyn MemoryMapper> {
         self.mapper.clone()
+    }
+
+    fn transport_stats(&self) -> Option<TransportStats> {
+        Some(self.stats())
     }
 
     fn load_library(&mut self, path: &Path) -> Result<()> {

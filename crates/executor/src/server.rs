@@ -15,6 +15,7 @@ use rjitlink_protocol::{Connection, Request, Response, Transport, PROTOCOL_VERSI
 use std::ffi::{c_int, c_void};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -40,6 +41,55 @@ struct Service {
     mapper: InProcessMapper,
     libraries: Libraries,
     reservations: Vec<TargetRange>,
+    /// Reservations backed by a memory file the linker maps too.
+    shared: Vec<(TargetRange, OwnedFd)>,
+}
+
+/// A shared reservation: `len` bytes at `range`, mapped from a new memory file that also
+/// holds `nonce` just past them. Returns the file.
+fn reserve_shared(
+    mapper: &InProcessMapper,
+    size: usize,
+    placement: rjitlink_memory::Placement,
+    nonce: &[u8],
+) -> Result<(TargetRange, OwnedFd), String> {
+    let range = mapper.reserve(size, placement).map_err(|e| e.0)?;
+    // SAFETY: plain system calls on a descriptor we own; the MAP_FIXED mapping replaces only
+    // the reservation we just made.
+    unsafe {
+        let fd = libc::memfd_create(c"rjitlink-slab".as_ptr(), libc::MFD_CLOEXEC);
+        if fd < 0 {
+            let _ = mapper.release(range);
+            return Err(format!(
+                "memfd_create failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        let page = mapper.page_size();
+        let file_size = (range.len + page) as libc::off_t;
+        let mapped = libc::ftruncate(fd.as_raw_fd(), file_size) == 0
+            && libc::pwrite(
+                fd.as_raw_fd(),
+                nonce.as_ptr() as *const c_void,
+                nonce.len(),
+                range.len as libc::off_t,
+            ) == nonce.len() as isize
+            && libc::mmap(
+                range.start.get() as *mut c_void,
+                range.len,
+                libc::PROT_NONE,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                fd.as_raw_fd(),
+                0,
+            ) != libc::MAP_FAILED;
+        if !mapped {
+            let error = std::io::Error::last_os_error();
+            let _ = mapper.release(range);
+            return Err(format!("cannot set up shared memory: {error}"));
+        }
+        Ok((range, fd))
+    }
 }
 
 impl Service {
@@ -66,7 +116,11 @@ impl Service {
         let map_error = |e: rjitlink_memory::MapError| e.0;
         Ok(match request {
             Request::Hello { .. } => return Err("unexpected hello".into()),
-            Request::Reserve { size, placement } => {
+            Request::Reserve {
+                size,
+                placement,
+                shared: false,
+            } => {
                 let size = usize::try_from(size).map_err(|_| "size too large")?;
                 let range = self.mapper.reserve(size, placement).map_err(map_error)?;
                 self.reservations.push(range);
@@ -106,9 +160,31 @@ impl Service {
                 for range in &ranges {
                     self.check_range(range.start, range.len)?;
                 }
+                let (shared, private): (Vec<TargetRange>, Vec<TargetRange>) =
+                    ranges.iter().partition(|range| {
+                        self.shared
+                            .iter()
+                            .any(|(s, _)| range.start >= s.start && range.end() <= s.end())
+                    });
                 self.mapper
-                    .deinitialize(&ranges, &actions)
+                    .deinitialize(&private, &actions)
                     .map_err(map_error)?;
+                for range in shared {
+                    // MADV_REMOVE frees the memory file's pages (MADV_DONTNEED would only
+                    // unmap them); the linker's view of them reads as zero afterwards too.
+                    // SAFETY: the range lies in a shared reservation of this service.
+                    let rc = unsafe {
+                        let ptr = range.start.get() as *mut c_void;
+                        libc::madvise(ptr, range.len, libc::MADV_REMOVE)
+                            | libc::mprotect(ptr, range.len, libc::PROT_NONE)
+                    };
+                    if rc != 0 {
+                        return Err(format!(
+                            "cannot free shared memory: {}",
+                            std::io::Error::last_os_error()
+                        ));
+                    }
+                }
                 Response::Done
             }
             Request::Release { range } => {
@@ -119,6 +195,8 @@ impl Service {
                     .ok_or("release of a range that is not a reservation")?;
                 self.mapper.release(range).map_err(map_error)?;
                 self.reservations.swap_remove(index);
+                // Closing the memory file frees it once the linker unmaps its view.
+                self.shared.retain(|(r, _)| *r != range);
                 Response::Done
             }
             Request::LoadLibrary { path } => {
@@ -158,7 +236,9 @@ impl Service {
                 interpose(&copies).map_err(|e| format!("{e:#}"))?;
                 Response::Done
             }
-            Request::Run(_) | Request::Shutdown => unreachable!("handled by the caller"),
+            Request::Reserve { shared: true, .. } | Request::Run(_) | Request::Shutdown => {
+                unreachable!("handled by the caller")
+            }
         })
     }
 }
@@ -216,7 +296,7 @@ pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<()> {
             version: PROTOCOL_VERSION,
             page_size: rjitlink_memory::page_size() as u64,
             pid: std::process::id(),
-            capabilities: 0,
+            capabilities: rjitlink_protocol::CAPABILITY_SHARED_MEMORY,
         },
     )?;
     connection.transport().set_read_timeout(None)?;
@@ -225,6 +305,7 @@ pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<()> {
         mapper: InProcessMapper::new(),
         libraries: Libraries::default(),
         reservations: Vec::new(),
+        shared: Vec::new(),
     };
     loop {
         let Some((id, request)) = connection.next_request()? else {
@@ -234,6 +315,35 @@ pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<()> {
             Request::Shutdown => {
                 connection.respond(id, &Response::Done)?;
                 return Ok(());
+            }
+            Request::Reserve {
+                size,
+                placement,
+                shared: true,
+            } => {
+                let mut nonce = [0u8; 16];
+                nonce.copy_from_slice(&generate_token()?.as_bytes()[..16]);
+                let size = usize::try_from(size).unwrap_or(usize::MAX);
+                match reserve_shared(&service.mapper, size, placement, &nonce) {
+                    Ok((range, fd)) => {
+                        connection.respond(
+                            id,
+                            &Response::ReservedShared {
+                                range,
+                                fd: fd.as_raw_fd() as u32,
+                                nonce: &nonce,
+                            },
+                        )?;
+                        if let Some(socket) = connection.transport().unix_socket() {
+                            rjitlink_protocol::send_fd(socket, fd.as_raw_fd())?;
+                        }
+                        service.reservations.push(range);
+                        service.shared.push((range, fd));
+                    }
+                    Err(message) => {
+                        connection.respond(id, &Response::Failed(message.as_bytes()))?
+                    }
+                }
             }
             Request::Run(run) => {
                 let program = Program {

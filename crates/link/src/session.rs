@@ -42,7 +42,8 @@ pub struct LinkedUnit {
     pub fini: Vec<TargetAddr>,
     /// The target memory holding the unit.
     pub range: TargetRange,
-    /// Bytes of code and data linked (not counting page padding).
+    /// Bytes of code and data linked: the contents of the loaded sections (not zero-fill
+    /// sections, the GOT, stubs or page padding).
     pub linked_bytes: u64,
 }
 
@@ -92,6 +93,10 @@ impl Session {
 
     pub fn executor(&mut self) -> &mut dyn Executor {
         &mut *self.executor
+    }
+
+    pub fn transport_stats(&self) -> Option<rjitlink_protocol::TransportStats> {
+        self.executor.transport_stats()
     }
 
     pub fn memory_stats(&self) -> SlabStats {
@@ -244,7 +249,12 @@ impl Session {
             init,
             fini,
             range,
-            linked_bytes: layout.placed.iter().map(|(s, _)| s.size).sum(),
+            linked_bytes: layout
+                .placed
+                .iter()
+                .filter(|(s, _)| !s.nobits)
+                .map(|(s, _)| s.size)
+                .sum(),
         })
     }
 }

@@ -9,10 +9,12 @@
 
 mod codec;
 mod connection;
+mod fd_passing;
 mod message;
 
 pub use codec::DecodeError;
 pub use connection::{Connection, ProtocolError, Transport, TransportStats};
+pub use fd_passing::{receive_fd, send_fd};
 pub use message::{Copy, Request, Response, RunProgram, SymbolKindCode};
 
 /// The protocol version this build speaks. Both sides must speak the same.

@@ -34,9 +34,11 @@ pub enum Request<'a> {
         version: u32,
         token: &'a [u8],
     },
+    /// Reserve address space; with `shared`, backed by memory the linker can map too.
     Reserve {
         size: u64,
         placement: Placement,
+        shared: bool,
     },
     /// Copy bytes into reserved memory (the copy mapper).
     Write {
@@ -81,6 +83,14 @@ pub enum Response<'a> {
     Done,
     Failed(&'a [u8]),
     Reserved(TargetRange),
+    /// A shared reservation: memory file descriptor `fd` of the executor (also passed over a
+    /// Unix socket right after this frame) holds the range's bytes at offset 0 and `nonce` just
+    /// past them, so the linker can prove it mapped the same memory.
+    ReservedShared {
+        range: TargetRange,
+        fd: u32,
+        nonce: &'a [u8],
+    },
     Addresses(Vec<Option<TargetAddr>>),
     SymbolInfos(Vec<Option<(SymbolKindCode, u64)>>),
     /// The program exited with this status.
@@ -153,8 +163,12 @@ impl<'a> Request<'a> {
             Request::Hello { version, token } => {
                 e.u8(0).bytes(&crate::MAGIC).u32(*version).bytes(token);
             }
-            Request::Reserve { size, placement } => {
-                e.u8(1).u64(*size);
+            Request::Reserve {
+                size,
+                placement,
+                shared,
+            } => {
+                e.u8(1).u64(*size).u8(u8::from(*shared));
                 match placement {
                     Placement::Anywhere => e.u8(0).u64(0),
                     Placement::Below2GiB => e.u8(1).u64(0),
@@ -236,13 +250,18 @@ impl<'a> Request<'a> {
                 }
                 1 => {
                     let size = d.u64()?;
+                    let shared = d.u8()? != 0;
                     let placement = match (d.u8()?, d.u64()?) {
                         (0, _) => Placement::Anywhere,
                         (1, _) => Placement::Below2GiB,
                         (2, address) => Placement::At(TargetAddr(address)),
                         (code, _) => return Err(DecodeError(format!("invalid placement {code}"))),
                     };
-                    Request::Reserve { size, placement }
+                    Request::Reserve {
+                        size,
+                        placement,
+                        shared,
+                    }
                 }
                 2 => Request::Write {
                     address: TargetAddr(d.u64()?),
@@ -356,6 +375,11 @@ impl<'a> Response<'a> {
             Response::Exited(status) => {
                 e.u8(6).i32(*status);
             }
+            Response::ReservedShared { range, fd, nonce } => {
+                e.u8(8);
+                encode_range(e, *range);
+                e.u32(*fd).bytes(nonce);
+            }
             Response::Terminated(signal) => {
                 e.u8(7).i32(*signal);
             }
@@ -395,6 +419,11 @@ impl<'a> Response<'a> {
                 ),
                 6 => Response::Exited(d.i32()?),
                 7 => Response::Terminated(d.i32()?),
+                8 => Response::ReservedShared {
+                    range: decode_range(&mut d)?,
+                    fd: d.u32()?,
+                    nonce: d.bytes()?,
+                },
                 kind => return Err(DecodeError(format!("unknown response kind {kind}"))),
             }
         };
@@ -422,6 +451,7 @@ mod tests {
         round_trip(Request::Reserve {
             size: 1 << 30,
             placement: Placement::At(TargetAddr(0x4000_0000)),
+            shared: true,
         });
         round_trip(Request::Write {
             address: TargetAddr(0x1000),
