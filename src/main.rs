@@ -99,6 +99,12 @@ struct RunArgs {
     /// back to copy when the executor is on another machine.
     #[arg(long, value_name = "HOW", value_parser = ["shared", "copy"])]
     memory: Option<String>,
+    /// The program's argv[0] (default: the first input's path), as `exec -a` sets it.
+    #[arg(long, value_name = "NAME")]
+    argv0: Option<OsString>,
+    /// Make the program's global definitions visible to libraries it loads (cc -rdynamic).
+    #[arg(long, short = 'E')]
+    export_dynamic: bool,
     /// Print what crossed the connection and what was linked, on stderr.
     #[arg(long)]
     show_stats: bool,
@@ -172,6 +178,7 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         search: SearchPath::with_system_dirs(args.library_dirs.clone()),
         entry: Some(args.entry.clone()),
         default_libraries: !args.nostdlib,
+        export_dynamic: args.export_dynamic,
     };
     let memory = match args.memory.as_deref() {
         None => MemoryMode::Auto,
@@ -223,7 +230,10 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
     if args.noexec {
         return Ok(0);
     }
-    let argv = std::iter::once(args.inputs[0].clone().into_os_string())
+    let argv0 = args
+        .argv0
+        .unwrap_or_else(|| args.inputs[0].clone().into_os_string());
+    let argv = std::iter::once(argv0)
         .chain(args.args)
         .map(OsString::into_vec)
         .collect();

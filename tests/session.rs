@@ -1,7 +1,7 @@
 //! The library API: incremental linking into one session (one slab), freeing units, and the
 //! slab options of the command line.
 
-use rjitlink_executor::InProcess;
+use rjitlink_executor::{InProcess, MemoryMode, Remote};
 use rjitlink_link::{InputArg, LinkOptions, PhaseTimes, SearchPath, Session, SessionOptions};
 use rjitlink_memory::SlabConfig;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,7 @@ fn options(object: &Path) -> LinkOptions {
         search: SearchPath::with_system_dirs(Vec::new()),
         entry: None,
         default_libraries: true,
+        export_dynamic: false,
     }
 }
 
@@ -143,5 +144,69 @@ fn linking_and_freeing_a_thousand_units_returns_the_memory() {
         after + (90 << 20) < with_units,
         "freeing 100 MiB of units returned only {} MiB",
         (with_units - after) >> 20
+    );
+}
+
+/// This process's resident shared memory (pages of memory files it has mapped and touched).
+fn resident_shared_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("RssShmem:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib << 10
+}
+
+#[test]
+fn shared_memory_units_are_reused_and_their_pages_freed() {
+    let object = compile(
+        "megabyte_shared",
+        "char blob[1 << 20] = {1};\nint touch(void) { return blob[0]; }\n",
+    );
+    let remote = Remote::spawn_program(
+        Path::new(env!("CARGO_BIN_EXE_rjitlink")),
+        MemoryMode::Shared,
+    )
+    .unwrap();
+    assert!(remote.shared_memory);
+    let mut session = Session::new(
+        Box::new(remote),
+        SessionOptions {
+            slab: SlabConfig {
+                size: 64 << 20,
+                address: None,
+            },
+            keep_symbols: true,
+        },
+    );
+    let mut times = PhaseTimes::default();
+    // 200 units of 1 MiB through a 64 MiB slab: only reuse makes room.
+    for _ in 0..200 {
+        let unit = session.link(&options(&object), &mut times).unwrap();
+        session.free(unit.id).unwrap();
+    }
+    // Live units' pages are shared memory written through this process's view; freeing
+    // them punches them out of the executor's memory file.
+    let before = resident_shared_bytes();
+    let units: Vec<_> = (0..40)
+        .map(|_| session.link(&options(&object), &mut times).unwrap())
+        .collect();
+    let with_units = resident_shared_bytes();
+    assert!(
+        with_units > before + (35 << 20),
+        "40 live units should hold 40 MiB"
+    );
+    for unit in units {
+        session.free(unit.id).unwrap();
+    }
+    let after = resident_shared_bytes();
+    assert!(
+        after + (35 << 20) < with_units,
+        "freeing 40 MiB of shared units returned only {} MiB",
+        (with_units - after) >> 20
+    );
+    let stats = session.transport_stats().unwrap();
+    assert!(
+        stats.bytes_sent < 8 << 20,
+        "240 MiB linked, {} bytes sent: code must not cross the socket",
+        stats.bytes_sent
     );
 }

@@ -71,7 +71,26 @@ impl Directives {
                 let (key, value) = body.split_once(':')?;
                 Some((key.trim().to_owned(), value.trim().to_owned()))
             })
-            .collect();
+            .collect::<Vec<(String, String)>>();
+        // A misspelt directive would silently change what a test checks.
+        const KNOWN: [&str; 10] = [
+            "with",
+            "archive",
+            "libs",
+            "cflags",
+            "asflags",
+            "args",
+            "native-ldflags",
+            "rjitlink-flags",
+            "shared-library",
+            "expect-error",
+        ];
+        if let Some((key, _)) = directives
+            .iter()
+            .find(|(k, _)| !KNOWN.contains(&k.as_str()))
+        {
+            return Err(format!("{}: unknown directive `{key}`", source.display()).into());
+        }
         Ok(Directives(directives))
     }
 
@@ -248,6 +267,8 @@ pub struct Case {
     pub libs: Vec<String>,
     pub args: Vec<String>,
     native_ldflags: Vec<String>,
+    /// Extra rjitlink options, from the `rjitlink-flags` directive.
+    rjitlink_flags: Vec<String>,
 }
 
 impl Case {
@@ -292,6 +313,23 @@ impl Case {
             checked(Command::new("ar").arg("rcs").arg(&archive).args(&members))?;
             inputs.push(archive);
         }
+        // A shared library built from the source, its path appended to the arguments.
+        let mut args = directives.words("args");
+        for library in directives.words("shared-library") {
+            let library = base.join(library);
+            let output = dir.join(format!(
+                "lib{}.so",
+                library.file_stem().unwrap().to_string_lossy()
+            ));
+            checked(
+                Command::new("cc")
+                    .args(["-shared", "-fPIC"])
+                    .arg(&library)
+                    .arg("-o")
+                    .arg(&output),
+            )?;
+            args.push(output.display().to_string());
+        }
         let mut native_ldflags = directives.words("native-ldflags");
         if matches!(build, Build::O2NoPic) {
             native_ldflags.push("-no-pie".to_owned());
@@ -300,8 +338,9 @@ impl Case {
             dir,
             inputs,
             libs: directives.words("libs"),
-            args: directives.words("args"),
+            args,
             native_ldflags,
+            rjitlink_flags: directives.words("rjitlink-flags"),
         })
     }
 
@@ -326,6 +365,7 @@ impl Case {
             .arg("run")
             .args(&self.inputs)
             .args(&self.libs)
+            .args(&self.rjitlink_flags)
             .args(extra)
             .arg("--")
             .args(&self.args);

@@ -37,6 +37,10 @@ impl Executor for InProcess {
         self.libraries.load(path)
     }
 
+    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<()> {
+        self.libraries.load_image(name, image)
+    }
+
     fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>> {
         Ok(self.libraries.lookup(names.iter().copied()))
     }

@@ -60,6 +60,10 @@ pub trait Executor {
     /// Err names the library and the loader's reason.
     fn load_library(&mut self, path: &Path) -> Result<()>;
 
+    /// Load a shared object given as bytes (it never touches the disk), like `load_library`
+    /// but not searched by `lookup`: the program's exported symbols.
+    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<()>;
+
     /// Look up all `names` at once in the libraries loaded so far, in load order.
     /// Returns one entry per name, `None` where no library defines it. Err only if the target
     /// could not be asked (a remote executor that went away).

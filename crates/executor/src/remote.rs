@@ -242,8 +242,14 @@ impl Remote {
     /// Spawn `rjitlink executor` (this same binary) connected by a socket pair. It inherits
     /// stdin, stdout and stderr, so the program's I/O is the user's.
     pub fn spawn(memory: MemoryMode) -> Result<Remote> {
-        let (ours, theirs) = UnixStream::pair().context("cannot create a socket pair")?;
         let exe = std::env::current_exe().context("cannot find the rjitlink binary")?;
+        Remote::spawn_program(&exe, memory)
+    }
+
+    /// Like `spawn`, with the rjitlink binary to run as the executor named explicitly (for
+    /// programs that use rjitlink as a library).
+    pub fn spawn_program(exe: &Path, memory: MemoryMode) -> Result<Remote> {
+        let (ours, theirs) = UnixStream::pair().context("cannot create a socket pair")?;
         let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
         let mut command = Command::new(exe);
         command.args(["executor", "--fd", "3"]);
@@ -409,6 +415,16 @@ impl Executor for Remote {
         self.call(&Request::LoadLibrary { path: path_bytes }, |r| {
             matches!(r, Response::Done).then_some(())
         })
+    }
+
+    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<()> {
+        self.call(
+            &Request::LoadLibraryImage {
+                name: name.as_bytes(),
+                image,
+            },
+            |r| matches!(r, Response::Done).then_some(()),
+        )
     }
 
     fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>> {

@@ -10,7 +10,9 @@ use crate::interpose::interpose;
 use crate::target::{run_program, symbol_info, Libraries};
 use crate::{Interposition, Program, SymbolKind};
 use anyhow::{anyhow, bail, Context, Result};
-use rjitlink_memory::{InProcessMapper, MemoryMapper, TargetAddr, TargetRange};
+use rjitlink_memory::{
+    InProcessMapper, MemoryMapper, Protection, SegmentProtection, TargetAddr, TargetRange,
+};
 use rjitlink_protocol::{Connection, Request, Response, Transport, PROTOCOL_VERSION};
 use std::ffi::{c_int, c_void};
 use std::io::Write;
@@ -92,7 +94,48 @@ fn reserve_shared(
     }
 }
 
+/// Map `range` from the memory file `fd` at `offset` again: back to the shared, inaccessible
+/// reservation (`shared`), or as private copy-on-write read-write data.
+fn remap_shared(range: TargetRange, fd: i32, offset: u64, shared: bool) -> Result<(), String> {
+    let (prot, flags) = if shared {
+        (libc::PROT_NONE, libc::MAP_SHARED)
+    } else {
+        (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE)
+    };
+    if range.len == 0 {
+        return Ok(());
+    }
+    // SAFETY: the range lies in a shared reservation of this service (checked by the caller),
+    // so MAP_FIXED replaces only our own mapping.
+    let mapped = unsafe {
+        libc::mmap(
+            range.start.get() as *mut c_void,
+            range.len,
+            prot,
+            flags | libc::MAP_FIXED,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    if mapped == libc::MAP_FAILED {
+        return Err(format!(
+            "cannot remap shared memory at {}: {}",
+            range.start,
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 impl Service {
+    /// The memory file and offset behind `range`, if it lies in a shared reservation.
+    fn shared_file(&self, range: TargetRange) -> Option<(i32, u64)> {
+        self.shared
+            .iter()
+            .find(|(s, _)| range.start >= s.start && range.end() <= s.end())
+            .map(|(s, fd)| (fd.as_raw_fd(), range.start - s.start))
+    }
+
     /// Err unless `[start, start + len)` lies inside one reservation.
     fn check_range(&self, start: TargetAddr, len: usize) -> Result<(), String> {
         let end = start
@@ -151,32 +194,45 @@ impl Service {
                 for segment in &segments {
                     self.check_range(segment.range.start, segment.range.len)?;
                 }
-                self.mapper
-                    .initialize(&segments, &actions)
-                    .map_err(map_error)?;
+                // Writable data in shared memory becomes a private copy-on-write mapping of
+                // the same pages: the program's writes, and those of children it forks, must
+                // stay the program's own (a MAP_SHARED page stays shared across fork).
+                let (shared_data, rest): (Vec<SegmentProtection>, Vec<SegmentProtection>) =
+                    segments.iter().partition(|segment| {
+                        segment.protection == Protection::ReadWrite
+                            && self.shared_file(segment.range).is_some()
+                    });
+                for segment in shared_data {
+                    let (fd, offset) = self.shared_file(segment.range).expect("partitioned");
+                    remap_shared(segment.range, fd, offset, false)?;
+                }
+                self.mapper.initialize(&rest, &actions).map_err(map_error)?;
                 Response::Done
             }
             Request::Deinitialize { ranges, actions } => {
                 for range in &ranges {
                     self.check_range(range.start, range.len)?;
                 }
-                let (shared, private): (Vec<TargetRange>, Vec<TargetRange>) =
-                    ranges.iter().partition(|range| {
-                        self.shared
-                            .iter()
-                            .any(|(s, _)| range.start >= s.start && range.end() <= s.end())
-                    });
+                let (shared, private): (Vec<TargetRange>, Vec<TargetRange>) = ranges
+                    .iter()
+                    .partition(|range| self.shared_file(**range).is_some());
                 self.mapper
                     .deinitialize(&private, &actions)
                     .map_err(map_error)?;
                 for range in shared {
-                    // MADV_REMOVE frees the memory file's pages (MADV_DONTNEED would only
-                    // unmap them); the linker's view of them reads as zero afterwards too.
-                    // SAFETY: the range lies in a shared reservation of this service.
+                    // Back to the shared, inaccessible reservation, dropping private copies;
+                    // punching the range out of the memory file frees its pages (the linker's
+                    // view then reads zero).
+                    let (fd, offset) = self.shared_file(range).expect("partitioned");
+                    remap_shared(range, fd, offset, true)?;
+                    // SAFETY: a range of our own memory file.
                     let rc = unsafe {
-                        let ptr = range.start.get() as *mut c_void;
-                        libc::madvise(ptr, range.len, libc::MADV_REMOVE)
-                            | libc::mprotect(ptr, range.len, libc::PROT_NONE)
+                        libc::fallocate(
+                            fd,
+                            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                            offset as libc::off_t,
+                            range.len as libc::off_t,
+                        )
                     };
                     if rc != 0 {
                         return Err(format!(
@@ -202,6 +258,13 @@ impl Service {
             Request::LoadLibrary { path } => {
                 let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
                 self.libraries.load(path).map_err(|e| format!("{e:#}"))?;
+                Response::Done
+            }
+            Request::LoadLibraryImage { name, image } => {
+                let name = String::from_utf8_lossy(name);
+                self.libraries
+                    .load_image(&name, image)
+                    .map_err(|e| format!("{e:#}"))?;
                 Response::Done
             }
             Request::Lookup { names } => Response::Addresses(self.libraries.lookup(names)),

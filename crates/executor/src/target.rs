@@ -52,6 +52,29 @@ impl Libraries {
         Ok(())
     }
 
+    /// dlopen a shared object from bytes: written to an anonymous memory file and loaded
+    /// through /proc/self/fd, so nothing reaches the disk. RTLD_GLOBAL, not kept for lookups.
+    pub fn load_image(&mut self, name: &str, image: &[u8]) -> Result<()> {
+        use std::io::Write;
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let c_name = CString::new(name)?;
+        // SAFETY: memfd_create returns a new descriptor, owned by the File below.
+        let fd = unsafe { libc::memfd_create(c_name.as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            bail!("memfd_create failed: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor we own.
+        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        file.write_all(image)?;
+        let path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        // SAFETY: a valid C string; the object has no constructors.
+        let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        if handle.is_null() {
+            bail!("cannot load {name}: {}", dlerror_message());
+        }
+        Ok(())
+    }
+
     /// Each name's address in the first library (in load order) that defines it.
     pub fn lookup<'a>(&self, names: impl IntoIterator<Item = &'a [u8]>) -> Vec<Option<TargetAddr>> {
         let mut buffer = Vec::new();

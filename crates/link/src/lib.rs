@@ -7,6 +7,7 @@
 mod apply;
 mod archive;
 mod elf;
+mod export;
 mod ids;
 mod input;
 mod layout;

@@ -3,6 +3,7 @@
 //! `Session::link` reads as the list of the link's phases.
 
 use crate::apply::{addresses, apply, ApplyContext};
+use crate::export::{shared_object, ExportedSymbol};
 use crate::ids::GlobalId;
 use crate::input::{default_inputs, InputArg, LinkInputs, SearchPath};
 use crate::layout::{input_sections, layout, InitKind, Layout, SegmentKind};
@@ -11,6 +12,7 @@ use crate::scan::scan;
 use crate::timing::PhaseTimes;
 use anyhow::{anyhow, bail, Context, Result};
 use foldhash::HashMap;
+use object::read::elf::Sym as _;
 use rjitlink_executor::{Executor, Interposition, Program, SymbolKind};
 use rjitlink_memory::{
     Finalized, MemoryManager, SegmentRequest, SlabConfig, SlabStats, TargetAddr, TargetRange,
@@ -25,6 +27,8 @@ pub struct LinkOptions {
     pub entry: Option<String>,
     /// Add what cc links by default: libc and libgcc.
     pub default_libraries: bool,
+    /// Make the unit's global definitions visible to libraries loaded later (`-rdynamic`).
+    pub export_dynamic: bool,
 }
 
 /// Identifies a linked unit of a session.
@@ -229,6 +233,12 @@ impl Session {
         let finalized = times.time("finalize", || -> Result<_> {
             let finalized = self.memory.finalize(in_flight, &[])?;
             self.executor.interpose(&interpositions)?;
+            if options.export_dynamic {
+                let image = exported_symbols_image(&db, &addresses.globals);
+                self.executor
+                    .load_library_image("rjitlink-exports.so", &image)
+                    .context("cannot export the program's symbols")?;
+            }
             Ok(finalized)
         })?;
 
@@ -257,6 +267,45 @@ impl Session {
                 .sum(),
         })
     }
+}
+
+/// A shared object defining every global the unit defines with default or protected
+/// visibility, at its linked address (what `cc -rdynamic` puts in an executable's dynsym).
+fn exported_symbols_image(db: &SymbolDb<'_>, addresses: &[Option<TargetAddr>]) -> Vec<u8> {
+    use object::elf;
+    let symbols: Vec<ExportedSymbol<'_>> = db
+        .globals
+        .iter()
+        .zip(addresses)
+        .filter_map(|(global, address)| {
+            let address = (*address)?.get();
+            let (kind, size, weak, visibility) = match global.resolution {
+                Resolution::Defined {
+                    object,
+                    symbol,
+                    weak,
+                } => {
+                    let sym = db.objects[object.index()].symbol(symbol as usize)?;
+                    (
+                        sym.st_type(),
+                        sym.st_size(crate::elf::LE),
+                        weak,
+                        sym.st_visibility(),
+                    )
+                }
+                Resolution::Common { size, .. } => (elf::STT_OBJECT, size, false, elf::STV_DEFAULT),
+                _ => return None,
+            };
+            matches!(visibility, elf::STV_DEFAULT | elf::STV_PROTECTED).then_some(ExportedSymbol {
+                name: global.name,
+                address,
+                size,
+                kind,
+                weak,
+            })
+        })
+        .collect();
+    shared_object(b"rjitlink-exports.so", &symbols)
 }
 
 fn check_entry(db: &SymbolDb<'_>, entry: &str) -> Result<()> {

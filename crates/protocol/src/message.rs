@@ -59,6 +59,11 @@ pub enum Request<'a> {
     LoadLibrary {
         path: &'a [u8],
     },
+    /// Load a shared object sent as bytes (the program's exported symbols).
+    LoadLibraryImage {
+        name: &'a [u8],
+        image: &'a [u8],
+    },
     Lookup {
         names: Vec<&'a [u8]>,
     },
@@ -231,6 +236,9 @@ impl<'a> Request<'a> {
             Request::Shutdown => {
                 e.u8(11);
             }
+            Request::LoadLibraryImage { name, image } => {
+                e.u8(12).bytes(name).bytes(image);
+            }
         }
     }
 
@@ -323,6 +331,10 @@ impl<'a> Request<'a> {
                         .collect::<Result<_, _>>()?,
                 }),
                 11 => Request::Shutdown,
+                12 => Request::LoadLibraryImage {
+                    name: d.bytes()?,
+                    image: d.bytes()?,
+                },
                 kind => return Err(DecodeError(format!("unknown request kind {kind}"))),
             }
         };
