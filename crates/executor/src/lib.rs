@@ -51,7 +51,7 @@ pub struct Interposition {
 }
 
 /// The linker-side view of a target process.
-pub trait Executor {
+pub trait Executor: Send {
     /// The mapper through which linked memory reaches the target.
     fn memory(&self) -> Arc<dyn MemoryMapper>;
 

@@ -2,7 +2,7 @@
 //! Members are parsed only when the link pulls them in.
 
 use crate::elf::{ObjectFile, LE};
-use crate::input::{AlignedCopies, MappedFile};
+use crate::input::MappedFile;
 use anyhow::{anyhow, Context, Result};
 use object::elf;
 use object::read::archive::{ArchiveFile, ArchiveOffset};
@@ -19,18 +19,13 @@ pub struct MemberRef {
 pub struct Archive<'data> {
     pub file: &'data MappedFile,
     archive: ArchiveFile<'data>,
-    copies: &'data AlignedCopies,
 }
 
 impl<'data> Archive<'data> {
-    pub fn parse(file: &'data MappedFile, copies: &'data AlignedCopies) -> Result<Archive<'data>> {
+    pub fn parse(file: &'data MappedFile) -> Result<Archive<'data>> {
         let archive = ArchiveFile::parse(file.data())
             .map_err(|e| anyhow!("{}: invalid archive: {e}", file.path.display()))?;
-        Ok(Archive {
-            file,
-            archive,
-            copies,
-        })
+        Ok(Archive { file, archive })
     }
 
     /// Every (symbol name, member) pair the archive offers, from its symbol index, or, for an
@@ -74,8 +69,9 @@ impl<'data> Archive<'data> {
         Ok(index)
     }
 
-    /// The display name (`archive.a(member.o)`) and bytes of the member at `offset`, 8-byte
-    /// aligned as ELF parsing needs.
+    /// The display name (`archive.a(member.o)`) and bytes of the member at `offset`. ar
+    /// aligns members to 2 bytes only: `object` is built with its `unaligned` feature, so ELF
+    /// structures are read in place wherever they lie.
     pub fn member(&self, offset: ArchiveOffset) -> Result<(String, &'data [u8])> {
         let path = self.file.path.display();
         let member = self
@@ -96,6 +92,6 @@ impl<'data> Archive<'data> {
                 .data(self.file.data())
                 .map_err(|e| anyhow!("{name}: truncated archive member: {e}"))?
         };
-        Ok((name, self.copies.aligned(data)))
+        Ok((name, data))
     }
 }

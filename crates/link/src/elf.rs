@@ -23,6 +23,9 @@ pub struct ObjectFile<'data> {
     pub symbols: SymbolTable<'data, Elf>,
     /// Relocations that apply to each section, indexed like `sections` (empty where none).
     pub relocations: Vec<&'data [Rela]>,
+    /// The index of the first non-local symbol (sh_info of the symbol table), at most the
+    /// number of symbols.
+    first_global: usize,
 }
 
 fn machine_name(machine: u16) -> &'static str {
@@ -133,12 +136,17 @@ impl<'data> ObjectFile<'data> {
                 _ => {}
             }
         }
+        let first_global = match symbols.section().0 {
+            0 => 0,
+            index => (sections.iter().as_slice()[index].sh_info(LE) as usize).min(symbols.len()),
+        };
         Ok(ObjectFile {
             name,
             data,
             sections,
             symbols,
             relocations,
+            first_global,
         })
     }
 
@@ -185,10 +193,6 @@ impl<'data> ObjectFile<'data> {
 
     /// The index of the first non-local symbol (sh_info of the symbol table).
     pub fn first_global(&self) -> usize {
-        let symtab_index = self.symbols.section();
-        if symtab_index.0 == 0 {
-            return 0;
-        }
-        (self.section(symtab_index.0).sh_info(LE) as usize).min(self.symbols.len())
+        self.first_global
     }
 }

@@ -7,7 +7,6 @@ use memmap2::Mmap;
 use object::read::archive::ArchiveFile;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// One input as given on the command line, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,42 +135,6 @@ pub struct SharedLibrary {
 pub struct LinkInputs {
     pub files: Vec<MappedFile>,
     pub shared_libraries: Vec<SharedLibrary>,
-    /// Aligned copies of archive members that `ar` stored at odd offsets.
-    pub aligned_copies: AlignedCopies,
-}
-
-/// An append-only store of 8-byte-aligned copies of misaligned input bytes.
-///
-/// ar aligns members to 2 bytes only, but ELF structures are read in place and need their
-/// natural (8-byte) alignment. Copies live as long as the inputs.
-#[derive(Default)]
-pub struct AlignedCopies {
-    buffers: Mutex<Vec<Box<[u64]>>>,
-}
-
-impl AlignedCopies {
-    /// `data` itself if it is 8-byte aligned, otherwise an aligned copy of it.
-    pub fn aligned<'a>(&'a self, data: &'a [u8]) -> &'a [u8] {
-        if data.as_ptr().align_offset(8) == 0 {
-            return data;
-        }
-        let mut buffer = vec![0u64; data.len().div_ceil(8)].into_boxed_slice();
-        let bytes: &mut [u8] = bytemuck_bytes(&mut buffer);
-        bytes[..data.len()].copy_from_slice(data);
-        let (ptr, len) = (buffer.as_ptr() as *const u8, data.len());
-        self.buffers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(buffer);
-        // SAFETY: the boxed buffer is never moved, mutated or freed while `self` lives (the Vec
-        // holding it only grows), so the bytes stay valid for `'a`.
-        unsafe { std::slice::from_raw_parts(ptr, len) }
-    }
-}
-
-fn bytemuck_bytes(words: &mut [u64]) -> &mut [u8] {
-    // SAFETY: u8 has no alignment or validity requirements; the length covers the same bytes.
-    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8) }
 }
 
 impl LinkInputs {

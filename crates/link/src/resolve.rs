@@ -6,9 +6,11 @@
 use crate::archive::{Archive, MemberRef};
 use crate::elf::{ObjectFile, Sym, LE};
 use crate::ids::{GlobalId, ObjectId};
-use crate::input::{FileKind, LinkInputs};
+use crate::input::{FileKind, LinkInputs, SharedLibrary};
+use crate::symbols::Placement;
 use anyhow::{anyhow, bail, Context, Result};
 use foldhash::HashMap;
+use hashbrown::HashTable;
 use object::elf;
 use object::read::archive::ArchiveOffset;
 use object::read::elf::SectionHeader;
@@ -16,7 +18,6 @@ use object::read::elf::Sym as _;
 use rayon::prelude::*;
 use rjitlink_executor::Executor;
 use rjitlink_memory::TargetAddr;
-use std::collections::hash_map::Entry;
 
 /// Symbols the linker itself defines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +60,8 @@ pub enum Resolution {
 #[derive(Debug)]
 pub struct Global<'data> {
     pub name: &'data [u8],
+    /// `hash_name(name)`, computed once, in parallel, when the name is first read.
+    hash: u64,
     pub resolution: Resolution,
     /// Some reference is not weak: an undefined result is an error, and archives are searched.
     pub strong_reference: bool,
@@ -74,7 +77,26 @@ pub struct SymbolDb<'data> {
     /// Per object, per section: dropped because another object's COMDAT group won.
     pub discarded: Vec<Vec<bool>>,
     pub globals: Vec<Global<'data>>,
-    pub by_name: HashMap<&'data [u8], GlobalId>,
+    /// Every global's id, keyed by its name (hashes are stored in `globals`).
+    names: HashTable<GlobalId>,
+    /// Where each global's value lies, once resolution is complete.
+    pub placements: Vec<Placement>,
+}
+
+/// The hash the symbol table uses; fixed-seeded so links are reproducible.
+pub fn hash_name(name: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x5eed_1ab5).hash_one(name)
+}
+
+/// A parsed object with what it contributes to the symbol table.
+struct PreparedObject<'data> {
+    object: ObjectFile<'data>,
+    contributions: Vec<Contribution>,
+    /// `hash_name` of each global symbol's name, in `contributions` order.
+    hashes: Vec<u64>,
+    /// Per section: lost to another object's COMDAT group.
+    discarded: Vec<bool>,
 }
 
 /// How one global symbol of an object contributes to its name's resolution.
@@ -102,18 +124,33 @@ impl<'data> SymbolDb<'data> {
         String::from_utf8_lossy(self.global(id).name).into_owned()
     }
 
-    fn intern(&mut self, name: &'data [u8]) -> GlobalId {
-        match self.by_name.entry(name) {
-            Entry::Occupied(entry) => *entry.get(),
-            Entry::Vacant(entry) => {
-                let id = GlobalId::from_index(self.globals.len());
-                self.globals.push(Global {
+    /// The global named `name`, if any object mentions it.
+    pub fn lookup(&self, name: &[u8]) -> Option<GlobalId> {
+        self.names
+            .find(hash_name(name), |&id| self.globals[id.index()].name == name)
+            .copied()
+    }
+
+    fn intern(&mut self, name: &'data [u8], hash: u64) -> GlobalId {
+        let globals = &mut self.globals;
+        let entry = self.names.entry(
+            hash,
+            |&id| globals[id.index()].name == name,
+            |&id| globals[id.index()].hash,
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(entry) => *entry.get(),
+            hashbrown::hash_table::Entry::Vacant(entry) => {
+                let id = GlobalId::from_index(globals.len());
+                globals.push(Global {
                     name,
+                    hash,
                     resolution: Resolution::Undefined,
                     strong_reference: false,
                     referenced_by: None,
                 });
-                *entry.insert(id)
+                entry.insert(id);
+                id
             }
         }
     }
@@ -214,14 +251,6 @@ fn contributions(object: &ObjectFile<'_>, discarded: &[bool]) -> Result<Vec<Cont
         .collect()
 }
 
-/// A parsed object with what it contributes to the symbol table.
-struct PreparedObject<'data> {
-    object: ObjectFile<'data>,
-    contributions: Vec<Contribution>,
-    /// Per section: lost to another object's COMDAT group.
-    discarded: Vec<bool>,
-}
-
 /// Builds the symbol table object by object, in a fixed order so results never depend on
 /// thread timing.
 struct Resolver<'data> {
@@ -238,15 +267,16 @@ impl<'data> Resolver<'data> {
         for PreparedObject {
             object,
             contributions,
+            hashes,
             discarded,
         } in batch
         {
             let object_id = ObjectId::from_index(self.db.objects.len());
             let first = object.first_global();
             let mut ids = Vec::with_capacity(contributions.len());
-            for (i, contribution) in contributions.into_iter().enumerate() {
+            for (i, (contribution, hash)) in contributions.into_iter().zip(hashes).enumerate() {
                 let symbol = &object.symbols.symbols()[first + i];
-                let id = self.db.intern(object.symbol_name(symbol));
+                let id = self.db.intern(object.symbol_name(symbol), hash);
                 ids.push(id);
                 self.merge(id, object_id, (first + i) as u32, contribution);
             }
@@ -339,9 +369,15 @@ fn prepare_batch<'data>(
         .zip(discards)
         .map(|(object, discarded)| {
             let contributions = contributions(&object, &discarded)?;
+            let first = object.first_global();
+            let hashes = object.symbols.symbols()[first..]
+                .iter()
+                .map(|symbol| hash_name(object.symbol_name(symbol)))
+                .collect();
             Ok(PreparedObject {
                 object,
                 contributions,
+                hashes,
                 discarded,
             })
         })
@@ -362,7 +398,8 @@ pub fn resolve<'data>(
             object_globals: Vec::new(),
             discarded: Vec::new(),
             globals: Vec::new(),
-            by_name: HashMap::default(),
+            names: HashTable::with_capacity(4096),
+            placements: Vec::new(),
         },
         comdat_winners: HashMap::default(),
         pending: Vec::new(),
@@ -375,28 +412,108 @@ pub fn resolve<'data>(
     for file in &inputs.files {
         match file.kind {
             FileKind::Object => objects.push((file.path.display().to_string(), file.data())),
-            FileKind::Archive => archives.push(Archive::parse(file, &inputs.aligned_copies)?),
+            FileKind::Archive => archives.push(Archive::parse(file)?),
         }
     }
     if let Some(entry) = entry {
-        let entry_id = resolver.db.intern(entry.as_bytes());
+        let entry_id = resolver
+            .db
+            .intern(entry.as_bytes(), hash_name(entry.as_bytes()));
         resolver.db.globals[entry_id.index()].strong_reference = true;
         resolver.pending.push(entry_id);
     }
 
-    let batch = prepare_batch(parse_batch(objects)?, &mut resolver.comdat_winners)?;
-    resolver.register(batch);
+    // The libraries are loaded on a thread of their own while objects and archives are
+    // resolved: nothing needs them before the externals are looked up.
+    let eager_libraries: Vec<&SharedLibrary> = inputs
+        .shared_libraries
+        .iter()
+        .filter(|library| !library.as_needed)
+        .collect();
+    let (resolved, loaded) = std::thread::scope(|scope| {
+        let loader = (!eager_libraries.is_empty()).then(|| {
+            let executor = &mut *executor;
+            let libraries = &eager_libraries;
+            scope.spawn(move || -> Result<()> {
+                for library in libraries {
+                    executor.load_library(&library.path)?;
+                }
+                Ok(())
+            })
+        });
+        let resolved = resolve_objects(&mut resolver, objects, &archives);
+        let loaded = loader.map_or(Ok(()), |thread| {
+            thread
+                .join()
+                .unwrap_or_else(|_| Err(anyhow!("loading libraries panicked")))
+        });
+        (resolved, loaded)
+    });
+    resolved?;
+    loaded?;
 
-    // The first archive (in command-line order) that offers a name provides it.
-    let indexes = archives
-        .par_iter()
-        .enumerate()
-        .map(|(i, archive)| archive.symbol_index(i as u32))
-        .collect::<Result<Vec<_>>>()?;
-    let mut offered: HashMap<&'data [u8], MemberRef> = HashMap::default();
-    for (name, member) in indexes.into_iter().flatten() {
-        offered.entry(name).or_insert(member);
+    if let Some(&(id, first, second)) = resolver.duplicates.first() {
+        let db = &resolver.db;
+        bail!(
+            "duplicate symbol `{}`: defined in {} and in {}",
+            db.global_name(id),
+            db.objects[first.index()].name,
+            db.objects[second.index()].name
+        );
     }
+    let mut db = resolver.db;
+    define_linker_symbols(&mut db);
+    resolve_externals(&mut db, inputs, executor, earlier_units)?;
+    db.placements = db
+        .globals
+        .par_iter()
+        .map(|global| match global.resolution {
+            Resolution::Defined { object, symbol, .. } => {
+                let sym = &db.objects[object.index()].symbols.symbols()[symbol as usize];
+                if sym.st_shndx(LE) == elf::SHN_ABS {
+                    Placement::Absolute
+                } else {
+                    Placement::InImage
+                }
+            }
+            Resolution::Common { .. } | Resolution::Linker(_) => Placement::InImage,
+            Resolution::External(_) => Placement::External,
+            // Resolution leaves nothing undefined.
+            Resolution::UndefinedWeak | Resolution::Undefined => Placement::UndefinedWeak,
+        })
+        .collect();
+    Ok(db)
+}
+
+/// Register the command-line objects, then pull archive members in rounds until no pending
+/// reference is offered by an archive member not yet loaded.
+fn resolve_objects<'data>(
+    resolver: &mut Resolver<'data>,
+    objects: Vec<(String, &'data [u8])>,
+    archives: &[Archive<'data>],
+) -> Result<()> {
+    // The objects are parsed while the archives' indexes are read.
+    let comdat_winners = &mut resolver.comdat_winners;
+    let (batch, offered) = rayon::join(
+        || prepare_batch(parse_batch(objects)?, comdat_winners),
+        || -> Result<HashMap<&'data [u8], MemberRef>> {
+            let indexes = archives
+                .par_iter()
+                .enumerate()
+                .map(|(i, archive)| archive.symbol_index(i as u32))
+                .collect::<Result<Vec<_>>>()?;
+            // The first archive (in command-line order) that offers a name provides it.
+            let mut offered = HashMap::default();
+            offered.reserve(indexes.iter().map(Vec::len).sum());
+            for (name, member) in indexes.into_iter().flatten() {
+                offered.entry(name).or_insert(member);
+            }
+            Ok(offered)
+        },
+    );
+    resolver.register(batch?);
+    let offered = offered?;
+
     let mut loaded_members: HashMap<MemberRef, ()> = HashMap::default();
     loop {
         let mut wanted = Vec::new();
@@ -412,29 +529,15 @@ pub fn resolve<'data>(
             }
         }
         if wanted.is_empty() {
-            break;
+            return Ok(());
         }
         let named = wanted
-            .iter()
+            .par_iter()
             .map(|m| archives[m.archive as usize].member(ArchiveOffset(m.offset)))
             .collect::<Result<Vec<_>>>()?;
         let batch = prepare_batch(parse_batch(named)?, &mut resolver.comdat_winners)?;
         resolver.register(batch);
     }
-
-    if let Some(&(id, first, second)) = resolver.duplicates.first() {
-        let db = &resolver.db;
-        bail!(
-            "duplicate symbol `{}`: defined in {} and in {}",
-            db.global_name(id),
-            db.objects[first.index()].name,
-            db.objects[second.index()].name
-        );
-    }
-    let mut db = resolver.db;
-    define_linker_symbols(&mut db);
-    resolve_externals(&mut db, inputs, executor, earlier_units)?;
-    Ok(db)
 }
 
 fn is_c_identifier(name: &[u8]) -> bool {
@@ -513,21 +616,24 @@ fn resolve_externals(
             None => missing.push(GlobalId::from_index(index)),
         }
     }
+    // The eager libraries are loaded: one batched lookup. AS_NEEDED libraries are loaded
+    // only if that leaves names missing, then asked once more.
     for as_needed in [false, true] {
-        let mut loaded_any = false;
-        for library in inputs
+        if missing.is_empty() {
+            break;
+        }
+        let mut libraries = inputs
             .shared_libraries
             .iter()
             .filter(|l| l.as_needed == as_needed)
-        {
-            if as_needed && missing.is_empty() {
-                break;
-            }
-            executor.load_library(&library.path)?;
-            loaded_any = true;
-        }
-        if missing.is_empty() || !loaded_any {
+            .peekable();
+        if libraries.peek().is_none() {
             continue;
+        }
+        if as_needed {
+            for library in libraries {
+                executor.load_library(&library.path)?;
+            }
         }
         let names: Vec<&[u8]> = missing.iter().map(|&id| db.global(id).name).collect();
         let addresses = executor

@@ -147,6 +147,19 @@ fn scan_section(
         let fail = |message: String| anyhow!("{}: {message}", describe_place(db, section, offset));
         let kind = reloc_kind(r_type)
             .map_err(|e| fail(format!("{e} against `{}`", object.describe_symbol(r_sym))))?;
+        // Most relocations (R_X86_64_64 in data, above all) need nothing from the symbol here.
+        let may_need_something = match kind.formula {
+            Formula::Absolute => kind.width == 4,
+            Formula::GotPcRelative { .. }
+            | Formula::GotOffsetOfSlot
+            | Formula::PcRelative
+            | Formula::PltRelative
+            | Formula::PltOffsetFromGot => true,
+            _ => false,
+        };
+        if !may_need_something {
+            continue;
+        }
         let (symbol, placement) =
             classify(db, section.object, r_sym).map_err(|e| fail(e.to_string()))?;
         let needs = match kind.formula {

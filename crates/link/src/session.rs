@@ -204,7 +204,7 @@ impl Session {
 
         let entry = match &options.entry {
             Some(entry) => {
-                let id = db.by_name[entry.as_bytes()];
+                let id = db.lookup(entry.as_bytes()).expect("the entry was resolved");
                 Some(addresses.globals[id.index()].ok_or_else(|| {
                     anyhow!("entry symbol `{entry}` lies in a section that is not loaded")
                 })?)
@@ -309,7 +309,10 @@ fn exported_symbols_image(db: &SymbolDb<'_>, addresses: &[Option<TargetAddr>]) -
 }
 
 fn check_entry(db: &SymbolDb<'_>, entry: &str) -> Result<()> {
-    match db.global(db.by_name[entry.as_bytes()]).resolution {
+    let id = db
+        .lookup(entry.as_bytes())
+        .expect("the entry is always interned");
+    match db.global(id).resolution {
         Resolution::Defined { .. } => Ok(()),
         Resolution::External(_) => bail!(
             "entry symbol `{entry}` is defined only in a shared library or an earlier unit, not by the linked objects"

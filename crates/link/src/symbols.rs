@@ -3,7 +3,7 @@
 
 use crate::elf::LE;
 use crate::ids::{GlobalId, ObjectId};
-use crate::resolve::{symbol_section, Resolution, SymbolDb};
+use crate::resolve::{symbol_section, SymbolDb};
 use anyhow::{anyhow, Result};
 use object::elf;
 use object::read::elf::Sym as _;
@@ -39,22 +39,7 @@ pub fn classify(
         return Err(anyhow!("invalid symbol index {symbol}"));
     }
     if let Some(id) = db.global_of(object, symbol) {
-        let placement = match db.global(id).resolution {
-            Resolution::Defined { object, symbol, .. } => {
-                let sym = &db.objects[object.index()].symbols.symbols()[symbol as usize];
-                if sym.st_shndx(LE) == elf::SHN_ABS {
-                    Placement::Absolute
-                } else {
-                    Placement::InImage
-                }
-            }
-            Resolution::Common { .. } | Resolution::Linker(_) => Placement::InImage,
-            Resolution::External(_) => Placement::External,
-            Resolution::UndefinedWeak => Placement::UndefinedWeak,
-            // Resolution guarantees nothing stays undefined.
-            Resolution::Undefined => Placement::UndefinedWeak,
-        };
-        return Ok((SymbolRef::Global(id), placement));
+        return Ok((SymbolRef::Global(id), db.placements[id.index()]));
     }
     let sym = &file.symbols.symbols()[symbol];
     let local = SymbolRef::Local {
