@@ -228,6 +228,9 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         );
     }
     if args.noexec {
+        // Nothing runs: leave the teardown (unmapping, closing the executor's connection) to
+        // the process exit rather than doing it piece by piece first.
+        std::mem::forget(session);
         return Ok(0);
     }
     let argv0 = args

@@ -63,21 +63,64 @@ impl fmt::Display for ExecutorTerminated {
 
 impl std::error::Error for ExecutorTerminated {}
 
-/// A connection shared by the executor and its mapper.
-pub(crate) type Shared = Arc<Mutex<Connection>>;
+/// The connection to the executor, and a hello sent but not yet answered (a spawned
+/// executor starts while the linker reads its inputs).
+pub(crate) struct Link {
+    pub(crate) connection: Connection,
+    pending_hello: Option<u64>,
+}
 
-pub(crate) fn lock(connection: &Shared) -> std::sync::MutexGuard<'_, Connection> {
+/// A connection shared by the executor and its mapper.
+pub(crate) type Shared = Arc<Mutex<Link>>;
+
+pub(crate) fn lock(connection: &Shared) -> std::sync::MutexGuard<'_, Link> {
     connection.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Send `request`; `Failed` becomes an error with the executor's message.
-pub(crate) fn call<T>(
-    connection: &Shared,
-    request: &Request<'_>,
+/// The executor's answer to hello: (page size, pid, capabilities).
+fn check_hello(hello: Result<Response<'_>, ProtocolError>) -> Result<(u64, u32, u64), String> {
+    match hello {
+        Ok(Response::Hello {
+            version,
+            page_size,
+            pid,
+            capabilities,
+        }) => {
+            if version != announced_version() {
+                return Err(format!(
+                    "protocol version mismatch: rjitlink speaks version {}, the executor version {version}",
+                    announced_version()
+                ));
+            }
+            Ok((page_size, pid, capabilities))
+        }
+        Ok(Response::Failed(message)) => Err(String::from_utf8_lossy(message).into_owned()),
+        Ok(other) => Err(format!(
+            "unexpected handshake response from the executor: {other:?}"
+        )),
+        Err(ProtocolError::Closed) => Err(
+            "the executor closed the connection during the handshake (wrong or missing RJITLINK_TOKEN?)"
+                .into(),
+        ),
+        Err(e) => Err(format!("executor handshake failed: {e}")),
+    }
+}
+
+/// Lock the connection, first finishing a deferred handshake.
+pub(crate) fn ready(connection: &Shared) -> Result<std::sync::MutexGuard<'_, Link>, String> {
+    let mut link = lock(connection);
+    if let Some(id) = link.pending_hello.take() {
+        check_hello(link.connection.receive_response(id))?;
+    }
+    Ok(link)
+}
+
+/// What a call's response means: `Failed` becomes an error with the executor's message.
+fn interpret<T>(
+    response: Result<Response<'_>, ProtocolError>,
     accept: impl FnOnce(Response<'_>) -> Option<T>,
 ) -> Result<T, String> {
-    let mut connection = lock(connection);
-    match connection.call(request) {
+    match response {
         Ok(Response::Failed(message)) => Err(String::from_utf8_lossy(message).into_owned()),
         Ok(Response::Terminated(signal)) => Err(ExecutorTerminated { signal }.to_string()),
         Ok(response) => {
@@ -92,6 +135,16 @@ pub(crate) fn call<T>(
     }
 }
 
+/// Send `request` and interpret the response.
+pub(crate) fn call<T>(
+    connection: &Shared,
+    request: &Request<'_>,
+    accept: impl FnOnce(Response<'_>) -> Option<T>,
+) -> Result<T, String> {
+    let mut link = ready(connection)?;
+    interpret(link.connection.call(request), accept)
+}
+
 /// Links into local buffers; `initialize` sends the bytes, then the protections.
 pub struct RemoteCopyMapper {
     connection: Shared,
@@ -99,9 +152,6 @@ pub struct RemoteCopyMapper {
     /// Working memory of prepared ranges not yet initialized.
     working: Mutex<Vec<(TargetRange, Box<[u8]>)>>,
 }
-
-/// Bytes per Write request: well under the frame limit.
-const WRITE_CHUNK: usize = 16 << 20;
 
 impl MemoryMapper for RemoteCopyMapper {
     fn page_size(&self) -> usize {
@@ -155,18 +205,15 @@ impl MemoryMapper for RemoteCopyMapper {
                 })?;
             let offset = (segment.range.start - range.start) as usize;
             let bytes = &buffer[offset..offset + segment.range.len];
-            for (index, chunk) in bytes.chunks(WRITE_CHUNK).enumerate() {
-                let address = segment.range.start + (index * WRITE_CHUNK) as u64;
-                call(
-                    &self.connection,
-                    &Request::Write {
-                        address,
-                        bytes: chunk,
-                    },
-                    |r| matches!(r, Response::Done).then_some(()),
-                )
-                .map_err(MapError)?;
-            }
+            let mut link = ready(&self.connection).map_err(MapError)?;
+            let request = Request::Write {
+                address: segment.range.start,
+                length: bytes.len() as u64,
+            };
+            interpret(link.connection.call_with_payload(&request, bytes), |r| {
+                matches!(r, Response::Done).then_some(())
+            })
+            .map_err(MapError)?;
         }
         // The bytes are in place: the local copies are no longer needed.
         working.retain(|(range, _)| {
@@ -269,8 +316,34 @@ impl Remote {
         let child = command.spawn().context("cannot start the executor")?;
         // Only the child may hold its end, so that its death closes the connection.
         drop(theirs);
-        let shared = memory != MemoryMode::Copy;
-        Remote::handshake(Box::new(ours), b"", Some(child), shared)
+        // The hello is sent now and its answer read by the first request: the executor starts
+        // up while the linker reads its inputs. It is this same binary on this machine, so its
+        // page size and capabilities are known; the answer is still checked.
+        let mut connection = Connection::new(Box::new(ours));
+        let hello = connection.send_request(&Request::Hello {
+            version: announced_version(),
+            token: b"",
+        })?;
+        let connection = Arc::new(Mutex::new(Link {
+            connection,
+            pending_hello: Some(hello),
+        }));
+        let pid = child.id();
+        let mut remote = Remote {
+            mapper: Arc::new(SharedMemoryMapper::new(
+                connection.clone(),
+                rjitlink_memory::page_size(),
+                pid,
+            )),
+            shared_memory: true,
+            connection,
+            child: Some(child),
+            pid,
+        };
+        if memory == MemoryMode::Copy {
+            remote.use_copy_mapper();
+        }
+        Ok(remote)
     }
 
     /// Connect to `rjitlink executor --listen` at `address`, presenting RJITLINK_TOKEN.
@@ -322,30 +395,12 @@ impl Remote {
             version: announced_version(),
             token,
         });
-        let (page_size, pid, capabilities) = match hello {
-            Ok(Response::Hello {
-                version,
-                page_size,
-                pid,
-                capabilities,
-            }) => {
-                if version != announced_version() {
-                    bail!(
-                        "protocol version mismatch: rjitlink speaks version {}, the executor version {version}",
-                        announced_version()
-                    );
-                }
-                (page_size, pid, capabilities)
-            }
-            Ok(Response::Failed(message)) => bail!("{}", String::from_utf8_lossy(message)),
-            Ok(other) => bail!("unexpected handshake response from the executor: {other:?}"),
-            Err(ProtocolError::Closed) => bail!(
-                "the executor closed the connection during the handshake (wrong or missing RJITLINK_TOKEN?)"
-            ),
-            Err(e) => bail!("executor handshake failed: {e}"),
-        };
+        let (page_size, pid, capabilities) = check_hello(hello).map_err(|e| anyhow!(e))?;
         connection.transport().set_read_timeout(None)?;
-        let connection = Arc::new(Mutex::new(connection));
+        let connection = Arc::new(Mutex::new(Link {
+            connection,
+            pending_hello: None,
+        }));
         let can_share = capabilities & rjitlink_protocol::CAPABILITY_SHARED_MEMORY != 0;
         if shared_memory && !can_share {
             bail!("--memory=shared cannot be honoured: the executor does not offer shared memory");
@@ -369,7 +424,7 @@ impl Remote {
 
     /// What crossed the transport so far.
     pub fn stats(&self) -> TransportStats {
-        lock(&self.connection).stats()
+        lock(&self.connection).connection.stats()
     }
 
     /// After the connection closed: how the spawned executor ended.
@@ -492,12 +547,19 @@ impl Executor for Remote {
             fini: program.fini.clone(),
             args: program.args.iter().map(Vec::as_slice).collect(),
         });
-        let outcome = lock(&self.connection).call(&request).map(|r| match r {
-            Response::Exited(status) => Ok(status),
-            Response::Terminated(signal) => Err(ExecutorTerminated { signal }.into()),
-            Response::Failed(message) => Err(anyhow!("{}", String::from_utf8_lossy(message))),
-            other => Err(anyhow!("unexpected response to run: {other:?}")),
-        });
+        let shared = self.connection.clone();
+        let outcome = {
+            let mut link = match ready(&shared) {
+                Ok(link) => link,
+                Err(message) => return Err(self.explain(message)),
+            };
+            link.connection.call(&request).map(|r| match r {
+                Response::Exited(status) => Ok(status),
+                Response::Terminated(signal) => Err(ExecutorTerminated { signal }.into()),
+                Response::Failed(message) => Err(anyhow!("{}", String::from_utf8_lossy(message))),
+                other => Err(anyhow!("unexpected response to run: {other:?}")),
+            })
+        };
         match outcome {
             Ok(result) => {
                 // The executor exits right after reporting: reap it.
@@ -523,11 +585,15 @@ impl Executor for Remote {
 
 impl Drop for Remote {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            // Not run (e.g. --noexec or a link error): ask the executor to stop, then reap it.
+        // Not run (e.g. --noexec or a link error): ask the executor to stop, without waiting
+        // for its answer or its exit. A thread reaps it so that a long-lived program leaves no
+        // zombie.
+        if let Some(mut child) = self.child.take() {
             if let Ok(None) = child.try_wait() {
-                let _ = lock(&self.connection).call(&Request::Shutdown);
-                let _ = child.wait();
+                let _ = lock(&self.connection)
+                    .connection
+                    .send_request(&Request::Shutdown);
+                std::thread::spawn(move || child.wait());
             }
         }
     }

@@ -155,6 +155,25 @@ impl Service {
         }
     }
 
+    /// The memory a `Write` of `length` bytes at `address` fills, made writable, if it lies in
+    /// a reservation of this service.
+    fn writable(&mut self, address: TargetAddr, length: u64) -> Result<&mut [u8], String> {
+        let length = usize::try_from(length).map_err(|_| "write too long")?;
+        self.check_range(address, length)?;
+        let page = self.mapper.page_size() as u64;
+        let start = address.get() & !(page - 1);
+        let end = (address.get() + length as u64).next_multiple_of(page);
+        self.mapper
+            .prepare(TargetRange {
+                start: TargetAddr(start),
+                len: (end - start) as usize,
+            })
+            .map_err(|e| e.0)?;
+        // SAFETY: checked to lie in our reservation, and made writable just above; nothing
+        // else refers to it while the payload is read.
+        Ok(unsafe { std::slice::from_raw_parts_mut(address.get() as *mut u8, length) })
+    }
+
     fn handle(&mut self, request: Request<'_>) -> Result<Response<'static>, String> {
         let map_error = |e: rjitlink_memory::MapError| e.0;
         Ok(match request {
@@ -168,27 +187,6 @@ impl Service {
                 let range = self.mapper.reserve(size, placement).map_err(map_error)?;
                 self.reservations.push(range);
                 Response::Reserved(range)
-            }
-            Request::Write { address, bytes } => {
-                self.check_range(address, bytes.len())?;
-                let page = self.mapper.page_size() as u64;
-                let start = address.get() & !(page - 1);
-                let end = (address.get() + bytes.len() as u64).next_multiple_of(page);
-                self.mapper
-                    .prepare(TargetRange {
-                        start: TargetAddr(start),
-                        len: (end - start) as usize,
-                    })
-                    .map_err(map_error)?;
-                // SAFETY: checked to lie in our reservation, and made writable just above.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        bytes.as_ptr(),
-                        address.get() as *mut u8,
-                        bytes.len(),
-                    )
-                };
-                Response::Done
             }
             Request::Initialize { segments, actions } => {
                 for segment in &segments {
@@ -299,7 +297,10 @@ impl Service {
                 interpose(&copies).map_err(|e| format!("{e:#}"))?;
                 Response::Done
             }
-            Request::Reserve { shared: true, .. } | Request::Run(_) | Request::Shutdown => {
+            Request::Reserve { shared: true, .. }
+            | Request::Write { .. }
+            | Request::Run(_)
+            | Request::Shutdown => {
                 unreachable!("handled by the caller")
             }
         })
@@ -427,6 +428,17 @@ pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<()> {
                     }
                 }
             }
+            Request::Write { address, length } => match service.writable(address, length) {
+                Ok(destination) => {
+                    connection.read_payload(destination)?;
+                    connection.respond(id, &Response::Done)?;
+                }
+                Err(message) => {
+                    // The payload that follows cannot be trusted to be skipped: close.
+                    connection.respond(id, &Response::Failed(message.as_bytes()))?;
+                    bail!("refused a write: {message}");
+                }
+            },
             request => {
                 let response = service.handle(request);
                 match response {

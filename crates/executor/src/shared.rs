@@ -83,7 +83,8 @@ impl MemoryMapper for SharedMemoryMapper {
     }
 
     fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError> {
-        let mut connection = crate::remote::lock(&self.connection);
+        let mut link = crate::remote::ready(&self.connection).map_err(MapError)?;
+        let connection = &mut link.connection;
         let response = connection.call(&Request::Reserve {
             size: size as u64,
             placement,
@@ -113,7 +114,7 @@ impl MemoryMapper for SharedMemoryMapper {
                     format!("cannot open the executor's memory: {e} (not on this machine?)")
                 }),
         };
-        drop(connection);
+        drop(link);
         let view = fd.and_then(|fd| self.map_view(range, &fd, &nonce));
         match view {
             Ok(view) => {

@@ -164,9 +164,41 @@ impl Connection {
     /// Send `request` and wait for its response. A response with another id is a protocol
     /// violation; `Terminated` may answer any request (the executor died).
     pub fn call(&mut self, request: &Request<'_>) -> Result<Response<'_>, ProtocolError> {
+        let id = self.send_request(request)?;
+        self.receive_response(id)
+    }
+
+    /// Like `call`, with `payload` sent raw right after the request's frame (a `Write`).
+    pub fn call_with_payload(
+        &mut self,
+        request: &Request<'_>,
+        payload: &[u8],
+    ) -> Result<Response<'_>, ProtocolError> {
+        let id = self.send_request(request)?;
+        self.stream.write_all(payload)?;
+        self.stream.flush()?;
+        self.stats.bytes_sent += payload.len() as u64;
+        self.receive_response(id)
+    }
+
+    /// Send `request` without waiting; `receive_response` collects the answer later.
+    pub fn send_request(&mut self, request: &Request<'_>) -> Result<u64, ProtocolError> {
         let id = self.next_id;
         self.next_id += 1;
         self.write_frame(id, |e| request.encode(e))?;
+        Ok(id)
+    }
+
+    /// Read raw payload bytes that follow a request (see `call_with_payload`) straight into
+    /// `destination`.
+    pub fn read_payload(&mut self, destination: &mut [u8]) -> Result<(), ProtocolError> {
+        self.stream.read_exact(destination)?;
+        self.stats.bytes_received += destination.len() as u64;
+        Ok(())
+    }
+
+    /// The response to the request `id`, which must be the next frame.
+    pub fn receive_response(&mut self, id: u64) -> Result<Response<'_>, ProtocolError> {
         let received = self.read_frame()?;
         self.stats.round_trips += 1;
         let response = Response::decode(&self.frame[8..])?;

@@ -40,10 +40,11 @@ pub enum Request<'a> {
         placement: Placement,
         shared: bool,
     },
-    /// Copy bytes into reserved memory (the copy mapper).
+    /// Copy `length` bytes into reserved memory (the copy mapper). The bytes follow the frame
+    /// on the stream, raw, so that the executor reads them straight into place.
     Write {
         address: TargetAddr,
-        bytes: &'a [u8],
+        length: u64,
     },
     Initialize {
         segments: Vec<SegmentProtection>,
@@ -180,8 +181,8 @@ impl<'a> Request<'a> {
                     Placement::At(address) => e.u8(2).u64(address.get()),
                 };
             }
-            Request::Write { address, bytes } => {
-                e.u8(2).u64(address.get()).bytes(bytes);
+            Request::Write { address, length } => {
+                e.u8(2).u64(address.get()).u64(*length);
             }
             Request::Initialize { segments, actions } => {
                 e.u8(3).count(segments.len());
@@ -273,7 +274,7 @@ impl<'a> Request<'a> {
                 }
                 2 => Request::Write {
                     address: TargetAddr(d.u64()?),
-                    bytes: d.bytes()?,
+                    length: d.u64()?,
                 },
                 3 => {
                     let segments = (0..d.count(17)?)
@@ -467,7 +468,7 @@ mod tests {
         });
         round_trip(Request::Write {
             address: TargetAddr(0x1000),
-            bytes: &[1, 2, 3],
+            length: 3,
         });
         round_trip(Request::Initialize {
             segments: vec![SegmentProtection {
