@@ -37,6 +37,10 @@ impl Executor for InProcess {
         self.libraries.load(path)
     }
 
+    fn is_this_process(&self) -> bool {
+        true
+    }
+
     fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<()> {
         self.libraries.load_image(name, image)
     }

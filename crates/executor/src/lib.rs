@@ -84,6 +84,13 @@ pub trait Executor: Send {
     /// exit, so a successful call does not return.
     fn run(&mut self, program: &Program) -> Result<i32>;
 
+    /// Whether the target is this process. Libraries are then loaded after the parallel
+    /// phases rather than during them: dlopen maps memory, which stalls the page faults of
+    /// the threads parsing inputs (measured: slower and noisier links).
+    fn is_this_process(&self) -> bool {
+        false
+    }
+
     /// What crossed the connection to the target so far; `None` in process.
     fn transport_stats(&self) -> Option<rjitlink_protocol::TransportStats> {
         None

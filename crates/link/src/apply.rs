@@ -21,7 +21,14 @@ pub struct Addresses {
     pub base: TargetAddr,
     /// Per global; `None` where the defining section is not loaded.
     pub globals: Vec<Option<TargetAddr>>,
+    /// Per object, per symbol: the value relocations use (`UNLOADED` where the symbol lies in
+    /// a section that is not loaded). Filled in parallel so that applying a relocation is a
+    /// lookup, not a walk through symbol and section tables.
+    symbol_values: Vec<Vec<u64>>,
 }
+
+/// Marks a symbol whose section is not loaded in `Addresses::symbol_values`.
+const UNLOADED: u64 = u64::MAX;
 
 impl Addresses {
     pub fn at(&self, offset: ImageOffset) -> TargetAddr {
@@ -95,8 +102,31 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
                 )
             }
         })
+        .collect::<Vec<_>>();
+    let symbol_values = db
+        .objects
+        .par_iter()
+        .enumerate()
+        .map(|(index, object)| {
+            let object_id = ObjectId::from_index(index);
+            let first = object.first_global();
+            let object_globals = &db.object_globals[index];
+            (0..object.symbols.len())
+                .map(|symbol| {
+                    let address = match symbol.checked_sub(first) {
+                        Some(i) => globals[object_globals[i].index()],
+                        None => defined_address(object, object_id, symbol, layout, base),
+                    };
+                    address.map_or(UNLOADED, TargetAddr::get)
+                })
+                .collect()
+        })
         .collect();
-    Addresses { base, globals }
+    Addresses {
+        base,
+        globals,
+        symbol_values,
+    }
 }
 
 /// Everything `apply` reads, bundled so the per-section workers share one reference.
@@ -217,6 +247,7 @@ fn apply_section(
     out.copy_from_slice(object.section_data(section.index as usize));
     let section_address = context.addresses.at(at);
     let got_base = context.addresses.at(context.layout.got);
+    let values = &context.addresses.symbol_values[section.object.index()];
     for rela in object.relocations[section.index as usize] {
         let offset = rela.r_offset.get(LE);
         let info = rela.r_info.get(LE);
@@ -237,12 +268,26 @@ fn apply_section(
                 out.len()
             )));
         };
-        let (symbol, placement) =
-            classify(db, section.object, r_sym).map_err(|e| fail(e.to_string()))?;
+        let Some(&value_of_symbol) = values.get(r_sym) else {
+            return Err(fail(format!("invalid symbol index {r_sym}")));
+        };
+        let symbol = match db.global_of(section.object, r_sym) {
+            Some(id) => SymbolRef::Global(id),
+            None => SymbolRef::Local {
+                object: section.object,
+                symbol: r_sym as u32,
+            },
+        };
         let with_symbol =
             |e: anyhow::Error| fail(format!("{} against `{}`: {e}", kind.name, against()));
         let place = section_address + field as u64;
-        let s = || context.symbol_address(symbol).map_err(with_symbol);
+        let s = || match value_of_symbol {
+            // Recomputed for its error message.
+            UNLOADED => Err(with_symbol(context.symbol_address(symbol).err().unwrap_or_else(
+                || anyhow!("lies in a section that is not loaded"),
+            ))),
+            value => Ok(TargetAddr(value)),
+        };
         let value: i64 = match kind.formula {
             Formula::None => continue,
             Formula::Absolute => {
@@ -323,10 +368,10 @@ fn apply_section(
                 against(),
                 value,
                 kind.width * 8,
-                match (kind.formula, placement) {
+                match (kind.formula, classify(db, section.object, r_sym).map(|(_, p)| p)) {
                     (Formula::Absolute, _) =>
                         " (absolute addresses need the code placed below 2 GiB; compile with -fPIC)",
-                    (_, Placement::External) =>
+                    (_, Ok(Placement::External)) =>
                         " (the symbol lies in a shared library too far away)",
                     _ => "",
                 }

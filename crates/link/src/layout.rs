@@ -62,6 +62,8 @@ pub struct InputSection {
     /// SHT_NOBITS: nothing to copy, the memory is zero.
     pub nobits: bool,
     pub init: Option<InitKind>,
+    /// Named like a C identifier: such sections are kept together (for __start_/__stop_).
+    pub identifier_name: bool,
 }
 
 /// The priority in `.init_array.N`, or for .ctors.N the init_array priority it stands for.
@@ -179,6 +181,7 @@ pub fn input_sections(db: &SymbolDb<'_>) -> Result<Vec<InputSection>> {
                     segment,
                     nobits: section_type == elf::SHT_NOBITS,
                     init: init_kind(name, section_type),
+                    identifier_name: is_c_identifier(name),
                 });
             }
             Ok(sections)
@@ -254,8 +257,14 @@ pub fn layout(
             b""
         }
     };
+    // Names are looked up only for the (rare) sections named like C identifiers.
     sections.sort_by(|a, b| {
-        (a.segment, a.nobits, group_name(a)).cmp(&(b.segment, b.nobits, group_name(b)))
+        (a.segment, a.nobits, a.identifier_name)
+            .cmp(&(b.segment, b.nobits, b.identifier_name))
+            .then_with(|| match a.identifier_name {
+                true => group_name(a).cmp(group_name(b)),
+                false => std::cmp::Ordering::Equal,
+            })
     });
 
     let mut section_offsets: Vec<Vec<Option<ImageOffset>>> = db

@@ -423,15 +423,17 @@ pub fn resolve<'data>(
         resolver.pending.push(entry_id);
     }
 
-    // The libraries are loaded on a thread of their own while objects and archives are
-    // resolved: nothing needs them before the externals are looked up.
+    // A remote executor loads the libraries while objects and archives are resolved here:
+    // nothing needs them before the externals are looked up. In process, they are loaded
+    // after (see `Executor::is_this_process`).
     let eager_libraries: Vec<&SharedLibrary> = inputs
         .shared_libraries
         .iter()
         .filter(|library| !library.as_needed)
         .collect();
+    let concurrently = !executor.is_this_process();
     let (resolved, loaded) = std::thread::scope(|scope| {
-        let loader = (!eager_libraries.is_empty()).then(|| {
+        let loader = (concurrently && !eager_libraries.is_empty()).then(|| {
             let executor = &mut *executor;
             let libraries = &eager_libraries;
             scope.spawn(move || -> Result<()> {
@@ -451,6 +453,11 @@ pub fn resolve<'data>(
     });
     resolved?;
     loaded?;
+    if !concurrently {
+        for library in &eager_libraries {
+            executor.load_library(&library.path)?;
+        }
+    }
 
     if let Some(&(id, first, second)) = resolver.duplicates.first() {
         let db = &resolver.db;
