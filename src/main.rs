@@ -42,8 +42,11 @@ struct ExecutorArgs {
     #[arg(long, value_name = "[HOST:]PORT", conflicts_with = "fd")]
     listen: Option<String>,
     /// Serve the linker that spawned this process on the socket at descriptor FD.
-    #[arg(long, value_name = "FD", hide = true)]
+    #[arg(long, value_name = "FD", hide = true, requires = "parent")]
     fd: Option<i32>,
+    /// The pid of the linker that spawned this process (with --fd).
+    #[arg(long, value_name = "PID", hide = true)]
+    parent: Option<u32>,
 }
 
 /// Where linked code runs.
@@ -249,10 +252,12 @@ fn executor(args: ExecutorArgs) -> Result<u8> {
     if let Some(fd) = args.fd {
         // The spawning linker reports what went wrong on its side of the connection; a second
         // message from here would only repeat it.
-        return Ok(match rjitlink_executor::serve_inherited_socket(fd) {
-            Ok(()) => 0,
-            Err(_) => EXIT_LINKER_ERROR,
-        });
+        return Ok(
+            match rjitlink_executor::serve_inherited_socket(fd, args.parent.unwrap_or(0)) {
+                Ok(()) => 0,
+                Err(_) => EXIT_LINKER_ERROR,
+            },
+        );
     }
     let Some(listen) = args.listen else {
         anyhow::bail!("rjitlink executor needs --listen [HOST:]PORT");

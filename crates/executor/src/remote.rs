@@ -14,7 +14,6 @@ use rjitlink_protocol::{
 };
 use std::fmt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
@@ -297,22 +296,23 @@ impl Remote {
     /// programs that use rjitlink as a library).
     pub fn spawn_program(exe: &Path, memory: MemoryMode) -> Result<Remote> {
         let (ours, theirs) = UnixStream::pair().context("cannot create a socket pair")?;
+        // The executor inherits its end at the same descriptor number. Nothing else is done
+        // between fork and exec, so the standard library can spawn with posix_spawn, which
+        // does not wait for a copy of this process's page tables.
         let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
-        let mut command = Command::new(exe);
-        command.args(["executor", "--fd", "3"]);
-        // SAFETY: only async-signal-safe calls between fork and exec. dup2 also clears
-        // close-on-exec on the new descriptor.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::dup2(theirs_fd, 3) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The executor is part of this rjitlink run: it must not outlive a killed
-                // linker and hold its memory.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
+        // SAFETY: clearing close-on-exec on a descriptor we own.
+        if unsafe { libc::fcntl(theirs_fd, libc::F_SETFD, 0) } != 0 {
+            bail!(
+                "cannot pass a socket to the executor: {}",
+                std::io::Error::last_os_error()
+            );
         }
+        let mut command = Command::new(exe);
+        command
+            .args(["executor", "--fd"])
+            .arg(theirs_fd.to_string())
+            .arg("--parent")
+            .arg(std::process::id().to_string());
         let child = command.spawn().context("cannot start the executor")?;
         // Only the child may hold its end, so that its death closes the connection.
         drop(theirs);

@@ -511,9 +511,24 @@ fn report_child_end(child: libc::pid_t, stream: TcpStream) {
 }
 
 /// Serve the linker that spawned this process, on the socket at file descriptor `fd`.
-pub fn serve_inherited_socket(fd: i32) -> Result<()> {
+///
+/// The executor is part of the spawning linker's run: it dies with it (PR_SET_PDEATHSIG), so
+/// that a killed linker leaves no process holding its memory. `parent` is the linker's pid,
+/// to catch a linker that died before that was set.
+pub fn serve_inherited_socket(fd: i32, parent: u32) -> Result<()> {
     use std::os::fd::FromRawFd;
-    // SAFETY: the spawning linker passes a socket at this descriptor, owned by us from now on.
-    let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    // SAFETY: prctl and getppid have no memory-safety preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() as u32 != parent {
+            bail!("the linker that started this executor is gone");
+        }
+    }
+    // SAFETY: the spawning linker passes a socket at this descriptor, owned by us from now on;
+    // it must not leak into the program's own children.
+    let stream = unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        std::os::unix::net::UnixStream::from_raw_fd(fd)
+    };
     serve(Box::new(stream), None).map_err(|e| anyhow!("{e:#}"))
 }

@@ -283,9 +283,12 @@ fn apply_section(
         let place = section_address + field as u64;
         let s = || match value_of_symbol {
             // Recomputed for its error message.
-            UNLOADED => Err(with_symbol(context.symbol_address(symbol).err().unwrap_or_else(
-                || anyhow!("lies in a section that is not loaded"),
-            ))),
+            UNLOADED => Err(with_symbol(
+                context
+                    .symbol_address(symbol)
+                    .err()
+                    .unwrap_or_else(|| anyhow!("lies in a section that is not loaded")),
+            )),
             value => Ok(TargetAddr(value)),
         };
         let value: i64 = match kind.formula {
@@ -368,7 +371,10 @@ fn apply_section(
                 against(),
                 value,
                 kind.width * 8,
-                match (kind.formula, classify(db, section.object, r_sym).map(|(_, p)| p)) {
+                match (
+                    kind.formula,
+                    classify(db, section.object, r_sym).map(|(_, p)| p)
+                ) {
                     (Formula::Absolute, _) =>
                         " (absolute addresses need the code placed below 2 GiB; compile with -fPIC)",
                     (_, Ok(Placement::External)) =>
