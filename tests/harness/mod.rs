@@ -672,9 +672,7 @@ pub fn cli_trials() -> Vec<Trial> {
             let case = Case::new(&source("code_address.c"), Build::O0)?;
             // code_address.c prints the address of its main: it must lie in the slab.
             let output = checked(&mut case.rjitlink_command(&["--slab-address", "0x340000000"]))?;
-            let text = String::from_utf8_lossy(&output.stdout);
-            let address = u64::from_str_radix(text.trim().trim_start_matches("0x"), 16)
-                .map_err(|e| format!("{text}: {e}"))?;
+            let address = printed_address(&output)?;
             if !(0x340000000..0x340000000 + (1 << 30)).contains(&address) {
                 return Err(
                     format!("main at {address:#x}, outside the slab at 0x340000000").into(),
@@ -701,9 +699,7 @@ pub fn cli_trials() -> Vec<Trial> {
         Trial::test("cli::non_pic_code_runs_below_2gib", move || {
             let case = Case::new(&source("code_address.c"), Build::O2NoPic)?;
             let output = checked(&mut case.rjitlink_command(&[]))?;
-            let text = String::from_utf8_lossy(&output.stdout);
-            let address = u64::from_str_radix(text.trim().trim_start_matches("0x"), 16)
-                .map_err(|e| format!("{text}: {e}"))?;
+            let address = printed_address(&output)?;
             if address >= 1 << 31 {
                 return Err(format!("non-PIC main at {address:#x}, above 2 GiB").into());
             }
@@ -759,6 +755,30 @@ fn cli_case(name: &str) -> Result<Case, Failed> {
         .join("testdata/cli")
         .join(name);
     Case::new(&source, Build::O0)
+}
+
+/// Start `command` with its output piped and read the first line it prints (a pid, for the
+/// tests that kill processes).
+fn spawn_reading_line(command: &mut Command) -> Result<(std::process::Child, String), Failed> {
+    use std::io::BufRead;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    Ok((child, line))
+}
+
+/// The address code_address.c prints.
+fn printed_address(output: &Output) -> Result<u64, Failed> {
+    let text = String::from_utf8_lossy(&output.stdout);
+    u64::from_str_radix(text.trim().trim_start_matches("0x"), 16)
+        .map_err(|e| format!("{text}: {e}").into())
 }
 
 /// Wait for `child`, failing the test if it takes longer than the timeout.
@@ -905,24 +925,14 @@ pub fn executor_trials() -> Vec<Trial> {
             )
         }),
         Trial::test("executor::no_shared_memory_left_behind", || {
-            use std::io::BufRead;
             let case = cli_case("sleeper.c")?;
             let before = dev_shm();
             // A normal run.
             checked(&mut cli_case("cat.c")?.rjitlink_command(&["--executor=remote"]))?;
             // kill -9 of the executor, then of the linker.
             for victim in ["executor", "linker"] {
-                let mut child = case
-                    .rjitlink_command(&["--executor=remote"])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .map_err(|e| e.to_string())?;
-                let mut executor_pid = String::new();
-                std::io::BufReader::new(child.stdout.as_mut().unwrap())
-                    .read_line(&mut executor_pid)
-                    .map_err(|e| e.to_string())?;
+                let (mut child, executor_pid) =
+                    spawn_reading_line(&mut case.rjitlink_command(&["--executor=remote"]))?;
                 if victim == "executor" {
                     kill(&executor_pid, SIGKILL)?;
                 } else {
@@ -946,19 +956,9 @@ pub fn executor_trials() -> Vec<Trial> {
             Ok(())
         }),
         Trial::test("executor::killed_mid_run_remote", || {
-            use std::io::BufRead;
             let case = cli_case("sleeper.c")?;
-            let mut child = case
-                .rjitlink_command(&["--executor=remote"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| e.to_string())?;
-            let mut pid = String::new();
-            std::io::BufReader::new(child.stdout.as_mut().unwrap())
-                .read_line(&mut pid)
-                .map_err(|e| e.to_string())?;
+            let (child, pid) =
+                spawn_reading_line(&mut case.rjitlink_command(&["--executor=remote"]))?;
             kill(&pid, SIGKILL)?;
             let output = wait_with_timeout(child)?;
             let stderr = String::from_utf8_lossy(&output.stderr);

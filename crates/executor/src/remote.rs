@@ -144,6 +144,15 @@ pub(crate) fn call<T>(
     interpret(link.connection.call(request), accept)
 }
 
+/// The memory requests both remote mappers make the same way: one round trip each,
+/// answered `Done`.
+pub(crate) fn memory_request(connection: &Shared, request: &Request<'_>) -> Result<(), MapError> {
+    call(connection, request, |r| {
+        matches!(r, Response::Done).then_some(())
+    })
+    .map_err(MapError)
+}
+
 /// Links into local buffers; `initialize` sends the bytes, then the protections.
 pub struct RemoteCopyMapper {
     connection: Shared,
@@ -221,34 +230,27 @@ impl MemoryMapper for RemoteCopyMapper {
                 .any(|s| s.range.start >= range.start && s.range.end() <= range.end())
         });
         drop(working);
-        call(
+        memory_request(
             &self.connection,
             &Request::Initialize {
                 segments: segments.to_vec(),
                 actions: actions.to_vec(),
             },
-            |r| matches!(r, Response::Done).then_some(()),
         )
-        .map_err(MapError)
     }
 
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError> {
-        call(
+        memory_request(
             &self.connection,
             &Request::Deinitialize {
                 ranges: ranges.to_vec(),
                 actions: actions.to_vec(),
             },
-            |r| matches!(r, Response::Done).then_some(()),
         )
-        .map_err(MapError)
     }
 
     fn release(&self, range: TargetRange) -> Result<(), MapError> {
-        call(&self.connection, &Request::Release { range }, |r| {
-            matches!(r, Response::Done).then_some(())
-        })
-        .map_err(MapError)
+        memory_request(&self.connection, &Request::Release { range })
     }
 }
 

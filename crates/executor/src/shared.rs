@@ -2,7 +2,7 @@
 //! it over; the linker maps the same pages and writes code and data straight into them.
 //! Finalizing sends only protections — no section content crosses the connection.
 
-use crate::remote::{call, Shared};
+use crate::remote::{memory_request, Shared};
 use rjitlink_memory::{
     MapError, MemoryMapper, Placement, SegmentProtection, TargetCall, TargetRange, WorkingMemory,
 };
@@ -153,27 +153,23 @@ impl MemoryMapper for SharedMemoryMapper {
         segments: &[SegmentProtection],
         actions: &[TargetCall],
     ) -> Result<(), MapError> {
-        call(
+        memory_request(
             &self.connection,
             &Request::Initialize {
                 segments: segments.to_vec(),
                 actions: actions.to_vec(),
             },
-            |r| matches!(r, Response::Done).then_some(()),
         )
-        .map_err(MapError)
     }
 
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError> {
-        call(
+        memory_request(
             &self.connection,
             &Request::Deinitialize {
                 ranges: ranges.to_vec(),
                 actions: actions.to_vec(),
             },
-            |r| matches!(r, Response::Done).then_some(()),
         )
-        .map_err(MapError)
     }
 
     fn release(&self, range: TargetRange) -> Result<(), MapError> {
@@ -184,10 +180,7 @@ impl MemoryMapper for SharedMemoryMapper {
             unsafe { libc::munmap(view.local as *mut libc::c_void, view.local_len) };
         }
         drop(views);
-        call(&self.connection, &Request::Release { range }, |r| {
-            matches!(r, Response::Done).then_some(())
-        })
-        .map_err(MapError)
+        memory_request(&self.connection, &Request::Release { range })
     }
 }
 

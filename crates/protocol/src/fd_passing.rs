@@ -6,6 +6,19 @@ use std::os::unix::net::UnixStream;
 
 const FD_SPACE: usize = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
 
+/// A message of one payload byte with room for one descriptor in its control data.
+///
+/// # Safety
+/// The result points into `iov` (and its buffer) and `control`, which must outlive its use.
+unsafe fn one_byte_message(iov: &mut libc::iovec, control: &mut [u8; FD_SPACE]) -> libc::msghdr {
+    let mut message: libc::msghdr = std::mem::zeroed();
+    message.msg_iov = iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    message.msg_controllen = FD_SPACE;
+    message
+}
+
 /// Send `fd` with one byte of payload.
 pub fn send_fd(socket: &UnixStream, fd: RawFd) -> io::Result<()> {
     let mut byte = [0u8; 1];
@@ -16,11 +29,7 @@ pub fn send_fd(socket: &UnixStream, fd: RawFd) -> io::Result<()> {
     let mut control = [0u8; FD_SPACE];
     // SAFETY: msghdr and cmsghdr are plain C structures filled as sendmsg(2) documents.
     unsafe {
-        let mut message: libc::msghdr = std::mem::zeroed();
-        message.msg_iov = &mut iov;
-        message.msg_iovlen = 1;
-        message.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        message.msg_controllen = FD_SPACE;
+        let message = one_byte_message(&mut iov, &mut control);
         let header = libc::CMSG_FIRSTHDR(&message);
         (*header).cmsg_level = libc::SOL_SOCKET;
         (*header).cmsg_type = libc::SCM_RIGHTS;
@@ -43,11 +52,7 @@ pub fn receive_fd(socket: &UnixStream) -> io::Result<OwnedFd> {
     let mut control = [0u8; FD_SPACE];
     // SAFETY: as in `send_fd`; the received descriptor is checked before it is owned.
     unsafe {
-        let mut message: libc::msghdr = std::mem::zeroed();
-        message.msg_iov = &mut iov;
-        message.msg_iovlen = 1;
-        message.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        message.msg_controllen = FD_SPACE;
+        let mut message = one_byte_message(&mut iov, &mut control);
         let received = libc::recvmsg(socket.as_raw_fd(), &mut message, libc::MSG_CMSG_CLOEXEC);
         if received < 0 {
             return Err(io::Error::last_os_error());
