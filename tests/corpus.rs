@@ -78,6 +78,7 @@ fn main() {
     trials.extend(harness::generated_error_trials());
     trials.extend(harness::cli_trials());
     trials.extend(harness::executor_trials());
+    trials.extend(harness::damaged_input_trials());
 
     libtest_mimic::run(&args, trials).exit();
 }
