@@ -17,14 +17,6 @@ impl PhaseTimes {
         result
     }
 
-    pub fn record(&mut self, name: &'static str, duration: Duration) {
-        self.phases.push((name, duration));
-    }
-
-    pub fn phases(&self) -> &[(&'static str, Duration)] {
-        &self.phases
-    }
-
     /// One line per phase, then the total: `  resolve      1.234 ms`.
     pub fn report(&self) -> String {
         let mut out = String::new();
