@@ -26,15 +26,17 @@ struct Rela {
 }
 
 /// One GOT (or data) slot that must point at a copy.
-struct Patch {
+struct Patch<'a> {
     slot: u64,
     value: u64,
     in_relro: bool,
+    /// The copied symbol, for messages.
+    name: &'a [u8],
 }
 
 struct Search<'a> {
     copies: &'a [Interposition],
-    patches: Vec<Patch>,
+    patches: Vec<Patch<'a>>,
 }
 
 /// The copies' bytes are taken from the originals, then every loaded object's GLOB_DAT and
@@ -82,7 +84,8 @@ pub fn interpose(copies: &[Interposition]) -> Result<()> {
             ) != 0
             {
                 bail!(
-                    "cannot redirect a library's reference to a copied symbol at {:#x}: {}",
+                    "cannot redirect a library's reference to `{}` (copy relocation) at {:#x}: {}",
+                    String::from_utf8_lossy(patch.name),
                     patch.slot,
                     std::io::Error::last_os_error()
                 );
@@ -157,6 +160,7 @@ unsafe extern "C" fn visit_object(
                 slot,
                 value: copy.copy.get().wrapping_add(addend),
                 in_relro: relro.is_some_and(|(start, end)| (start..end).contains(&slot)),
+                name: &copy.name,
             });
         }
     }
