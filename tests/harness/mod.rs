@@ -1118,6 +1118,53 @@ pub fn executor_trials() -> Vec<Trial> {
                     }
                 }
             }
+            // An authenticated client that then sends garbage, and one that writes outside
+            // the executor's memory: answered (or not) and disconnected, never a crash.
+            use rjitlink_protocol::{Connection, Request, Response, PROTOCOL_VERSION};
+            for attack in [&b"\x0b\0\0\0\x02\0\0\0\0\0\0\0\x63\x01\x02"[..], b"write"] {
+                let stream =
+                    std::net::TcpStream::connect(&executor.address).map_err(|e| e.to_string())?;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .map_err(|e| e.to_string())?;
+                let mut connection = Connection::new(Box::new(stream.try_clone().unwrap()));
+                let hello = Request::Hello {
+                    version: PROTOCOL_VERSION,
+                    token: TEST_TOKEN.as_bytes(),
+                };
+                if !matches!(connection.call(&hello), Ok(Response::Hello { .. })) {
+                    return Err("the right token was not accepted".into());
+                }
+                let answer = if attack == b"write" {
+                    // 16 bytes to address 0x1000, which the executor never reserved.
+                    let write = Request::Write {
+                        address: rjitlink_memory::TargetAddr(0x1000),
+                        length: 16,
+                    };
+                    match connection.call_with_payload(&write, &[0xcc; 16]) {
+                        Ok(Response::Failed(message)) => {
+                            String::from_utf8_lossy(message).into_owned()
+                        }
+                        other => format!("{other:?}"),
+                    }
+                } else {
+                    let mut raw = &stream;
+                    let _ = raw.write_all(attack);
+                    String::new()
+                };
+                if attack == b"write" && !answer.contains("not inside memory reserved") {
+                    return Err(format!("a wild write was not refused: {answer}").into());
+                }
+                let mut buffer = [0u8; 64];
+                let mut raw = &stream;
+                match raw.read(&mut buffer) {
+                    Ok(0) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                    other => {
+                        return Err(format!("expected the connection closed, got {other:?}").into())
+                    }
+                }
+            }
             let mut command = case.rjitlink_command(&[&executor.flag()]);
             command.env("RJITLINK_TOKEN", TEST_TOKEN);
             let output = run_with_timeout(&mut command)?;

@@ -527,4 +527,41 @@ mod tests {
             assert!(Request::decode(&e.bytes[..end]).is_err());
         }
     }
+
+    #[test]
+    fn random_frames_never_panic() {
+        // Deterministic xorshift: 20,000 byte strings of random length and content, and
+        // single-byte corruptions of every valid request above.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if let Some(first) = bytes.first_mut() {
+                *first %= 14; // mostly valid kinds, so decoding gets past the first byte
+            }
+            let _ = Request::decode(&bytes);
+            let _ = Response::decode(&bytes);
+        }
+        let mut e = Encoder::default();
+        Request::Run(RunProgram {
+            entry: TargetAddr(1),
+            init: vec![TargetAddr(2)],
+            fini: vec![TargetAddr(3)],
+            args: vec![b"a"],
+        })
+        .encode(&mut e);
+        for i in 0..e.bytes.len() {
+            for bit in 0..8 {
+                let mut bytes = e.bytes.clone();
+                bytes[i] ^= 1 << bit;
+                let _ = Request::decode(&bytes);
+            }
+        }
+    }
 }
