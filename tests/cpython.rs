@@ -9,6 +9,7 @@
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const ARCHIVES: [&str; 2] = ["libpython3.11.a", "libpython3.11-pic.a"];
 
@@ -54,8 +55,14 @@ fn config_dir() -> Result<PathBuf, Failed> {
 
 /// Write `python3` in a fresh directory: a script running JIT-linked CPython.
 fn python_script(mode: &str, flags: &[&str], archive: &str) -> Result<PathBuf, Failed> {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cpython-{mode}-{archive}-{}", std::process::id()));
+    // One directory per script: trials run in parallel, and executing a script while another
+    // trial rewrites it fails with ETXTBSY.
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cpython-{mode}-{archive}-{}-{unique}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let config = config_dir()?;
     let script = dir.join("python3");
