@@ -1088,14 +1088,8 @@ pub fn executor_trials() -> Vec<Trial> {
             use std::io::{Read, Write};
             let case = cli_case("cat.c")?;
             let executor = TcpExecutor::start()?;
-            let mut state = 0x9e3779b97f4a7c15u64;
-            let mut random = vec![0u8; 4096];
-            for byte in random.iter_mut() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                *byte = state as u8;
-            }
+            let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+            let random: Vec<u8> = (0..4096).map(|_| next() as u8).collect();
             // Random bytes; an oversized frame; a hello-sized frame of garbage.
             let attacks: [&[u8]; 3] = [
                 &random,
@@ -1176,6 +1170,17 @@ pub fn executor_trials() -> Vec<Trial> {
     ]
 }
 
+/// A deterministic xorshift generator: failures reproduce.
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 /// Damaged inputs: bytes of a real object flipped at random (a fixed seed, so failures
 /// reproduce). Linking must fail with rjitlink's error status or succeed — never panic, never
 /// crash. `--noexec`: the damaged code is not run.
@@ -1192,13 +1197,7 @@ pub fn damaged_input_trials() -> Vec<Trial> {
                 .arg(&object),
         )?;
         let good = std::fs::read(&object).map_err(|e| e.to_string())?;
-        let mut state = 0x853c_49e6_748f_ea9bu64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x853c_49e6_748f_ea9b);
         let damaged = dir.join("damaged.o");
         for round in 0..300 {
             let mut bytes = good.clone();

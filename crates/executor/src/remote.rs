@@ -144,13 +144,38 @@ pub(crate) fn call<T>(
     interpret(link.connection.call(request), accept)
 }
 
-/// The memory requests both remote mappers make the same way: one round trip each,
-/// answered `Done`.
-pub(crate) fn memory_request(connection: &Shared, request: &Request<'_>) -> Result<(), MapError> {
+/// A memory request answered `Done`: one round trip.
+fn memory_request(connection: &Shared, request: &Request<'_>) -> Result<(), MapError> {
     call(connection, request, |r| {
         matches!(r, Response::Done).then_some(())
     })
     .map_err(MapError)
+}
+
+/// Protections and finalize calls, as both remote mappers send them (the copy mapper after
+/// the bytes).
+pub(crate) fn initialize_remote(
+    connection: &Shared,
+    segments: &[SegmentProtection],
+    actions: &[TargetCall],
+) -> Result<(), MapError> {
+    let segments = segments.to_vec();
+    let actions = actions.to_vec();
+    memory_request(connection, &Request::Initialize { segments, actions })
+}
+
+pub(crate) fn deinitialize_remote(
+    connection: &Shared,
+    ranges: &[TargetRange],
+    actions: &[TargetCall],
+) -> Result<(), MapError> {
+    let ranges = ranges.to_vec();
+    let actions = actions.to_vec();
+    memory_request(connection, &Request::Deinitialize { ranges, actions })
+}
+
+pub(crate) fn release_remote(connection: &Shared, range: TargetRange) -> Result<(), MapError> {
+    memory_request(connection, &Request::Release { range })
 }
 
 /// Links into local buffers; `initialize` sends the bytes, then the protections.
@@ -230,27 +255,15 @@ impl MemoryMapper for RemoteCopyMapper {
                 .any(|s| s.range.start >= range.start && s.range.end() <= range.end())
         });
         drop(working);
-        memory_request(
-            &self.connection,
-            &Request::Initialize {
-                segments: segments.to_vec(),
-                actions: actions.to_vec(),
-            },
-        )
+        initialize_remote(&self.connection, segments, actions)
     }
 
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError> {
-        memory_request(
-            &self.connection,
-            &Request::Deinitialize {
-                ranges: ranges.to_vec(),
-                actions: actions.to_vec(),
-            },
-        )
+        deinitialize_remote(&self.connection, ranges, actions)
     }
 
     fn release(&self, range: TargetRange) -> Result<(), MapError> {
-        memory_request(&self.connection, &Request::Release { range })
+        release_remote(&self.connection, range)
     }
 }
 

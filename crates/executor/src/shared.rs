@@ -2,7 +2,7 @@
 //! it over; the linker maps the same pages and writes code and data straight into them.
 //! Finalizing sends only protections — no section content crosses the connection.
 
-use crate::remote::{memory_request, Shared};
+use crate::remote::{deinitialize_remote, initialize_remote, release_remote, Shared};
 use rjitlink_memory::{
     MapError, MemoryMapper, Placement, SegmentProtection, TargetCall, TargetRange, WorkingMemory,
 };
@@ -153,23 +153,11 @@ impl MemoryMapper for SharedMemoryMapper {
         segments: &[SegmentProtection],
         actions: &[TargetCall],
     ) -> Result<(), MapError> {
-        memory_request(
-            &self.connection,
-            &Request::Initialize {
-                segments: segments.to_vec(),
-                actions: actions.to_vec(),
-            },
-        )
+        initialize_remote(&self.connection, segments, actions)
     }
 
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError> {
-        memory_request(
-            &self.connection,
-            &Request::Deinitialize {
-                ranges: ranges.to_vec(),
-                actions: actions.to_vec(),
-            },
-        )
+        deinitialize_remote(&self.connection, ranges, actions)
     }
 
     fn release(&self, range: TargetRange) -> Result<(), MapError> {
@@ -180,7 +168,7 @@ impl MemoryMapper for SharedMemoryMapper {
             unsafe { libc::munmap(view.local as *mut libc::c_void, view.local_len) };
         }
         drop(views);
-        memory_request(&self.connection, &Request::Release { range })
+        release_remote(&self.connection, range)
     }
 }
 

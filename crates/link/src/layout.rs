@@ -117,7 +117,8 @@ fn init_kind(name: &[u8], section_type: u32) -> Option<InitKind> {
     None
 }
 
-fn is_c_identifier(name: &[u8]) -> bool {
+/// Whether a section name can form `__start_NAME`/`__stop_NAME` symbols.
+pub fn is_c_identifier(name: &[u8]) -> bool {
     !name.is_empty()
         && !name[0].is_ascii_digit()
         && name.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
@@ -250,11 +251,9 @@ pub fn layout(
     // Within a segment: input order, except that sections sharing a C-identifier name stay
     // together (for __start_/__stop_), and zero-fill sections come last.
     let group_name = |section: &InputSection| -> &[u8] {
-        let name = db.objects[section.object.index()].section_name(section.index as usize);
-        if is_c_identifier(name) {
-            name
-        } else {
-            b""
+        match section.identifier_name {
+            true => db.objects[section.object.index()].section_name(section.index as usize),
+            false => b"",
         }
     };
     // Names are looked up only for the (rare) sections named like C identifiers.

@@ -7,6 +7,7 @@ use crate::archive::{Archive, MemberRef};
 use crate::elf::{ObjectFile, Sym, LE};
 use crate::ids::{GlobalId, ObjectId};
 use crate::input::{FileKind, LinkInputs, SharedLibrary};
+use crate::layout::is_c_identifier;
 use crate::symbols::Placement;
 use anyhow::{anyhow, bail, Context, Result};
 use foldhash::HashMap;
@@ -545,12 +546,6 @@ fn resolve_objects<'data>(
         let batch = prepare_batch(parse_batch(named)?, &mut resolver.comdat_winners)?;
         resolver.register(batch);
     }
-}
-
-fn is_c_identifier(name: &[u8]) -> bool {
-    !name.is_empty()
-        && !name[0].is_ascii_digit()
-        && name.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 fn define_linker_symbols(db: &mut SymbolDb<'_>) {

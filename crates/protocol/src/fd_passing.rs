@@ -6,71 +6,67 @@ use std::os::unix::net::UnixStream;
 
 const FD_SPACE: usize = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
 
-/// A message of one payload byte with room for one descriptor in its control data.
-///
-/// # Safety
-/// The result points into `iov` (and its buffer) and `control`, which must outlive its use.
-unsafe fn one_byte_message(iov: &mut libc::iovec, control: &mut [u8; FD_SPACE]) -> libc::msghdr {
-    let mut message: libc::msghdr = std::mem::zeroed();
-    message.msg_iov = iov;
+/// Call `f` with a message of one payload byte and room for one descriptor in its control
+/// data, all of which live on this stack frame for the duration of the call.
+fn with_one_byte_message<T>(f: impl FnOnce(&mut libc::msghdr) -> T) -> T {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
+        iov_len: 1,
+    };
+    let mut control = [0u8; FD_SPACE];
+    // SAFETY: an all-zero msghdr is valid; its pointers are set to the buffers above.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &mut iov;
     message.msg_iovlen = 1;
     message.msg_control = control.as_mut_ptr() as *mut libc::c_void;
     message.msg_controllen = FD_SPACE;
-    message
+    f(&mut message)
 }
 
 /// Send `fd` with one byte of payload.
 pub fn send_fd(socket: &UnixStream, fd: RawFd) -> io::Result<()> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
-        iov_len: 1,
-    };
-    let mut control = [0u8; FD_SPACE];
-    // SAFETY: msghdr and cmsghdr are plain C structures filled as sendmsg(2) documents.
-    unsafe {
-        let message = one_byte_message(&mut iov, &mut control);
-        let header = libc::CMSG_FIRSTHDR(&message);
-        (*header).cmsg_level = libc::SOL_SOCKET;
-        (*header).cmsg_type = libc::SCM_RIGHTS;
-        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(header) as *mut RawFd, fd);
-        if libc::sendmsg(socket.as_raw_fd(), &message, libc::MSG_NOSIGNAL) != 1 {
-            return Err(io::Error::last_os_error());
+    with_one_byte_message(|message| {
+        // SAFETY: msghdr and cmsghdr are plain C structures filled as sendmsg(2) documents;
+        // the control buffer has room for one descriptor.
+        unsafe {
+            let header = libc::CMSG_FIRSTHDR(message);
+            (*header).cmsg_level = libc::SOL_SOCKET;
+            (*header).cmsg_type = libc::SCM_RIGHTS;
+            (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(header) as *mut RawFd, fd);
+            if libc::sendmsg(socket.as_raw_fd(), message, libc::MSG_NOSIGNAL) != 1 {
+                return Err(io::Error::last_os_error());
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Receive a descriptor sent by `send_fd`.
 pub fn receive_fd(socket: &UnixStream) -> io::Result<OwnedFd> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
-        iov_len: 1,
-    };
-    let mut control = [0u8; FD_SPACE];
-    // SAFETY: as in `send_fd`; the received descriptor is checked before it is owned.
-    unsafe {
-        let mut message = one_byte_message(&mut iov, &mut control);
-        let received = libc::recvmsg(socket.as_raw_fd(), &mut message, libc::MSG_CMSG_CLOEXEC);
-        if received < 0 {
-            return Err(io::Error::last_os_error());
+    with_one_byte_message(|message| {
+        // SAFETY: as in `send_fd`; the received descriptor is checked before it is owned.
+        unsafe {
+            let received = libc::recvmsg(socket.as_raw_fd(), message, libc::MSG_CMSG_CLOEXEC);
+            if received < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let header = libc::CMSG_FIRSTHDR(message);
+            if received != 1
+                || header.is_null()
+                || (*header).cmsg_level != libc::SOL_SOCKET
+                || (*header).cmsg_type != libc::SCM_RIGHTS
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "expected a file descriptor from the executor",
+                ));
+            }
+            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(header) as *const RawFd);
+            Ok(OwnedFd::from_raw_fd(fd))
         }
-        let header = libc::CMSG_FIRSTHDR(&message);
-        if received != 1
-            || header.is_null()
-            || (*header).cmsg_level != libc::SOL_SOCKET
-            || (*header).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "expected a file descriptor from the executor",
-            ));
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(header) as *const RawFd);
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
+    })
 }
 
 #[cfg(test)]
