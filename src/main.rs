@@ -5,8 +5,10 @@
 use anyhow::Result;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rjitlink_executor::{Executor, ExecutorTerminated, InProcess, MemoryMode, Remote};
-use rjitlink_link::{InputArg, LinkOptions, PhaseTimes, SearchPath, Session, SessionOptions};
-use rjitlink_memory::{SlabConfig, TargetAddr, DEFAULT_SLAB_SIZE};
+use rjitlink_link::{
+    InputArg, LinkError, LinkOptions, PhaseTimes, SearchPath, Session, SessionOptions,
+};
+use rjitlink_memory::{MapError, SlabConfig, TargetAddr, DEFAULT_SLAB_SIZE};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
@@ -206,8 +208,8 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
             keep_symbols: false,
         },
     );
-    let mut times = PhaseTimes::default();
-    let linked = session.link(&options, &mut times)?;
+    let times = PhaseTimes::default();
+    let linked = session.link(&options, &times)?;
     if args.show_times {
         eprint!("{}", times.report());
         eprintln!(
@@ -245,6 +247,9 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         .collect();
     let program = linked.program(argv).expect("an entry was requested");
     let status = session.executor().run(&program)?;
+    // The program has exited (remotely; in process `run` does not return): its memory needs
+    // no freeing, and the executor is gone.
+    std::mem::forget(session);
     Ok(status as u8)
 }
 
@@ -280,6 +285,26 @@ fn executor(args: ExecutorArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// What to print for an error, one line per problem, with the command line's hints.
+fn error_lines(error: &anyhow::Error) -> Vec<String> {
+    let Some(link_error) = error.downcast_ref::<LinkError>() else {
+        return vec![format!("{error:#}")];
+    };
+    match link_error {
+        LinkError::Undefined(symbols) => symbols.iter().map(ToString::to_string).collect(),
+        LinkError::Memory(memory_error) => {
+            let hint = match memory_error {
+                MapError::SlabExhausted { .. } => "; raise --slab-size",
+                MapError::SlabAddressNotLow { .. } => " (see --slab-address and --slab-size)",
+                _ => "",
+            };
+            vec![format!("{link_error}{hint}")]
+        }
+        // A link error's message already says what its source said.
+        _ => vec![link_error.to_string()],
+    }
+}
+
 fn main() -> ExitCode {
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
@@ -305,7 +330,9 @@ fn main() -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
-            eprintln!("rjitlink: error: {e:#}");
+            for line in error_lines(&e) {
+                eprintln!("rjitlink: error: {line}");
+            }
             // A remote program killed by a signal: exit as a shell reports it, 128 + N.
             match e.downcast_ref::<ExecutorTerminated>() {
                 Some(terminated) => ExitCode::from(128u8.wrapping_add(terminated.signal as u8)),

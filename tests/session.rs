@@ -66,9 +66,9 @@ fn a_later_unit_calls_into_an_earlier_one() {
          int b_entry(void) { offset = 1000; return add_numbers(2, 3); }\n",
     );
     let mut session = session(1 << 30);
-    let mut times = PhaseTimes::default();
-    let unit_a = session.link(&options(&a), &mut times).unwrap();
-    let unit_b = session.link(&options(&b), &mut times).unwrap();
+    let times = PhaseTimes::default();
+    let unit_a = session.link(&options(&a), &times).unwrap();
+    let unit_b = session.link(&options(&b), &times).unwrap();
     let entry = session
         .lookup("b_entry")
         .expect("b_entry is defined by unit b");
@@ -87,7 +87,7 @@ fn a_later_unit_calls_into_an_earlier_one() {
         "freeing twice is an error"
     );
     session.free(unit_a.id).unwrap();
-    let error = session.link(&options(&b), &mut times).unwrap_err();
+    let error = session.link(&options(&b), &times).unwrap_err();
     assert!(
         format!("{error:#}").contains("undefined symbol `add_numbers`"),
         "{error:#}"
@@ -103,10 +103,10 @@ fn linking_and_freeing_a_thousand_units_returns_the_memory() {
         "char blob[1 << 20] = {1};\nint touch(void) { return blob[0] + blob[(1 << 20) - 1]; }\n",
     );
     let mut session = session(512 << 20);
-    let mut times = PhaseTimes::default();
+    let times = PhaseTimes::default();
     let mut rss_after_warmup = 0;
     for iteration in 0..1000 {
-        let unit = session.link(&options(&object), &mut times).unwrap();
+        let unit = session.link(&options(&object), &times).unwrap();
         let touch = session.lookup("touch").unwrap();
         // SAFETY: `int touch(void)`, finalized.
         let touch: extern "C" fn() -> i32 = unsafe { std::mem::transmute(touch.get()) };
@@ -129,7 +129,7 @@ fn linking_and_freeing_a_thousand_units_returns_the_memory() {
     // 100 MiB more; once freed, resident memory falls back.
     let before = resident_bytes();
     let units: Vec<_> = (0..100)
-        .map(|_| session.link(&options(&object), &mut times).unwrap())
+        .map(|_| session.link(&options(&object), &times).unwrap())
         .collect();
     let with_units = resident_bytes();
     assert!(
@@ -177,17 +177,17 @@ fn shared_memory_units_are_reused_and_their_pages_freed() {
             keep_symbols: true,
         },
     );
-    let mut times = PhaseTimes::default();
+    let times = PhaseTimes::default();
     // 200 units of 1 MiB through a 64 MiB slab: only reuse makes room.
     for _ in 0..200 {
-        let unit = session.link(&options(&object), &mut times).unwrap();
+        let unit = session.link(&options(&object), &times).unwrap();
         session.free(unit.id).unwrap();
     }
     // Live units' pages are shared memory written through this process's view; freeing
     // them punches them out of the executor's memory file.
     let before = resident_shared_bytes();
     let units: Vec<_> = (0..40)
-        .map(|_| session.link(&options(&object), &mut times).unwrap())
+        .map(|_| session.link(&options(&object), &times).unwrap())
         .collect();
     let with_units = resident_shared_bytes();
     assert!(

@@ -149,7 +149,7 @@ fn memory_request(connection: &Shared, request: &Request<'_>) -> Result<(), MapE
     call(connection, request, |r| {
         matches!(r, Response::Done).then_some(())
     })
-    .map_err(MapError)
+    .map_err(MapError::Executor)
 }
 
 /// Protections and finalize calls, as both remote mappers send them (the copy mapper after
@@ -204,7 +204,7 @@ impl MemoryMapper for RemoteCopyMapper {
                 _ => None,
             },
         )
-        .map_err(MapError)
+        .map_err(MapError::Executor)
     }
 
     fn prepare(&self, range: TargetRange) -> Result<WorkingMemory, MapError> {
@@ -231,14 +231,14 @@ impl MemoryMapper for RemoteCopyMapper {
                 .iter()
                 .find(|(r, _)| segment.range.start >= r.start && segment.range.end() <= r.end())
                 .ok_or_else(|| {
-                    MapError(format!(
+                    MapError::Executor(format!(
                         "segment at {} was never prepared",
                         segment.range.start
                     ))
                 })?;
             let offset = (segment.range.start - range.start) as usize;
             let bytes = &buffer[offset..offset + segment.range.len];
-            let mut link = ready(&self.connection).map_err(MapError)?;
+            let mut link = ready(&self.connection).map_err(MapError::Executor)?;
             let request = Request::Write {
                 address: segment.range.start,
                 length: bytes.len() as u64,
@@ -246,7 +246,7 @@ impl MemoryMapper for RemoteCopyMapper {
             interpret(link.connection.call_with_payload(&request, bytes), |r| {
                 matches!(r, Response::Done).then_some(())
             })
-            .map_err(MapError)?;
+            .map_err(MapError::Executor)?;
         }
         // The bytes are in place: the local copies are no longer needed.
         working.retain(|(range, _)| {

@@ -55,7 +55,7 @@ fn reserve_shared(
     placement: rjitlink_memory::Placement,
     nonce: &[u8],
 ) -> Result<(TargetRange, OwnedFd), String> {
-    let range = mapper.reserve(size, placement).map_err(|e| e.0)?;
+    let range = mapper.reserve(size, placement).map_err(|e| e.to_string())?;
     // SAFETY: plain system calls on a descriptor we own; the MAP_FIXED mapping replaces only
     // the reservation we just made.
     unsafe {
@@ -168,14 +168,14 @@ impl Service {
                 start: TargetAddr(start),
                 len: (end - start) as usize,
             })
-            .map_err(|e| e.0)?;
+            .map_err(|e| e.to_string())?;
         // SAFETY: checked to lie in our reservation, and made writable just above; nothing
         // else refers to it while the payload is read.
         Ok(unsafe { std::slice::from_raw_parts_mut(address.get() as *mut u8, length) })
     }
 
     fn handle(&mut self, request: Request<'_>) -> Result<Response<'static>, String> {
-        let map_error = |e: rjitlink_memory::MapError| e.0;
+        let map_error = |e: rjitlink_memory::MapError| e.to_string();
         Ok(match request {
             Request::Hello { .. } => return Err("unexpected hello".into()),
             Request::Reserve {

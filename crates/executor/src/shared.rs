@@ -83,7 +83,7 @@ impl MemoryMapper for SharedMemoryMapper {
     }
 
     fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError> {
-        let mut link = crate::remote::ready(&self.connection).map_err(MapError)?;
+        let mut link = crate::remote::ready(&self.connection).map_err(MapError::Executor)?;
         let connection = &mut link.connection;
         let response = connection.call(&Request::Reserve {
             size: size as u64,
@@ -93,14 +93,16 @@ impl MemoryMapper for SharedMemoryMapper {
         let (range, fd_number, nonce) = match response {
             Ok(Response::ReservedShared { range, fd, nonce }) => (range, fd, nonce.to_vec()),
             Ok(Response::Failed(message)) => {
-                return Err(MapError(String::from_utf8_lossy(message).into_owned()))
+                return Err(MapError::Executor(
+                    String::from_utf8_lossy(message).into_owned(),
+                ))
             }
             Ok(other) => {
-                return Err(MapError(format!(
+                return Err(MapError::Executor(format!(
                     "unexpected response to reserve: {other:?}"
                 )))
             }
-            Err(e) => return Err(MapError(format!("executor connection: {e}"))),
+            Err(e) => return Err(MapError::Executor(format!("executor connection: {e}"))),
         };
         // Over a Unix socket the descriptor follows the response; otherwise open it by path.
         let fd: Result<OwnedFd, String> = match connection.transport().unix_socket() {
@@ -126,7 +128,7 @@ impl MemoryMapper for SharedMemoryMapper {
             }
             Err(message) => {
                 let _ = self.release(range);
-                Err(MapError(format!(
+                Err(MapError::Executor(format!(
                     "shared memory with the executor is not possible: {message}"
                 )))
             }
@@ -139,7 +141,9 @@ impl MemoryMapper for SharedMemoryMapper {
         let view = views
             .iter()
             .find(|v| range.start >= v.range.start && range.end() <= v.range.end())
-            .ok_or_else(|| MapError(format!("{} is not in a shared reservation", range.start)))?;
+            .ok_or_else(|| {
+                MapError::Executor(format!("{} is not in a shared reservation", range.start))
+            })?;
         // SAFETY: inside the view's mapping, checked above.
         let ptr = unsafe { view.local.add((range.start - view.range.start) as usize) };
         Ok(WorkingMemory {

@@ -1,165 +1,61 @@
 //! Copy each loaded section into the image and apply its relocations while its bytes are hot in
 //! cache, all sections in parallel on disjoint slices of the working memory.
 
-use crate::elf::{ObjectFile, LE};
-use crate::ids::{ImageOffset, ObjectId};
-use crate::layout::{InputSection, Layout};
-use crate::resolve::{symbol_section, LinkerSymbol, Resolution, SymbolDb};
-use crate::scan::{describe_place, GotPlan};
-use crate::symbols::{classify, Placement, SymbolRef};
-use crate::x86_64::{
-    fits, plt_stub, relax_instruction, relaxation, reloc_kind, Formula, Range, Relax,
-};
-use anyhow::{anyhow, bail, Result};
-use object::elf;
-use object::read::elf::Sym as _;
+use crate::addresses::{defined_address, Addresses, UNLOADED};
+use crate::elf::LE;
+use crate::error::{LinkError, RelocationProblem};
+use crate::ids::{GotSlot, ImageOffset, PltStub};
+use crate::layout::{Layout, PlacedSection};
+use crate::resolve::{Resolution, SymbolDb, SymbolLocation};
+use crate::scan::relocation_error;
+use crate::sections::InputSection;
+use crate::symbols::{classify, SymbolRef};
+use object::read::elf::{Rela as _, Sym as _};
 use rayon::prelude::*;
+use rjitlink_arch::{fits, Arch, Formula, HostArch, Relax, RelocKind};
 use rjitlink_memory::TargetAddr;
-
-/// Final addresses of everything a relocation can name.
-pub struct Addresses {
-    pub base: TargetAddr,
-    /// Per global; `None` where the defining section is not loaded.
-    pub globals: Vec<Option<TargetAddr>>,
-    /// Per object, per symbol: the value relocations use (`UNLOADED` where the symbol lies in
-    /// a section that is not loaded). Filled in parallel so that applying a relocation is a
-    /// lookup, not a walk through symbol and section tables.
-    symbol_values: Vec<Vec<u64>>,
-}
-
-/// Marks a symbol whose section is not loaded in `Addresses::symbol_values`.
-const UNLOADED: u64 = u64::MAX;
-
-impl Addresses {
-    pub fn at(&self, offset: ImageOffset) -> TargetAddr {
-        self.base + offset.get()
-    }
-}
-
-/// The address of symbol `index` of `object` as the object defines it (locals, and the defining
-/// symbol of a global). `None` if it lies in a section that is not loaded.
-fn defined_address(
-    object: &ObjectFile<'_>,
-    object_id: ObjectId,
-    index: usize,
-    layout: &Layout,
-    base: TargetAddr,
-) -> Option<TargetAddr> {
-    let symbol = object.symbol(index)?;
-    let value = symbol.st_value(LE);
-    match symbol.st_shndx(LE) {
-        elf::SHN_ABS => Some(TargetAddr(value)),
-        elf::SHN_UNDEF => Some(TargetAddr(0)),
-        _ => {
-            let section = symbol_section(object, index, symbol)?;
-            let offset = layout.section_offset(object_id, section)?;
-            Some(base + offset.get() + value)
-        }
-    }
-}
-
-pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addresses {
-    let globals = db
-        .globals
-        .par_iter()
-        .enumerate()
-        .map(|(index, global)| match global.resolution {
-            Resolution::Defined { object, symbol, .. } => defined_address(
-                &db.objects[object.index()],
-                object,
-                symbol as usize,
-                layout,
-                base,
-            ),
-            Resolution::Common { .. } => layout
-                .commons
-                .get(&crate::ids::GlobalId::from_index(index))
-                .map(|offset| base + offset.get()),
-            Resolution::External(address) => Some(
-                layout
-                    .copies
-                    .get(&crate::ids::GlobalId::from_index(index))
-                    .map_or(address, |copy| base + copy.get()),
-            ),
-            Resolution::UndefinedWeak | Resolution::Undefined => Some(TargetAddr(0)),
-            Resolution::Linker(LinkerSymbol::GotBase) => Some(base + layout.got.get()),
-            Resolution::Linker(LinkerSymbol::DsoHandle) => Some(base + layout.dso_handle.get()),
-            Resolution::Linker(
-                bound @ (LinkerSymbol::SectionStart | LinkerSymbol::SectionStop),
-            ) => {
-                let prefix_len = if bound == LinkerSymbol::SectionStart {
-                    8
-                } else {
-                    7
-                };
-                let (start, stop) = layout.section_bounds.get(&global.name[prefix_len..])?;
-                Some(
-                    base + if bound == LinkerSymbol::SectionStart {
-                        start.get()
-                    } else {
-                        stop.get()
-                    },
-                )
-            }
-        })
-        .collect::<Vec<_>>();
-    let symbol_values = db
-        .objects
-        .par_iter()
-        .enumerate()
-        .map(|(index, object)| {
-            let object_id = ObjectId::from_index(index);
-            let first = object.first_global();
-            let object_globals = &db.object_globals[index];
-            (0..object.symbols.len())
-                .map(|symbol| {
-                    let address = match symbol.checked_sub(first) {
-                        Some(i) => globals[object_globals[i].index()],
-                        None => defined_address(object, object_id, symbol, layout, base),
-                    };
-                    address.map_or(UNLOADED, TargetAddr::get)
-                })
-                .collect()
-        })
-        .collect();
-    Addresses {
-        base,
-        globals,
-        symbol_values,
-    }
-}
 
 /// Everything `apply` reads, bundled so the per-section workers share one reference.
 pub struct ApplyContext<'a, 'data> {
     pub db: &'a SymbolDb<'data>,
     pub layout: &'a Layout,
-    pub plan: &'a GotPlan,
     pub addresses: &'a Addresses,
 }
 
+/// Why a symbol's address or size is not available to a relocation.
+enum Unavailable {
+    NotLoaded,
+    LibrarySize,
+}
+
+impl Unavailable {
+    fn problem(self, kind: &RelocKind, symbol: String) -> RelocationProblem {
+        let relocation = kind.name;
+        match self {
+            Unavailable::NotLoaded => RelocationProblem::SymbolNotLoaded { relocation, symbol },
+            Unavailable::LibrarySize => RelocationProblem::LibrarySymbolSize { relocation, symbol },
+        }
+    }
+}
+
 impl ApplyContext<'_, '_> {
-    fn symbol_address(&self, symbol: SymbolRef) -> Result<TargetAddr> {
+    fn symbol_address(&self, symbol: SymbolRef) -> Option<TargetAddr> {
         match symbol {
-            SymbolRef::Global(id) => self.addresses.globals[id.index()].ok_or_else(|| {
-                anyhow!(
-                    "`{}` is defined in a section that is not loaded",
-                    self.db.global_name(id)
-                )
-            }),
+            SymbolRef::Global(id) => self.addresses.globals[id.index()],
             SymbolRef::Local { object, symbol } => {
                 let file = &self.db.objects[object.index()];
-                defined_address(file, object, symbol as usize, self.layout, self.addresses.base)
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "`{}` lies in a section that is not loaded (a discarded COMDAT copy or a non-allocated section)",
-                            file.describe_symbol(symbol as usize)
-                        )
-                    })
+                defined_address(
+                    file,
+                    object,
+                    symbol as usize,
+                    self.layout,
+                    self.addresses.base,
+                )
             }
         }
     }
 
-    fn symbol_size(&self, symbol: SymbolRef) -> Result<u64> {
+    fn symbol_size(&self, symbol: SymbolRef) -> Result<u64, Unavailable> {
         let (object, index) = match symbol {
             SymbolRef::Local { object, symbol } => (object, symbol),
             SymbolRef::Global(id) => match self.db.global(id).resolution {
@@ -167,7 +63,7 @@ impl ApplyContext<'_, '_> {
                 Resolution::Common { size, .. } => return Ok(size),
                 Resolution::UndefinedWeak | Resolution::Linker(_) => return Ok(0),
                 Resolution::External(_) | Resolution::Undefined => {
-                    bail!("the size of a symbol defined in a shared library is not known")
+                    return Err(Unavailable::LibrarySize)
                 }
             },
         };
@@ -176,16 +72,45 @@ impl ApplyContext<'_, '_> {
             .map_or(0, |s| s.st_size(LE)))
     }
 
-    fn got_address(&self, symbol: SymbolRef) -> Result<TargetAddr> {
+    /// The address of the symbol's GOT slot. Scan plans one for every GOT-relative
+    /// relocation except relaxable loads of symbols in the image; if such a symbol turns out
+    /// not to be loaded, there is none.
+    fn got_address(&self, symbol: SymbolRef) -> Result<TargetAddr, Unavailable> {
         let slot = self
-            .plan
+            .layout
+            .got_plan
             .slot(symbol)
-            .ok_or_else(|| anyhow!("internal error: no GOT slot was planned"))?;
+            .ok_or(Unavailable::NotLoaded)?;
         Ok(self.addresses.at(self.layout.got_slot(slot)))
     }
 
+    /// The error for a GOT slot whose symbol lies in a section that is not loaded.
+    fn slot_not_loaded(&self, symbol: SymbolRef) -> LinkError {
+        let (file, symbol) = match symbol {
+            SymbolRef::Global(id) => {
+                let file = match self.db.global(id).resolution {
+                    Resolution::Defined { object, .. } => {
+                        self.db.objects[object.index()].name.clone()
+                    }
+                    _ => "the link".to_owned(),
+                };
+                (file, self.db.global_name(id))
+            }
+            SymbolRef::Local { object, symbol } => {
+                let file = &self.db.objects[object.index()];
+                (file.name.clone(), file.describe_symbol(symbol as usize))
+            }
+        };
+        LinkError::Symbol {
+            file,
+            symbol,
+            problem: "needs a GOT slot but lies in a section that is not loaded (a discarded COMDAT copy or a non-allocated section)".into(),
+        }
+    }
+
     fn stub_address(&self, symbol: SymbolRef) -> Option<TargetAddr> {
-        self.plan
+        self.layout
+            .got_plan
             .stub(symbol)
             .map(|stub| self.addresses.at(self.layout.plt_stub(stub)))
     }
@@ -193,40 +118,40 @@ impl ApplyContext<'_, '_> {
 
 /// Fill the GOT and PLT, then copy and relocate every section into `image` (the working
 /// memory of the whole image, zeroed).
-pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<()> {
+pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), LinkError> {
     write_got_and_plt(context, image)?;
 
     // Split the image into one disjoint slice per section, then fill them in parallel.
     let mut jobs = Vec::with_capacity(context.layout.placed.len());
     let mut rest: &mut [u8] = image;
     let mut cursor = 0u64;
-    for (section, at) in &context.layout.placed {
+    for PlacedSection { section, offset } in &context.layout.placed {
         if section.nobits || section.size == 0 {
             continue;
         }
         let tail = std::mem::take(&mut rest);
-        let (_, tail) = tail.split_at_mut((at.get() - cursor) as usize);
+        let (_, tail) = tail.split_at_mut((offset.get() - cursor) as usize);
         let (slice, tail) = tail.split_at_mut(section.size as usize);
         rest = tail;
-        cursor = at.get() + section.size;
-        jobs.push((section, *at, slice));
+        cursor = offset.get() + section.size;
+        jobs.push((section, *offset, slice));
     }
     jobs.into_par_iter()
         .try_for_each(|(section, at, out)| apply_section(context, section, at, out))
 }
 
-fn write_got_and_plt(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<()> {
+fn write_got_and_plt(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), LinkError> {
     let layout = context.layout;
-    for (index, &symbol) in context.plan.slots.iter().enumerate() {
-        let value = context.symbol_address(symbol)?;
-        let at = layout
-            .got_slot(crate::ids::GotSlot::from_index(index))
-            .get() as usize;
+    for (index, &symbol) in layout.got_plan.slots.iter().enumerate() {
+        let value = context
+            .symbol_address(symbol)
+            .ok_or_else(|| context.slot_not_loaded(symbol))?;
+        let at = layout.got_slot(GotSlot::from_index(index)).get() as usize;
         image[at..at + 8].copy_from_slice(&value.get().to_le_bytes());
     }
-    for (index, &(_, slot)) in context.plan.stubs.iter().enumerate() {
-        let stub = layout.plt_stub(crate::ids::PltStub::from_index(index));
-        let code = plt_stub(
+    for (index, &slot) in layout.got_plan.stubs.iter().enumerate() {
+        let stub = layout.plt_stub(PltStub::from_index(index));
+        let code = HostArch::plt_stub(
             context.addresses.at(stub).get(),
             context.addresses.at(layout.got_slot(slot)).get(),
         );
@@ -241,7 +166,7 @@ fn apply_section(
     section: &InputSection,
     at: ImageOffset,
     out: &mut [u8],
-) -> Result<()> {
+) -> Result<(), LinkError> {
     let db = context.db;
     let object = &db.objects[section.object.index()];
     out.copy_from_slice(object.section_data(section.index as usize));
@@ -249,27 +174,30 @@ fn apply_section(
     let got_base = context.addresses.at(context.layout.got);
     let values = &context.addresses.symbol_values[section.object.index()];
     for rela in object.relocations[section.index as usize] {
-        let offset = rela.r_offset.get(LE);
-        let info = rela.r_info.get(LE);
-        let (r_type, r_sym) = ((info & 0xffff_ffff) as u32, (info >> 32) as usize);
-        let addend = rela.r_addend.get(LE);
-        let fail = |message: String| anyhow!("{}: {message}", describe_place(db, section, offset));
-        let kind = reloc_kind(r_type).map_err(|e| fail(e.to_string()))?;
+        let offset = rela.r_offset(LE);
+        let r_sym = rela.r_sym(LE, false) as usize;
+        let addend = rela.r_addend(LE);
+        let fail = |problem| relocation_error(db, section, offset, problem);
         let against = || object.describe_symbol(r_sym);
+        let kind = HostArch::reloc_kind(rela.r_type(LE, false)).map_err(|reason| {
+            fail(RelocationProblem::Unsupported {
+                reason,
+                symbol: against(),
+            })
+        })?;
         let in_bounds = usize::try_from(offset).ok().filter(|&o| {
             o.checked_add(kind.width)
                 .is_some_and(|end| end <= out.len())
         });
         let Some(mut field) = in_bounds else {
-            return Err(fail(format!(
-                "{} against `{}` lies outside its section (size {:#x})",
-                kind.name,
-                against(),
-                out.len()
-            )));
+            return Err(fail(RelocationProblem::OutsideSection {
+                relocation: kind.name,
+                symbol: against(),
+                section_size: out.len() as u64,
+            }));
         };
         let Some(&value_of_symbol) = values.get(r_sym) else {
-            return Err(fail(format!("invalid symbol index {r_sym}")));
+            return Err(fail(RelocationProblem::InvalidSymbolIndex(r_sym as u64)));
         };
         let symbol = match db.global_of(section.object, r_sym) {
             Some(id) => SymbolRef::Global(id),
@@ -278,17 +206,10 @@ fn apply_section(
                 symbol: r_sym as u32,
             },
         };
-        let with_symbol =
-            |e: anyhow::Error| fail(format!("{} against `{}`: {e}", kind.name, against()));
+        let unavailable = |why: Unavailable| fail(why.problem(&kind, against()));
         let place = section_address + field as u64;
         let s = || match value_of_symbol {
-            // Recomputed for its error message.
-            UNLOADED => Err(with_symbol(
-                context
-                    .symbol_address(symbol)
-                    .err()
-                    .unwrap_or_else(|| anyhow!("lies in a section that is not loaded")),
-            )),
+            UNLOADED => Err(unavailable(Unavailable::NotLoaded)),
             value => Ok(TargetAddr(value)),
         };
         let value: i64 = match kind.formula {
@@ -317,32 +238,30 @@ fn apply_section(
             Formula::GotPcRelative { relax } => {
                 let direct = match relax {
                     Relax::Never => None,
-                    _ => relaxation(out, field, relax).and_then(|relaxation| {
-                        let target = context.symbol_address(symbol).ok()?;
-                        let new_field = match relaxation {
-                            crate::x86_64::Relaxation::IndirectJumpToDirect => field - 1,
-                            _ => field,
-                        };
+                    _ => HostArch::relaxation(out, field, relax).and_then(|relaxation| {
+                        let target = context.symbol_address(symbol)?;
+                        let new_field = HostArch::relaxed_field(relaxation, field);
                         let value = target
                             .wrapping_offset(addend)
                             .signed_diff(section_address + new_field as u64);
-                        fits(value, 4, Range::Signed).then_some((relaxation, value))
+                        fits(value, kind.width, kind.range).then_some((relaxation, value))
                     }),
                 };
                 match direct {
                     Some((relaxation, value)) => {
-                        field = relax_instruction(out, field, relaxation);
+                        HostArch::relax_instruction(out, field, relaxation);
+                        field = HostArch::relaxed_field(relaxation, field);
                         value
                     }
                     None => context
                         .got_address(symbol)
-                        .map_err(with_symbol)?
+                        .map_err(unavailable)?
                         .wrapping_offset(addend)
                         .signed_diff(place),
                 }
             }
             Formula::GotOffsetOfSlot => {
-                let slot = context.got_address(symbol).map_err(with_symbol)?;
+                let slot = context.got_address(symbol).map_err(unavailable)?;
                 (slot - got_base).wrapping_add(addend as u64) as i64
             }
             Formula::OffsetFromGot => s()?.wrapping_offset(addend).signed_diff(got_base),
@@ -356,32 +275,28 @@ fn apply_section(
             }
             Formula::Size => context
                 .symbol_size(symbol)
-                .map_err(with_symbol)?
+                .map_err(unavailable)?
                 .wrapping_add(addend as u64) as i64,
         };
         if !fits(value, kind.width, kind.range) {
-            let range = match kind.range {
-                Range::Signed => "signed",
-                Range::Unsigned => "unsigned",
-                Range::Either => "signed or unsigned",
-            };
-            return Err(fail(format!(
-                "{} against `{}`: value {:#x} does not fit in {} bits {range}{}",
-                kind.name,
-                against(),
-                value,
-                kind.width * 8,
-                match (
-                    kind.formula,
-                    classify(db, section.object, r_sym).map(|(_, p)| p)
-                ) {
-                    (Formula::Absolute, _) =>
-                        " (absolute addresses need the code placed below 2 GiB; compile with -fPIC)",
-                    (_, Ok(Placement::External)) =>
-                        " (the symbol lies in a shared library too far away)",
-                    _ => "",
+            let location = classify(db, section.object, r_sym).map(|(_, location)| location);
+            let hint = match (kind.formula, location) {
+                (Formula::Absolute, _) => {
+                    Some("absolute addresses need the code placed below 2 GiB; compile with -fPIC")
                 }
-            )));
+                (_, Some(SymbolLocation::External)) => {
+                    Some("the symbol lies in a shared library too far away")
+                }
+                _ => None,
+            };
+            return Err(fail(RelocationProblem::Overflow {
+                relocation: kind.name,
+                symbol: against(),
+                value,
+                bits: kind.width * 8,
+                range: kind.range,
+                hint,
+            }));
         }
         out[field..field + kind.width].copy_from_slice(&value.to_le_bytes()[..kind.width]);
     }

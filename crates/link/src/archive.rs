@@ -2,8 +2,8 @@
 //! Members are parsed only when the link pulls them in.
 
 use crate::elf::{ObjectFile, LE};
+use crate::error::LinkError;
 use crate::input::MappedFile;
-use anyhow::{anyhow, Context, Result};
 use object::elf;
 use object::read::archive::{ArchiveFile, ArchiveOffset};
 use object::read::elf::Sym as _;
@@ -22,29 +22,30 @@ pub struct Archive<'data> {
 }
 
 impl<'data> Archive<'data> {
-    pub fn parse(file: &'data MappedFile) -> Result<Archive<'data>> {
+    pub fn parse(file: &'data MappedFile) -> Result<Archive<'data>, LinkError> {
         let archive = ArchiveFile::parse(file.data())
-            .map_err(|e| anyhow!("{}: invalid archive: {e}", file.path.display()))?;
+            .map_err(|e| LinkError::input(file.path.display(), format!("invalid archive: {e}")))?;
         Ok(Archive { file, archive })
     }
 
     /// Every (symbol name, member) pair the archive offers, from its symbol index, or, for an
     /// archive without one, from the members' own symbol tables.
-    pub fn symbol_index(&self, archive_id: u32) -> Result<Vec<(&'data [u8], MemberRef)>> {
+    pub fn symbol_index(
+        &self,
+        archive_id: u32,
+    ) -> Result<Vec<(&'data [u8], MemberRef)>, LinkError> {
         let path = self.file.path.display();
+        let invalid_index = |e: object::Error| {
+            LinkError::input(&path, format!("invalid archive symbol index: {e}"))
+        };
         let member_ref = |offset: ArchiveOffset| MemberRef {
             archive: archive_id,
             offset: offset.0,
         };
-        if let Some(symbols) = self
-            .archive
-            .symbols()
-            .map_err(|e| anyhow!("{path}: invalid archive symbol index: {e}"))?
-        {
+        if let Some(symbols) = self.archive.symbols().map_err(invalid_index)? {
             return symbols
                 .map(|symbol| {
-                    let symbol =
-                        symbol.map_err(|e| anyhow!("{path}: invalid archive symbol index: {e}"))?;
+                    let symbol = symbol.map_err(invalid_index)?;
                     Ok((symbol.name(), member_ref(symbol.offset())))
                 })
                 .collect();
@@ -52,7 +53,8 @@ impl<'data> Archive<'data> {
         // No index (`ar rS`): read each member's symbol table for its global definitions.
         let mut index = Vec::new();
         for member in self.archive.members() {
-            let member = member.map_err(|e| anyhow!("{path}: invalid archive member: {e}"))?;
+            let member = member
+                .map_err(|e| LinkError::input(&path, format!("invalid archive member: {e}")))?;
             let offset = ArchiveOffset(member.file_range().0.saturating_sub(60));
             let (name, data) = self.member(offset)?;
             if !data.starts_with(b"\x7fELF") {
@@ -72,12 +74,14 @@ impl<'data> Archive<'data> {
     /// The display name (`archive.a(member.o)`) and bytes of the member at `offset`. ar
     /// aligns members to 2 bytes only: `object` is built with its `unaligned` feature, so ELF
     /// structures are read in place wherever they lie.
-    pub fn member(&self, offset: ArchiveOffset) -> Result<(String, &'data [u8])> {
+    pub fn member(&self, offset: ArchiveOffset) -> Result<(String, &'data [u8]), LinkError> {
         let path = self.file.path.display();
-        let member = self
-            .archive
-            .member(offset)
-            .map_err(|e| anyhow!("{path}: invalid archive member at offset {}: {e}", offset.0))?;
+        let member = self.archive.member(offset).map_err(|e| {
+            LinkError::input(
+                &path,
+                format!("invalid archive member at offset {}: {e}", offset.0),
+            )
+        })?;
         let member_name = String::from_utf8_lossy(member.name());
         let name = format!("{path}({member_name})");
         let data = if member.is_thin() {
@@ -86,11 +90,11 @@ impl<'data> Archive<'data> {
                 .iter()
                 .find(|(n, _)| n.as_slice() == member.name())
                 .map(|(_, bytes)| bytes.data())
-                .with_context(|| format!("{name}: thin archive member was not mapped"))?
+                .ok_or_else(|| LinkError::input(&name, "thin archive member was not mapped"))?
         } else {
             member
                 .data(self.file.data())
-                .map_err(|e| anyhow!("{name}: truncated archive member: {e}"))?
+                .map_err(|e| LinkError::input(&name, format!("truncated archive member: {e}")))?
         };
         Ok((name, data))
     }

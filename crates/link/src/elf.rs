@@ -1,13 +1,14 @@
 //! One ELF relocatable object, borrowed from its mmap with `object`'s low-level ELF API.
 //! Parsing validates everything later phases index with, so they can index without panicking.
 
-use anyhow::{anyhow, bail, Result};
+use crate::error::LinkError;
 use object::elf;
 use object::read::elf::Sym as _;
 use object::read::elf::{FileHeader, SectionHeader, SectionTable, SymbolTable};
 use object::{LittleEndian, SectionIndex};
+use rjitlink_arch::{machine_name, Arch, HostArch};
 
-/// The only ELF flavour rjitlink links: 64-bit little-endian x86-64.
+/// The only ELF flavour rjitlink links: 64-bit little-endian (the machine is `HostArch`'s).
 pub type Elf = elf::FileHeader64<LittleEndian>;
 pub type Sym = elf::Sym64<LittleEndian>;
 pub type Rela = elf::Rela64<LittleEndian>;
@@ -28,22 +29,10 @@ pub struct ObjectFile<'data> {
     first_global: usize,
 }
 
-fn machine_name(machine: u16) -> &'static str {
-    match machine {
-        elf::EM_386 => "i386",
-        elf::EM_ARM => "ARM",
-        elf::EM_AARCH64 => "AArch64",
-        elf::EM_RISCV => "RISC-V",
-        elf::EM_PPC64 => "PowerPC64",
-        elf::EM_S390 => "s390",
-        _ => "unknown",
-    }
-}
-
 impl<'data> ObjectFile<'data> {
     /// Parse `data` as an x86-64 ELF relocatable. Errors name the object and what is wrong.
-    pub fn parse(name: String, data: &'data [u8]) -> Result<ObjectFile<'data>> {
-        let fail = |what: String| anyhow!("{name}: {what}");
+    pub fn parse(name: String, data: &'data [u8]) -> Result<ObjectFile<'data>, LinkError> {
+        let fail = |what: String| LinkError::input(&name, what);
         if data.len() < 20 || !data.starts_with(b"\x7fELF") {
             return Err(fail("not an ELF file (or truncated header)".into()));
         }
@@ -52,23 +41,26 @@ impl<'data> ObjectFile<'data> {
             elf::ELFCLASS32 => {
                 let machine = u16::from_le_bytes([data[18], data[19]]);
                 return Err(fail(format!(
-                    "32-bit ELF object for {} (e_machine {machine}); rjitlink links x86-64 ELF64 objects",
-                    machine_name(machine)
+                    "32-bit ELF object for {} (e_machine {machine}); rjitlink links {} ELF64 objects",
+                    machine_name(machine),
+                    HostArch::NAME
                 )));
             }
             class => return Err(fail(format!("invalid ELF class {class}"))),
         }
         if data[5] != elf::ELFDATA2LSB {
-            return Err(fail(
-                "big-endian ELF object; rjitlink links x86-64 objects".into(),
-            ));
+            return Err(fail(format!(
+                "big-endian ELF object; rjitlink links {} objects",
+                HostArch::NAME
+            )));
         }
         let header = Elf::parse(data).map_err(|e| fail(format!("invalid ELF header: {e}")))?;
         let machine = header.e_machine(LE);
-        if machine != elf::EM_X86_64 {
+        if machine != HostArch::MACHINE {
             return Err(fail(format!(
-                "wrong machine: {} (e_machine {machine}); rjitlink links x86-64 objects",
-                machine_name(machine)
+                "wrong machine: {} (e_machine {machine}); rjitlink links {} objects",
+                machine_name(machine),
+                HostArch::NAME
             )));
         }
         if header.e_type(LE) != elf::ET_REL {
@@ -94,16 +86,16 @@ impl<'data> ObjectFile<'data> {
                 elf::SHT_RELA => {
                     let target = section.sh_info(LE) as usize;
                     let Some(slot) = relocations.get_mut(target) else {
-                        bail!(
-                            "{name}: relocation section {} applies to section {target}, which does not exist",
+                        return Err(fail(format!(
+                            "relocation section {} applies to section {target}, which does not exist",
                             section_name()
-                        );
+                        )));
                     };
                     if section.sh_link(LE) as usize != symbols.section().0 {
-                        bail!(
-                            "{name}: relocation section {} does not use the symbol table",
+                        return Err(fail(format!(
+                            "relocation section {} does not use the symbol table",
                             section_name()
-                        );
+                        )));
                     }
                     *slot = section.data_as_array(LE, data).map_err(|e| {
                         fail(format!(
@@ -118,10 +110,14 @@ impl<'data> ObjectFile<'data> {
                         .section(SectionIndex(target as usize))
                         .is_ok_and(|s| s.sh_flags(LE) & u64::from(elf::SHF_ALLOC) != 0);
                     if applies_to_loaded {
-                        bail!(
-                            "{name}: section {} uses SHT_REL relocations, which x86-64 objects do not use",
-                            section_name()
-                        );
+                        return Err(LinkError::Section {
+                            file: name,
+                            section: section_name(),
+                            problem: format!(
+                                "uses SHT_REL relocations, which {} objects do not use",
+                                HostArch::NAME
+                            ),
+                        });
                     }
                 }
                 elf::SHT_NOBITS => {}
@@ -195,4 +191,21 @@ impl<'data> ObjectFile<'data> {
     pub fn first_global(&self) -> usize {
         self.first_global
     }
+
+    /// The section symbol `index` is defined in, resolving extended (SHN_XINDEX) section
+    /// indices. `None` for undefined, absolute and common symbols.
+    pub fn symbol_section(&self, index: usize, symbol: &Sym) -> Option<usize> {
+        self.symbols
+            .symbol_section(LE, symbol, object::SymbolIndex(index))
+            .ok()
+            .flatten()
+            .map(|section| section.0)
+    }
+}
+
+/// Whether a section name can form `__start_NAME`/`__stop_NAME` symbols.
+pub fn is_c_identifier(name: &[u8]) -> bool {
+    !name.is_empty()
+        && !name[0].is_ascii_digit()
+        && name.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
 }

@@ -2,9 +2,11 @@
 //! libc.so and libm.so are text files naming the real libraries), and the libraries `cc` links
 //! by default. Everything is mmapped once here; later phases borrow from `LinkInputs`.
 
-use anyhow::{bail, Context, Result};
+use crate::error::LinkError;
+use crate::timing::PhaseTimes;
 use memmap2::Mmap;
 use object::read::archive::ArchiveFile;
+use rjitlink_arch::{Arch, HostArch};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -25,17 +27,6 @@ pub struct SearchPath {
     pub gcc_dir: Option<PathBuf>,
 }
 
-const SYSTEM_LIBRARY_DIRS: &[&str] = &[
-    "/usr/local/lib/x86_64-linux-gnu",
-    "/usr/local/lib",
-    "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
-    "/lib64",
-    "/usr/lib64",
-    "/lib",
-    "/usr/lib",
-];
-
 impl SearchPath {
     /// The `-L` directories followed by gcc's directory and the system directories, as cc
     /// passes them to ld.
@@ -43,7 +34,7 @@ impl SearchPath {
         let gcc_dir = find_gcc_dir();
         let mut dirs = user_dirs;
         dirs.extend(gcc_dir.clone());
-        dirs.extend(SYSTEM_LIBRARY_DIRS.iter().map(PathBuf::from));
+        dirs.extend(HostArch::LIBRARY_DIRS.iter().map(PathBuf::from));
         SearchPath { dirs, gcc_dir }
     }
 
@@ -61,9 +52,9 @@ impl SearchPath {
     }
 }
 
-/// The newest `/usr/lib/gcc/x86_64-linux-gnu/N` that holds libgcc.a.
+/// The newest gcc version directory (`/usr/lib/gcc/TRIPLE/N`) that holds libgcc.a.
 fn find_gcc_dir() -> Option<PathBuf> {
-    let base = Path::new("/usr/lib/gcc/x86_64-linux-gnu");
+    let base = Path::new(HostArch::GCC_LIBRARY_ROOT);
     std::fs::read_dir(base)
         .ok()?
         .filter_map(|entry| entry.ok())
@@ -139,15 +130,24 @@ pub struct LinkInputs {
 
 impl LinkInputs {
     /// Map every input, following `-l` searches and linker scripts, in command-line order.
-    pub fn open(args: &[InputArg], search: &SearchPath) -> Result<LinkInputs> {
+    pub fn open(
+        args: &[InputArg],
+        search: &SearchPath,
+        times: &PhaseTimes,
+    ) -> Result<LinkInputs, LinkError> {
+        let _span = times.span("inputs");
         let mut inputs = LinkInputs::default();
         for arg in args {
             match arg {
                 InputArg::Path(path) => inputs.add_path(path, search, false, 0)?,
                 InputArg::Library(name) => {
-                    let path = search
-                        .find_library(name)
-                        .with_context(|| format!("cannot find -l{name}"))?;
+                    let path =
+                        search
+                            .find_library(name)
+                            .ok_or_else(|| LinkError::LibraryNotFound {
+                                name: name.clone(),
+                                script: None,
+                            })?;
                     inputs.add_path(&path, search, false, 0)?;
                 }
             }
@@ -161,12 +161,8 @@ impl LinkInputs {
         search: &SearchPath,
         as_needed: bool,
         script_depth: u32,
-    ) -> Result<()> {
-        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        // SAFETY: inputs are not expected to change while we link; like every mmap-based
-        // linker, we accept that a concurrent writer could change what we read.
-        let map = unsafe { Mmap::map(&file) }
-            .with_context(|| format!("cannot map {}", path.display()))?;
+    ) -> Result<(), LinkError> {
+        let map = map_file(path)?;
         let data: &[u8] = &map;
         if data.starts_with(b"\x7fELF") {
             // e_type is at the same offset in ELF32 and ELF64 headers.
@@ -177,11 +173,13 @@ impl LinkInputs {
                     path: path.to_owned(),
                     as_needed,
                 }),
-                Some(other) => bail!(
-                    "{}: not a relocatable object or shared library (ELF e_type {other})",
-                    path.display()
-                ),
-                None => bail!("{}: truncated ELF header", path.display()),
+                Some(other) => {
+                    return Err(LinkError::input(
+                        path.display(),
+                        format!("not a relocatable object or shared library (ELF e_type {other})"),
+                    ))
+                }
+                None => return Err(LinkError::input(path.display(), "truncated ELF header")),
             }
         } else if data.starts_with(b"!<arch>\n") || data.starts_with(b"!<thin>\n") {
             let thin_members = if data.starts_with(b"!<thin>\n") {
@@ -197,18 +195,34 @@ impl LinkInputs {
             });
         } else if let Some(script) = linker_script_text(data) {
             if script_depth > 8 {
-                bail!("{}: linker scripts nest too deeply", path.display());
+                return Err(LinkError::input(
+                    path.display(),
+                    "linker scripts nest too deeply",
+                ));
             }
-            for entry in parse_linker_script(script)
-                .with_context(|| format!("{}: cannot parse linker script", path.display()))?
-            {
-                let entry_path = match &entry.name {
-                    ScriptName::Library(name) => search
-                        .find_library(name)
-                        .with_context(|| format!("{}: cannot find -l{name}", path.display()))?,
-                    ScriptName::Path(file) => resolve_script_path(file, path, search)
-                        .with_context(|| format!("{}: cannot find {}", path.display(), file))?,
-                };
+            let entries = parse_linker_script(script).map_err(|problem| {
+                LinkError::input(
+                    path.display(),
+                    format!("cannot parse linker script: {problem}"),
+                )
+            })?;
+            for entry in entries {
+                let entry_path =
+                    match &entry.name {
+                        ScriptName::Library(name) => {
+                            search
+                                .find_library(name)
+                                .ok_or_else(|| LinkError::LibraryNotFound {
+                                    name: name.clone(),
+                                    script: Some(path.to_owned()),
+                                })?
+                        }
+                        ScriptName::Path(file) => resolve_script_path(file, path, search)
+                            .ok_or_else(|| LinkError::ScriptInputNotFound {
+                                script: path.to_owned(),
+                                file: file.clone(),
+                            })?,
+                    };
                 self.add_path(
                     &entry_path,
                     search,
@@ -217,12 +231,12 @@ impl LinkInputs {
                 )?;
             }
         } else if data.is_empty() {
-            bail!("{}: file is empty", path.display());
+            return Err(LinkError::input(path.display(), "file is empty"));
         } else {
-            bail!(
-                "{}: not an ELF file, archive or linker script",
-                path.display()
-            );
+            return Err(LinkError::input(
+                path.display(),
+                "not an ELF file, archive or linker script",
+            ));
         }
         Ok(())
     }
@@ -237,26 +251,33 @@ impl LinkInputs {
     }
 }
 
+/// Open and map a whole input file, read-only.
+fn map_file(path: &Path) -> Result<Mmap, LinkError> {
+    let io_error = |operation| {
+        move |source| LinkError::Io {
+            path: path.to_owned(),
+            operation,
+            source,
+        }
+    };
+    let file = File::open(path).map_err(io_error("open"))?;
+    // SAFETY: inputs are not expected to change while we link; like every mmap-based linker,
+    // we accept that a concurrent writer could change what we read.
+    unsafe { Mmap::map(&file) }.map_err(io_error("map"))
+}
+
 /// A thin archive stores only member names: map each member's file, relative to the archive.
-fn map_thin_members(path: &Path, data: &[u8]) -> Result<Vec<(Vec<u8>, MappedBytes)>> {
-    let archive =
-        ArchiveFile::parse(data).with_context(|| format!("{}: invalid archive", path.display()))?;
+fn map_thin_members(path: &Path, data: &[u8]) -> Result<Vec<(Vec<u8>, MappedBytes)>, LinkError> {
+    let invalid =
+        |e: object::Error| LinkError::input(path.display(), format!("invalid archive: {e}"));
+    let archive = ArchiveFile::parse(data).map_err(invalid)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut members = Vec::new();
     for member in archive.members() {
-        let member = member.with_context(|| format!("{}: invalid archive", path.display()))?;
+        let member = member.map_err(invalid)?;
         let name = member.name();
         let member_path = dir.join(std::str::from_utf8(name).unwrap_or_default());
-        let file = File::open(&member_path).with_context(|| {
-            format!(
-                "{}: cannot open thin archive member {}",
-                path.display(),
-                member_path.display()
-            )
-        })?;
-        // SAFETY: as for every input, see `add_path`.
-        let map = unsafe { Mmap::map(&file) }
-            .with_context(|| format!("cannot map {}", member_path.display()))?;
+        let map = map_file(&member_path)?;
         members.push((name.to_vec(), MappedBytes(map)));
     }
     Ok(members)
@@ -286,12 +307,12 @@ struct ScriptEntry {
 
 /// The files a GNU ld script adds through `GROUP(...)`, `INPUT(...)` and `AS_NEEDED(...)`.
 /// Other commands (`OUTPUT_FORMAT`, `SEARCH_DIR`, ...) do not add inputs and are skipped.
-fn parse_linker_script(text: &str) -> Result<Vec<ScriptEntry>> {
+fn parse_linker_script(text: &str) -> Result<Vec<ScriptEntry>, &'static str> {
     let mut without_comments = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("/*") {
         without_comments.push_str(&rest[..start]);
-        let end = rest[start..].find("*/").context("unterminated comment")?;
+        let end = rest[start..].find("*/").ok_or("unterminated comment")?;
         without_comments.push(' ');
         rest = &rest[start + end + 2..];
     }
@@ -307,9 +328,9 @@ fn parse_linker_script(text: &str) -> Result<Vec<ScriptEntry>> {
     let mut stack: Vec<(bool, bool)> = Vec::new();
     while let Some(token) = tokens.next() {
         match token {
-            "(" => bail!("unexpected '('"),
+            "(" => return Err("unexpected '('"),
             ")" => {
-                stack.pop().context("unbalanced ')'")?;
+                stack.pop().ok_or("unbalanced ')'")?;
             }
             _ if tokens.peek() == Some(&"(") => {
                 tokens.next();
@@ -330,7 +351,7 @@ fn parse_linker_script(text: &str) -> Result<Vec<ScriptEntry>> {
         }
     }
     if !stack.is_empty() {
-        bail!("unbalanced '('");
+        return Err("unbalanced '('");
     }
     Ok(entries)
 }

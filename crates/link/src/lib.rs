@@ -1,23 +1,42 @@
-//! rjitlink's linker: from x86-64 ELF relocatable objects and archives to fixed-up bytes at
-//! target addresses, ready to run.
+//! rjitlink's linker: from relocatable ELF objects and archives to fixed-up bytes at target
+//! addresses, ready to run.
 //!
-//! The phases, one module each, in the order `link` runs them:
-//! inputs → resolve → scan → layout → allocate → apply → finalize (see `Session::link`).
+//! `Session::link` runs the phases, one module each, each returning the value the next
+//! consumes:
+//!
+//! | phase    | module                | result        |
+//! |----------|-----------------------|---------------|
+//! | inputs   | `input`, `archive`    | `LinkInputs`  |
+//! | resolve  | `resolve`             | `SymbolDb`    |
+//! | scan     | `sections`, `scan`    | `Scan`        |
+//! | layout   | `layout`              | `Layout`      |
+//! | allocate | `image`               | `InFlight`    |
+//! | apply    | `image`, `addresses`, `apply` | `Image` |
+//! | finalize | `unit`                | `Unit`        |
+//!
+//! Plugins (`plugins`) observe the points between them. Architecture facts come from
+//! `rjitlink_arch::HostArch`; errors are `LinkError`.
 
+mod addresses;
 mod apply;
 mod archive;
 mod elf;
-mod export;
+mod error;
 mod ids;
+mod image;
 mod input;
 mod layout;
+mod plugins;
 mod resolve;
 mod scan;
+mod sections;
 mod session;
+mod shared_object;
 mod symbols;
 mod timing;
-pub mod x86_64;
+mod unit;
 
+pub use error::{EntryProblem, LinkError, RelocationProblem, UndefinedSymbol};
 pub use ids::{GlobalId, ImageOffset, ObjectId};
 pub use input::{default_inputs, InputArg, SearchPath};
 pub use session::{LinkOptions, LinkedUnit, Session, SessionOptions, UnitId};

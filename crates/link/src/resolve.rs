@@ -4,13 +4,12 @@
 //! undefined looked up in the target's libraries in one batch.
 
 use crate::archive::{Archive, MemberRef};
-use crate::elf::{ObjectFile, Sym, LE};
+use crate::elf::{is_c_identifier, ObjectFile, LE};
+use crate::error::{EntryProblem, LinkError, UndefinedSymbol};
 use crate::ids::{GlobalId, ObjectId};
 use crate::input::{FileKind, LinkInputs, SharedLibrary};
-use crate::layout::is_c_identifier;
-use crate::symbols::Placement;
-use anyhow::{anyhow, bail, Context, Result};
-use foldhash::HashMap;
+use crate::timing::PhaseTimes;
+use foldhash::{HashMap, HashSet};
 use hashbrown::HashTable;
 use object::elf;
 use object::read::archive::ArchiveOffset;
@@ -18,6 +17,8 @@ use object::read::elf::SectionHeader;
 use object::read::elf::Sym as _;
 use rayon::prelude::*;
 use rjitlink_executor::Executor;
+
+type Result<T, E = LinkError> = std::result::Result<T, E>;
 use rjitlink_memory::TargetAddr;
 
 /// Symbols the linker itself defines.
@@ -57,6 +58,19 @@ pub enum Resolution {
     Linker(LinkerSymbol),
 }
 
+/// Where a symbol's value lies, which decides GOT, stub and relaxation choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SymbolLocation {
+    /// In the linked image: always within reach of the image's own code.
+    InImage,
+    /// An absolute value (SHN_ABS, or symbol index 0).
+    Absolute,
+    /// In a library loaded in the target (or an earlier unit): possibly far away.
+    External,
+    /// An undefined weak symbol: 0.
+    UndefinedWeak,
+}
+
 /// A global (or weak) symbol name and what it resolved to.
 #[derive(Debug)]
 pub struct Global<'data> {
@@ -81,7 +95,7 @@ pub struct SymbolDb<'data> {
     /// Every global's id, keyed by its name (hashes are stored in `globals`).
     names: HashTable<GlobalId>,
     /// Where each global's value lies, once resolution is complete.
-    pub placements: Vec<Placement>,
+    pub locations: Vec<SymbolLocation>,
 }
 
 /// The hash the symbol table uses; fixed-seeded so links are reproducible.
@@ -121,6 +135,22 @@ impl<'data> SymbolDb<'data> {
             .and_then(|i| self.object_globals[object.index()].get(i).copied())
     }
 
+    /// Err unless `entry` is defined by an object of this link.
+    fn check_entry(&self, entry: &str) -> Result<()> {
+        let id = self
+            .lookup(entry.as_bytes())
+            .expect("the entry is always interned");
+        let problem = match self.global(id).resolution {
+            Resolution::Defined { .. } => return Ok(()),
+            Resolution::External(_) => EntryProblem::NotInUnit,
+            _ => EntryProblem::Undefined,
+        };
+        Err(LinkError::Entry {
+            symbol: entry.to_owned(),
+            problem,
+        })
+    }
+
     pub fn global_name(&self, id: GlobalId) -> String {
         String::from_utf8_lossy(self.global(id).name).into_owned()
     }
@@ -157,20 +187,10 @@ impl<'data> SymbolDb<'data> {
     }
 }
 
-/// The section a symbol is defined in, resolving extended (SHN_XINDEX) section indices.
-pub fn symbol_section(object: &ObjectFile<'_>, index: usize, symbol: &Sym) -> Option<usize> {
-    object
-        .symbols
-        .symbol_section(LE, symbol, object::SymbolIndex(index))
-        .ok()
-        .flatten()
-        .map(|section| section.0)
-}
-
 /// Which sections of `object` lose to COMDAT groups already seen. Updates `winners`.
 fn comdat_discards<'data>(
     object: &ObjectFile<'data>,
-    winners: &mut HashMap<&'data [u8], ()>,
+    winners: &mut HashSet<&'data [u8]>,
 ) -> Result<Vec<bool>> {
     let mut discarded = vec![false; object.sections.len()];
     for (index, section) in object.sections.enumerate() {
@@ -179,7 +199,7 @@ fn comdat_discards<'data>(
         }
         let words: &[object::U32<object::LittleEndian>] = section
             .data_as_array(LE, object.data)
-            .map_err(|e| anyhow!("{}: invalid section group: {e}", object.name))?;
+            .map_err(|e| LinkError::input(&object.name, format!("invalid section group: {e}")))?;
         let Some((flags, members)) = words.split_first() else {
             continue;
         };
@@ -189,13 +209,12 @@ fn comdat_discards<'data>(
         let signature = object
             .symbol(section.sh_info(LE) as usize)
             .map(|symbol| object.symbol_name(symbol))
-            .with_context(|| {
-                format!(
-                    "{}: section group {} has an invalid signature symbol",
-                    object.name, index.0
-                )
+            .ok_or_else(|| LinkError::Section {
+                file: object.name.clone(),
+                section: format!("group {}", index.0),
+                problem: "has an invalid signature symbol".into(),
             })?;
-        if winners.insert(signature, ()).is_some() {
+        if !winners.insert(signature) {
             for member in members {
                 let member = member.get(LE) as usize;
                 if let Some(slot) = discarded.get_mut(member) {
@@ -224,21 +243,19 @@ fn contributions(object: &ObjectFile<'_>, discarded: &[bool]) -> Result<Vec<Cont
                 },
                 elf::SHN_ABS => Contribution::Definition { weak },
                 _ => {
-                    let section = symbol_section(object, index, symbol)
+                    let symbol_error = |problem: &str| LinkError::Symbol {
+                        file: object.name.clone(),
+                        symbol: object.describe_symbol(index),
+                        problem: problem.to_owned(),
+                    };
+                    let section = object
+                        .symbol_section(index, symbol)
                         .filter(|&s| s < object.sections.len())
-                        .with_context(|| {
-                            format!(
-                                "{}: symbol {} has an invalid section index",
-                                object.name,
-                                object.describe_symbol(index)
-                            )
-                        })?;
+                        .ok_or_else(|| symbol_error("has an invalid section index"))?;
                     if symbol.st_type() == elf::STT_GNU_IFUNC {
-                        bail!(
-                            "{}: symbol {} is an IFUNC (STT_GNU_IFUNC), which rjitlink does not support yet",
-                            object.name,
-                            object.describe_symbol(index)
-                        );
+                        return Err(symbol_error(
+                            "is an IFUNC (STT_GNU_IFUNC), which rjitlink does not support yet",
+                        ));
                     }
                     if discarded[section] {
                         // The winning copy of the group defines it.
@@ -256,10 +273,18 @@ fn contributions(object: &ObjectFile<'_>, discarded: &[bool]) -> Result<Vec<Cont
 /// thread timing.
 struct Resolver<'data> {
     db: SymbolDb<'data>,
-    comdat_winners: HashMap<&'data [u8], ()>,
+    /// Signatures of the COMDAT groups kept so far.
+    comdat_winners: HashSet<&'data [u8]>,
     /// Undefined, strongly referenced globals not yet searched for in archives.
     pending: Vec<GlobalId>,
-    duplicates: Vec<(GlobalId, ObjectId, ObjectId)>,
+    duplicates: Vec<Duplicate>,
+}
+
+/// A global defined strongly by two objects.
+struct Duplicate {
+    global: GlobalId,
+    first: ObjectId,
+    second: ObjectId,
 }
 
 impl<'data> Resolver<'data> {
@@ -307,7 +332,11 @@ impl<'data> Resolver<'data> {
                     ..
                 } => {
                     if !weak {
-                        self.duplicates.push((id, other, object));
+                        self.duplicates.push(Duplicate {
+                            global: id,
+                            first: other,
+                            second: object,
+                        });
                     }
                 }
                 Resolution::Defined { weak: true, .. } if weak => {}
@@ -358,7 +387,7 @@ fn parse_batch<'data>(named: Vec<(String, &'data [u8])>) -> Result<Vec<ObjectFil
 
 fn prepare_batch<'data>(
     objects: Vec<ObjectFile<'data>>,
-    comdat_winners: &mut HashMap<&'data [u8], ()>,
+    comdat_winners: &mut HashSet<&'data [u8]>,
 ) -> Result<Vec<PreparedObject<'data>>> {
     // COMDAT winners depend on order, so groups are claimed sequentially (they are few).
     let discards = objects
@@ -386,13 +415,16 @@ fn prepare_batch<'data>(
 }
 
 /// Resolve every symbol of the link. `entry` is treated as referenced, so an archive can
-/// provide it. Shared libraries are loaded into the target here.
+/// provide it, and must be defined by the linked objects. Shared libraries are loaded into the
+/// target here.
 pub fn resolve<'data>(
     inputs: &'data LinkInputs,
     entry: Option<&'data str>,
     executor: &mut dyn Executor,
     earlier_units: &dyn Fn(&[u8]) -> Option<TargetAddr>,
+    times: &PhaseTimes,
 ) -> Result<SymbolDb<'data>> {
+    let _span = times.span("resolve");
     let mut resolver = Resolver {
         db: SymbolDb {
             objects: Vec::new(),
@@ -400,9 +432,9 @@ pub fn resolve<'data>(
             discarded: Vec::new(),
             globals: Vec::new(),
             names: HashTable::with_capacity(4096),
-            placements: Vec::new(),
+            locations: Vec::new(),
         },
-        comdat_winners: HashMap::default(),
+        comdat_winners: HashSet::default(),
         pending: Vec::new(),
         duplicates: Vec::new(),
     };
@@ -448,7 +480,7 @@ pub fn resolve<'data>(
         let loaded = loader.map_or(Ok(()), |thread| {
             thread
                 .join()
-                .unwrap_or_else(|_| Err(anyhow!("loading libraries panicked")))
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         });
         (resolved, loaded)
     });
@@ -460,34 +492,36 @@ pub fn resolve<'data>(
         }
     }
 
-    if let Some(&(id, first, second)) = resolver.duplicates.first() {
+    if let Some(duplicate) = resolver.duplicates.first() {
         let db = &resolver.db;
-        bail!(
-            "duplicate symbol `{}`: defined in {} and in {}",
-            db.global_name(id),
-            db.objects[first.index()].name,
-            db.objects[second.index()].name
-        );
+        return Err(LinkError::DuplicateSymbol {
+            symbol: db.global_name(duplicate.global),
+            first: db.objects[duplicate.first.index()].name.clone(),
+            second: db.objects[duplicate.second.index()].name.clone(),
+        });
     }
     let mut db = resolver.db;
     define_linker_symbols(&mut db);
     resolve_externals(&mut db, inputs, executor, earlier_units)?;
-    db.placements = db
+    if let Some(entry) = entry {
+        db.check_entry(entry)?;
+    }
+    db.locations = db
         .globals
         .par_iter()
         .map(|global| match global.resolution {
             Resolution::Defined { object, symbol, .. } => {
                 let sym = &db.objects[object.index()].symbols.symbols()[symbol as usize];
                 if sym.st_shndx(LE) == elf::SHN_ABS {
-                    Placement::Absolute
+                    SymbolLocation::Absolute
                 } else {
-                    Placement::InImage
+                    SymbolLocation::InImage
                 }
             }
-            Resolution::Common { .. } | Resolution::Linker(_) => Placement::InImage,
-            Resolution::External(_) => Placement::External,
+            Resolution::Common { .. } | Resolution::Linker(_) => SymbolLocation::InImage,
+            Resolution::External(_) => SymbolLocation::External,
             // Resolution leaves nothing undefined.
-            Resolution::UndefinedWeak | Resolution::Undefined => Placement::UndefinedWeak,
+            Resolution::UndefinedWeak | Resolution::Undefined => SymbolLocation::UndefinedWeak,
         })
         .collect();
     Ok(db)
@@ -522,7 +556,7 @@ fn resolve_objects<'data>(
     resolver.register(batch?);
     let offered = offered?;
 
-    let mut loaded_members: HashMap<MemberRef, ()> = HashMap::default();
+    let mut loaded_members: HashSet<MemberRef> = HashSet::default();
     loop {
         let mut wanted = Vec::new();
         for id in std::mem::take(&mut resolver.pending) {
@@ -531,7 +565,7 @@ fn resolve_objects<'data>(
                 continue;
             }
             if let Some(&member) = offered.get(global.name) {
-                if loaded_members.insert(member, ()).is_none() {
+                if loaded_members.insert(member) {
                     wanted.push(member);
                 }
             }
@@ -568,13 +602,13 @@ fn define_linker_symbols(db: &mut SymbolDb<'_>) {
         return;
     }
     // __start_X/__stop_X exist only when some kept, loaded section is named X.
-    let mut section_names: HashMap<&[u8], ()> = HashMap::default();
+    let mut section_names: HashSet<&[u8]> = HashSet::default();
     for (object, discarded) in db.objects.iter().zip(&db.discarded) {
         for (index, section) in object.sections.enumerate() {
             let loaded = section.sh_flags(LE) & u64::from(elf::SHF_ALLOC) != 0;
             let name = object.section_name(index.0);
             if loaded && !discarded[index.0] && is_c_identifier(name) {
-                section_names.insert(name, ());
+                section_names.insert(name);
             }
         }
     }
@@ -591,7 +625,7 @@ fn define_linker_symbols(db: &mut SymbolDb<'_>) {
                 .map(|section| (section, LinkerSymbol::SectionStop))
         };
         if let Some((section, symbol)) = bound {
-            if section_names.contains_key(section) {
+            if section_names.contains(section) {
                 global.resolution = Resolution::Linker(symbol);
             }
         }
@@ -640,7 +674,7 @@ fn resolve_externals(
         let names: Vec<&[u8]> = missing.iter().map(|&id| db.global(id).name).collect();
         let addresses = executor
             .lookup(&names)
-            .context("cannot look up symbols in the target")?;
+            .map_err(LinkError::target("cannot look up symbols in the target"))?;
         let mut still_missing = Vec::new();
         for (id, address) in missing.into_iter().zip(addresses) {
             match address {
@@ -651,24 +685,22 @@ fn resolve_externals(
         missing = still_missing;
     }
 
-    let mut errors = Vec::new();
+    let mut undefined = Vec::new();
     for id in missing {
         let global = &mut db.globals[id.index()];
         if !global.strong_reference {
             global.resolution = Resolution::UndefinedWeak;
             continue;
         }
-        let referrer = match global.referenced_by {
-            Some(object) => db.objects[object.index()].name.clone(),
-            None => "the entry point".to_owned(),
-        };
-        errors.push(format!(
-            "undefined symbol `{}` (referenced by {referrer})",
-            String::from_utf8_lossy(global.name)
-        ));
+        undefined.push(UndefinedSymbol {
+            symbol: String::from_utf8_lossy(global.name).into_owned(),
+            referenced_by: global
+                .referenced_by
+                .map(|object| db.objects[object.index()].name.clone()),
+        });
     }
-    match errors.len() {
-        0 => Ok(()),
-        _ => Err(anyhow!(errors.join("\nrjitlink: error: "))),
+    match undefined.is_empty() {
+        true => Ok(()),
+        false => Err(LinkError::Undefined(undefined)),
     }
 }

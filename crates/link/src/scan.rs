@@ -1,32 +1,44 @@
-//! Scan relocations for the GOT slots and PLT stubs the link needs, before layout sizes them.
+//! Scan relocations for the GOT slots, PLT stubs and copies of library data the link needs,
+//! before layout sizes them.
 //!
 //! Addresses are not known yet, so the plan is conservative: every external or undefined-weak
-//! symbol called through PLT32/PC32 gets a stub (used only if the symbol turns out to be out of
-//! reach), and every GOT-relative reference gets a slot unless it is a relaxable load of a
-//! symbol in the image, which is always within reach.
+//! symbol called through a PC-relative reference gets a stub (used only if the symbol turns
+//! out to be out of reach), and every GOT-relative reference gets a slot unless it is a
+//! relaxable load of a symbol in the image, which is always within reach.
 
-use crate::ids::{GlobalId, GotSlot, ObjectId, PltStub};
-use crate::layout::InputSection;
-use crate::resolve::SymbolDb;
-use crate::symbols::{classify, Placement, SymbolRef};
-use crate::x86_64::{relaxation, reloc_kind, Formula, Relax};
-use anyhow::{anyhow, Result};
+use crate::elf::LE;
+use crate::error::{LinkError, RelocationProblem};
+use crate::ids::{GlobalId, GotSlot, PltStub};
+use crate::resolve::{Resolution, SymbolDb, SymbolLocation};
+use crate::sections::{input_sections, InputSection};
+use crate::symbols::{classify, SymbolRef};
+use crate::timing::PhaseTimes;
 use foldhash::HashMap;
+use object::read::elf::Rela as _;
 use rayon::prelude::*;
+use rjitlink_arch::{Arch, Formula, HostArch, Reach, Relax};
+use rjitlink_executor::{Executor, SymbolKind};
+use rjitlink_memory::TargetAddr;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
+/// What a global needs from the link, as bits.
 const NEEDS_GOT: u8 = 1;
 const NEEDS_STUB: u8 = 2;
-/// An external symbol referenced directly (PC32, or a 32-bit absolute address): it needs a
-/// copy in the image if it is data, or a stub to stand for it if it is a function.
+/// An external symbol referenced directly (a near PC-relative or a low absolute reference): it
+/// needs a copy in the image if it is data, or a stub to stand for it if it is a function.
 const DIRECT_EXTERNAL: u8 = 4;
 
-/// What the relocations need, before copy relocations are decided.
-pub struct ScanResult {
-    global_needs: Vec<u8>,
-    local_got: Vec<(ObjectId, u32)>,
-    /// Some 32-bit absolute relocation (R_X86_64_32/32S) names a symbol in the image, so the
-    /// image must lie below 2 GiB.
+/// The result of the scan phase: what layout must make room for.
+pub struct Scan {
+    /// The sections to load, in input order.
+    pub sections: Vec<InputSection>,
+    pub got: GotPlan,
+    /// Library data the image reads directly, with its size: the image holds a copy (a copy
+    /// relocation). Ordered by id, so layout places them reproducibly.
+    pub copies: BTreeMap<GlobalId, u64>,
+    /// Some low absolute reference names a symbol in the image, so the image must be placed
+    /// where such references reach (below 2 GiB on x86-64).
     pub needs_low_addresses: bool,
 }
 
@@ -35,57 +47,98 @@ pub struct ScanResult {
 pub struct GotPlan {
     /// What each GOT slot holds the address of.
     pub slots: Vec<SymbolRef>,
-    /// The global each stub jumps to, and the slot it jumps through.
-    pub stubs: Vec<(GlobalId, GotSlot)>,
-    global_slot: HashMap<GlobalId, GotSlot>,
-    local_slot: HashMap<(ObjectId, u32), GotSlot>,
-    global_stub: HashMap<GlobalId, PltStub>,
+    /// The GOT slot each PLT stub jumps through, in stub order.
+    pub stubs: Vec<GotSlot>,
+    slot_of: HashMap<SymbolRef, GotSlot>,
+    stub_of: HashMap<GlobalId, PltStub>,
 }
 
 impl GotPlan {
     pub fn slot(&self, symbol: SymbolRef) -> Option<GotSlot> {
-        match symbol {
-            SymbolRef::Global(id) => self.global_slot.get(&id).copied(),
-            SymbolRef::Local { object, symbol } => self.local_slot.get(&(object, symbol)).copied(),
-        }
+        self.slot_of.get(&symbol).copied()
     }
 
     pub fn stub(&self, symbol: SymbolRef) -> Option<PltStub> {
         match symbol {
-            SymbolRef::Global(id) => self.global_stub.get(&id).copied(),
+            SymbolRef::Global(id) => self.stub_of.get(&id).copied(),
             SymbolRef::Local { .. } => None,
         }
     }
+
+    fn add_slot(&mut self, symbol: SymbolRef) -> GotSlot {
+        *self.slot_of.entry(symbol).or_insert_with(|| {
+            self.slots.push(symbol);
+            GotSlot::from_index(self.slots.len() - 1)
+        })
+    }
 }
 
-/// Describe where a relocation is, for errors: `foo.o: .text+0x1c`.
-pub fn describe_place(db: &SymbolDb<'_>, section: &InputSection, offset: u64) -> String {
+/// A relocation error at `offset` in `section`.
+pub fn relocation_error(
+    db: &SymbolDb<'_>,
+    section: &InputSection,
+    offset: u64,
+    problem: RelocationProblem,
+) -> LinkError {
     let object = &db.objects[section.object.index()];
-    format!(
-        "{}: {}+{:#x}",
-        object.name,
-        String::from_utf8_lossy(object.section_name(section.index as usize)),
-        offset
-    )
+    LinkError::Relocation {
+        file: object.name.clone(),
+        section: String::from_utf8_lossy(object.section_name(section.index as usize)).into_owned(),
+        offset,
+        problem: Box::new(problem),
+    }
 }
 
-pub fn scan(db: &SymbolDb<'_>, sections: &[InputSection]) -> Result<ScanResult> {
+/// The scan phase: the loaded sections, and the GOT slots, stubs and copies their relocations
+/// need. Asks the target once about the library symbols the image reads directly.
+pub fn scan(
+    db: &SymbolDb<'_>,
+    executor: &mut dyn Executor,
+    times: &PhaseTimes,
+) -> Result<Scan, LinkError> {
+    let _span = times.span("scan");
+    let sections = input_sections(db)?;
+    let needs = scan_relocations(db, &sections)?;
+    let copies = copied_externals(db, &needs.direct_externals(), executor)?;
+    let needs_low_addresses = needs.needs_low_addresses;
+    let got = needs.into_plan(&copies);
+    Ok(Scan {
+        sections,
+        got,
+        copies,
+        needs_low_addresses,
+    })
+}
+
+/// What the relocations need, before copy relocations are decided.
+struct RelocationNeeds {
+    /// `NEEDS_*` bits per global.
+    global_needs: Vec<u8>,
+    /// Local symbols loaded through the GOT.
+    local_got: Vec<SymbolRef>,
+    needs_low_addresses: bool,
+}
+
+fn scan_relocations(
+    db: &SymbolDb<'_>,
+    sections: &[InputSection],
+) -> Result<RelocationNeeds, LinkError> {
     let global_needs: Vec<AtomicU8> = (0..db.globals.len()).map(|_| AtomicU8::new(0)).collect();
     let needs_low_addresses = AtomicBool::new(false);
-    let local_got: Vec<Vec<(ObjectId, u32)>> = sections
+    let local_got: Vec<Vec<SymbolRef>> = sections
         .par_iter()
         .map(|section| scan_section(db, section, &global_needs, &needs_low_addresses))
-        .collect::<Result<_>>()?;
-    Ok(ScanResult {
+        .collect::<Result<_, _>>()?;
+    Ok(RelocationNeeds {
         global_needs: global_needs.into_iter().map(AtomicU8::into_inner).collect(),
         local_got: local_got.into_iter().flatten().collect(),
         needs_low_addresses: needs_low_addresses.into_inner(),
     })
 }
 
-impl ScanResult {
+impl RelocationNeeds {
     /// External symbols referenced directly, which need a copy or a stub.
-    pub fn direct_externals(&self) -> Vec<GlobalId> {
+    fn direct_externals(&self) -> Vec<GlobalId> {
         self.global_needs
             .iter()
             .enumerate()
@@ -96,32 +149,26 @@ impl ScanResult {
 
     /// Assign GOT slots and stubs. Direct externals that are not `copied` get a stub, which
     /// stands for them where their own address is out of reach.
-    pub fn into_plan(self, copied: &HashMap<GlobalId, u64>) -> GotPlan {
+    fn into_plan(self, copied: &BTreeMap<GlobalId, u64>) -> GotPlan {
         let mut plan = GotPlan::default();
-        for (index, mut needs) in self.global_needs.into_iter().enumerate() {
+        for (index, &needs) in self.global_needs.iter().enumerate() {
             let id = GlobalId::from_index(index);
+            let mut needs = needs;
             if needs & DIRECT_EXTERNAL != 0 && !copied.contains_key(&id) {
                 needs |= NEEDS_GOT | NEEDS_STUB;
             }
             if needs & (NEEDS_GOT | NEEDS_STUB) == 0 {
                 continue;
             }
-            let slot = GotSlot::from_index(plan.slots.len());
-            plan.slots.push(SymbolRef::Global(id));
-            plan.global_slot.insert(id, slot);
+            let slot = plan.add_slot(SymbolRef::Global(id));
             if needs & NEEDS_STUB != 0 {
-                plan.global_stub
+                plan.stub_of
                     .insert(id, PltStub::from_index(plan.stubs.len()));
-                plan.stubs.push((id, slot));
+                plan.stubs.push(slot);
             }
         }
-        for (object, symbol) in self.local_got {
-            if let std::collections::hash_map::Entry::Vacant(entry) =
-                plan.local_slot.entry((object, symbol))
-            {
-                entry.insert(GotSlot::from_index(plan.slots.len()));
-                plan.slots.push(SymbolRef::Local { object, symbol });
-            }
+        for symbol in self.local_got {
+            plan.add_slot(symbol);
         }
         plan
     }
@@ -132,7 +179,7 @@ fn scan_section(
     section: &InputSection,
     global_needs: &[AtomicU8],
     needs_low_addresses: &AtomicBool,
-) -> Result<Vec<(ObjectId, u32)>> {
+) -> Result<Vec<SymbolRef>, LinkError> {
     let object = &db.objects[section.object.index()];
     let relocations = object.relocations[section.index as usize];
     let mut local_got = Vec::new();
@@ -141,15 +188,20 @@ fn scan_section(
     }
     let code = object.section_data(section.index as usize);
     for rela in relocations {
-        let offset = rela.r_offset.get(crate::elf::LE);
-        let info = rela.r_info.get(crate::elf::LE);
-        let (r_type, r_sym) = ((info & 0xffff_ffff) as u32, (info >> 32) as usize);
-        let fail = |message: String| anyhow!("{}: {message}", describe_place(db, section, offset));
-        let kind = reloc_kind(r_type)
-            .map_err(|e| fail(format!("{e} against `{}`", object.describe_symbol(r_sym))))?;
-        // Most relocations (R_X86_64_64 in data, above all) need nothing from the symbol here.
+        let offset = rela.r_offset(LE);
+        let r_sym = rela.r_sym(LE, false) as usize;
+        let fail = |problem| relocation_error(db, section, offset, problem);
+        let kind = HostArch::reloc_kind(rela.r_type(LE, false)).map_err(|reason| {
+            fail(RelocationProblem::Unsupported {
+                reason,
+                symbol: object.describe_symbol(r_sym),
+            })
+        })?;
+        let reach = HostArch::reach(&kind);
+        // Most relocations (64-bit absolute ones in data, above all) need nothing from the
+        // symbol here.
         let may_need_something = match kind.formula {
-            Formula::Absolute => kind.width == 4,
+            Formula::Absolute => reach != Reach::Anywhere,
             Formula::GotPcRelative { .. }
             | Formula::GotOffsetOfSlot
             | Formula::PcRelative
@@ -160,15 +212,15 @@ fn scan_section(
         if !may_need_something {
             continue;
         }
-        let (symbol, placement) =
-            classify(db, section.object, r_sym).map_err(|e| fail(e.to_string()))?;
-        let needs = match kind.formula {
-            Formula::GotPcRelative { relax } => {
+        let (symbol, location) = classify(db, section.object, r_sym)
+            .ok_or_else(|| fail(RelocationProblem::InvalidSymbolIndex(r_sym as u64)))?;
+        let needs = match (kind.formula, reach, location) {
+            (Formula::GotPcRelative { relax }, ..) => {
                 let relaxable = relax != Relax::Never
-                    && placement == Placement::InImage
+                    && location == SymbolLocation::InImage
                     && usize::try_from(offset)
                         .ok()
-                        .and_then(|offset| relaxation(code, offset, relax))
+                        .and_then(|offset| HostArch::relaxation(code, offset, relax))
                         .is_some();
                 if relaxable {
                     0
@@ -176,21 +228,19 @@ fn scan_section(
                     NEEDS_GOT
                 }
             }
-            Formula::GotOffsetOfSlot => NEEDS_GOT,
-            Formula::Absolute if kind.width == 4 && placement == Placement::InImage => {
+            (Formula::GotOffsetOfSlot, ..) => NEEDS_GOT,
+            (Formula::Absolute, Reach::LowAbsolute, SymbolLocation::InImage) => {
                 needs_low_addresses.store(true, Ordering::Relaxed);
                 0
             }
-            Formula::Absolute | Formula::PcRelative
-                if kind.width == 4 && placement == Placement::External =>
-            {
+            (_, Reach::LowAbsolute | Reach::NearRelative, SymbolLocation::External) => {
                 DIRECT_EXTERNAL
             }
-            Formula::PltRelative | Formula::PcRelative | Formula::PltOffsetFromGot
-                if matches!(placement, Placement::External | Placement::UndefinedWeak) =>
-            {
-                NEEDS_GOT | NEEDS_STUB
-            }
+            (
+                Formula::PltRelative | Formula::PcRelative | Formula::PltOffsetFromGot,
+                _,
+                SymbolLocation::External | SymbolLocation::UndefinedWeak,
+            ) => NEEDS_GOT | NEEDS_STUB,
             _ => 0,
         };
         if needs == 0 {
@@ -200,8 +250,36 @@ fn scan_section(
             SymbolRef::Global(id) => {
                 global_needs[id.index()].fetch_or(needs, Ordering::Relaxed);
             }
-            SymbolRef::Local { object, symbol } => local_got.push((object, symbol)),
+            SymbolRef::Local { .. } => local_got.push(symbol),
         }
     }
     Ok(local_got)
+}
+
+/// Which directly referenced external symbols are data that needs a copy in the image (a copy
+/// relocation), with their sizes. Asks the target once, for these few symbols only.
+fn copied_externals(
+    db: &SymbolDb<'_>,
+    direct: &[GlobalId],
+    executor: &mut dyn Executor,
+) -> Result<BTreeMap<GlobalId, u64>, LinkError> {
+    if direct.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let addresses: Vec<TargetAddr> = direct
+        .iter()
+        .map(|&id| match db.global(id).resolution {
+            Resolution::External(address) => address,
+            _ => TargetAddr::NULL,
+        })
+        .collect();
+    let infos = executor.symbol_info(&addresses)?;
+    Ok(direct
+        .iter()
+        .zip(infos)
+        .filter_map(|(&id, info)| {
+            let info = info?;
+            (info.kind == SymbolKind::Data && info.size > 0).then_some((id, info.size))
+        })
+        .collect())
 }

@@ -1,9 +1,10 @@
 //! The in-process mapper: target memory is this process's memory, managed with mmap/mprotect.
 
 use crate::mapper::{
-    MapError, MemoryMapper, Placement, Protection, SegmentProtection, TargetCall,
-    LOW_PLACEMENT_FLOOR, LOW_PLACEMENT_LIMIT,
+    MemoryMapper, Placement, Protection, SegmentProtection, TargetCall, LOW_PLACEMENT_FLOOR,
+    LOW_PLACEMENT_LIMIT,
 };
+use crate::MapError;
 use crate::{TargetAddr, TargetRange, WorkingMemory};
 use std::io;
 
@@ -34,13 +35,12 @@ pub fn page_size() -> usize {
     usize::try_from(page_size).unwrap_or(4096)
 }
 
-fn os_error(what: &str, range: TargetRange) -> MapError {
-    MapError(format!(
-        "{what} of {:#x} bytes at {} failed: {}",
-        range.len,
-        range.start,
-        io::Error::last_os_error()
-    ))
+fn os_error(operation: &'static str, range: TargetRange) -> MapError {
+    MapError::System {
+        operation,
+        range,
+        source: io::Error::last_os_error(),
+    }
 }
 
 /// Map `len` inaccessible bytes, exactly at `hint` if given (never replacing a mapping).
@@ -109,16 +109,11 @@ impl MemoryMapper for InProcessMapper {
             Placement::At(address) => map_reserved(len, Some(address.get())),
         };
         let Some(address) = address else {
-            let error = io::Error::last_os_error();
-            return Err(MapError(match placement {
-                Placement::Anywhere => format!("cannot reserve {len:#x} bytes: {error}"),
-                Placement::Below2GiB => format!(
-                    "cannot reserve {len:#x} bytes below 2 GiB: no free range between {LOW_PLACEMENT_FLOOR:#x} and {LOW_PLACEMENT_LIMIT:#x} is large enough"
-                ),
-                Placement::At(address) => format!(
-                    "cannot reserve {len:#x} bytes at {address}: the range is in use or invalid"
-                ),
-            }));
+            return Err(MapError::Reserve {
+                size: len,
+                placement,
+                source: Some(io::Error::last_os_error()),
+            });
         };
         Ok(TargetRange {
             start: TargetAddr(address),

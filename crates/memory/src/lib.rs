@@ -3,12 +3,14 @@
 //! that serves every link of a session from one reservation.
 
 mod addr;
+mod error;
 mod free_list;
 mod inprocess;
 mod manager;
 mod mapper;
 
 pub use addr::{TargetAddr, TargetRange};
+pub use error::MapError;
 pub use free_list::FreeList;
 pub use inprocess::{page_size, InProcessMapper};
 pub use manager::{
@@ -16,6 +18,6 @@ pub use manager::{
     DEFAULT_SLAB_SIZE,
 };
 pub use mapper::{
-    MapError, MemoryMapper, Placement, Protection, SegmentProtection, TargetCall, WorkingMemory,
+    MemoryMapper, Placement, Protection, SegmentProtection, TargetCall, WorkingMemory,
     LOW_PLACEMENT_FLOOR, LOW_PLACEMENT_LIMIT,
 };

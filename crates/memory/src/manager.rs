@@ -5,13 +5,16 @@
 //! always reach (the small code model). After the first reservation no allocation waits on the
 //! target: a link's allocation is a few microseconds of bookkeeping under a short lock, so it
 //! never serializes the parallel phases around it.
+//!
+//! An allocation owns its range: an `InFlight` dropped before it is finalized, or a
+//! `Finalized` dropped, gives its memory back, so no error path between allocation and the
+//! end of a unit's life leaks target memory.
 
 use crate::free_list::FreeList;
 use crate::mapper::{
-    MapError, MemoryMapper, Placement, Protection, SegmentProtection, TargetCall,
-    LOW_PLACEMENT_LIMIT,
+    MemoryMapper, Placement, Protection, SegmentProtection, TargetCall, LOW_PLACEMENT_LIMIT,
 };
-use crate::{TargetAddr, TargetRange, WorkingMemory};
+use crate::{MapError, TargetAddr, TargetRange, WorkingMemory};
 use std::sync::{Arc, Mutex};
 
 /// The default slab: 1 GiB of address space (it costs memory only where used).
@@ -21,7 +24,7 @@ pub const DEFAULT_SLAB_SIZE: u64 = 1 << 30;
 #[derive(Clone, Copy, Debug)]
 pub struct SlabConfig {
     pub size: u64,
-    /// `--slab-address`: reserve exactly here.
+    /// Reserve exactly here (never replacing a mapping).
     pub address: Option<TargetAddr>,
 }
 
@@ -48,20 +51,29 @@ pub struct AllocAction {
     pub deallocate: Option<TargetCall>,
 }
 
-/// Memory being linked into: the linker writes `working`; the code will run at `range`.
+/// Memory being linked into: the linker writes `working()`; the code will run at `range()`.
+/// Dropped without `finalize`, it goes back to the slab.
 #[derive(Debug)]
 pub struct InFlight {
-    pub range: TargetRange,
+    manager: Arc<MemoryManager>,
+    range: TargetRange,
     /// Each requested segment's target range (page-aligned) and protection, in order.
-    pub segments: Vec<SegmentProtection>,
-    pub working: WorkingMemory,
+    segments: Vec<SegmentProtection>,
+    working: WorkingMemory,
+    /// Cleared once `finalize` has handed the range on.
+    owned: bool,
 }
 
-/// Memory whose code may run. Give it back with `MemoryManager::deallocate`.
+/// Memory whose code may run. Dropped (or `free`d), its deallocation calls run and its range
+/// goes back to the slab.
 #[derive(Debug)]
 pub struct Finalized {
-    pub range: TargetRange,
+    manager: Arc<MemoryManager>,
+    range: TargetRange,
+    /// The finalize actions' undos, in the order they must run (reverse of finalize).
     deallocate_actions: Vec<TargetCall>,
+    /// Cleared once `free` has run.
+    owned: bool,
 }
 
 /// Counters for `--show-stats`.
@@ -72,6 +84,7 @@ pub struct SlabStats {
     pub bytes_in_use: u64,
 }
 
+#[derive(Debug)]
 struct Slab {
     range: TargetRange,
     free: FreeList,
@@ -85,14 +98,25 @@ pub struct MemoryManager {
     stats: Mutex<SlabStats>,
 }
 
+impl std::fmt::Debug for MemoryManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryManager")
+            .field("config", &self.config)
+            .field("slab", &self.slab_range())
+            .finish_non_exhaustive()
+    }
+}
+
 impl MemoryManager {
-    pub fn new(mapper: Arc<dyn MemoryMapper>, config: SlabConfig) -> MemoryManager {
-        MemoryManager {
+    /// A manager whose slab is reserved through `mapper` at the first allocation. Shared:
+    /// every allocation keeps it alive, so the slab is released only after the last one.
+    pub fn new(mapper: Arc<dyn MemoryMapper>, config: SlabConfig) -> Arc<MemoryManager> {
+        Arc::new(MemoryManager {
             mapper,
             config,
             slab: Mutex::new(None),
             stats: Mutex::new(SlabStats::default()),
-        }
+        })
     }
 
     pub fn page_size(&self) -> u64 {
@@ -113,7 +137,7 @@ impl MemoryManager {
     /// memory must lie below 2 GiB (code with 32-bit absolute relocations); the first
     /// allocation then places the slab there.
     pub fn allocate(
-        &self,
+        self: &Arc<Self>,
         segments: &[SegmentRequest],
         below_2gib: bool,
     ) -> Result<InFlight, MapError> {
@@ -121,12 +145,15 @@ impl MemoryManager {
         let mut layout = Vec::with_capacity(segments.len());
         let mut size = 0u64;
         for segment in segments {
-            layout.push((
-                size,
-                segment.size.next_multiple_of(page),
-                segment.protection,
-            ));
-            size += segment.size.next_multiple_of(page);
+            let len = segment.size.next_multiple_of(page);
+            layout.push(SegmentProtection {
+                range: TargetRange {
+                    start: TargetAddr(size),
+                    len: len as usize,
+                },
+                protection: segment.protection,
+            });
+            size += len;
         }
         let size = size.max(page);
 
@@ -137,18 +164,17 @@ impl MemoryManager {
                 empty => empty.insert(self.reserve_slab(below_2gib)?),
             };
             if below_2gib && slab.range.end().get() > LOW_PLACEMENT_LIMIT {
-                return Err(MapError(format!(
-                    "this link has 32-bit absolute relocations and needs memory below 2 GiB, but the slab was reserved at {}; pass --slab-address or link such code first",
-                    slab.range.start
-                )));
+                return Err(MapError::SlabNotLow {
+                    slab: slab.range.start,
+                });
             }
             let Some(offset) = slab.free.allocate(size, page) else {
-                return Err(MapError(format!(
-                    "slab exhausted: the link needs {size:#x} bytes, but only {:#x} of the {:#x}-byte slab are free (largest free range {:#x}); raise --slab-size",
-                    slab.free.free_bytes(),
-                    slab.free.capacity(),
-                    slab.free.largest_free()
-                )));
+                return Err(MapError::SlabExhausted {
+                    needed: size,
+                    free: slab.free.free_bytes(),
+                    capacity: slab.free.capacity(),
+                    largest_free: slab.free.largest_free(),
+                });
             };
             TargetRange {
                 start: slab.range.start + offset,
@@ -167,19 +193,16 @@ impl MemoryManager {
             stats.allocations_served += 1;
             stats.bytes_in_use += size;
         }
+        // Segment starts were offsets from the allocation's start.
+        for segment in &mut layout {
+            segment.range.start = range.start + segment.range.start.get();
+        }
         Ok(InFlight {
+            manager: self.clone(),
             range,
-            segments: layout
-                .into_iter()
-                .map(|(offset, len, protection)| SegmentProtection {
-                    range: TargetRange {
-                        start: range.start + offset,
-                        len: len as usize,
-                    },
-                    protection,
-                })
-                .collect(),
+            segments: layout,
             working,
+            owned: true,
         })
     }
 
@@ -188,9 +211,7 @@ impl MemoryManager {
         let placement = match self.config.address {
             Some(address) => {
                 if below_2gib && address.get().saturating_add(size) > LOW_PLACEMENT_LIMIT {
-                    return Err(MapError(format!(
-                        "this link has 32-bit absolute relocations and needs memory below 2 GiB, but --slab-address {address} with --slab-size {size:#x} ends above it"
-                    )));
+                    return Err(MapError::SlabAddressNotLow { address, size });
                 }
                 Placement::At(address)
             }
@@ -208,6 +229,7 @@ impl MemoryManager {
         })
     }
 
+    /// Return a range to the slab (its pages already given back to the mapper).
     fn give_back(&self, range: TargetRange) {
         let mut slab = self.slab.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slab) = &mut *slab {
@@ -216,29 +238,81 @@ impl MemoryManager {
         }
     }
 
+    /// Make `actions` calls, empty `range` and return it to the slab. A range whose pages
+    /// could not be emptied stays out of the slab: handing it out again would break the
+    /// guarantee that prepared memory reads zero.
+    fn deallocate(&self, range: TargetRange, actions: &[TargetCall]) -> Result<(), MapError> {
+        self.mapper.deinitialize(&[range], actions)?;
+        self.give_back(range);
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.bytes_in_use -= range.len as u64;
+        Ok(())
+    }
+}
+
+impl InFlight {
+    /// Where the allocation lies in the target.
+    pub fn range(&self) -> TargetRange {
+        self.range
+    }
+
+    /// Each requested segment's target range (page-aligned) and protection, in order.
+    pub fn segments(&self) -> &[SegmentProtection] {
+        &self.segments
+    }
+
+    /// The linker-side memory to write the image into: zeroed, `range().len` bytes.
+    pub fn working(&self) -> &WorkingMemory {
+        &self.working
+    }
+
     /// Apply the segments' protections and make the finalize calls: the code may run after.
-    pub fn finalize(
-        &self,
-        in_flight: InFlight,
-        actions: &[AllocAction],
-    ) -> Result<Finalized, MapError> {
+    /// On Err the memory goes back to the slab.
+    pub fn finalize(mut self, actions: &[AllocAction]) -> Result<Finalized, MapError> {
         let calls: Vec<TargetCall> = actions.iter().map(|a| a.finalize).collect();
-        self.mapper.initialize(&in_flight.segments, &calls)?;
+        self.manager.mapper.initialize(&self.segments, &calls)?;
+        self.owned = false;
         Ok(Finalized {
-            range: in_flight.range,
+            manager: self.manager.clone(),
+            range: self.range,
             deallocate_actions: actions.iter().rev().filter_map(|a| a.deallocate).collect(),
+            owned: true,
         })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.owned {
+            // Nothing ran: no calls to undo. A failure leaves the range out of the slab.
+            let _ = self.manager.deallocate(self.range, &[]);
+        }
+    }
+}
+
+impl Finalized {
+    /// Where the allocation lies in the target.
+    pub fn range(&self) -> TargetRange {
+        self.range
     }
 
     /// Make the deallocation calls, give the pages' memory back and return the range to the
-    /// slab for reuse.
-    pub fn deallocate(&self, finalized: Finalized) -> Result<(), MapError> {
-        self.mapper
-            .deinitialize(&[finalized.range], &finalized.deallocate_actions)?;
-        self.give_back(finalized.range);
-        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        stats.bytes_in_use -= finalized.range.len as u64;
-        Ok(())
+    /// slab for reuse. Like dropping, but reports a failure.
+    pub fn free(mut self) -> Result<(), MapError> {
+        self.owned = false;
+        self.manager
+            .deallocate(self.range, &self.deallocate_actions)
+    }
+}
+
+impl Drop for Finalized {
+    fn drop(&mut self) {
+        if self.owned {
+            // Nothing useful can be done about a failure while dropping.
+            let _ = self
+                .manager
+                .deallocate(self.range, &self.deallocate_actions);
+        }
     }
 }
 
@@ -257,7 +331,7 @@ mod tests {
     use super::*;
     use crate::InProcessMapper;
 
-    fn manager(size: u64) -> MemoryManager {
+    fn manager(size: u64) -> Arc<MemoryManager> {
         MemoryManager::new(
             Arc::new(InProcessMapper::new()),
             SlabConfig {
@@ -282,18 +356,17 @@ mod tests {
         let manager = manager(1 << 24);
         let a = manager.allocate(&request(&[100, 5000, 1]), false).unwrap();
         let page = manager.page_size();
-        assert_eq!(a.segments.len(), 3);
-        assert_eq!(a.segments[1].range.start - a.segments[0].range.start, page);
-        assert_eq!(
-            a.segments[2].range.start - a.segments[1].range.start,
-            2 * page
-        );
+        let segments = a.segments();
+        assert_eq!(segments.len(), 3);
+        assert_eq!(segments[0].range.start, a.range().start);
+        assert_eq!(segments[1].range.start - segments[0].range.start, page);
+        assert_eq!(segments[2].range.start - segments[1].range.start, 2 * page);
         let b = manager.allocate(&request(&[10]), false).unwrap();
         let slab = manager.slab_range().unwrap();
-        for range in [a.range, b.range] {
+        for range in [a.range(), b.range()] {
             assert!(range.start >= slab.start && range.end() <= slab.end());
         }
-        assert!(b.range.start >= a.range.end() || b.range.end() <= a.range.start);
+        assert!(b.range().start >= a.range().end() || b.range().end() <= a.range().start);
         assert_eq!(manager.stats().allocations_served, 2);
     }
 
@@ -301,46 +374,74 @@ mod tests {
     fn memory_is_writable_then_protected_then_reused_zeroed() {
         let manager = manager(1 << 20);
         let in_flight = manager.allocate(&request(&[4096]), false).unwrap();
-        let start = in_flight.range.start;
+        let start = in_flight.range().start;
         // SAFETY: working memory is ours until finalized.
-        unsafe { *in_flight.working.ptr = 0xab };
-        let finalized = manager.finalize(in_flight, &[]).unwrap();
+        unsafe { *in_flight.working().ptr = 0xab };
+        let finalized = in_flight.finalize(&[]).unwrap();
         // SAFETY: finalized read-write memory.
         assert_eq!(unsafe { *(start.get() as *const u8) }, 0xab);
-        manager.deallocate(finalized).unwrap();
+        finalized.free().unwrap();
         let again = manager.allocate(&request(&[4096]), false).unwrap();
-        assert_eq!(again.range.start, start, "freed range is reused");
+        assert_eq!(again.range().start, start, "freed range is reused");
         // SAFETY: working memory is ours until finalized.
         assert_eq!(
-            unsafe { *again.working.ptr },
+            unsafe { *again.working().ptr },
             0,
             "reused memory reads as zero"
         );
     }
 
     #[test]
+    fn dropped_allocations_go_back_to_the_slab_zeroed() {
+        let manager = manager(1 << 20);
+        let in_flight = manager.allocate(&request(&[4096]), false).unwrap();
+        let start = in_flight.range().start;
+        // SAFETY: working memory is ours until finalized.
+        unsafe { *in_flight.working().ptr = 0xcd };
+        drop(in_flight);
+        assert_eq!(manager.stats().bytes_in_use, 0);
+        let finalized = manager
+            .allocate(&request(&[4096]), false)
+            .unwrap()
+            .finalize(&[])
+            .unwrap();
+        assert_eq!(finalized.range().start, start, "abandoned range is reused");
+        // SAFETY: finalized read-write memory.
+        assert_eq!(unsafe { *(start.get() as *const u8) }, 0, "and reads zero");
+        drop(finalized);
+        assert_eq!(manager.stats().bytes_in_use, 0);
+    }
+
+    #[test]
     fn exhaustion_is_a_clear_error() {
         let manager = manager(1 << 16);
         let error = manager.allocate(&request(&[1 << 17]), false).unwrap_err();
+        assert!(matches!(
+            error,
+            MapError::SlabExhausted {
+                needed: 0x20000,
+                capacity: 0x10000,
+                ..
+            }
+        ));
         assert!(
             error
-                .0
+                .to_string()
                 .starts_with("slab exhausted: the link needs 0x20000 bytes"),
             "{error}"
         );
-        assert!(error.0.contains("raise --slab-size"), "{error}");
     }
 
     #[test]
     fn low_slab_lies_below_2gib() {
         let manager = manager(1 << 24);
         let a = manager.allocate(&request(&[4096]), true).unwrap();
-        assert!(a.range.end().get() <= LOW_PLACEMENT_LIMIT);
+        assert!(a.range().end().get() <= LOW_PLACEMENT_LIMIT);
         let high = self::manager(1 << 24);
-        high.allocate(&request(&[4096]), false).unwrap();
+        let _kept = high.allocate(&request(&[4096]), false).unwrap();
         if high.slab_range().unwrap().end().get() > LOW_PLACEMENT_LIMIT {
             let error = high.allocate(&request(&[4096]), true).unwrap_err();
-            assert!(error.0.contains("needs memory below 2 GiB"), "{error}");
+            assert!(matches!(error, MapError::SlabNotLow { .. }), "{error}");
         }
     }
 
@@ -367,10 +468,10 @@ mod tests {
                 deallocate: Some(call(102)),
             },
         ];
-        let finalized = manager.finalize(in_flight, &actions).unwrap();
+        let finalized = in_flight.finalize(&actions).unwrap();
         assert_eq!(*ACTION_LOG.lock().unwrap(), vec![(1, 7), (2, 7)]);
-        manager.deallocate(finalized).unwrap();
-        // Undone in reverse order.
+        drop(finalized);
+        // Undone in reverse order, by dropping as by freeing.
         assert_eq!(
             *ACTION_LOG.lock().unwrap(),
             vec![(1, 7), (2, 7), (102, 7), (101, 7)]

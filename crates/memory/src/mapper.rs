@@ -6,7 +6,7 @@
 //! them at `initialize`; a shared-memory mapper maps the executor's pages locally. The trait is
 //! shaped so that all three fit without change.
 
-use crate::{TargetAddr, TargetRange};
+use crate::{MapError, TargetAddr, TargetRange};
 use std::fmt;
 
 /// Page protections of a segment once finalized. Never writable and executable at once.
@@ -74,18 +74,6 @@ pub struct WorkingMemory {
 unsafe impl Send for WorkingMemory {}
 unsafe impl Sync for WorkingMemory {}
 
-/// A mapper failure, already phrased for the user.
-#[derive(Debug)]
-pub struct MapError(pub String);
-
-impl fmt::Display for MapError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for MapError {}
-
 /// The OS-facing half of memory management. Implementations: in-process (mmap/mprotect),
 /// RPC copy, shared memory.
 ///
@@ -100,7 +88,10 @@ impl std::error::Error for MapError {}
 ///    written to working memory are then in place), then makes the `actions` calls in order:
 ///    after it returns Ok, code in the target may run. Each segment lies in a prepared range.
 /// 4. `deinitialize` makes the `actions` calls, then returns the ranges' pages to the
-///    reserved state: inaccessible, their memory given back, zero when prepared again.
+///    reserved state: inaccessible, their memory given back, zero when prepared again. It is
+///    also called, with no actions, for a prepared range that was never initialized (a link
+///    that failed after allocating): the mapper then drops whatever working memory it holds
+///    for it.
 /// 5. `release` gives a whole reservation back. Working memory for it must not be used after.
 pub trait MemoryMapper: Send + Sync {
     /// Page size of the target.

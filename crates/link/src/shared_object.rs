@@ -1,11 +1,10 @@
-//! `--export-dynamic`: make the linked program's global definitions visible to libraries it
-//! loads later (CPython's extension modules resolve `Py*` against the executable).
-//!
-//! The linked image is not an ELF file the loader knows, so rjitlink writes a small shared
-//! object whose dynamic symbols are absolute (SHN_ABS) at the linked addresses — glibc gives
-//! absolute symbols their value as is — and the executor loads it RTLD_GLOBAL from memory.
+//! A minimal shared object that defines absolute symbols: the dynamic symbol table, its hash
+//! table and the dynamic section, in one loadable segment. glibc gives absolute (SHN_ABS)
+//! symbols their value as is, so loading it makes the symbols visible at those addresses.
 
-/// One symbol to export.
+use rjitlink_arch::{Arch, HostArch};
+
+/// One symbol to define.
 pub struct ExportedSymbol<'a> {
     pub name: &'a [u8],
     pub address: u64,
@@ -124,7 +123,7 @@ pub fn shared_object(soname: &[u8], symbols: &[ExportedSymbol<'_>]) -> Vec<u8> {
     ]);
     header.extend_from_slice(&[0; 8]);
     header.extend_from_slice(&ET_DYN.to_le_bytes());
-    header.extend_from_slice(&EM_X86_64.to_le_bytes());
+    header.extend_from_slice(&HostArch::MACHINE.to_le_bytes());
     header.extend_from_slice(&u32::from(EV_CURRENT).to_le_bytes());
     header.extend_from_slice(&0u64.to_le_bytes()); // e_entry
     header.extend_from_slice(&(EHDR_SIZE as u64).to_le_bytes()); // e_phoff

@@ -1,0 +1,221 @@
+//! What rjitlink knows about a target architecture, behind one trait: relocation kinds (formula,
+//! width, range), GOT-load relaxation, PLT stubs, code-model limits, `e_machine` and where the
+//! system keeps the architecture's libraries. `x86_64` implements it; the rest of rjitlink is
+//! architecture-free and names the architecture only through `HostArch`.
+
+mod x86_64;
+
+pub use x86_64::{Relaxation as X86_64Relaxation, X86_64};
+
+/// The architecture rjitlink links for: the one it runs on (a JIT's code runs beside it).
+pub type HostArch = X86_64;
+
+/// How a relocation's value is computed (psABI notation: S symbol, A addend, P place,
+/// G GOT slot offset, GOT GOT base, L PLT stub, Z symbol size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Formula {
+    /// Nothing to do.
+    None,
+    /// S + A
+    Absolute,
+    /// S + A - P
+    PcRelative,
+    /// L + A - P; the symbol itself (S) when it is within reach.
+    PltRelative,
+    /// G + GOT + A - P; `relax` says whether the instruction may be rewritten to use S directly.
+    GotPcRelative { relax: Relax },
+    /// G + A: the slot's offset from the GOT base.
+    GotOffsetOfSlot,
+    /// S + A - GOT
+    OffsetFromGot,
+    /// GOT + A - P
+    GotBaseRelative,
+    /// L - GOT + A; S - GOT + A when no stub is needed.
+    PltOffsetFromGot,
+    /// Z + A
+    Size,
+}
+
+/// GOT-load relaxation allowed for a GOT-relative relocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relax {
+    Never,
+    /// The instruction has no prefix to account for.
+    Plain,
+    /// The instruction carries a REX prefix.
+    Rex,
+}
+
+/// The values a field may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Range {
+    Signed,
+    Unsigned,
+    /// Signed or unsigned: ld's "bitfield" check.
+    Either,
+}
+
+impl Range {
+    /// For messages: `signed`, `unsigned`, `signed or unsigned`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Range::Signed => "signed",
+            Range::Unsigned => "unsigned",
+            Range::Either => "signed or unsigned",
+        }
+    }
+}
+
+/// One relocation type.
+#[derive(Clone, Copy, Debug)]
+pub struct RelocKind {
+    /// The psABI's name, for messages.
+    pub name: &'static str,
+    pub formula: Formula,
+    /// Bytes written.
+    pub width: usize,
+    pub range: Range,
+}
+
+/// What a linked reference needs, depending on where its symbol lies; decided by the
+/// architecture's code model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// The value fits wherever the symbol lies.
+    Anywhere,
+    /// An absolute address in a field narrower than a pointer: a symbol in the image needs the
+    /// image placed low; a library symbol needs a stand-in in the image (copy or stub).
+    LowAbsolute,
+    /// A PC-relative field that reaches only nearby code and data: a library symbol needs a
+    /// stand-in in the image (a copy for data, a stub for functions).
+    NearRelative,
+}
+
+/// A relocation type rjitlink cannot apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnsupportedReloc {
+    /// A known type that rjitlink does not implement (TLS, dynamic-only types).
+    Known(&'static str),
+    Unknown(u32),
+}
+
+impl std::fmt::Display for UnsupportedReloc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnsupportedReloc::Known(name) => write!(f, "unsupported relocation {name}"),
+            UnsupportedReloc::Unknown(r_type) => write!(f, "unknown relocation type {r_type}"),
+        }
+    }
+}
+
+impl std::error::Error for UnsupportedReloc {}
+
+/// How a dynamic relocation that stores a symbol's address into a data slot computes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressSlot {
+    /// The slot holds S.
+    Symbol,
+    /// The slot holds S + A.
+    SymbolPlusAddend,
+}
+
+/// Everything architecture-specific the linker and executor need. Implemented once per
+/// architecture (`X86_64`); all functions are associated, so the choice costs nothing at run
+/// time.
+pub trait Arch {
+    /// The architecture-specific instruction rewrite of a GOT load.
+    type Relaxation: Copy + std::fmt::Debug + PartialEq;
+
+    /// Its name, for messages.
+    const NAME: &'static str;
+    /// `e_machine` of its ELF files.
+    const MACHINE: u16;
+    /// The system's library directories for it, in the order cc's driver passes them to ld.
+    const LIBRARY_DIRS: &'static [&'static str];
+    /// Where gcc keeps one directory per version with its private libraries (libgcc.a).
+    const GCC_LIBRARY_ROOT: &'static str;
+    /// The largest image whose internal references the code model guarantees to reach.
+    const MAX_IMAGE_SIZE: u64;
+    /// Bytes of one GOT slot.
+    const GOT_SLOT_SIZE: u64;
+    /// Bytes of one PLT stub.
+    const PLT_STUB_SIZE: u64;
+    /// Alignment of the PLT stubs' section.
+    const PLT_ALIGN: u64;
+
+    /// The relocation type `r_type`, or why it cannot be applied.
+    fn reloc_kind(r_type: u32) -> Result<RelocKind, UnsupportedReloc>;
+
+    /// Where a symbol must lie for a reference of `kind` to reach it.
+    fn reach(kind: &RelocKind) -> Reach;
+
+    /// Which rewrite applies to the instruction whose field is at `offset` in `code`, if any.
+    fn relaxation(code: &[u8], offset: usize, relax: Relax) -> Option<Self::Relaxation>;
+
+    /// Where the field lies after `relaxation` (some rewrites move it).
+    fn relaxed_field(relaxation: Self::Relaxation, offset: usize) -> usize;
+
+    /// Rewrite the instruction whose field is at `offset` for `relaxation`. The caller has
+    /// checked with `relaxation` that the instruction is the one expected.
+    fn relax_instruction(code: &mut [u8], offset: usize, relaxation: Self::Relaxation);
+
+    /// The bytes of a PLT stub at address `stub` that jumps through the GOT slot at `slot`.
+    /// The caller guarantees the slot is within reach (both lie in one image).
+    fn plt_stub(stub: u64, slot: u64) -> Vec<u8>;
+
+    /// Whether a dynamic relocation of type `r_type` stores a symbol's address into a data
+    /// slot, and how (what copy relocations redirect in loaded libraries).
+    fn address_slot(r_type: u32) -> Option<AddressSlot>;
+}
+
+/// The name of an `e_machine` value, for messages about objects of the wrong architecture.
+pub fn machine_name(machine: u16) -> &'static str {
+    use object::elf;
+    match machine {
+        elf::EM_386 => "i386",
+        elf::EM_X86_64 => "x86-64",
+        elf::EM_ARM => "ARM",
+        elf::EM_AARCH64 => "AArch64",
+        elf::EM_RISCV => "RISC-V",
+        elf::EM_PPC64 => "PowerPC64",
+        elf::EM_S390 => "s390",
+        _ => "unknown",
+    }
+}
+
+/// Whether `value` fits a field of `width` bytes with `range`.
+pub fn fits(value: i64, width: usize, range: Range) -> bool {
+    if width >= 8 {
+        return true;
+    }
+    let bits = width as u32 * 8;
+    let value = i128::from(value);
+    let signed_min = -(1i128 << (bits - 1));
+    let signed_end = 1i128 << (bits - 1);
+    let unsigned_end = 1i128 << bits;
+    match range {
+        Range::Signed => (signed_min..signed_end).contains(&value),
+        Range::Unsigned => (0..unsigned_end).contains(&value),
+        Range::Either => (signed_min..unsigned_end).contains(&value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_match_the_field_sizes() {
+        assert!(fits(i32::MAX as i64, 4, Range::Signed));
+        assert!(!fits(i32::MAX as i64 + 1, 4, Range::Signed));
+        assert!(fits(i32::MIN as i64, 4, Range::Signed));
+        assert!(!fits(-1, 4, Range::Unsigned));
+        assert!(fits(u32::MAX as i64, 4, Range::Unsigned));
+        assert!(!fits(1 << 32, 4, Range::Unsigned));
+        assert!(fits(-32768, 2, Range::Either));
+        assert!(fits(65535, 2, Range::Either));
+        assert!(!fits(65536, 2, Range::Either));
+        assert!(!fits(-129, 1, Range::Signed));
+        assert!(fits(i64::MIN, 8, Range::Signed));
+    }
+}

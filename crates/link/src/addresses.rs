@@ -1,0 +1,125 @@
+//! The final address of everything a relocation can name, computed once the image's base is
+//! known: per global, and per object per symbol (so applying a relocation is a lookup).
+
+use crate::elf::{ObjectFile, LE};
+use crate::ids::{GlobalId, ImageOffset, ObjectId};
+use crate::layout::Layout;
+use crate::resolve::{LinkerSymbol, Resolution, SymbolDb};
+use object::elf;
+use object::read::elf::Sym as _;
+use rayon::prelude::*;
+use rjitlink_memory::TargetAddr;
+
+/// Final addresses of everything a relocation can name.
+pub struct Addresses {
+    pub base: TargetAddr,
+    /// Per global; `None` where the defining section is not loaded.
+    pub globals: Vec<Option<TargetAddr>>,
+    /// Per object, per symbol: the value relocations use (`UNLOADED` where the symbol lies in
+    /// a section that is not loaded). Filled in parallel so that applying a relocation is a
+    /// lookup, not a walk through symbol and section tables.
+    pub symbol_values: Vec<Vec<u64>>,
+}
+
+/// Marks a symbol whose section is not loaded in `Addresses::symbol_values`.
+pub const UNLOADED: u64 = u64::MAX;
+
+impl Addresses {
+    pub fn at(&self, offset: ImageOffset) -> TargetAddr {
+        self.base + offset.get()
+    }
+}
+
+/// The address of symbol `index` of `object` as the object defines it (locals, and the defining
+/// symbol of a global). `None` if it lies in a section that is not loaded.
+pub fn defined_address(
+    object: &ObjectFile<'_>,
+    object_id: ObjectId,
+    index: usize,
+    layout: &Layout,
+    base: TargetAddr,
+) -> Option<TargetAddr> {
+    let symbol = object.symbol(index)?;
+    let value = symbol.st_value(LE);
+    match symbol.st_shndx(LE) {
+        elf::SHN_ABS => Some(TargetAddr(value)),
+        elf::SHN_UNDEF => Some(TargetAddr(0)),
+        _ => {
+            let section = object.symbol_section(index, symbol)?;
+            let offset = layout.section_offset(object_id, section)?;
+            Some(base + offset.get() + value)
+        }
+    }
+}
+
+/// The addresses of everything, for an image at `base`.
+pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addresses {
+    let globals = db
+        .globals
+        .par_iter()
+        .enumerate()
+        .map(|(index, global)| match global.resolution {
+            Resolution::Defined { object, symbol, .. } => defined_address(
+                &db.objects[object.index()],
+                object,
+                symbol as usize,
+                layout,
+                base,
+            ),
+            Resolution::Common { .. } => layout
+                .commons
+                .get(&GlobalId::from_index(index))
+                .map(|offset| base + offset.get()),
+            Resolution::External(address) => Some(
+                layout
+                    .copies
+                    .get(&GlobalId::from_index(index))
+                    .map_or(address, |copy| base + copy.offset.get()),
+            ),
+            Resolution::UndefinedWeak | Resolution::Undefined => Some(TargetAddr(0)),
+            Resolution::Linker(LinkerSymbol::GotBase) => Some(base + layout.got.get()),
+            Resolution::Linker(LinkerSymbol::DsoHandle) => Some(base + layout.dso_handle.get()),
+            Resolution::Linker(
+                bound @ (LinkerSymbol::SectionStart | LinkerSymbol::SectionStop),
+            ) => {
+                let prefix_len = if bound == LinkerSymbol::SectionStart {
+                    8
+                } else {
+                    7
+                };
+                let bounds = layout.section_bounds.get(&global.name[prefix_len..])?;
+                Some(
+                    base + if bound == LinkerSymbol::SectionStart {
+                        bounds.start.get()
+                    } else {
+                        bounds.stop.get()
+                    },
+                )
+            }
+        })
+        .collect::<Vec<_>>();
+    let symbol_values = db
+        .objects
+        .par_iter()
+        .enumerate()
+        .map(|(index, object)| {
+            let object_id = ObjectId::from_index(index);
+            let first = object.first_global();
+            let object_globals = &db.object_globals[index];
+            (0..object.symbols.len())
+                .map(|symbol| {
+                    let address = match symbol.checked_sub(first) {
+                        Some(i) => globals[object_globals[i].index()],
+                        None => defined_address(object, object_id, symbol, layout, base),
+                    };
+                    address.map_or(UNLOADED, TargetAddr::get)
+                })
+                .collect()
+        })
+        .collect();
+    Addresses {
+        base,
+        globals,
+        symbol_values,
+    }
+}

@@ -1,0 +1,68 @@
+//! The allocate and apply phases: target memory for the laid-out image, then the image's
+//! bytes copied and relocated into its working memory. Until finalize the memory is an
+//! `InFlight` allocation, which goes back to the slab if the link fails.
+
+use crate::addresses::{addresses, Addresses};
+use crate::apply::{apply, ApplyContext};
+use crate::error::LinkError;
+use crate::layout::Layout;
+use crate::resolve::SymbolDb;
+use crate::sections::SegmentKind;
+use crate::timing::PhaseTimes;
+use rjitlink_memory::{InFlight, MemoryManager, SegmentRequest};
+use std::sync::Arc;
+
+/// The result of the apply phase: the relocated image in memory that is not live yet, and
+/// the address of everything in it.
+pub struct Image {
+    pub memory: InFlight,
+    pub addresses: Addresses,
+}
+
+/// The image's bytes as written so far (its working memory).
+pub fn image_bytes(memory: &InFlight) -> &[u8] {
+    let working = memory.working();
+    // SAFETY: the manager guarantees the working memory is valid and ours alone until the
+    // allocation is finalized, which takes it by value.
+    unsafe { std::slice::from_raw_parts(working.ptr, working.len) }
+}
+
+/// The allocate phase: one allocation for the whole image, its segments in layout order.
+pub fn allocate(
+    layout: &Layout,
+    memory: &Arc<MemoryManager>,
+    times: &PhaseTimes,
+) -> Result<InFlight, LinkError> {
+    let _span = times.span("allocate");
+    let requests = SegmentKind::ALL.map(|kind| SegmentRequest {
+        size: layout.segments[kind as usize].size,
+        protection: kind.protection(),
+    });
+    let in_flight = memory.allocate(&requests, layout.needs_low_addresses)?;
+    debug_assert!(SegmentKind::ALL.iter().all(|&kind| {
+        in_flight.segments()[kind as usize].range.start
+            == in_flight.range().start + layout.segments[kind as usize].start.get()
+    }));
+    Ok(in_flight)
+}
+
+/// The apply phase: every address, then every section copied and relocated.
+pub fn apply_image(
+    db: &SymbolDb<'_>,
+    layout: &Layout,
+    memory: InFlight,
+    times: &PhaseTimes,
+) -> Result<Image, LinkError> {
+    let _span = times.span("apply");
+    let addresses = addresses(db, layout, memory.range().start);
+    let working = memory.working();
+    // SAFETY: as in `image_bytes`; nothing else refers to the working memory meanwhile.
+    let image = unsafe { std::slice::from_raw_parts_mut(working.ptr, working.len) };
+    let context = ApplyContext {
+        db,
+        layout,
+        addresses: &addresses,
+    };
+    apply(&context, image)?;
+    Ok(Image { memory, addresses })
+}

@@ -1,0 +1,82 @@
+//! The plugin seam: small passes that observe named points of a link, as JITLink's pass lists
+//! do, so that features beside the core (exporting symbols, copy relocations; next: exception
+//! frames, thread-local storage, the debugger and profiler interfaces) live in a module each and
+//! `Session::link` stays the list of phases.
+//!
+//! A plugin is created for one link and lives as long as the unit it linked, so it can keep
+//! what it registered in the target and undo it when the unit is freed.
+//!
+//! The points, in order:
+//! 1. `after_resolve`: every symbol is resolved; a plugin may claim or define names.
+//! 2. `after_layout`: every section, GOT slot and stub has its offset in the image.
+//! 3. `after_apply`: the image is relocated in working memory; a plugin reads the final bytes
+//!    and returns calls the target makes as the memory becomes live (sent with the
+//!    protections, in one round trip remotely), each with its undo for when it is freed.
+//! 4. `finalize`: the memory is live; a plugin asks the target for what it needs before the
+//!    unit runs (an executor operation, the same in process and remote).
+//! 5. `free`: the unit is being freed; plugins undo `finalize`, in reverse order, before its
+//!    memory (and with it the calls from `after_apply`) is undone.
+
+mod copy_relocations;
+mod export_dynamic;
+
+use crate::addresses::Addresses;
+use crate::error::LinkError;
+use crate::layout::Layout;
+use crate::resolve::SymbolDb;
+use crate::session::LinkOptions;
+use rjitlink_executor::Executor;
+use rjitlink_memory::AllocAction;
+
+/// What a plugin sees of a link once its addresses are known.
+pub struct LinkContext<'a, 'data> {
+    pub db: &'a SymbolDb<'data>,
+    pub layout: &'a Layout,
+    pub addresses: &'a Addresses,
+}
+
+/// A pass over one link. Every method has a default that does nothing.
+pub trait Plugin: Send {
+    /// Every symbol is resolved.
+    fn after_resolve(&mut self, _db: &mut SymbolDb<'_>) -> Result<(), LinkError> {
+        Ok(())
+    }
+
+    /// Every section, GOT slot and stub has its place in the image.
+    fn after_layout(&mut self, _db: &SymbolDb<'_>, _layout: &Layout) -> Result<(), LinkError> {
+        Ok(())
+    }
+
+    /// The image is relocated; `image` holds its final bytes. Returns calls the target makes
+    /// as the memory becomes live, each with its undo.
+    fn after_apply(
+        &mut self,
+        _link: &LinkContext<'_, '_>,
+        _image: &[u8],
+    ) -> Result<Vec<AllocAction>, LinkError> {
+        Ok(Vec::new())
+    }
+
+    /// The memory is live: do what the target must do before the unit runs.
+    fn finalize(
+        &mut self,
+        _link: &LinkContext<'_, '_>,
+        _target: &mut dyn Executor,
+    ) -> Result<(), LinkError> {
+        Ok(())
+    }
+
+    /// The unit is being freed: undo `finalize`.
+    fn free(&mut self, _target: &mut dyn Executor) -> Result<(), LinkError> {
+        Ok(())
+    }
+}
+
+/// The plugins a link with `options` runs, in order.
+pub fn for_link(options: &LinkOptions) -> Vec<Box<dyn Plugin>> {
+    let mut plugins: Vec<Box<dyn Plugin>> = vec![Box::new(copy_relocations::CopyRelocations)];
+    if options.export_dynamic {
+        plugins.push(Box::new(export_dynamic::ExportDynamic));
+    }
+    plugins
+}

@@ -1,0 +1,106 @@
+//! What can go wrong with target memory, as values a caller can match on. Messages say what
+//! happened in the memory's own terms; the command line adds its flags as hints.
+
+use crate::mapper::{Placement, LOW_PLACEMENT_FLOOR, LOW_PLACEMENT_LIMIT};
+use crate::{TargetAddr, TargetRange};
+use std::{fmt, io};
+
+/// A memory manager or mapper failure.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MapError {
+    /// A system call on target memory failed.
+    System {
+        /// What was asked of the system (`mprotect`, `munmap`, ...).
+        operation: &'static str,
+        range: TargetRange,
+        source: io::Error,
+    },
+    /// No address space of `size` bytes could be reserved where `placement` asks.
+    Reserve {
+        size: usize,
+        placement: Placement,
+        /// The system's reason, where it gave one.
+        source: Option<io::Error>,
+    },
+    /// The slab has no free range large enough for a link.
+    SlabExhausted {
+        needed: u64,
+        free: u64,
+        capacity: u64,
+        largest_free: u64,
+    },
+    /// A link needs memory below 2 GiB (32-bit absolute relocations), but the slab was
+    /// already reserved above it by an earlier link.
+    SlabNotLow { slab: TargetAddr },
+    /// A link needs memory below 2 GiB, but the slab was asked for at an address where it
+    /// would end above it.
+    SlabAddressNotLow { address: TargetAddr, size: u64 },
+    /// The executor refused or failed a memory request, or could not be asked: its message.
+    Executor(String),
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapError::System {
+                operation,
+                range,
+                source,
+            } => write!(
+                f,
+                "{operation} of {:#x} bytes at {} failed: {source}",
+                range.len, range.start
+            ),
+            MapError::Reserve {
+                size,
+                placement,
+                source,
+            } => match placement {
+                Placement::Anywhere => match source {
+                    Some(source) => write!(f, "cannot reserve {size:#x} bytes: {source}"),
+                    None => write!(f, "cannot reserve {size:#x} bytes"),
+                },
+                Placement::Below2GiB => write!(
+                    f,
+                    "cannot reserve {size:#x} bytes below 2 GiB: no free range between {LOW_PLACEMENT_FLOOR:#x} and {LOW_PLACEMENT_LIMIT:#x} is large enough"
+                ),
+                Placement::At(address) => write!(
+                    f,
+                    "cannot reserve {size:#x} bytes at {address}: the range is in use or invalid"
+                ),
+            },
+            MapError::SlabExhausted {
+                needed,
+                free,
+                capacity,
+                largest_free,
+            } => write!(
+                f,
+                "slab exhausted: the link needs {needed:#x} bytes, but only {free:#x} of the {capacity:#x}-byte slab are free (largest free range {largest_free:#x})"
+            ),
+            MapError::SlabNotLow { slab } => write!(
+                f,
+                "this link has 32-bit absolute relocations and needs memory below 2 GiB, but the slab was reserved at {slab} by an earlier link"
+            ),
+            MapError::SlabAddressNotLow { address, size } => write!(
+                f,
+                "this link has 32-bit absolute relocations and needs memory below 2 GiB, but a slab of {size:#x} bytes at {address} ends above it"
+            ),
+            MapError::Executor(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for MapError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MapError::System { source, .. } => Some(source),
+            MapError::Reserve {
+                source: Some(source),
+                ..
+            } => Some(source),
+            _ => None,
+        }
+    }
+}
