@@ -6,10 +6,13 @@
 //! to the script, so `sys.executable` is the script and the subprocesses the tests start are
 //! JIT-linked too.
 
+#[path = "harness/scratch.rs"]
+mod scratch;
+
 use libtest_mimic::{Arguments, Failed, Trial};
+use scratch::scratch_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const ARCHIVES: [&str; 2] = ["libpython3.11.a", "libpython3.11-pic.a"];
 
@@ -57,13 +60,7 @@ fn config_dir() -> Result<PathBuf, Failed> {
 fn python_script(mode: &str, flags: &[&str], archive: &str) -> Result<PathBuf, Failed> {
     // One directory per script: trials run in parallel, and executing a script while another
     // trial rewrites it fails with ETXTBSY.
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "cpython-{mode}-{archive}-{}-{unique}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let dir = scratch_dir(&format!("cpython-{mode}-{archive}"));
     let config = config_dir()?;
     let script = dir.join("python3");
     let text = format!(

@@ -1,0 +1,69 @@
+//! Damaged inputs: a real object with bytes flipped at random must never crash rjitlink.
+
+use crate::harness::process::{checked, run_with_timeout};
+use crate::harness::random::xorshift;
+use crate::harness::rjitlink;
+use crate::harness::scratch::scratch_dir;
+use libtest_mimic::Trial;
+use std::path::Path;
+use std::process::Command;
+
+/// Damaged inputs: bytes of a real object flipped at random (a fixed seed, so failures
+/// reproduce). Linking must fail with rjitlink's error status or succeed — never panic, never
+/// crash. `--noexec`: the damaged code is not run.
+pub fn trials() -> Vec<Trial> {
+    vec![Trial::test("errors::damaged_objects_never_crash", || {
+        let dir = scratch_dir("damaged");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/c/pointer_tables.c");
+        let object = dir.join("good.o");
+        checked(
+            Command::new("cc")
+                .args(["-c", "-O2", "-fPIC"])
+                .arg(&source)
+                .arg("-o")
+                .arg(&object),
+        )?;
+        let good = std::fs::read(&object).map_err(|e| e.to_string())?;
+        let mut next = xorshift(0x853c_49e6_748f_ea9b);
+        let damaged = dir.join("damaged.o");
+        for round in 0..300 {
+            let mut bytes = good.clone();
+            // A few flips, biased to the ELF header and the section table at the end, where
+            // offsets and sizes live.
+            for _ in 0..1 + next() % 4 {
+                let at = match next() % 3 {
+                    0 => next() as usize % 64,
+                    1 => bytes.len() - 1 - next() as usize % (bytes.len() / 4),
+                    _ => next() as usize % bytes.len(),
+                };
+                bytes[at] ^= 1 << (next() % 8);
+            }
+            std::fs::write(&damaged, &bytes).map_err(|e| e.to_string())?;
+            let output = run_with_timeout(
+                Command::new(rjitlink())
+                    .args(["run", "--noexec"])
+                    .arg(&damaged),
+            )?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let ok = match output.status.code() {
+                Some(0) => true,
+                Some(125) => {
+                    stderr.starts_with("rjitlink: error: ") && !stderr.contains("panicked")
+                }
+                _ => false,
+            };
+            if !ok {
+                let keep = dir.join(format!("crash-{round}.o"));
+                let _ = std::fs::write(&keep, &bytes);
+                return Err(format!(
+                    "round {round}: {} ({}); input kept as {}",
+                    output.status,
+                    stderr.trim(),
+                    keep.display()
+                )
+                .into());
+            }
+        }
+        Ok(())
+    })]
+}

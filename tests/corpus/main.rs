@@ -1,0 +1,51 @@
+//! The test corpus: every program in testdata/ is built with the system cc/as, linked natively
+//! and with rjitlink, and both runs are compared. Each testdata file says what it expects in
+//! directive comments (`//# key: value` in C, `## key: value` in assembly):
+//!
+//! - `with: FILE...`      more sources to compile and link as objects (paths relative to it)
+//! - `archive: FILE...`   sources to compile into a static archive linked after the objects
+//! - `libs: -lNAME...`    libraries, for both links
+//! - `cflags: FLAGS`      extra compiler flags
+//! - `asflags: FLAGS`     extra assembler flags
+//! - `args: ARGS`         the program's arguments
+//! - `native-ldflags: FLAGS`  extra flags for the native link only (e.g. -no-pie)
+//! - `expect-error: TEXT` (testdata/errors) rjitlink must fail with this in its one-line error
+//!
+//! C programs run in three builds: `-O0` (the compiler's default PIE code), `-O2 -fPIC`, and
+//! `-O2 -fno-pic -fno-pie` (absolute addresses: linked natively with -no-pie, placed below
+//! 2 GiB by rjitlink, with copy relocations for the library data it reads directly).
+//! Assembly programs check their own relocated values and must exit 0 both ways.
+//! Every program runs in every executor mode: in process, remote (socket pair) and TCP.
+//!
+//! The suites, one file each, are registered here in one binary so that all their trials
+//! share one parallel pool:
+//!
+//! - `testdata_programs`: the programs of testdata/c, testdata/asm and testdata/errors
+//! - `generated_errors`: errors on inputs made by damaging a good object
+//! - `cli`: command-line behaviour
+//! - `executor`: the remote and TCP executors
+//! - `damaged_input`: randomly damaged objects never crash rjitlink
+//!
+//! Their shared helpers are in tests/harness/.
+
+#[path = "../harness/mod.rs"]
+mod harness;
+
+mod cli;
+mod damaged_input;
+mod executor;
+mod generated_errors;
+mod testdata_programs;
+
+use libtest_mimic::Arguments;
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = testdata_programs::trials();
+    trials.extend(generated_errors::trials());
+    trials.extend(cli::trials());
+    trials.extend(executor::trials());
+    trials.extend(damaged_input::trials());
+
+    libtest_mimic::run(&args, trials).exit();
+}

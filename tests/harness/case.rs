@@ -1,0 +1,234 @@
+//! One testdata program: compiled in a Build, linked natively and by rjitlink, run in an
+//! executor Mode, and compared.
+
+use super::directives::Directives;
+use super::mode::Mode;
+use super::process::{checked, expect_error, run_with_timeout};
+use super::rjitlink;
+use super::scratch::scratch_dir;
+use super::tcp::{TcpExecutor, TEST_TOKEN};
+use libtest_mimic::Failed;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// How a test's sources are compiled.
+#[derive(Clone, Copy, Debug)]
+pub enum Build {
+    /// C at -O0: the compiler's default (PIE) code.
+    O0,
+    /// C at -O2 -fPIC.
+    O2Pic,
+    /// C at -O2 -fno-pic -fno-pie: 32-bit absolute addresses, linked natively with -no-pie.
+    O2NoPic,
+    /// Assembly.
+    Asm,
+}
+
+impl Build {
+    pub fn name(self) -> &'static str {
+        match self {
+            Build::O0 => "O0",
+            Build::O2Pic => "O2-fPIC",
+            Build::O2NoPic => "O2-fno-pic",
+            Build::Asm => "asm",
+        }
+    }
+
+    pub fn for_source(source: &Path) -> Build {
+        match source.extension().and_then(|e| e.to_str()) {
+            Some("s") => Build::Asm,
+            _ => Build::O0,
+        }
+    }
+
+    fn flags(self) -> &'static [&'static str] {
+        match self {
+            Build::O0 => &["-O0"],
+            Build::O2Pic => &["-O2", "-fPIC"],
+            Build::O2NoPic => &["-O2", "-fno-pic", "-fno-pie"],
+            Build::Asm => &[],
+        }
+    }
+}
+
+/// One testdata program, compiled and ready to link.
+pub struct Case {
+    pub dir: PathBuf,
+    /// Objects, then the archive (if any), in link order.
+    pub inputs: Vec<PathBuf>,
+    pub libs: Vec<String>,
+    pub args: Vec<String>,
+    native_ldflags: Vec<String>,
+    /// Extra rjitlink options, from the `rjitlink-flags` directive.
+    rjitlink_flags: Vec<String>,
+}
+
+impl Case {
+    pub fn new(source: &Path, build: Build) -> Result<Case, Failed> {
+        let directives = Directives::parse(source)?;
+        let stem = source.file_stem().unwrap().to_string_lossy().into_owned();
+        let dir = scratch_dir(&format!("{stem}-{}", build.name()));
+        let base = source.parent().unwrap();
+        let cflags = directives.words("cflags");
+        let asflags = directives.words("asflags");
+        let compile = |file: &Path| -> Result<PathBuf, Failed> {
+            let object = dir.join(format!("{}.o", file.file_stem().unwrap().to_string_lossy()));
+            let mut command = if file.extension().is_some_and(|e| e == "s") {
+                let mut command = Command::new("as");
+                command.args(&asflags);
+                command
+            } else {
+                let mut command = Command::new("cc");
+                command.arg("-c").args(build.flags()).args(&cflags);
+                command
+            };
+            checked(command.arg(file).arg("-o").arg(&object))?;
+            Ok(object)
+        };
+
+        let is_source = |file: &Path| file.extension().is_some_and(|e| e == "c" || e == "s");
+        let mut inputs = vec![if is_source(source) {
+            compile(source)?
+        } else {
+            source.to_owned()
+        }];
+        for extra in directives.words("with") {
+            inputs.push(compile(&base.join(extra))?);
+        }
+        let members = directives
+            .words("archive")
+            .iter()
+            .map(|member| compile(&base.join(member)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !members.is_empty() {
+            let archive = dir.join(format!("lib{stem}.a"));
+            checked(Command::new("ar").arg("rcs").arg(&archive).args(&members))?;
+            inputs.push(archive);
+        }
+        // A shared library built from the source, its path appended to the arguments.
+        let mut args = directives.words("args");
+        for library in directives.words("shared-library") {
+            let library = base.join(library);
+            let output = dir.join(format!(
+                "lib{}.so",
+                library.file_stem().unwrap().to_string_lossy()
+            ));
+            checked(
+                Command::new("cc")
+                    .args(["-shared", "-fPIC"])
+                    .arg(&library)
+                    .arg("-o")
+                    .arg(&output),
+            )?;
+            args.push(output.display().to_string());
+        }
+        let mut native_ldflags = directives.words("native-ldflags");
+        if matches!(build, Build::O2NoPic) {
+            native_ldflags.push("-no-pie".to_owned());
+        }
+        Ok(Case {
+            dir,
+            inputs,
+            libs: directives.words("libs"),
+            args,
+            native_ldflags,
+            rjitlink_flags: directives.words("rjitlink-flags"),
+        })
+    }
+
+    /// The program built by the system linker.
+    pub fn link_native(&self) -> Result<PathBuf, Failed> {
+        let exe = self.dir.join("native");
+        checked(
+            Command::new("cc")
+                .args(&self.native_ldflags)
+                .args(&self.inputs)
+                .args(&self.libs)
+                .arg("-o")
+                .arg(&exe),
+        )?;
+        Ok(exe)
+    }
+
+    /// `rjitlink run INPUTS LIBS EXTRA -- ARGS`.
+    pub fn rjitlink_command(&self, extra: &[&str]) -> Command {
+        let mut command = Command::new(rjitlink());
+        command
+            .arg("run")
+            .args(&self.inputs)
+            .args(&self.libs)
+            .args(&self.rjitlink_flags)
+            .args(extra)
+            .arg("--")
+            .args(&self.args);
+        command
+    }
+
+    /// Run with rjitlink in `mode`: the exit status of rjitlink, and the program's output
+    /// (for TCP, what the executor printed).
+    pub fn run_jit(&self, mode: Mode, extra: &[&str]) -> Result<Output, Failed> {
+        match mode {
+            Mode::InProcess => run_with_timeout(&mut self.rjitlink_command(extra)),
+            Mode::Remote | Mode::RemoteCopy => {
+                let mut flags = vec!["--executor=remote"];
+                if let Mode::RemoteCopy = mode {
+                    flags.push("--memory=copy");
+                }
+                flags.extend_from_slice(extra);
+                run_with_timeout(&mut self.rjitlink_command(&flags))
+            }
+            Mode::Tcp => {
+                let executor = TcpExecutor::start()?;
+                let flag = executor.flag();
+                let mut flags = vec![flag.as_str()];
+                flags.extend_from_slice(extra);
+                let mut command = self.rjitlink_command(&flags);
+                command.env("RJITLINK_TOKEN", TEST_TOKEN);
+                let mut client = run_with_timeout(&mut command)?;
+                let (stdout, stderr) = executor.finish();
+                if !client.stdout.is_empty() {
+                    return Err("under tcp the program's output belongs to the executor".into());
+                }
+                client.stdout = stdout;
+                client.stderr.extend_from_slice(&stderr);
+                Ok(client)
+            }
+        }
+    }
+
+    /// Run natively and with rjitlink; stdout and exit status must agree.
+    pub fn compare_with_native(&self, mode: Mode) -> Result<(), Failed> {
+        let native_exe = self.link_native()?;
+        let mut native_command = Command::new(&native_exe);
+        // argv[0] is the first input's path under rjitlink: give the native run the same.
+        use std::os::unix::process::CommandExt;
+        native_command.arg0(&self.inputs[0]).args(&self.args);
+        let native = run_with_timeout(&mut native_command)?;
+        let jit = self.run_jit(mode, &[])?;
+        let describe = |output: &Output| {
+            format!(
+                "status {}\n--- stdout\n{}--- stderr\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        };
+        if native.status.code().is_none() {
+            return Err(format!("the native program crashed: {}", describe(&native)).into());
+        }
+        if native.stdout != jit.stdout || native.status.code() != jit.status.code() {
+            return Err(format!(
+                "rjitlink differs from the native link\n=== native: {}\n=== rjitlink: {}",
+                describe(&native),
+                describe(&jit)
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// rjitlink must fail with exit status 125 and `expected` in a one-line error.
+    pub fn expect_link_error(&self, expected: &str) -> Result<(), Failed> {
+        expect_error(&mut self.rjitlink_command(&[]), expected)
+    }
+}

@@ -1,0 +1,79 @@
+//! Running commands: with no stdin and a timeout (a hang is a failure), and checking that
+//! they succeed, or fail as rjitlink fails.
+
+use libtest_mimic::Failed;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any one program may run before the test fails (a hang is a failure, not a wait).
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run a command to completion, failing the test if it does not succeed.
+pub fn checked(command: &mut Command) -> Result<Output, Failed> {
+    let output = run_with_timeout(command)?;
+    if !output.status.success() {
+        return Err(format!(
+            "{command:?} failed with {}:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    Ok(output)
+}
+
+/// Run a command with no stdin and the test timeout; a hang fails the test.
+pub fn run_with_timeout(command: &mut Command) -> Result<Output, Failed> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    let start = Instant::now();
+    loop {
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            return child.wait_with_output().map_err(|e| e.to_string().into());
+        }
+        if start.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{command:?} did not finish within {RUN_TIMEOUT:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The command must fail as rjitlink fails: status 125, one line `rjitlink: error: ...` that
+/// contains `expected`, no panic.
+pub fn expect_error(command: &mut Command, expected: &str) -> Result<(), Failed> {
+    expect_errors(command, &[expected])
+}
+
+/// Like `expect_error`, for several problems: one `rjitlink: error: ...` line each, in order.
+pub fn expect_errors(command: &mut Command, expected: &[&str]) -> Result<(), Failed> {
+    let output = run_with_timeout(command)?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let fail = |why: &str| -> Result<(), Failed> {
+        Err(format!("{why}\nstatus {}\nstderr:\n{stderr}", output.status).into())
+    };
+    if output.status.code() != Some(125) {
+        return fail("expected exit status 125");
+    }
+    if stderr.contains("panicked") {
+        return fail("rjitlink panicked");
+    }
+    let lines: Vec<&str> = stderr.lines().collect();
+    if lines.len() != expected.len() || !lines.iter().all(|l| l.starts_with("rjitlink: error: ")) {
+        return fail(&format!(
+            "expected exactly {} line(s) starting with `rjitlink: error: `",
+            expected.len()
+        ));
+    }
+    for (line, expected) in lines.iter().zip(expected) {
+        if !line.contains(expected) {
+            return fail(&format!("expected `{expected}` in `{line}`"));
+        }
+    }
+    Ok(())
+}
