@@ -17,8 +17,8 @@ use object::read::archive::ArchiveOffset;
 use object::read::elf::SectionHeader;
 use object::read::elf::Sym as _;
 use rayon::prelude::*;
-use rjitlink_executor::Executor;
 use rjitlink_memory::TargetAddr;
+use rjitlink_target::Executor;
 
 /// Symbols the linker itself defines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

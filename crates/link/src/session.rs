@@ -13,10 +13,10 @@ use crate::timing::PhaseTimes;
 use anyhow::{anyhow, bail, Context, Result};
 use foldhash::HashMap;
 use object::read::elf::Sym as _;
-use rjitlink_executor::{Executor, Interposition, Program, SymbolKind};
 use rjitlink_memory::{
     Finalized, MemoryManager, SegmentRequest, SlabConfig, SlabStats, TargetAddr, TargetRange,
 };
+use rjitlink_target::{Executor, Interposition, Program, SymbolKind, TransportStats};
 
 /// What to link.
 #[derive(Clone, Debug)]
@@ -99,7 +99,7 @@ impl Session {
         &mut *self.executor
     }
 
-    pub fn transport_stats(&self) -> Option<rjitlink_protocol::TransportStats> {
+    pub fn transport_stats(&self) -> Option<TransportStats> {
         self.executor.transport_stats()
     }
 
