@@ -4,11 +4,13 @@
 
 use anyhow::Result;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use rjitlink_executor::{Executor, ExecutorTerminated, InProcess, MemoryMode, Remote};
+use rjitlink_executor::InProcess;
 use rjitlink_link::{
     InputArg, LinkError, LinkOptions, PhaseTimes, SearchPath, Session, SessionOptions,
 };
 use rjitlink_memory::{MapError, SlabConfig, TargetAddr, DEFAULT_SLAB_SIZE};
+use rjitlink_remote::{MemoryMode, Remote};
+use rjitlink_target::{Executor, TargetError};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
@@ -305,6 +307,17 @@ fn error_lines(error: &anyhow::Error) -> Vec<String> {
     }
 }
 
+/// The signal that killed the executor, if that is what `error` reports (itself, or as the
+/// cause of an error of the linker).
+fn terminated_by(error: &anyhow::Error) -> Option<i32> {
+    error
+        .chain()
+        .find_map(|cause| match cause.downcast_ref::<TargetError>() {
+            Some(TargetError::Terminated { signal }) => Some(*signal),
+            _ => None,
+        })
+}
+
 fn main() -> ExitCode {
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
@@ -334,8 +347,8 @@ fn main() -> ExitCode {
                 eprintln!("rjitlink: error: {line}");
             }
             // A remote program killed by a signal: exit as a shell reports it, 128 + N.
-            match e.downcast_ref::<ExecutorTerminated>() {
-                Some(terminated) => ExitCode::from(128u8.wrapping_add(terminated.signal as u8)),
+            match terminated_by(&e) {
+                Some(signal) => ExitCode::from(128u8.wrapping_add(signal as u8)),
                 None => ExitCode::from(EXIT_LINKER_ERROR),
             }
         }

@@ -1,9 +1,10 @@
 //! The library API: incremental linking into one session (one slab), freeing units, and the
 //! slab options of the command line.
 
-use rjitlink_executor::{InProcess, MemoryMode, Remote};
+use rjitlink_executor::InProcess;
 use rjitlink_link::{InputArg, LinkOptions, PhaseTimes, SearchPath, Session, SessionOptions};
 use rjitlink_memory::SlabConfig;
+use rjitlink_remote::{MemoryMode, Remote};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

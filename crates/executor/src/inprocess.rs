@@ -1,9 +1,9 @@
 //! The executor in the linker's own process: the target operations, called directly.
 
+use crate::interpose::interpose;
 use crate::target::{run_program, symbol_info, Libraries};
-use crate::{Executor, Interposition, Program, SymbolInfo};
-use anyhow::Result;
 use rjitlink_memory::{InProcessMapper, MemoryMapper, TargetAddr};
+use rjitlink_target::{Executor, Interposition, Program, SymbolInfo, TargetError};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ impl Executor for InProcess {
         self.mapper.clone()
     }
 
-    fn load_library(&mut self, path: &Path) -> Result<()> {
+    fn load_library(&mut self, path: &Path) -> Result<(), TargetError> {
         self.libraries.load(path)
     }
 
@@ -41,26 +41,29 @@ impl Executor for InProcess {
         true
     }
 
-    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<()> {
+    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError> {
         self.libraries.load_image(name, image)
     }
 
-    fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>> {
+    fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {
         Ok(self.libraries.lookup(names.iter().copied()))
     }
 
-    fn symbol_info(&mut self, addresses: &[TargetAddr]) -> Result<Vec<Option<SymbolInfo>>> {
+    fn symbol_info(
+        &mut self,
+        addresses: &[TargetAddr],
+    ) -> Result<Vec<Option<SymbolInfo>>, TargetError> {
         Ok(addresses
             .iter()
             .map(|&address| symbol_info(address))
             .collect())
     }
 
-    fn interpose(&mut self, copies: &[Interposition]) -> Result<()> {
-        crate::interpose::interpose(copies)
+    fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError> {
+        interpose(copies)
     }
 
-    fn run(&mut self, program: &Program) -> Result<i32> {
+    fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
         match run_program(program, None)? {}
     }
 }

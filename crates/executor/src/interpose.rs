@@ -1,28 +1,26 @@
 //! Copy relocations after the fact: redirect loaded libraries' GOT entries for a data symbol
 //! to the copy in the linked image, as ld.so does when an executable has a copy relocation.
 
-use crate::Interposition;
-use anyhow::{bail, Result};
+use object::elf::{Dyn64, Rela64, DT_NULL, DT_RELA, DT_RELASZ, PT_DYNAMIC, PT_GNU_RELRO};
+use object::NativeEndian;
+use rjitlink_target::{Interposition, TargetError};
 
-const PT_DYNAMIC: u32 = 2;
-const PT_GNU_RELRO: u32 = 0x6474_e552;
-const DT_NULL: i64 = 0;
-const DT_RELA: i64 = 7;
-const DT_RELASZ: i64 = 8;
-const R_X86_64_64: u32 = 1;
-const R_X86_64_GLOB_DAT: u32 = 6;
-
-#[repr(C)]
-struct Dyn {
-    tag: i64,
-    value: u64,
+/// What a dynamic relocation that holds a symbol's address stores in its slot.
+enum AddressSlot {
+    /// The symbol's address.
+    Address,
+    /// The symbol's address plus the relocation's addend.
+    AddressPlusAddend,
 }
 
-#[repr(C)]
-struct Rela {
-    offset: u64,
-    info: u64,
-    addend: i64,
+/// The one architecture fact interposition needs: which dynamic relocation types (x86-64)
+/// fill a slot with a symbol's address, and whether the addend applies. `None` for the rest.
+fn address_slot(r_type: u32) -> Option<AddressSlot> {
+    match r_type {
+        object::elf::R_X86_64_GLOB_DAT => Some(AddressSlot::Address),
+        object::elf::R_X86_64_64 => Some(AddressSlot::AddressPlusAddend),
+        _ => None,
+    }
 }
 
 /// One GOT (or data) slot that must point at a copy.
@@ -45,7 +43,7 @@ struct Search<'a> {
 /// Slots are matched by the address they hold, not by symbol name: libraries refer to their
 /// data under aliases too (glibc's setenv writes `__environ`, the program reads `environ`), and
 /// ld, making a copy relocation, likewise moves every alias of the symbol to the copy.
-pub fn interpose(copies: &[Interposition]) -> Result<()> {
+pub fn interpose(copies: &[Interposition]) -> Result<(), TargetError> {
     if copies.is_empty() {
         return Ok(());
     }
@@ -83,12 +81,11 @@ pub fn interpose(copies: &[Interposition]) -> Result<()> {
                 libc::PROT_READ | libc::PROT_WRITE,
             ) != 0
             {
-                bail!(
-                    "cannot redirect a library's reference to `{}` (copy relocation) at {:#x}: {}",
-                    String::from_utf8_lossy(patch.name),
-                    patch.slot,
-                    std::io::Error::last_os_error()
-                );
+                return Err(TargetError::Interpose {
+                    symbol: patch.name.to_vec(),
+                    slot: patch.slot,
+                    source: std::io::Error::last_os_error(),
+                });
             }
             (patch.slot as *mut u64).write_unaligned(patch.value);
             if patch.in_relro {
@@ -123,11 +120,16 @@ unsafe extern "C" fn visit_object(
     // link-time addresses. An address below the load base is a link-time one.
     let address = |value: u64| if value < base { value + base } else { value };
     let (mut rela, mut rela_size) = (0, 0);
-    let mut entry = (base + dynamic.p_vaddr) as *const Dyn;
-    while (*entry).tag != DT_NULL {
-        match (*entry).tag {
-            DT_RELA => rela = address((*entry).value),
-            DT_RELASZ => rela_size = (*entry).value,
+    let mut entry = (base + dynamic.p_vaddr) as *const Dyn64<NativeEndian>;
+    loop {
+        let (tag, value) = (
+            (*entry).d_tag.get(NativeEndian),
+            (*entry).d_val.get(NativeEndian),
+        );
+        match u32::try_from(tag) {
+            Ok(DT_NULL) => break,
+            Ok(DT_RELA) => rela = address(value),
+            Ok(DT_RELASZ) => rela_size = value,
             _ => {}
         }
         entry = entry.add(1);
@@ -136,20 +138,16 @@ unsafe extern "C" fn visit_object(
         return 0;
     }
     let relocations = std::slice::from_raw_parts(
-        rela as *const Rela,
-        rela_size as usize / std::mem::size_of::<Rela>(),
+        rela as *const Rela64<NativeEndian>,
+        rela_size as usize / std::mem::size_of::<Rela64<NativeEndian>>(),
     );
     for relocation in relocations {
-        let kind = (relocation.info & 0xffff_ffff) as u32;
-        if kind != R_X86_64_GLOB_DAT && kind != R_X86_64_64 {
-            continue;
-        }
-        let slot = base + relocation.offset;
-        let addend = if kind == R_X86_64_64 {
-            relocation.addend as u64
-        } else {
-            0
+        let addend = match address_slot(relocation.r_type(NativeEndian, false)) {
+            None => continue,
+            Some(AddressSlot::Address) => 0,
+            Some(AddressSlot::AddressPlusAddend) => relocation.r_addend.get(NativeEndian) as u64,
         };
+        let slot = base + relocation.r_offset.get(NativeEndian);
         let current = (slot as *const u64).read_unaligned();
         if let Some(copy) = search
             .copies

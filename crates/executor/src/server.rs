@@ -6,14 +6,14 @@
 //! client links and runs can of course do anything: that is what an authenticated client is
 //! for, and why TCP connections must present the token.)
 
+use crate::error::ServeError;
 use crate::interpose::interpose;
 use crate::target::{run_program, symbol_info, Libraries};
-use crate::{Interposition, Program, SymbolKind};
-use anyhow::{anyhow, bail, Context, Result};
 use rjitlink_memory::{
     InProcessMapper, MemoryMapper, Protection, SegmentProtection, TargetAddr, TargetRange,
 };
 use rjitlink_protocol::{Connection, Request, Response, Transport, PROTOCOL_VERSION};
+use rjitlink_target::{full_message, Interposition, Program, SymbolKind};
 use std::ffi::{c_int, c_void};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -30,11 +30,11 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A fresh random token: 16 bytes from the kernel, as hex.
-pub fn generate_token() -> Result<String> {
+pub fn generate_token() -> Result<String, ServeError> {
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .context("cannot read /dev/urandom for a token")?;
+        .map_err(ServeError::Token)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -255,14 +255,14 @@ impl Service {
             }
             Request::LoadLibrary { path } => {
                 let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
-                self.libraries.load(path).map_err(|e| format!("{e:#}"))?;
+                self.libraries.load(path).map_err(|e| full_message(&e))?;
                 Response::Done
             }
             Request::LoadLibraryImage { name, image } => {
                 let name = String::from_utf8_lossy(name);
                 self.libraries
                     .load_image(&name, image)
-                    .map_err(|e| format!("{e:#}"))?;
+                    .map_err(|e| full_message(&e))?;
                 Response::Done
             }
             Request::Lookup { names } => Response::Addresses(self.libraries.lookup(names)),
@@ -294,7 +294,7 @@ impl Service {
                 for copy in &copies {
                     self.check_range(copy.copy, copy.size as usize)?;
                 }
-                interpose(&copies).map_err(|e| format!("{e:#}"))?;
+                interpose(&copies).map_err(|e| full_message(&e))?;
                 Response::Done
             }
             Request::Reserve { shared: true, .. }
@@ -325,11 +325,11 @@ extern "C" fn report_exit(status: c_int, _: *mut c_void) {
 /// Serve one linker: handshake (with `token`, if one is required), then requests until the
 /// linker shuts down or closes. A `Run` request does not return: the program's exit is this
 /// process's exit, reported to the linker first.
-pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<()> {
+pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<(), ServeError> {
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     let mut connection = Connection::new(stream);
     let (id, version) = match connection.next_request()? {
-        None => bail!("the linker closed the connection before saying hello"),
+        None => return Err(ServeError::ClosedBeforeHello),
         Some((
             id,
             Request::Hello {
@@ -340,19 +340,20 @@ pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<()> {
             if let Some(token) = token {
                 if !same_secret(presented, token) {
                     // Closed before anything is served or even answered.
-                    bail!("wrong or missing token");
+                    return Err(ServeError::WrongToken);
                 }
             }
             (id, version)
         }
-        Some(_) => bail!("the first message is not a hello"),
+        Some(_) => return Err(ServeError::NotHello),
     };
     if version != PROTOCOL_VERSION {
-        let message = format!(
-            "protocol version mismatch: the executor speaks version {PROTOCOL_VERSION}, the linker version {version}"
-        );
-        connection.respond(id, &Response::Failed(message.as_bytes()))?;
-        bail!(message);
+        let error = ServeError::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs: version,
+        };
+        connection.respond(id, &Response::Failed(error.to_string().as_bytes()))?;
+        return Err(error);
     }
     connection.respond(
         id,
@@ -422,7 +423,7 @@ pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<()> {
                     Err(e) => {
                         let mut report = EXIT_REPORT.lock().unwrap_or_else(|e| e.into_inner());
                         let (connection, id) = report.as_mut().expect("stored above");
-                        let message = format!("{e:#}");
+                        let message = full_message(&e);
                         connection.respond(*id, &Response::Failed(message.as_bytes()))?;
                         return Ok(());
                     }
@@ -436,7 +437,7 @@ pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<()> {
                 Err(message) => {
                     // The payload that follows cannot be trusted to be skipped: close.
                     connection.respond(id, &Response::Failed(message.as_bytes()))?;
-                    bail!("refused a write: {message}");
+                    return Err(ServeError::RefusedWrite(message));
                 }
             },
             request => {
@@ -454,9 +455,11 @@ pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<()> {
 
 /// Serve linkers over TCP, one at a time, each in a forked child so that a program's exit or
 /// crash ends only that child. If the child dies by a signal, the linker is told so.
-pub fn listen(address: &str, token: &[u8]) -> Result<()> {
-    let listener =
-        TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))?;
+pub fn listen(address: &str, token: &[u8]) -> Result<(), ServeError> {
+    let listener = TcpListener::bind(address).map_err(|source| ServeError::Listen {
+        address: address.to_owned(),
+        source,
+    })?;
     let local = listener.local_addr()?;
     if !local.ip().is_loopback() {
         eprintln!(
@@ -484,7 +487,7 @@ pub fn listen(address: &str, token: &[u8]) -> Result<()> {
                 let status = match serve(Box::new(stream), Some(token)) {
                     Ok(()) => 0,
                     Err(e) => {
-                        eprintln!("rjitlink executor: {peer}: {e:#}");
+                        eprintln!("rjitlink executor: {peer}: {}", full_message(&e));
                         1
                     }
                 };
@@ -515,13 +518,13 @@ fn report_child_end(child: libc::pid_t, stream: TcpStream) {
 /// The executor is part of the spawning linker's run: it dies with it (PR_SET_PDEATHSIG), so
 /// that a killed linker leaves no process holding its memory. `parent` is the linker's pid,
 /// to catch a linker that died before that was set.
-pub fn serve_inherited_socket(fd: i32, parent: u32) -> Result<()> {
+pub fn serve_inherited_socket(fd: i32, parent: u32) -> Result<(), ServeError> {
     use std::os::fd::FromRawFd;
     // SAFETY: prctl and getppid have no memory-safety preconditions.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         if libc::getppid() as u32 != parent {
-            bail!("the linker that started this executor is gone");
+            return Err(ServeError::ParentGone);
         }
     }
     // SAFETY: the spawning linker passes a socket at this descriptor, owned by us from now on;
@@ -530,5 +533,5 @@ pub fn serve_inherited_socket(fd: i32, parent: u32) -> Result<()> {
         libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
         std::os::unix::net::UnixStream::from_raw_fd(fd)
     };
-    serve(Box::new(stream), None).map_err(|e| anyhow!("{e:#}"))
+    serve(Box::new(stream), None)
 }

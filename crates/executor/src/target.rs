@@ -2,9 +2,8 @@
 //! symbols up, describe them, and run a program. `InProcess` calls these directly; the executor
 //! server calls them on behalf of a remote linker — one code path for both.
 
-use crate::{Program, SymbolInfo, SymbolKind};
-use anyhow::{bail, Result};
 use rjitlink_memory::TargetAddr;
+use rjitlink_target::{Program, SymbolInfo, SymbolKind, TargetError};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -34,12 +33,15 @@ fn dlerror_message() -> String {
 
 impl Libraries {
     /// dlopen with RTLD_NOW | RTLD_GLOBAL. Err names the library and the loader's reason.
-    pub fn load(&mut self, path: &Path) -> Result<()> {
+    pub fn load(&mut self, path: &Path) -> Result<(), TargetError> {
         let c_path = CString::new(path.as_os_str().as_bytes())?;
         // SAFETY: a valid C string; dlopen runs the library's constructors, which is intended.
         let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
         if handle.is_null() {
-            bail!("cannot load {}: {}", path.display(), dlerror_message());
+            return Err(TargetError::LoadLibrary {
+                path: path.to_owned(),
+                reason: dlerror_message(),
+            });
         }
         if self.handles.contains(&handle) {
             // Loaded by an earlier link of the session: keep one reference and one entry, so
@@ -54,14 +56,17 @@ impl Libraries {
 
     /// dlopen a shared object from bytes: written to an anonymous memory file and loaded
     /// through /proc/self/fd, so nothing reaches the disk. RTLD_GLOBAL, not kept for lookups.
-    pub fn load_image(&mut self, name: &str, image: &[u8]) -> Result<()> {
+    pub fn load_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError> {
         use std::io::Write;
         use std::os::fd::{AsRawFd, FromRawFd};
         let c_name = CString::new(name)?;
         // SAFETY: memfd_create returns a new descriptor, owned by the File below.
         let fd = unsafe { libc::memfd_create(c_name.as_ptr(), libc::MFD_CLOEXEC) };
         if fd < 0 {
-            bail!("memfd_create failed: {}", std::io::Error::last_os_error());
+            return Err(TargetError::System {
+                context: "memfd_create failed".into(),
+                source: std::io::Error::last_os_error(),
+            });
         }
         // SAFETY: a fresh descriptor we own.
         let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
@@ -70,7 +75,10 @@ impl Libraries {
         // SAFETY: a valid C string; the object has no constructors.
         let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
         if handle.is_null() {
-            bail!("cannot load {name}: {}", dlerror_message());
+            return Err(TargetError::LoadLibraryImage {
+                name: name.to_owned(),
+                reason: dlerror_message(),
+            });
         }
         Ok(())
     }
@@ -167,7 +175,7 @@ extern "C" {
 pub fn run_program(
     program: &Program,
     observer: Option<ExitObserver>,
-) -> Result<std::convert::Infallible> {
+) -> Result<std::convert::Infallible, TargetError> {
     let args = program
         .args
         .iter()
@@ -175,7 +183,7 @@ pub fn run_program(
         .collect::<Result<Vec<_>, _>>()?;
     let mut argv: Vec<*const c_char> = args.iter().map(|arg| arg.as_ptr()).collect();
     argv.push(std::ptr::null());
-    let argc = c_int::try_from(args.len())?;
+    let argc = c_int::try_from(args.len()).map_err(TargetError::TooManyArguments)?;
     extern "C" {
         static environ: *const *const c_char;
     }
@@ -183,7 +191,7 @@ pub fn run_program(
         .set(program.fini.iter().map(|a| a.get()).collect())
         .is_err()
     {
-        bail!("a program has already run in this process");
+        return Err(TargetError::AlreadyRan);
     }
     // SAFETY: everything below calls into code the linker produced for this purpose. The
     // argv strings live until exit because this function never returns.

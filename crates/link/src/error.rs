@@ -4,11 +4,9 @@
 
 use rjitlink_arch::{Range, UnsupportedReloc};
 use rjitlink_memory::MapError;
+use rjitlink_target::{full_message, TargetError};
 use std::fmt;
 use std::path::PathBuf;
-
-/// The target's failures, as the `Executor` trait reports them.
-pub type TargetFailure = anyhow::Error;
 
 /// A link failure.
 #[derive(Debug)]
@@ -77,7 +75,7 @@ pub enum LinkError {
     Target {
         /// What the linker asked for, where the target's own message does not say it.
         context: Option<&'static str>,
-        source: TargetFailure,
+        source: TargetError,
     },
 }
 
@@ -148,7 +146,7 @@ impl From<MapError> for LinkError {
 
 impl LinkError {
     /// A target failure with what the linker was doing.
-    pub(crate) fn target(context: &'static str) -> impl FnOnce(TargetFailure) -> LinkError {
+    pub(crate) fn target(context: &'static str) -> impl FnOnce(TargetError) -> LinkError {
         move |source| LinkError::Target {
             context: Some(context),
             source,
@@ -164,8 +162,8 @@ impl LinkError {
     }
 }
 
-impl From<TargetFailure> for LinkError {
-    fn from(source: TargetFailure) -> Self {
+impl From<TargetError> for LinkError {
+    fn from(source: TargetError) -> Self {
         LinkError::Target {
             context: None,
             source,
@@ -300,8 +298,8 @@ impl fmt::Display for LinkError {
             LinkError::Memory(error) => write!(f, "{error}"),
             LinkError::UnitNotLive(unit) => write!(f, "unit {unit} is not live"),
             LinkError::Target { context, source } => match context {
-                Some(context) => write!(f, "{context}: {source:#}"),
-                None => write!(f, "{source:#}"),
+                Some(context) => write!(f, "{context}: {}", full_message(source)),
+                None => f.write_str(&full_message(source)),
             },
         }
     }
@@ -312,7 +310,7 @@ impl std::error::Error for LinkError {
         match self {
             LinkError::Io { source, .. } => Some(source),
             LinkError::Memory(error) => Some(error),
-            LinkError::Target { source, .. } => Some(source.as_ref()),
+            LinkError::Target { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -16,7 +16,7 @@ use object::read::archive::ArchiveOffset;
 use object::read::elf::SectionHeader;
 use object::read::elf::Sym as _;
 use rayon::prelude::*;
-use rjitlink_executor::Executor;
+use rjitlink_target::Executor;
 
 type Result<T, E = LinkError> = std::result::Result<T, E>;
 use rjitlink_memory::TargetAddr;

@@ -17,8 +17,8 @@ use foldhash::HashMap;
 use object::read::elf::Rela as _;
 use rayon::prelude::*;
 use rjitlink_arch::{Arch, Formula, HostArch, Reach, Relax};
-use rjitlink_executor::{Executor, SymbolKind};
 use rjitlink_memory::TargetAddr;
+use rjitlink_target::{Executor, SymbolKind};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 

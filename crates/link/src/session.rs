@@ -12,9 +12,8 @@ use crate::scan::scan;
 use crate::timing::PhaseTimes;
 use crate::unit::{finalize, FinalizeRequest, Unit};
 use foldhash::HashMap;
-use rjitlink_executor::{Executor, Program};
 use rjitlink_memory::{Finalized, MemoryManager, SlabConfig, SlabStats, TargetAddr, TargetRange};
-use rjitlink_protocol::TransportStats;
+use rjitlink_target::{Executor, Program, TransportStats};
 use std::sync::Arc;
 
 /// What to link.

@@ -10,8 +10,8 @@ use crate::plugins::{LinkContext, Plugin};
 use crate::resolve::Resolution;
 use crate::sections::InitKind;
 use crate::timing::PhaseTimes;
-use rjitlink_executor::Executor;
 use rjitlink_memory::{AllocAction, Finalized, InFlight, TargetAddr};
+use rjitlink_target::Executor;
 
 /// A linked unit, live in the target.
 pub struct Unit {

@@ -4,6 +4,7 @@
 use crate::codec::{DecodeError, Encoder};
 use crate::message::{Request, Response};
 use crate::MAX_FRAME;
+use rjitlink_target::TransportStats;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -33,15 +34,6 @@ impl Transport for TcpStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
     }
-}
-
-/// What crossed the transport, counted by this side.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TransportStats {
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    /// Requests sent and answered.
-    pub round_trips: u64,
 }
 
 #[derive(Debug)]
@@ -74,7 +66,15 @@ impl fmt::Display for ProtocolError {
     }
 }
 
-impl std::error::Error for ProtocolError {}
+impl std::error::Error for ProtocolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // Each variant prints its inner error's message as its own.
+        match self {
+            ProtocolError::Io(e) => e.source(),
+            _ => None,
+        }
+    }
+}
 
 impl From<io::Error> for ProtocolError {
     fn from(e: io::Error) -> Self {

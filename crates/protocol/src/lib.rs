@@ -13,7 +13,7 @@ mod fd_passing;
 mod message;
 
 pub use codec::DecodeError;
-pub use connection::{Connection, ProtocolError, Transport, TransportStats};
+pub use connection::{Connection, ProtocolError, Transport};
 pub use fd_passing::{receive_fd, send_fd};
 pub use message::{Copy, Request, Response, RunProgram, SymbolKindCode};
 

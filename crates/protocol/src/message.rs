@@ -6,7 +6,7 @@ use rjitlink_memory::{
     Placement, Protection, SegmentProtection, TargetAddr, TargetCall, TargetRange,
 };
 
-/// A program to run: the executor's copy of `rjitlink_executor::Program`.
+/// A program to run: the executor's copy of `rjitlink_target::Program`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunProgram<'a> {
     pub entry: TargetAddr,
@@ -15,7 +15,7 @@ pub struct RunProgram<'a> {
     pub args: Vec<&'a [u8]>,
 }
 
-/// One copy relocation to interpose (see `rjitlink_executor::Interposition`).
+/// One copy relocation to interpose (see `rjitlink_target::Interposition`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Copy<'a> {
     pub name: &'a [u8],

@@ -6,7 +6,7 @@
 use super::{LinkContext, Plugin};
 use crate::error::LinkError;
 use crate::resolve::Resolution;
-use rjitlink_executor::{Executor, Interposition};
+use rjitlink_target::{Executor, Interposition};
 
 /// Redirects the libraries to the image's copies of their data.
 pub struct CopyRelocations;

@@ -12,7 +12,7 @@ use crate::resolve::Resolution;
 use crate::shared_object::{shared_object, ExportedSymbol};
 use object::elf;
 use object::read::elf::Sym as _;
-use rjitlink_executor::Executor;
+use rjitlink_target::Executor;
 
 /// The name the exported symbols' shared object is loaded under.
 const SONAME: &str = "rjitlink-exports.so";

@@ -25,8 +25,8 @@ use crate::error::LinkError;
 use crate::layout::Layout;
 use crate::resolve::SymbolDb;
 use crate::session::LinkOptions;
-use rjitlink_executor::Executor;
 use rjitlink_memory::AllocAction;
+use rjitlink_target::Executor;
 
 /// What a plugin sees of a link once its addresses are known.
 pub struct LinkContext<'a, 'data> {

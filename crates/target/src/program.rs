@@ -11,6 +11,6 @@ pub struct Program {
     pub init: Vec<TargetAddr>,
     /// .fini_array/.dtors functions, in the order they must be called.
     pub fini: Vec<TargetAddr>,
-    /// argv, argv[0] included.
+    /// argv, `argv[0]` included.
     pub args: Vec<Vec<u8>>,
 }

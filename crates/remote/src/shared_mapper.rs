@@ -2,11 +2,15 @@
 //! it over; the linker maps the same pages and writes code and data straight into them.
 //! Finalizing sends only protections — no section content crosses the connection.
 
-use crate::remote::{deinitialize_remote, initialize_remote, release_remote, Shared};
+use crate::connection::{
+    deinitialize_remote, initialize_remote, map_error, ready, refused, release_remote,
+    target_map_error, SharedConnection,
+};
 use rjitlink_memory::{
     MapError, MemoryMapper, Placement, SegmentProtection, TargetCall, TargetRange, WorkingMemory,
 };
 use rjitlink_protocol::{receive_fd, Request, Response};
+use rjitlink_target::TargetError;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 
@@ -21,17 +25,18 @@ struct View {
 // SAFETY: a view is a description of a mapping; the linker writes disjoint parts of it.
 unsafe impl Send for View {}
 
+/// Maps the executor's reservations here too: the linker writes the image in place.
 pub struct SharedMemoryMapper {
-    pub(crate) connection: Shared,
-    pub(crate) page_size: usize,
+    connection: SharedConnection,
+    page_size: usize,
     /// The executor's pid, to open its memory file by /proc path when no Unix socket can
     /// carry the descriptor (TCP on one machine).
-    pub(crate) executor_pid: u32,
+    executor_pid: u32,
     views: Mutex<Vec<View>>,
 }
 
 impl SharedMemoryMapper {
-    pub(crate) fn new(connection: Shared, page_size: usize, executor_pid: u32) -> Self {
+    pub(crate) fn new(connection: SharedConnection, page_size: usize, executor_pid: u32) -> Self {
         SharedMemoryMapper {
             connection,
             page_size,
@@ -83,8 +88,8 @@ impl MemoryMapper for SharedMemoryMapper {
     }
 
     fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError> {
-        let mut link = crate::remote::ready(&self.connection).map_err(MapError::Executor)?;
-        let connection = &mut link.connection;
+        let mut locked = ready(&self.connection).map_err(target_map_error)?;
+        let connection = &mut locked.connection;
         let response = connection.call(&Request::Reserve {
             size: size as u64,
             placement,
@@ -92,17 +97,14 @@ impl MemoryMapper for SharedMemoryMapper {
         });
         let (range, fd_number, nonce) = match response {
             Ok(Response::ReservedShared { range, fd, nonce }) => (range, fd, nonce.to_vec()),
-            Ok(Response::Failed(message)) => {
-                return Err(MapError::Executor(
-                    String::from_utf8_lossy(message).into_owned(),
-                ))
-            }
+            Ok(Response::Failed(message)) => return Err(target_map_error(refused(message))),
             Ok(other) => {
-                return Err(MapError::Executor(format!(
-                    "unexpected response to reserve: {other:?}"
-                )))
+                return Err(target_map_error(TargetError::UnexpectedResponse {
+                    request: Some("reserve"),
+                    response: format!("{other:?}"),
+                }))
             }
-            Err(e) => return Err(MapError::Executor(format!("executor connection: {e}"))),
+            Err(e) => return Err(target_map_error(TargetError::Connection(Box::new(e)))),
         };
         // Over a Unix socket the descriptor follows the response; otherwise open it by path.
         let fd: Result<OwnedFd, String> = match connection.transport().unix_socket() {
@@ -116,7 +118,7 @@ impl MemoryMapper for SharedMemoryMapper {
                     format!("cannot open the executor's memory: {e} (not on this machine?)")
                 }),
         };
-        drop(link);
+        drop(locked);
         let view = fd.and_then(|fd| self.map_view(range, &fd, &nonce));
         match view {
             Ok(view) => {
@@ -128,7 +130,7 @@ impl MemoryMapper for SharedMemoryMapper {
             }
             Err(message) => {
                 let _ = self.release(range);
-                Err(MapError::Executor(format!(
+                Err(map_error(format!(
                     "shared memory with the executor is not possible: {message}"
                 )))
             }
@@ -141,9 +143,7 @@ impl MemoryMapper for SharedMemoryMapper {
         let view = views
             .iter()
             .find(|v| range.start >= v.range.start && range.end() <= v.range.end())
-            .ok_or_else(|| {
-                MapError::Executor(format!("{} is not in a shared reservation", range.start))
-            })?;
+            .ok_or_else(|| map_error(format!("{} is not in a shared reservation", range.start)))?;
         // SAFETY: inside the view's mapping, checked above.
         let ptr = unsafe { view.local.add((range.start - view.range.start) as usize) };
         Ok(WorkingMemory {

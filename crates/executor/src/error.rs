@@ -1,0 +1,83 @@
+//! `ServeError`: why the executor service stopped serving a linker, or could not start.
+
+use rjitlink_protocol::ProtocolError;
+use std::error::Error;
+use std::fmt;
+
+/// A failure of the executor service (`serve`, `listen`). The linker never sees these: they
+/// end the service and go to the executor's own error output, while what goes wrong in a
+/// request the linker made is answered to the linker (as a `TargetError`'s message).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The connection to the linker failed.
+    Protocol(ProtocolError),
+    /// An I/O error, with nothing to add to it.
+    Io(std::io::Error),
+    /// No random bytes for a token or nonce.
+    Token(std::io::Error),
+    /// The TCP listener could not be set up at `address`.
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    /// The linker closed the connection before saying hello.
+    ClosedBeforeHello,
+    /// The linker presented the wrong token, or none.
+    WrongToken,
+    /// The linker's first message was not a hello.
+    NotHello,
+    /// The linker speaks another protocol version.
+    VersionMismatch { ours: u32, theirs: u32 },
+    /// The linker asked to write outside the memory this executor reserved; the payload
+    /// that follows cannot be trusted to be skipped, so the connection ends.
+    RefusedWrite(String),
+    /// The linker that spawned this executor died before the executor could serve it.
+    ParentGone,
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Protocol(e) => e.fmt(f),
+            ServeError::Io(e) => e.fmt(f),
+            ServeError::Token(_) => f.write_str("cannot read /dev/urandom for a token"),
+            ServeError::Listen { address, .. } => write!(f, "cannot listen on {address}"),
+            ServeError::ClosedBeforeHello => {
+                f.write_str("the linker closed the connection before saying hello")
+            }
+            ServeError::WrongToken => f.write_str("wrong or missing token"),
+            ServeError::NotHello => f.write_str("the first message is not a hello"),
+            ServeError::VersionMismatch { ours, theirs } => write!(
+                f,
+                "protocol version mismatch: the executor speaks version {ours}, the linker version {theirs}"
+            ),
+            ServeError::RefusedWrite(message) => write!(f, "refused a write: {message}"),
+            ServeError::ParentGone => f.write_str("the linker that started this executor is gone"),
+        }
+    }
+}
+
+impl Error for ServeError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            ServeError::Token(source) | ServeError::Listen { source, .. } => Some(source),
+            // These print their inner error's message as their own.
+            ServeError::Protocol(e) => e.source(),
+            ServeError::Io(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<ProtocolError> for ServeError {
+    fn from(e: ProtocolError) -> Self {
+        ServeError::Protocol(e)
+    }
+}
+
+impl From<std::io::Error> for ServeError {
+    fn from(e: std::io::Error) -> Self {
+        ServeError::Io(e)
+    }
+}

@@ -1,0 +1,16 @@
+//! The linker's side of a remote executor: [`Remote`] implements the `Executor` trait of
+//! `rjitlink-target` by requests over a socket to `rjitlink executor` (spawned by the linker,
+//! or listening on TCP), and linked memory reaches it through one of two mappers — shared
+//! pages ([`SharedMemoryMapper`]) or bytes sent at finalize ([`RemoteCopyMapper`]).
+//!
+//! Modules, lowest first: `connection` (the connection both the executor and its mapper use),
+//! one module per mapper, then `remote`.
+
+mod connection;
+mod copy_mapper;
+mod remote;
+mod shared_mapper;
+
+pub use copy_mapper::RemoteCopyMapper;
+pub use remote::{MemoryMode, Remote};
+pub use shared_mapper::SharedMemoryMapper;

@@ -1,0 +1,367 @@
+//! `Remote`: an executor in another process, spawned by the linker or listening on TCP, and
+//! the choice of the mapper its memory goes through.
+
+use crate::connection::{
+    announced_version, call, check_hello, lock, ready, refused, share, SharedConnection,
+};
+use crate::copy_mapper::RemoteCopyMapper;
+use crate::shared_mapper::SharedMemoryMapper;
+use rjitlink_memory::{MemoryMapper, Placement, TargetAddr};
+use rjitlink_protocol::{Connection, Copy, ProtocolError, Request, Response, RunProgram};
+use rjitlink_target::{
+    Executor, Interposition, Program, SymbolInfo, SymbolKind, TargetError, TransportStats,
+};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::Arc;
+
+/// How linked bytes reach a remote executor's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryMode {
+    /// Shared pages: the linker writes in place, finalize sends protections only.
+    Shared,
+    /// The RPC-copy mapper: bytes are sent at finalize.
+    Copy,
+    /// Shared where the executor's memory can be mapped here, copy otherwise.
+    Auto,
+}
+
+/// An executor in another process, reached over a socket.
+pub struct Remote {
+    connection: SharedConnection,
+    mapper: Arc<dyn MemoryMapper>,
+    /// Whether `mapper` shares memory with the executor.
+    pub shared_memory: bool,
+    /// The executor process, when this linker spawned it.
+    child: Option<Child>,
+    /// The executor's process id, from the handshake.
+    pub pid: u32,
+}
+
+/// A failed system call, saying what was being done.
+fn system(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TargetError {
+    move |source| TargetError::System {
+        context: context.into(),
+        source,
+    }
+}
+
+impl Remote {
+    /// Spawn `rjitlink executor` (this same binary) connected by a socket pair. It inherits
+    /// stdin, stdout and stderr, so the program's I/O is the user's.
+    pub fn spawn(memory: MemoryMode) -> Result<Remote, TargetError> {
+        let exe = std::env::current_exe().map_err(system("cannot find the rjitlink binary"))?;
+        Remote::spawn_program(&exe, memory)
+    }
+
+    /// Like `spawn`, with the rjitlink binary to run as the executor named explicitly (for
+    /// programs that use rjitlink as a library).
+    pub fn spawn_program(exe: &Path, memory: MemoryMode) -> Result<Remote, TargetError> {
+        let (ours, theirs) = UnixStream::pair().map_err(system("cannot create a socket pair"))?;
+        // The executor inherits its end at the same descriptor number. Nothing else is done
+        // between fork and exec, so the standard library can spawn with posix_spawn, which
+        // does not wait for a copy of this process's page tables.
+        let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
+        // SAFETY: clearing close-on-exec on a descriptor we own.
+        if unsafe { libc::fcntl(theirs_fd, libc::F_SETFD, 0) } != 0 {
+            return Err(TargetError::System {
+                context: "cannot pass a socket to the executor".into(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        let mut command = Command::new(exe);
+        command
+            .args(["executor", "--fd"])
+            .arg(theirs_fd.to_string())
+            .arg("--parent")
+            .arg(std::process::id().to_string());
+        let child = command
+            .spawn()
+            .map_err(system("cannot start the executor"))?;
+        // Only the child may hold its end, so that its death closes the connection.
+        drop(theirs);
+        // The hello is sent now and its answer read by the first request: the executor starts
+        // up while the linker reads its inputs. It is this same binary on this machine, so its
+        // page size and capabilities are known; the answer is still checked.
+        let mut connection = Connection::new(Box::new(ours));
+        let hello = connection
+            .send_request(&Request::Hello {
+                version: announced_version(),
+                token: b"",
+            })
+            .map_err(|e| TargetError::Connection(Box::new(e)))?;
+        let connection = share(connection, Some(hello));
+        let pid = child.id();
+        let mut remote = Remote {
+            mapper: Arc::new(SharedMemoryMapper::new(
+                connection.clone(),
+                rjitlink_memory::page_size(),
+                pid,
+            )),
+            shared_memory: true,
+            connection,
+            child: Some(child),
+            pid,
+        };
+        if memory == MemoryMode::Copy {
+            remote.use_copy_mapper();
+        }
+        Ok(remote)
+    }
+
+    /// Connect to `rjitlink executor --listen` at `address`, presenting RJITLINK_TOKEN.
+    /// Shared memory works only when both ends are on one machine: it is tried with a
+    /// one-page reservation, and `Auto` falls back to copying.
+    pub fn connect(address: &str, memory: MemoryMode) -> Result<Remote, TargetError> {
+        let stream = std::net::TcpStream::connect(address).map_err(system(format!(
+            "cannot connect to the executor at {address}"
+        )))?;
+        stream.set_nodelay(true)?;
+        let token = std::env::var("RJITLINK_TOKEN").unwrap_or_default();
+        let mut remote = Remote::handshake(
+            Box::new(stream),
+            token.as_bytes(),
+            None,
+            memory != MemoryMode::Copy,
+        )?;
+        if remote.shared_memory {
+            let probe = remote
+                .mapper
+                .reserve(remote.mapper.page_size(), Placement::Anywhere)
+                .and_then(|range| remote.mapper.release(range));
+            match (probe, memory) {
+                (Ok(()), _) => {}
+                (Err(_), MemoryMode::Auto) => remote.use_copy_mapper(),
+                (Err(e), _) => return Err(TargetError::SharedMemory(e)),
+            }
+        }
+        Ok(remote)
+    }
+
+    fn use_copy_mapper(&mut self) {
+        self.mapper = Arc::new(RemoteCopyMapper::new(
+            self.connection.clone(),
+            self.mapper.page_size(),
+        ));
+        self.shared_memory = false;
+    }
+
+    fn handshake(
+        stream: Box<dyn rjitlink_protocol::Transport>,
+        token: &[u8],
+        child: Option<Child>,
+        shared_memory: bool,
+    ) -> Result<Remote, TargetError> {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+        let mut connection = Connection::new(stream);
+        let hello = connection.call(&Request::Hello {
+            version: announced_version(),
+            token,
+        });
+        let (page_size, pid, capabilities) = check_hello(hello)?;
+        connection.transport().set_read_timeout(None)?;
+        let connection = share(connection, None);
+        let can_share = capabilities & rjitlink_protocol::CAPABILITY_SHARED_MEMORY != 0;
+        if shared_memory && !can_share {
+            return Err(TargetError::NoSharedMemory);
+        }
+        let mut remote = Remote {
+            mapper: Arc::new(SharedMemoryMapper::new(
+                connection.clone(),
+                page_size as usize,
+                pid,
+            )),
+            shared_memory: true,
+            connection,
+            child,
+            pid,
+        };
+        if !shared_memory {
+            remote.use_copy_mapper();
+        }
+        Ok(remote)
+    }
+
+    /// What crossed the transport so far.
+    pub fn stats(&self) -> TransportStats {
+        lock(&self.connection).connection.stats()
+    }
+
+    /// After the connection closed: how the spawned executor ended.
+    fn reap_child(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|child| child.wait().ok())
+    }
+
+    fn call<T>(
+        &mut self,
+        request: &Request<'_>,
+        accept: impl FnOnce(Response<'_>) -> Option<T>,
+    ) -> Result<T, TargetError> {
+        call(&self.connection, request, accept).map_err(|error| self.explain(error))
+    }
+
+    /// Turn a failed call into the clearest error: if the executor died, say how.
+    fn explain(&mut self, error: TargetError) -> TargetError {
+        if let TargetError::Closed | TargetError::ClosedInHandshake = error {
+            if let Some(status) = self.reap_child() {
+                use std::os::unix::process::ExitStatusExt;
+                if let Some(signal) = status.signal() {
+                    return TargetError::Terminated { signal };
+                }
+                return TargetError::ExitedUnexpectedly { status };
+            }
+        }
+        error
+    }
+}
+
+impl Executor for Remote {
+    fn memory(&self) -> Arc<dyn MemoryMapper> {
+        self.mapper.clone()
+    }
+
+    fn transport_stats(&self) -> Option<TransportStats> {
+        Some(self.stats())
+    }
+
+    fn load_library(&mut self, path: &Path) -> Result<(), TargetError> {
+        use std::os::unix::ffi::OsStrExt;
+        let path_bytes = path.as_os_str().as_bytes();
+        self.call(&Request::LoadLibrary { path: path_bytes }, |r| {
+            matches!(r, Response::Done).then_some(())
+        })
+    }
+
+    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError> {
+        self.call(
+            &Request::LoadLibraryImage {
+                name: name.as_bytes(),
+                image,
+            },
+            |r| matches!(r, Response::Done).then_some(()),
+        )
+    }
+
+    fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {
+        let count = names.len();
+        self.call(
+            &Request::Lookup {
+                names: names.to_vec(),
+            },
+            |r| match r {
+                Response::Addresses(addresses) if addresses.len() == count => Some(addresses),
+                _ => None,
+            },
+        )
+    }
+
+    fn symbol_info(
+        &mut self,
+        addresses: &[TargetAddr],
+    ) -> Result<Vec<Option<SymbolInfo>>, TargetError> {
+        let count = addresses.len();
+        self.call(
+            &Request::SymbolInfo {
+                addresses: addresses.to_vec(),
+            },
+            |r| match r {
+                Response::SymbolInfos(infos) if infos.len() == count => Some(
+                    infos
+                        .into_iter()
+                        .map(|info| {
+                            info.map(|(kind, size)| SymbolInfo {
+                                kind: match kind {
+                                    0 => SymbolKind::Function,
+                                    1 => SymbolKind::Data,
+                                    _ => SymbolKind::Other,
+                                },
+                                size,
+                            })
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            },
+        )
+    }
+
+    fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError> {
+        if copies.is_empty() {
+            return Ok(());
+        }
+        let copies = copies
+            .iter()
+            .map(|c| Copy {
+                name: &c.name,
+                original: c.original,
+                copy: c.copy,
+                size: c.size,
+            })
+            .collect();
+        self.call(&Request::Interpose { copies }, |r| {
+            matches!(r, Response::Done).then_some(())
+        })
+    }
+
+    fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
+        let request = Request::Run(RunProgram {
+            entry: program.entry,
+            init: program.init.clone(),
+            fini: program.fini.clone(),
+            args: program.args.iter().map(Vec::as_slice).collect(),
+        });
+        let shared = self.connection.clone();
+        let outcome = {
+            let mut locked = match ready(&shared) {
+                Ok(locked) => locked,
+                Err(error) => return Err(self.explain(error)),
+            };
+            locked.connection.call(&request).map(|r| match r {
+                Response::Exited(status) => Ok(status),
+                Response::Terminated(signal) => Err(TargetError::Terminated { signal }),
+                Response::Failed(message) => Err(refused(message)),
+                other => Err(TargetError::UnexpectedResponse {
+                    request: Some("run"),
+                    response: format!("{other:?}"),
+                }),
+            })
+        };
+        match outcome {
+            Ok(result) => {
+                // The executor exits right after reporting: reap it.
+                self.reap_child();
+                result
+            }
+            Err(ProtocolError::Closed) => {
+                use std::os::unix::process::ExitStatusExt;
+                match self.reap_child() {
+                    Some(status) => match (status.code(), status.signal()) {
+                        // The program left with _exit, skipping exit handlers.
+                        (Some(code), _) => Ok(code),
+                        (_, Some(signal)) => Err(TargetError::Terminated { signal }),
+                        _ => Err(TargetError::Ended { status }),
+                    },
+                    None => Err(TargetError::ClosedWhileRunning),
+                }
+            }
+            Err(e) => Err(TargetError::Connection(Box::new(e))),
+        }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // Not run (e.g. --noexec or a link error): ask the executor to stop, without waiting
+        // for its answer or its exit. A thread reaps it so that a long-lived program leaves no
+        // zombie.
+        if let Some(mut child) = self.child.take() {
+            if let Ok(None) = child.try_wait() {
+                let _ = lock(&self.connection)
+                    .connection
+                    .send_request(&Request::Shutdown);
+                std::thread::spawn(move || child.wait());
+            }
+        }
+    }
+}

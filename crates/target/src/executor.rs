@@ -1,0 +1,97 @@
+//! The `Executor` trait: the linker's view of a target process.
+
+use crate::error::TargetError;
+use crate::program::Program;
+use crate::symbol::{Interposition, SymbolInfo};
+use rjitlink_memory::{MemoryMapper, TargetAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The linker-side view of a target process: where libraries are loaded, external symbols are
+/// looked up and the linked program runs. Implemented by the in-process executor and by the
+/// client of a remote one.
+///
+/// Errors common to every method of a remote executor: when the target cannot be asked at all,
+/// the error says why — [`TargetError::Terminated`] (killed by a signal),
+/// [`TargetError::ExitedUnexpectedly`], [`TargetError::Closed`], [`TargetError::Connection`],
+/// or a handshake failure ([`TargetError::VersionMismatch`], [`TargetError::Refused`], …).
+/// The methods below list only the errors of their own.
+pub trait Executor: Send {
+    /// The mapper through which linked memory reaches the target. Never fails; every call
+    /// returns the same mapper.
+    fn memory(&self) -> Arc<dyn MemoryMapper>;
+
+    /// Load a shared library into the target so that its symbols resolve externals and are
+    /// visible to libraries the program loads later (dlopen with RTLD_NOW | RTLD_GLOBAL).
+    ///
+    /// Ok once the library and its dependencies are loaded and their constructors have run.
+    /// Loading a library again is Ok and changes nothing, so a session may link several units
+    /// against one library. Err names the library and the loader's reason:
+    /// [`TargetError::LoadLibrary`] in process, [`TargetError::Refused`] with the same text
+    /// from a remote executor.
+    fn load_library(&mut self, path: &Path) -> Result<(), TargetError>;
+
+    /// Load a shared object given as bytes (it never touches the disk), like `load_library`
+    /// but not searched by `lookup`: the program's exported symbols. `name` is for messages.
+    ///
+    /// Ok once loaded; Err with the loader's reason as for `load_library`
+    /// ([`TargetError::LoadLibraryImage`] in process).
+    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError>;
+
+    /// Look up all `names` at once in the libraries loaded so far, in load order.
+    ///
+    /// Returns one entry per name, in the order of `names`, `None` where no library defines
+    /// it: an undefined name is not an error. Err only if the target could not be asked (a
+    /// remote executor that went away).
+    fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError>;
+
+    /// Kind and size of the library symbols at `addresses` (from `lookup`), one entry each, in
+    /// order; `None` where the loader has no symbol starting exactly there. Err only if the
+    /// target could not be asked.
+    fn symbol_info(
+        &mut self,
+        addresses: &[TargetAddr],
+    ) -> Result<Vec<Option<SymbolInfo>>, TargetError>;
+
+    /// Fill each copy from its original and make every loaded library that refers to the
+    /// original through its GOT refer to the copy instead, as the dynamic loader does for an
+    /// executable's copy relocations. Call after the image is finalized, before it runs.
+    ///
+    /// Ok at once, without asking the target, when `copies` is empty. Err
+    /// ([`TargetError::Interpose`] in process) names the symbol whose reference could not be
+    /// redirected; a remote executor refuses copies outside the memory it reserved.
+    fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError>;
+
+    /// Run a linked program: preinit and init functions, the entry with (argc, argv, envp), then
+    /// exit with its return value, fini functions and atexit handlers running as in a normal
+    /// process exit.
+    ///
+    /// Returns the exit status; in process the program's exit is this process's exit, so a
+    /// successful call does not return. Err [`TargetError::Terminated`] when the program's
+    /// process was killed by a signal (a crash, or `kill`), [`TargetError::AlreadyRan`] when a
+    /// program already ran in that process, [`TargetError::Nul`] for an argument with a NUL
+    /// byte. A target runs at most one program: after `run` returns, a remote target has
+    /// exited and further requests fail.
+    fn run(&mut self, program: &Program) -> Result<i32, TargetError>;
+
+    /// Whether the target is this process. Libraries are then loaded after the parallel
+    /// phases rather than during them: dlopen maps memory, which stalls the page faults of
+    /// the threads parsing inputs (measured: slower and noisier links).
+    fn is_this_process(&self) -> bool {
+        false
+    }
+
+    /// What crossed the connection to the target so far; `None` in process.
+    fn transport_stats(&self) -> Option<TransportStats> {
+        None
+    }
+}
+
+/// What crossed the transport to a remote target, counted by the linker's side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Requests sent and answered.
+    pub round_trips: u64,
+}

@@ -1,0 +1,19 @@
+//! The target interface of rjitlink: what the linker needs from the process linked code runs
+//! in, and nothing more.
+//!
+//! The linker links against the [`Executor`] trait and the types it speaks: a [`Program`] to
+//! run, [`SymbolInfo`] about library symbols, [`Interposition`]s (copy relocations) and
+//! [`TransportStats`]. Failures are [`TargetError`]s. Implementations live elsewhere: the
+//! in-process executor and the executor server in `rjitlink-executor`, the client of a remote
+//! executor in `rjitlink-remote`. Memory reaches the target through the `MemoryMapper` of
+//! `rjitlink-memory`, which [`Executor::memory`] hands out.
+
+mod error;
+mod executor;
+mod program;
+mod symbol;
+
+pub use error::{full_message, signal_name, TargetError};
+pub use executor::{Executor, TransportStats};
+pub use program::Program;
+pub use symbol::{Interposition, SymbolInfo, SymbolKind};

@@ -1,0 +1,30 @@
+//! What the linker learns about, and asks of, the symbols of libraries loaded in the target.
+
+use rjitlink_memory::TargetAddr;
+
+/// What kind of object an external symbol names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SymbolKind {
+    Function,
+    Data,
+    Other,
+}
+
+/// What the target's loader knows about a symbol of a loaded library.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SymbolInfo {
+    pub kind: SymbolKind,
+    pub size: u64,
+}
+
+/// A copy relocation: library data the linked code reads directly (PC32 or 32-bit absolute)
+/// gets a copy in the linked image, and the libraries are redirected to use that copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interposition {
+    pub name: Vec<u8>,
+    /// Where the library defines it.
+    pub original: TargetAddr,
+    /// Where the linked image holds the copy.
+    pub copy: TargetAddr,
+    pub size: u64,
+}
