@@ -3,25 +3,8 @@
 
 use object::elf::{Dyn64, Rela64, DT_NULL, DT_RELA, DT_RELASZ, PT_DYNAMIC, PT_GNU_RELRO};
 use object::NativeEndian;
+use rjitlink_arch::{AddressSlot, Arch, HostArch};
 use rjitlink_target::{Interposition, TargetError};
-
-/// What a dynamic relocation that holds a symbol's address stores in its slot.
-enum AddressSlot {
-    /// The symbol's address.
-    Address,
-    /// The symbol's address plus the relocation's addend.
-    AddressPlusAddend,
-}
-
-/// The one architecture fact interposition needs: which dynamic relocation types (x86-64)
-/// fill a slot with a symbol's address, and whether the addend applies. `None` for the rest.
-fn address_slot(r_type: u32) -> Option<AddressSlot> {
-    match r_type {
-        object::elf::R_X86_64_GLOB_DAT => Some(AddressSlot::Address),
-        object::elf::R_X86_64_64 => Some(AddressSlot::AddressPlusAddend),
-        _ => None,
-    }
-}
 
 /// One GOT (or data) slot that must point at a copy.
 struct Patch<'a> {
@@ -37,8 +20,8 @@ struct Search<'a> {
     patches: Vec<Patch<'a>>,
 }
 
-/// The copies' bytes are taken from the originals, then every loaded object's GLOB_DAT and
-/// R_X86_64_64 relocations that point at an original are rewritten to point at its copy.
+/// The copies' bytes are taken from the originals, then every loaded object's relocations
+/// that store a symbol's address (`Arch::address_slot`: GLOB_DAT and 64 on x86-64) that point at an original are rewritten to point at its copy.
 ///
 /// Slots are matched by the address they hold, not by symbol name: libraries refer to their
 /// data under aliases too (glibc's setenv writes `__environ`, the program reads `environ`), and
@@ -142,10 +125,10 @@ unsafe extern "C" fn visit_object(
         rela_size as usize / std::mem::size_of::<Rela64<NativeEndian>>(),
     );
     for relocation in relocations {
-        let addend = match address_slot(relocation.r_type(NativeEndian, false)) {
+        let addend = match HostArch::address_slot(relocation.r_type(NativeEndian, false)) {
             None => continue,
-            Some(AddressSlot::Address) => 0,
-            Some(AddressSlot::AddressPlusAddend) => relocation.r_addend.get(NativeEndian) as u64,
+            Some(AddressSlot::Symbol) => 0,
+            Some(AddressSlot::SymbolPlusAddend) => relocation.r_addend.get(NativeEndian) as u64,
         };
         let slot = base + relocation.r_offset.get(NativeEndian);
         let current = (slot as *const u64).read_unaligned();

@@ -4,30 +4,18 @@
 
 use crate::error::LinkError;
 use crate::image::{allocate, apply_image, image_bytes, Image};
-use crate::input::{default_inputs, InputArg, LinkInputs, SearchPath};
+use crate::input::{default_inputs, LinkInputs};
 use crate::layout::layout;
+use crate::options::{LinkOptions, SessionOptions};
 use crate::plugins::{self, LinkContext, Plugin};
 use crate::resolve::resolve;
 use crate::scan::scan;
 use crate::timing::PhaseTimes;
 use crate::unit::{finalize, FinalizeRequest, Unit};
 use foldhash::HashMap;
-use rjitlink_memory::{Finalized, MemoryManager, SlabConfig, SlabStats, TargetAddr, TargetRange};
+use rjitlink_memory::{Finalized, MemoryManager, SlabStats, TargetAddr, TargetRange};
 use rjitlink_target::{Executor, Program, TransportStats};
 use std::sync::Arc;
-
-/// What to link.
-#[derive(Clone, Debug)]
-pub struct LinkOptions {
-    pub inputs: Vec<InputArg>,
-    pub search: SearchPath,
-    /// The symbol the program starts at; it is then required. `None` links a unit without one.
-    pub entry: Option<String>,
-    /// Add what cc links by default: libc and libgcc.
-    pub default_libraries: bool,
-    /// Make the unit's global definitions visible to libraries loaded later (`-rdynamic`).
-    pub export_dynamic: bool,
-}
 
 /// Identifies a linked unit of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -59,15 +47,6 @@ impl LinkedUnit {
             args,
         })
     }
-}
-
-/// How a session is set up.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SessionOptions {
-    pub slab: SlabConfig,
-    /// Keep each unit's global definitions for later links and `lookup`. A one-shot link
-    /// (`rjitlink run`) turns this off to save the work.
-    pub keep_symbols: bool,
 }
 
 /// A global definition of a live unit.

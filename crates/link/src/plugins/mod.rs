@@ -23,8 +23,8 @@ mod export_dynamic;
 use crate::addresses::Addresses;
 use crate::error::LinkError;
 use crate::layout::Layout;
+use crate::options::LinkOptions;
 use crate::resolve::SymbolDb;
-use crate::session::LinkOptions;
 use rjitlink_memory::AllocAction;
 use rjitlink_target::Executor;
 
