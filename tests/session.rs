@@ -2,7 +2,10 @@
 //! slab options of the command line.
 
 use rjitlink_executor::InProcess;
-use rjitlink_link::{InputArg, LinkOptions, PhaseTimes, SearchPath, Session, SessionOptions};
+use rjitlink_link::{
+    EntryProblem, InputArg, LinkError, LinkOptions, PhaseTimes, RelocationProblem, SearchPath,
+    Session, SessionOptions,
+};
 use rjitlink_memory::SlabConfig;
 use rjitlink_remote::{MemoryMode, Remote};
 use std::path::{Path, PathBuf};
@@ -210,4 +213,170 @@ fn shared_memory_units_are_reused_and_their_pages_freed() {
         "240 MiB linked, {} bytes sent: code must not cross the socket",
         stats.bytes_sent
     );
+}
+
+/// Assemble `source` into an object in the test's scratch directory.
+fn assemble(name: &str, source: &str) -> PathBuf {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("session-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = dir.join(format!("{name}.s"));
+    let object = dir.join(format!("{name}.o"));
+    std::fs::write(&s, source).unwrap();
+    let status = Command::new("as")
+        .arg(&s)
+        .arg("-o")
+        .arg(&object)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    object
+}
+
+/// `leaq FAR(%rip)` against an absolute symbol 16 GiB away: the link allocates memory and then
+/// fails in apply (the psABI's PC32 field holds ±2 GiB). The `leaq` is 7 bytes, its rel32 at
+/// offset 3.
+const PC32_OVERFLOW: &str = "    .text\n    .globl overflowing\noverflowing:\n\
+    leaq FAR(%rip), %rax\n    ret\n    .globl FAR\n    .set FAR, 0x400000000\n\
+    .section .note.GNU-stack,\"\",@progbits\n";
+
+/// An entry symbol in a section that is not loaded: the link fails after apply, in finalize.
+const ENTRY_NOT_LOADED: &str = "    .section .kept_out,\"\"\n    .globl not_loaded\nnot_loaded:\n\
+    .byte 0\n    .section .note.GNU-stack,\"\",@progbits\n";
+
+#[test]
+fn failed_links_give_their_memory_back() {
+    let bad = assemble("pc32_overflow", PC32_OVERFLOW);
+    let mut unloaded_entry = options(&assemble("entry_not_loaded", ENTRY_NOT_LOADED));
+    unloaded_entry.entry = Some("not_loaded".to_owned());
+    let good = compile("after_failure", "int after_failure(void) { return 42; }\n");
+    let in_process = session(16 << 20);
+    let copying = Session::new(
+        Box::new(
+            Remote::spawn_program(Path::new(env!("CARGO_BIN_EXE_rjitlink")), MemoryMode::Copy)
+                .unwrap(),
+        ),
+        SessionOptions {
+            slab: SlabConfig {
+                size: 16 << 20,
+                address: None,
+            },
+            keep_symbols: true,
+        },
+    );
+    for mut session in [in_process, copying] {
+        let times = PhaseTimes::default();
+        // More failures than the slab could hold if each kept its range.
+        for _ in 0..32 {
+            let error = session.link(&options(&bad), &times).unwrap_err();
+            assert!(
+                matches!(error, LinkError::Relocation { .. }),
+                "apply should fail: {error}"
+            );
+            assert_eq!(session.memory_stats().bytes_in_use, 0);
+            let error = session.link(&unloaded_entry, &times).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    LinkError::Entry {
+                        problem: EntryProblem::NotLoaded,
+                        ..
+                    }
+                ),
+                "finalize should fail: {error}"
+            );
+            assert_eq!(session.memory_stats().bytes_in_use, 0);
+        }
+        assert_eq!(session.memory_stats().allocations_served, 64);
+        let unit = session.link(&options(&good), &times).unwrap();
+        assert_eq!(session.memory_stats().bytes_in_use, unit.range.len as u64);
+        session.free(unit.id).unwrap();
+        assert_eq!(session.memory_stats().bytes_in_use, 0);
+    }
+}
+
+#[test]
+fn link_errors_are_values_with_their_place() {
+    let mut session = session(1 << 30);
+    let times = PhaseTimes::default();
+
+    let bad = assemble("pc32_overflow_place", PC32_OVERFLOW);
+    match session.link(&options(&bad), &times).unwrap_err() {
+        LinkError::Relocation {
+            file,
+            section,
+            offset,
+            problem,
+        } => {
+            assert!(file.ends_with("pc32_overflow_place.o"), "{file}");
+            assert_eq!((section.as_str(), offset), (".text", 3));
+            match *problem {
+                RelocationProblem::Overflow {
+                    relocation,
+                    symbol,
+                    value,
+                    bits,
+                    ..
+                } => {
+                    assert_eq!(
+                        (relocation, symbol.as_str(), bits),
+                        ("R_X86_64_PC32", "FAR", 32)
+                    );
+                    assert!(i32::try_from(value).is_err(), "{value:#x} fits after all");
+                }
+                other => panic!("expected an overflow, got {other}"),
+            }
+        }
+        other => panic!("expected a relocation error, got {other}"),
+    }
+
+    let caller = compile(
+        "calls_missing",
+        "int missing_function(void);\nint caller(void) { return missing_function(); }\n",
+    );
+    match session.link(&options(&caller), &times).unwrap_err() {
+        LinkError::Undefined(symbols) => {
+            assert_eq!(symbols.len(), 1);
+            assert_eq!(symbols[0].symbol, "missing_function");
+            let referrer = symbols[0].referenced_by.as_deref().unwrap();
+            assert!(referrer.ends_with("calls_missing.o"), "{referrer}");
+        }
+        other => panic!("expected an undefined symbol, got {other}"),
+    }
+
+    let first = compile("defines_twice_a", "int twice = 1;\n");
+    let second = compile("defines_twice_b", "int twice = 2;\n");
+    let mut both = options(&first);
+    both.inputs.push(InputArg::Path(second));
+    match session.link(&both, &times).unwrap_err() {
+        LinkError::DuplicateSymbol {
+            symbol,
+            first,
+            second,
+        } => {
+            assert_eq!(symbol, "twice");
+            assert!(first.ends_with("defines_twice_a.o") && second.ends_with("defines_twice_b.o"));
+        }
+        other => panic!("expected a duplicate symbol, got {other}"),
+    }
+
+    // An entry nothing defines is undefined, asked for by the entry point itself.
+    let mut with_entry = options(&first);
+    with_entry.entry = Some("no_such_entry".to_owned());
+    match session.link(&with_entry, &times).unwrap_err() {
+        LinkError::Undefined(symbols) => {
+            assert_eq!(symbols[0].symbol, "no_such_entry");
+            assert_eq!(symbols[0].referenced_by, None);
+        }
+        other => panic!("expected an undefined entry, got {other}"),
+    }
+    // An entry only libc defines cannot start the unit.
+    with_entry.entry = Some("puts".to_owned());
+    assert!(matches!(
+        session.link(&with_entry, &times).unwrap_err(),
+        LinkError::Entry {
+            problem: EntryProblem::NotInUnit,
+            ..
+        }
+    ));
 }
