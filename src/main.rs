@@ -41,7 +41,7 @@ enum Command {
 
 #[derive(Args)]
 struct ExecutorArgs {
-    /// Serve linkers over TCP, one at a time, at [HOST:]PORT (HOST defaults to 127.0.0.1).
+    /// Serve linkers over TCP, one at a time, at HOST:PORT or PORT (HOST defaults to 127.0.0.1).
     /// Clients must present the token from RJITLINK_TOKEN, or the one printed at start.
     #[arg(long, value_name = "[HOST:]PORT", conflicts_with = "fd")]
     listen: Option<String>,
@@ -106,7 +106,8 @@ struct RunArgs {
     /// back to copy when the executor is on another machine.
     #[arg(long, value_name = "HOW", value_parser = ["shared", "copy"])]
     memory: Option<String>,
-    /// The program's argv[0] (default: the first input's path), as `exec -a` sets it.
+    /// The name the program is run under, its first argument (default: the first input's
+    /// path), as `exec -a` sets it.
     #[arg(long, value_name = "NAME")]
     argv0: Option<OsString>,
     /// Make the program's global definitions visible to libraries it loads (cc -rdynamic).

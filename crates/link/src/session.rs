@@ -38,7 +38,7 @@ pub struct LinkedUnit {
 }
 
 impl LinkedUnit {
-    /// The program to run: the entry with `args` (argv[0] included).
+    /// The program to run: the entry with `args` (`argv[0]` included).
     pub fn program(&self, args: Vec<Vec<u8>>) -> Option<Program> {
         Some(Program {
             entry: self.entry?,
