@@ -290,33 +290,34 @@ fn executor(args: ExecutorArgs) -> Result<u8> {
 
 /// What to print for an error, one line per problem, with the command line's hints.
 fn error_lines(error: &anyhow::Error) -> Vec<String> {
-    let Some(link_error) = error.downcast_ref::<LinkError>() else {
-        return vec![format!("{error:#}")];
-    };
-    match link_error {
-        LinkError::Undefined(symbols) => symbols.iter().map(ToString::to_string).collect(),
-        LinkError::Memory(memory_error) => {
-            let hint = match memory_error {
-                MapError::SlabExhausted { .. } => "; raise --slab-size",
-                MapError::SlabAddressNotLow { .. } => " (see --slab-address and --slab-size)",
-                _ => "",
-            };
-            vec![format!("{link_error}{hint}")]
+    let hint = match error.downcast_ref::<LinkError>() {
+        Some(LinkError::Undefined(symbols)) => {
+            return symbols.iter().map(ToString::to_string).collect()
         }
-        // A link error's message already says what its source said.
-        _ => vec![link_error.to_string()],
-    }
+        Some(LinkError::Memory(MapError::SlabExhausted { .. })) => "; raise --slab-size",
+        Some(LinkError::Memory(MapError::SlabAddressNotLow { .. })) => {
+            " (see --slab-address and --slab-size)"
+        }
+        _ => "",
+    };
+    vec![format!("{error:#}{hint}")]
 }
 
 /// The signal that killed the executor, if that is what `error` reports (itself, or as the
 /// cause of an error of the linker).
 fn terminated_by(error: &anyhow::Error) -> Option<i32> {
-    error
-        .chain()
-        .find_map(|cause| match cause.downcast_ref::<TargetError>() {
+    error.chain().find_map(|cause| {
+        let target_error = cause.downcast_ref::<TargetError>().or_else(|| {
+            match cause.downcast_ref::<LinkError>() {
+                Some(LinkError::Target { source, .. }) => Some(source),
+                _ => None,
+            }
+        });
+        match target_error {
             Some(TargetError::Terminated { signal }) => Some(*signal),
             _ => None,
-        })
+        }
+    })
 }
 
 fn main() -> ExitCode {

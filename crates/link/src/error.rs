@@ -1,10 +1,11 @@
 //! What can go wrong in a link, as values a caller can match on. Each variant carries the file,
-//! section, offset and symbol involved as fields; `Display` phrases one problem for a person
-//! (the command line decides how to present it).
+//! section, offset and symbol involved as fields; `Display` phrases the problem in its own
+//! terms and `source()` gives the cause (an I/O error, the target's failure), so that printing
+//! the chain says everything once. The command line decides how to present it.
 
 use rjitlink_arch::{Range, UnsupportedReloc};
 use rjitlink_memory::MapError;
-use rjitlink_target::{full_message, TargetError};
+use rjitlink_target::TargetError;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -67,11 +68,12 @@ pub enum LinkError {
     },
     /// The image is larger than the code model lets its code reach across.
     ImageTooLarge { size: u64, limit: u64 },
-    /// Target memory could not be had or set up.
+    /// Target memory could not be had or set up. Displays as the `MapError` itself.
     Memory(MapError),
     /// `Session::free` of a unit that is not live (never linked, or freed already).
     UnitNotLive(u32),
-    /// The target failed a request (loading a library, looking symbols up, ...).
+    /// The target failed a request (loading a library, looking symbols up, ...). Without a
+    /// context it displays as the `TargetError` itself.
     Target {
         /// What the linker asked for, where the target's own message does not say it.
         context: Option<&'static str>,
@@ -233,10 +235,8 @@ impl fmt::Display for LinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LinkError::Io {
-                path,
-                operation,
-                source,
-            } => write!(f, "cannot {operation} {}: {source}", path.display()),
+                path, operation, ..
+            } => write!(f, "cannot {operation} {}", path.display()),
             LinkError::LibraryNotFound { name, script } => match script {
                 Some(script) => write!(f, "{}: cannot find -l{name}", script.display()),
                 None => write!(f, "cannot find -l{name}"),
@@ -298,8 +298,8 @@ impl fmt::Display for LinkError {
             LinkError::Memory(error) => write!(f, "{error}"),
             LinkError::UnitNotLive(unit) => write!(f, "unit {unit} is not live"),
             LinkError::Target { context, source } => match context {
-                Some(context) => write!(f, "{context}: {}", full_message(source)),
-                None => f.write_str(&full_message(source)),
+                Some(context) => f.write_str(context),
+                None => write!(f, "{source}"),
             },
         }
     }
@@ -309,8 +309,16 @@ impl std::error::Error for LinkError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LinkError::Io { source, .. } => Some(source),
-            LinkError::Memory(error) => Some(error),
-            LinkError::Target { source, .. } => Some(source),
+            // Without context of its own, a wrapped error stands for itself.
+            LinkError::Memory(error) => error.source(),
+            LinkError::Target {
+                context: Some(_),
+                source,
+            } => Some(source),
+            LinkError::Target {
+                context: None,
+                source,
+            } => source.source(),
             _ => None,
         }
     }

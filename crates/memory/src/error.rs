@@ -1,5 +1,6 @@
 //! What can go wrong with target memory, as values a caller can match on. Messages say what
-//! happened in the memory's own terms; the command line adds its flags as hints.
+//! happened in the memory's own terms (the system's reason is the error's `source()`); the
+//! command line adds its flags as hints.
 
 use crate::mapper::{Placement, LOW_PLACEMENT_FLOOR, LOW_PLACEMENT_LIMIT};
 use crate::{TargetAddr, TargetRange};
@@ -44,23 +45,18 @@ impl fmt::Display for MapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MapError::System {
-                operation,
-                range,
-                source,
+                operation, range, ..
             } => write!(
                 f,
-                "{operation} of {:#x} bytes at {} failed: {source}",
+                "{operation} of {:#x} bytes at {} failed",
                 range.len, range.start
             ),
             MapError::Reserve {
                 size,
                 placement,
-                source,
+                ..
             } => match placement {
-                Placement::Anywhere => match source {
-                    Some(source) => write!(f, "cannot reserve {size:#x} bytes: {source}"),
-                    None => write!(f, "cannot reserve {size:#x} bytes"),
-                },
+                Placement::Anywhere => write!(f, "cannot reserve {size:#x} bytes"),
                 Placement::Below2GiB => write!(
                     f,
                     "cannot reserve {size:#x} bytes below 2 GiB: no free range between {LOW_PLACEMENT_FLOOR:#x} and {LOW_PLACEMENT_LIMIT:#x} is large enough"

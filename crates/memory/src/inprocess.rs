@@ -109,10 +109,15 @@ impl MemoryMapper for InProcessMapper {
             Placement::At(address) => map_reserved(len, Some(address.get())),
         };
         let Some(address) = address else {
+            // Below 2 GiB many candidates were tried: the last one's errno would mislead.
+            let source = match placement {
+                Placement::Below2GiB => None,
+                _ => Some(io::Error::last_os_error()),
+            };
             return Err(MapError::Reserve {
                 size: len,
                 placement,
-                source: Some(io::Error::last_os_error()),
+                source,
             });
         };
         Ok(TargetRange {
