@@ -26,7 +26,9 @@ impl TcpExecutor {
     pub fn start_elsewhere() -> Result<TcpExecutor, Failed> {
         let mut command = Command::new("unshare");
         command
-            .args(["--pid", "--fork", "--mount-proc"])
+            // --kill-child: killing unshare (as `Drop` does) must end the executor inside the
+            // namespace too, or it outlives the test run.
+            .args(["--pid", "--fork", "--kill-child", "--mount-proc"])
             .arg(rjitlink());
         TcpExecutor::start_with(command)
     }
