@@ -132,7 +132,7 @@ impl Service {
     fn shared_file(&self, range: TargetRange) -> Option<(i32, u64)> {
         self.shared
             .iter()
-            .find(|(s, _)| range.start >= s.start && range.end() <= s.end())
+            .find(|(s, _)| s.contains(range))
             .map(|(s, fd)| (fd.as_raw_fd(), range.start - s.start))
     }
 

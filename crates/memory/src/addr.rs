@@ -64,4 +64,9 @@ impl TargetRange {
     pub fn end(&self) -> TargetAddr {
         self.start + self.len as u64
     }
+
+    /// Whether `other` lies wholly inside this range.
+    pub fn contains(&self, other: TargetRange) -> bool {
+        other.start >= self.start && other.end() <= self.end()
+    }
 }

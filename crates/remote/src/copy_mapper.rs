@@ -71,7 +71,7 @@ impl MemoryMapper for RemoteCopyMapper {
         for segment in segments.iter().filter(|s| s.range.len > 0) {
             let (range, buffer) = working
                 .iter()
-                .find(|(r, _)| segment.range.start >= r.start && segment.range.end() <= r.end())
+                .find(|(r, _)| r.contains(segment.range))
                 .ok_or_else(|| {
                     map_error(format!(
                         "segment at {} was never prepared",
@@ -91,11 +91,7 @@ impl MemoryMapper for RemoteCopyMapper {
             .map_err(target_map_error)?;
         }
         // The bytes are in place: the local copies are no longer needed.
-        working.retain(|(range, _)| {
-            !segments
-                .iter()
-                .any(|s| s.range.start >= range.start && s.range.end() <= range.end())
-        });
+        working.retain(|(range, _)| !segments.iter().any(|s| range.contains(s.range)));
         drop(working);
         initialize_remote(&self.connection, segments, actions)
     }
@@ -105,11 +101,7 @@ impl MemoryMapper for RemoteCopyMapper {
         self.working
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|(prepared, _)| {
-                !ranges
-                    .iter()
-                    .any(|r| prepared.start >= r.start && prepared.end() <= r.end())
-            });
+            .retain(|(prepared, _)| !ranges.iter().any(|r| r.contains(*prepared)));
         deinitialize_remote(&self.connection, ranges, actions)
     }
 

@@ -142,7 +142,7 @@ impl MemoryMapper for SharedMemoryMapper {
         let views = self.views.lock().unwrap_or_else(|e| e.into_inner());
         let view = views
             .iter()
-            .find(|v| range.start >= v.range.start && range.end() <= v.range.end())
+            .find(|v| v.range.contains(range))
             .ok_or_else(|| map_error(format!("{} is not in a shared reservation", range.start)))?;
         // SAFETY: inside the view's mapping, checked above.
         let ptr = unsafe { view.local.add((range.start - view.range.start) as usize) };
