@@ -290,6 +290,12 @@ fn executor(args: ExecutorArgs) -> Result<u8> {
 
 /// What to print for an error, one line per problem, with the command line's hints.
 fn error_lines(error: &anyhow::Error) -> Vec<String> {
+    // The remote executor's errors about shared memory are what --memory=shared asked for.
+    if let Some(TargetError::NoSharedMemory | TargetError::SharedMemory(_)) =
+        error.downcast_ref::<TargetError>()
+    {
+        return vec![format!("--memory=shared cannot be honoured: {error:#}")];
+    }
     let hint = match error.downcast_ref::<LinkError>() {
         Some(LinkError::Undefined(symbols)) => {
             return symbols.iter().map(ToString::to_string).collect()

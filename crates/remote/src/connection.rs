@@ -49,10 +49,18 @@ pub(crate) fn announced_version() -> u32 {
         .unwrap_or(PROTOCOL_VERSION)
 }
 
-/// The executor's answer to hello: (page size, pid, capabilities).
+/// What the executor says of itself in its answer to hello.
+pub(crate) struct ExecutorHello {
+    pub(crate) page_size: u64,
+    pub(crate) pid: u32,
+    /// `CAPABILITY_*` bits.
+    pub(crate) capabilities: u64,
+}
+
+/// The executor's answer to hello, checked.
 pub(crate) fn check_hello(
     hello: Result<Response<'_>, ProtocolError>,
-) -> Result<(u64, u32, u64), TargetError> {
+) -> Result<ExecutorHello, TargetError> {
     match hello {
         Ok(Response::Hello {
             version,
@@ -66,7 +74,11 @@ pub(crate) fn check_hello(
                     theirs: version,
                 });
             }
-            Ok((page_size, pid, capabilities))
+            Ok(ExecutorHello {
+                page_size,
+                pid,
+                capabilities,
+            })
         }
         Ok(Response::Failed(message)) => Err(refused(message)),
         Ok(other) => Err(TargetError::UnexpectedHandshake {

@@ -2,7 +2,8 @@
 //! the choice of the mapper its memory goes through.
 
 use crate::connection::{
-    announced_version, call, check_hello, lock, ready, refused, share, SharedConnection,
+    announced_version, call, check_hello, lock, ready, refused, share, ExecutorHello,
+    SharedConnection,
 };
 use crate::copy_mapper::RemoteCopyMapper;
 use crate::shared_mapper::SharedMemoryMapper;
@@ -159,7 +160,11 @@ impl Remote {
             version: announced_version(),
             token,
         });
-        let (page_size, pid, capabilities) = check_hello(hello)?;
+        let ExecutorHello {
+            page_size,
+            pid,
+            capabilities,
+        } = check_hello(hello)?;
         connection.transport().set_read_timeout(None)?;
         let connection = share(connection, None);
         let can_share = capabilities & rjitlink_protocol::CAPABILITY_SHARED_MEMORY != 0;

@@ -69,7 +69,7 @@ pub enum TargetError {
     Connection(Box<dyn Error + Send + Sync>),
     /// Shared memory was asked for, and the executor does not offer it.
     NoSharedMemory,
-    /// Shared memory was asked for, and setting it up failed.
+    /// Shared memory was asked for, and setting it up failed (displays as the `MapError`).
     SharedMemory(MapError),
 }
 
@@ -125,10 +125,10 @@ impl fmt::Display for TargetError {
             } => write!(f, "unexpected response from the executor: {response}"),
             TargetError::Handshake(_) => f.write_str("executor handshake failed"),
             TargetError::Connection(_) => f.write_str("executor connection"),
-            TargetError::NoSharedMemory => f.write_str(
-                "--memory=shared cannot be honoured: the executor does not offer shared memory",
-            ),
-            TargetError::SharedMemory(_) => f.write_str("--memory=shared cannot be honoured"),
+            TargetError::NoSharedMemory => {
+                f.write_str("the executor does not offer shared memory")
+            }
+            TargetError::SharedMemory(e) => write!(f, "{e}"),
         }
     }
 }
@@ -140,8 +140,8 @@ impl Error for TargetError {
                 Some(source)
             }
             TargetError::Handshake(source) | TargetError::Connection(source) => Some(&**source),
-            TargetError::SharedMemory(source) => Some(source),
             // These print their inner error's message as their own.
+            TargetError::SharedMemory(e) => e.source(),
             TargetError::Nul(e) => e.source(),
             TargetError::TooManyArguments(e) => e.source(),
             TargetError::Io(e) => e.source(),
