@@ -11,22 +11,28 @@ use rjitlink_remote::{MemoryMode, Remote};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn compile(name: &str, source: &str) -> PathBuf {
+/// Write `source` as `name.EXTENSION` in the test's scratch directory and build `name.o` from
+/// it with `command` (which is given the source, then `-o` and the object).
+fn build(name: &str, extension: &str, source: &str, mut command: Command) -> PathBuf {
     let dir =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("session-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let c = dir.join(format!("{name}.c"));
+    let file = dir.join(format!("{name}.{extension}"));
     let object = dir.join(format!("{name}.o"));
-    std::fs::write(&c, source).unwrap();
-    let status = Command::new("cc")
-        .args(["-c", "-O1"])
-        .arg(&c)
-        .arg("-o")
-        .arg(&object)
-        .status()
-        .unwrap();
+    std::fs::write(&file, source).unwrap();
+    let status = command.arg(&file).arg("-o").arg(&object).status().unwrap();
     assert!(status.success());
     object
+}
+
+fn compile(name: &str, source: &str) -> PathBuf {
+    let mut cc = Command::new("cc");
+    cc.args(["-c", "-O1"]);
+    build(name, "c", source, cc)
+}
+
+fn assemble(name: &str, source: &str) -> PathBuf {
+    build(name, "s", source, Command::new("as"))
 }
 
 fn options(object: &Path) -> LinkOptions {
@@ -213,24 +219,6 @@ fn shared_memory_units_are_reused_and_their_pages_freed() {
         "240 MiB linked, {} bytes sent: code must not cross the socket",
         stats.bytes_sent
     );
-}
-
-/// Assemble `source` into an object in the test's scratch directory.
-fn assemble(name: &str, source: &str) -> PathBuf {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("session-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let s = dir.join(format!("{name}.s"));
-    let object = dir.join(format!("{name}.o"));
-    std::fs::write(&s, source).unwrap();
-    let status = Command::new("as")
-        .arg(&s)
-        .arg("-o")
-        .arg(&object)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    object
 }
 
 /// `leaq FAR(%rip)` against an absolute symbol 16 GiB away: the link allocates memory and then
