@@ -304,6 +304,9 @@ fn error_lines(error: &anyhow::Error) -> Vec<String> {
         Some(LinkError::Memory(MapError::SlabAddressNotLow { .. })) => {
             " (see --slab-address and --slab-size)"
         }
+        Some(LinkError::Memory(MapError::SlabNotLow { .. })) => {
+            "; pass --slab-address below 2 GiB, or link such code first"
+        }
         _ => "",
     };
     vec![format!("{error:#}{hint}")]

@@ -6,10 +6,12 @@ use rjitlink_link::{
     EntryProblem, InputArg, LinkError, LinkOptions, PhaseTimes, RelocationProblem, SearchPath,
     Session, SessionOptions,
 };
-use rjitlink_memory::SlabConfig;
+use rjitlink_memory::{MemoryMapper, SlabConfig, TargetAddr};
 use rjitlink_remote::{MemoryMode, Remote};
+use rjitlink_target::{Executor, Interposition, Program, SymbolInfo, TargetError};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 /// Write `source` as `name.EXTENSION` in the test's scratch directory and build `name.o` from
 /// it with `command` (which is given the source, then `-o` and the object).
@@ -367,4 +369,79 @@ fn link_errors_are_values_with_their_place() {
             ..
         }
     ));
+}
+
+/// An in-process executor whose exported-symbols image never loads: finalize fails after the
+/// copy relocations have redirected libc's references into the unit.
+struct ExportsFail(InProcess);
+
+impl Executor for ExportsFail {
+    fn memory(&self) -> Arc<dyn MemoryMapper> {
+        self.0.memory()
+    }
+    fn load_library(&mut self, path: &Path) -> Result<(), TargetError> {
+        self.0.load_library(path)
+    }
+    fn load_library_image(&mut self, name: &str, _: &[u8]) -> Result<(), TargetError> {
+        Err(TargetError::LoadLibraryImage {
+            name: name.to_owned(),
+            reason: "refused by the test".to_owned(),
+        })
+    }
+    fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {
+        self.0.lookup(names)
+    }
+    fn symbol_info(
+        &mut self,
+        addresses: &[TargetAddr],
+    ) -> Result<Vec<Option<SymbolInfo>>, TargetError> {
+        self.0.symbol_info(addresses)
+    }
+    fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError> {
+        self.0.interpose(copies)
+    }
+    fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
+        self.0.run(program)
+    }
+    fn is_this_process(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn memory_libraries_still_refer_to_outlives_a_failed_finalize() {
+    // Non-PIC code reads libc's `environ` directly: the image holds a copy, and libc's own
+    // references are redirected to it before the exports fail to load.
+    let mut cc = Command::new("cc");
+    cc.args(["-c", "-O1", "-fno-pic", "-fno-pie"]);
+    let object = build(
+        "reads_environ",
+        "c",
+        "extern char **environ;\nchar **read_environ(void) { return environ; }\n",
+        cc,
+    );
+    let path_before = std::env::var("PATH");
+    let mut session = Session::new(
+        Box::new(ExportsFail(InProcess::new())),
+        SessionOptions {
+            slab: SlabConfig {
+                size: 64 << 20,
+                address: None,
+            },
+            keep_symbols: true,
+        },
+    );
+    let mut exporting = options(&object);
+    exporting.export_dynamic = true;
+    let error = session
+        .link(&exporting, &PhaseTimes::default())
+        .unwrap_err();
+    assert!(
+        matches!(error, LinkError::Target { .. }),
+        "the exports should fail: {error}"
+    );
+    // libc now reads `environ` from the unit's memory: it must stay, with the slab around it.
+    assert!(session.memory_stats().bytes_in_use > 0);
+    drop(session);
+    assert_eq!(std::env::var("PATH"), path_before);
 }

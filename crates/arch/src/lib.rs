@@ -5,7 +5,7 @@
 
 mod x86_64;
 
-pub use x86_64::{Relaxation as X86_64Relaxation, X86_64};
+pub use x86_64::X86_64;
 
 /// The architecture rjitlink links for: the one it runs on (a JIT's code runs beside it).
 pub type HostArch = X86_64;
@@ -155,13 +155,15 @@ pub trait Arch {
     /// Where the field lies after `relaxation` (some rewrites move it).
     fn relaxed_field(relaxation: Self::Relaxation, offset: usize) -> usize;
 
-    /// Rewrite the instruction whose field is at `offset` for `relaxation`. The caller has
-    /// checked with `relaxation` that the instruction is the one expected.
-    fn relax_instruction(code: &mut [u8], offset: usize, relaxation: Self::Relaxation);
+    /// Rewrite the instruction whose field is at `offset` for `relaxation`; returns where the
+    /// field now lies (`relaxed_field`). The caller has checked with `relaxation` that the
+    /// instruction is the one expected.
+    fn relax_instruction(code: &mut [u8], offset: usize, relaxation: Self::Relaxation) -> usize;
 
-    /// The bytes of a PLT stub at address `stub` that jumps through the GOT slot at `slot`.
-    /// The caller guarantees the slot is within reach (both lie in one image).
-    fn plt_stub(stub: u64, slot: u64) -> Vec<u8>;
+    /// Write a PLT stub at address `stub` that jumps through the GOT slot at `slot` into
+    /// `out` (`PLT_STUB_SIZE` bytes). The caller guarantees the slot is within reach (both lie
+    /// in one image).
+    fn write_plt_stub(out: &mut [u8], stub: u64, slot: u64);
 
     /// Whether a dynamic relocation of type `r_type` stores a symbol's address into a data
     /// slot, and how (what copy relocations redirect in loaded libraries).

@@ -145,7 +145,7 @@ impl Arch for X86_64 {
         }
     }
 
-    fn relax_instruction(code: &mut [u8], offset: usize, relaxation: Relaxation) {
+    fn relax_instruction(code: &mut [u8], offset: usize, relaxation: Relaxation) -> usize {
         match relaxation {
             Relaxation::MovToLea => code[offset - 2] = 0x8d,
             Relaxation::IndirectCallToDirect => {
@@ -159,13 +159,14 @@ impl Arch for X86_64 {
                 code[offset + 3] = 0x90;
             }
         }
+        Self::relaxed_field(relaxation, offset)
     }
 
     /// `jmp *slot(%rip)`, padded with int3.
-    fn plt_stub(stub: u64, slot: u64) -> Vec<u8> {
+    fn write_plt_stub(out: &mut [u8], stub: u64, slot: u64) {
         let displacement = slot.wrapping_sub(stub + 6) as i64 as i32;
         let d = displacement.to_le_bytes();
-        vec![0xff, 0x25, d[0], d[1], d[2], d[3], 0xcc, 0xcc]
+        out.copy_from_slice(&[0xff, 0x25, d[0], d[1], d[2], d[3], 0xcc, 0xcc]);
     }
 
     fn address_slot(r_type: u32) -> Option<AddressSlot> {
@@ -187,8 +188,10 @@ mod tests {
         let mut code = [0x48, 0x8b, 0x05, 0, 0, 0, 0];
         let relaxation = X86_64::relaxation(&code, 3, Relax::Rex);
         assert_eq!(relaxation, Some(Relaxation::MovToLea));
-        X86_64::relax_instruction(&mut code, 3, Relaxation::MovToLea);
-        assert_eq!(X86_64::relaxed_field(Relaxation::MovToLea, 3), 3);
+        assert_eq!(
+            X86_64::relax_instruction(&mut code, 3, Relaxation::MovToLea),
+            3
+        );
         assert_eq!(code[1], 0x8d);
         // 48 03 05 = add rel32(%rip), %rax: not relaxed to lea.
         assert_eq!(
@@ -200,9 +203,8 @@ mod tests {
             X86_64::relaxation(&jump, 2, Relax::Plain),
             Some(Relaxation::IndirectJumpToDirect)
         );
-        X86_64::relax_instruction(&mut jump, 2, Relaxation::IndirectJumpToDirect);
         assert_eq!(
-            X86_64::relaxed_field(Relaxation::IndirectJumpToDirect, 2),
+            X86_64::relax_instruction(&mut jump, 2, Relaxation::IndirectJumpToDirect),
             1
         );
         assert_eq!(jump, [0xe9, 0x25, 0, 0, 0, 0x90]);
@@ -215,11 +217,9 @@ mod tests {
     #[test]
     fn stub_jumps_through_its_slot() {
         // Stub at 0x1000, slot at 0x2000: displacement = 0x2000 - 0x1006.
-        assert_eq!(
-            X86_64::plt_stub(0x1000, 0x2000),
-            [0xff, 0x25, 0xfa, 0x0f, 0, 0, 0xcc, 0xcc]
-        );
-        assert_eq!(X86_64::plt_stub(0, 0).len() as u64, X86_64::PLT_STUB_SIZE);
+        let mut stub = [0; X86_64::PLT_STUB_SIZE as usize];
+        X86_64::write_plt_stub(&mut stub, 0x1000, 0x2000);
+        assert_eq!(stub, [0xff, 0x25, 0xfa, 0x0f, 0, 0, 0xcc, 0xcc]);
     }
 
     #[test]

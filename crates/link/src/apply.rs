@@ -7,7 +7,6 @@ use crate::error::{LinkError, RelocationProblem};
 use crate::ids::{GotSlot, ImageOffset, PltStub};
 use crate::layout::{Layout, PlacedSection};
 use crate::resolve::{Resolution, SymbolDb, SymbolLocation};
-use crate::scan::relocation_error;
 use crate::sections::InputSection;
 use crate::symbols::{classify, SymbolRef};
 use object::read::elf::{Rela as _, Sym as _};
@@ -22,10 +21,12 @@ pub struct ApplyContext<'a, 'data> {
     pub addresses: &'a Addresses,
 }
 
-/// Why a symbol's address or size is not available to a relocation.
+/// Why a symbol's address, size or GOT slot is not available to a relocation.
 enum Unavailable {
     NotLoaded,
     LibrarySize,
+    /// Scan and apply disagree: a bug, reported rather than hidden.
+    NoSlotPlanned,
 }
 
 impl Unavailable {
@@ -34,6 +35,7 @@ impl Unavailable {
         match self {
             Unavailable::NotLoaded => RelocationProblem::SymbolNotLoaded { relocation, symbol },
             Unavailable::LibrarySize => RelocationProblem::LibrarySymbolSize { relocation, symbol },
+            Unavailable::NoSlotPlanned => RelocationProblem::NoSlotPlanned { relocation, symbol },
         }
     }
 }
@@ -76,12 +78,11 @@ impl ApplyContext<'_, '_> {
     /// relocation except relaxable loads of symbols in the image; if such a symbol turns out
     /// not to be loaded, there is none.
     fn got_address(&self, symbol: SymbolRef) -> Result<TargetAddr, Unavailable> {
-        let slot = self
-            .layout
-            .got_plan
-            .slot(symbol)
-            .ok_or(Unavailable::NotLoaded)?;
-        Ok(self.addresses.at(self.layout.got_slot(slot)))
+        match self.layout.got_plan.slot(symbol) {
+            Some(slot) => Ok(self.addresses.at(self.layout.got_slot(slot))),
+            None if self.symbol_address(symbol).is_none() => Err(Unavailable::NotLoaded),
+            None => Err(Unavailable::NoSlotPlanned),
+        }
     }
 
     /// The error for a GOT slot whose symbol lies in a section that is not loaded.
@@ -90,15 +91,18 @@ impl ApplyContext<'_, '_> {
             SymbolRef::Global(id) => {
                 let file = match self.db.global(id).resolution {
                     Resolution::Defined { object, .. } => {
-                        self.db.objects[object.index()].name.clone()
+                        Some(self.db.objects[object.index()].name.clone())
                     }
-                    _ => "the link".to_owned(),
+                    _ => None,
                 };
                 (file, self.db.global_name(id))
             }
             SymbolRef::Local { object, symbol } => {
                 let file = &self.db.objects[object.index()];
-                (file.name.clone(), file.describe_symbol(symbol as usize))
+                (
+                    Some(file.name.clone()),
+                    file.describe_symbol(symbol as usize),
+                )
             }
         };
         LinkError::Symbol {
@@ -151,12 +155,12 @@ fn write_got_and_plt(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result
     }
     for (index, &slot) in layout.got_plan.stubs.iter().enumerate() {
         let stub = layout.plt_stub(PltStub::from_index(index));
-        let code = HostArch::plt_stub(
+        let at = stub.get() as usize;
+        HostArch::write_plt_stub(
+            &mut image[at..at + HostArch::PLT_STUB_SIZE as usize],
             context.addresses.at(stub).get(),
             context.addresses.at(layout.got_slot(slot)).get(),
         );
-        let at = stub.get() as usize;
-        image[at..at + code.len()].copy_from_slice(&code);
     }
     Ok(())
 }
@@ -177,7 +181,7 @@ fn apply_section(
         let offset = rela.r_offset(LE);
         let r_sym = rela.r_sym(LE, false) as usize;
         let addend = rela.r_addend(LE);
-        let fail = |problem| relocation_error(db, section, offset, problem);
+        let fail = |problem| section.relocation_error(db, offset, problem);
         let against = || object.describe_symbol(r_sym);
         let kind = HostArch::reloc_kind(rela.r_type(LE, false)).map_err(|reason| {
             fail(RelocationProblem::Unsupported {
@@ -249,8 +253,7 @@ fn apply_section(
                 };
                 match direct {
                     Some((relaxation, value)) => {
-                        HostArch::relax_instruction(out, field, relaxation);
-                        field = HostArch::relaxed_field(relaxation, field);
+                        field = HostArch::relax_instruction(out, field, relaxation);
                         value
                     }
                     None => context

@@ -37,9 +37,9 @@ pub enum LinkError {
         section: String,
         problem: String,
     },
-    /// A symbol of an input cannot be linked.
+    /// A symbol cannot be linked; `file` is the input that defines it, where one does.
     Symbol {
-        file: String,
+        file: Option<String>,
         symbol: String,
         problem: String,
     },
@@ -72,6 +72,8 @@ pub enum LinkError {
     Memory(MapError),
     /// `Session::free` of a unit that is not live (never linked, or freed already).
     UnitNotLive(u32),
+    /// Something rjitlink itself got wrong: a bug to report.
+    Internal(&'static str),
     /// The target failed a request (loading a library, looking symbols up, ...). Without a
     /// context it displays as the `TargetError` itself.
     Target {
@@ -135,6 +137,11 @@ pub enum RelocationProblem {
     },
     /// `R_X86_64_SIZE*` and the like against a library symbol, whose size is unknown.
     LibrarySymbolSize {
+        relocation: &'static str,
+        symbol: String,
+    },
+    /// A GOT-relative relocation whose GOT slot scan did not plan: a bug in rjitlink.
+    NoSlotPlanned {
         relocation: &'static str,
         symbol: String,
     },
@@ -227,6 +234,10 @@ impl fmt::Display for RelocationProblem {
                 f,
                 "{relocation} against `{symbol}`: the size of a symbol defined in a shared library is not known"
             ),
+            RelocationProblem::NoSlotPlanned { relocation, symbol } => write!(
+                f,
+                "{relocation} against `{symbol}`: internal error: no GOT slot was planned"
+            ),
         }
     }
 }
@@ -251,10 +262,15 @@ impl fmt::Display for LinkError {
                 problem,
             } => write!(f, "{file}: section {section} {problem}"),
             LinkError::Symbol {
-                file,
+                file: Some(file),
                 symbol,
                 problem,
             } => write!(f, "{file}: symbol {symbol} {problem}"),
+            LinkError::Symbol {
+                file: None,
+                symbol,
+                problem,
+            } => write!(f, "symbol {symbol} {problem}"),
             LinkError::Relocation {
                 file,
                 section,
@@ -293,10 +309,12 @@ impl fmt::Display for LinkError {
             },
             LinkError::ImageTooLarge { size, limit } => write!(
                 f,
-                "the linked image needs {size:#x} bytes, more than the {limit:#x} bytes the code model lets its code reach across"
+                "the linked image needs {size:#x} bytes, more than the {} MiB the code model allows",
+                limit >> 20
             ),
             LinkError::Memory(error) => write!(f, "{error}"),
             LinkError::UnitNotLive(unit) => write!(f, "unit {unit} is not live"),
+            LinkError::Internal(what) => write!(f, "internal error: {what}"),
             LinkError::Target { context, source } => match context {
                 Some(context) => f.write_str(context),
                 None => write!(f, "{source}"),

@@ -277,7 +277,15 @@ fn map_thin_members(path: &Path, data: &[u8]) -> Result<Vec<(Vec<u8>, MappedByte
         let member = member.map_err(invalid)?;
         let name = member.name();
         let member_path = dir.join(std::str::from_utf8(name).unwrap_or_default());
-        let map = map_file(&member_path)?;
+        let map = map_file(&member_path).map_err(|e| {
+            LinkError::input(
+                path.display(),
+                format!(
+                    "cannot open thin archive member {}: {e}",
+                    member_path.display()
+                ),
+            )
+        })?;
         members.push((name.to_vec(), MappedBytes(map)));
     }
     Ok(members)

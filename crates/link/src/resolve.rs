@@ -16,10 +16,10 @@ use object::read::archive::ArchiveOffset;
 use object::read::elf::SectionHeader;
 use object::read::elf::Sym as _;
 use rayon::prelude::*;
+use rjitlink_memory::TargetAddr;
 use rjitlink_target::Executor;
 
 type Result<T, E = LinkError> = std::result::Result<T, E>;
-use rjitlink_memory::TargetAddr;
 
 /// Symbols the linker itself defines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,7 +244,7 @@ fn contributions(object: &ObjectFile<'_>, discarded: &[bool]) -> Result<Vec<Cont
                 elf::SHN_ABS => Contribution::Definition { weak },
                 _ => {
                     let symbol_error = |problem: &str| LinkError::Symbol {
-                        file: object.name.clone(),
+                        file: Some(object.name.clone()),
                         symbol: object.describe_symbol(index),
                         problem: problem.to_owned(),
                     };
@@ -480,7 +480,7 @@ pub fn resolve<'data>(
         let loaded = loader.map_or(Ok(()), |thread| {
             thread
                 .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                .unwrap_or(Err(LinkError::Internal("loading libraries panicked")))
         });
         (resolved, loaded)
     });

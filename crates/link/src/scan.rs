@@ -73,22 +73,6 @@ impl GotPlan {
     }
 }
 
-/// A relocation error at `offset` in `section`.
-pub fn relocation_error(
-    db: &SymbolDb<'_>,
-    section: &InputSection,
-    offset: u64,
-    problem: RelocationProblem,
-) -> LinkError {
-    let object = &db.objects[section.object.index()];
-    LinkError::Relocation {
-        file: object.name.clone(),
-        section: String::from_utf8_lossy(object.section_name(section.index as usize)).into_owned(),
-        offset,
-        problem: Box::new(problem),
-    }
-}
-
 /// The scan phase: the loaded sections, and the GOT slots, stubs and copies their relocations
 /// need. Asks the target once about the library symbols the image reads directly.
 pub fn scan(
@@ -190,7 +174,7 @@ fn scan_section(
     for rela in relocations {
         let offset = rela.r_offset(LE);
         let r_sym = rela.r_sym(LE, false) as usize;
-        let fail = |problem| relocation_error(db, section, offset, problem);
+        let fail = |problem| section.relocation_error(db, offset, problem);
         let kind = HostArch::reloc_kind(rela.r_type(LE, false)).map_err(|reason| {
             fail(RelocationProblem::Unsupported {
                 reason,

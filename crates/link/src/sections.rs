@@ -3,7 +3,7 @@
 //! identifier (for `__start_`/`__stop_`).
 
 use crate::elf::{is_c_identifier, LE};
-use crate::error::LinkError;
+use crate::error::{LinkError, RelocationProblem};
 use crate::ids::ObjectId;
 use crate::resolve::SymbolDb;
 use object::elf;
@@ -180,4 +180,22 @@ pub fn input_sections(db: &SymbolDb<'_>) -> Result<Vec<InputSection>, LinkError>
         })
         .collect::<Result<Vec<_>, LinkError>>()?;
     Ok(per_object.into_iter().flatten().collect())
+}
+
+impl InputSection {
+    /// An error for the relocation at `offset` in this section.
+    pub fn relocation_error(
+        &self,
+        db: &SymbolDb<'_>,
+        offset: u64,
+        problem: RelocationProblem,
+    ) -> LinkError {
+        let object = &db.objects[self.object.index()];
+        LinkError::Relocation {
+            file: object.name.clone(),
+            section: String::from_utf8_lossy(object.section_name(self.index as usize)).into_owned(),
+            offset,
+            problem: Box::new(problem),
+        }
+    }
 }

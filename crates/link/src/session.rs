@@ -104,8 +104,9 @@ impl Session {
     }
 
     /// Free a unit: its plugins undo their work in the target (last first), its memory goes
-    /// back to the slab and its symbols are forgotten. Err if it is not live, or if the
-    /// target failed to undo something (the unit is gone all the same).
+    /// back to the slab and its symbols are forgotten. A unit whose copies of library data or
+    /// exported symbols the target's libraries still refer to keeps its memory live. Err if it
+    /// is not live, or if the target failed to undo something (the unit is gone all the same).
     pub fn free(&mut self, unit: UnitId) -> Result<(), LinkError> {
         let live = self
             .units
@@ -195,8 +196,8 @@ impl Session {
     }
 }
 
-/// Undo a unit's plugins, last first, then free its memory. Every step runs; the first
-/// failure is reported.
+/// Undo a unit's plugins, last first, then free its memory — unless the target still refers
+/// into it, which then stays live. Every step runs; the first failure is reported.
 fn free_unit(unit: LiveUnit, executor: &mut dyn Executor) -> Result<(), LinkError> {
     let LiveUnit {
         memory,
@@ -206,6 +207,10 @@ fn free_unit(unit: LiveUnit, executor: &mut dyn Executor) -> Result<(), LinkErro
     for plugin in plugins.iter_mut().rev() {
         let freed = plugin.free(executor);
         result = result.and(freed);
+    }
+    if plugins.iter().any(|plugin| plugin.pins_memory()) {
+        memory.leak();
+        return result;
     }
     result.and(memory.free().map_err(LinkError::from))
 }

@@ -63,9 +63,14 @@ pub fn finalize(
     let memory = memory.finalize(actions)?;
     for index in 0..plugins.len() {
         if let Err(error) = plugins[index].finalize(link, target) {
-            // Undo the plugins that had finalized, in reverse; the memory is freed on drop.
-            for plugin in plugins[..index].iter_mut().rev() {
+            // Undo what ran, the failed plugin's part too, last first; then free the memory
+            // unless the target still refers into it.
+            let started = &mut plugins[..=index];
+            for plugin in started.iter_mut().rev() {
                 let _ = plugin.free(target);
+            }
+            if started.iter().any(|plugin| plugin.pins_memory()) {
+                memory.leak();
             }
             return Err(error);
         }

@@ -284,7 +284,8 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         if self.owned {
-            // Nothing ran: no calls to undo. A failure leaves the range out of the slab.
+            // Not finalized, or finalizing failed: the finalize calls did not all run, so none
+            // is undone. A failure leaves the range out of the slab.
             let _ = self.manager.deallocate(self.range, &[]);
         }
     }
@@ -294,6 +295,14 @@ impl Finalized {
     /// Where the allocation lies in the target.
     pub fn range(&self) -> TargetRange {
         self.range
+    }
+
+    /// Keep the memory live and in use for the rest of the process: for memory the target
+    /// still refers to in ways that cannot be undone (a library's GOT entry redirected into it).
+    /// No deallocation calls run, the range never returns to the slab, and the slab itself is
+    /// never released (the manager is kept alive).
+    pub fn leak(self) {
+        std::mem::forget(self);
     }
 
     /// Make the deallocation calls, give the pages' memory back and return the range to the

@@ -9,9 +9,18 @@ use crate::resolve::Resolution;
 use rjitlink_target::{Executor, Interposition};
 
 /// Redirects the libraries to the image's copies of their data.
-pub struct CopyRelocations;
+#[derive(Default)]
+pub struct CopyRelocations {
+    /// Libraries were (or may have been, if it failed halfway) redirected into the image.
+    redirected: bool,
+}
 
 impl Plugin for CopyRelocations {
+    /// Nothing restores the libraries' GOT entries yet, so the copies must outlive the unit.
+    fn pins_memory(&self) -> bool {
+        self.redirected
+    }
+
     fn finalize(
         &mut self,
         link: &LinkContext<'_, '_>,
@@ -37,6 +46,7 @@ impl Plugin for CopyRelocations {
                 }
             })
             .collect();
+        self.redirected = true;
         target.interpose(&interpositions)?;
         Ok(())
     }

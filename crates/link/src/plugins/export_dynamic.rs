@@ -18,15 +18,25 @@ use rjitlink_target::Executor;
 const SONAME: &str = "rjitlink-exports.so";
 
 /// Exports the unit's global definitions to the target's dynamic loader.
-pub struct ExportDynamic;
+#[derive(Default)]
+pub struct ExportDynamic {
+    /// The exports were (or may have been) loaded.
+    loaded: bool,
+}
 
 impl Plugin for ExportDynamic {
+    /// Loaded RTLD_GLOBAL, the exports are never unloaded: libraries may have bound to them.
+    fn pins_memory(&self) -> bool {
+        self.loaded
+    }
+
     fn finalize(
         &mut self,
         link: &LinkContext<'_, '_>,
         target: &mut dyn Executor,
     ) -> Result<(), LinkError> {
         let image = exported_symbols_image(link);
+        self.loaded = true;
         target
             .load_library_image(SONAME, &image)
             .map_err(LinkError::target("cannot export the program's symbols"))

@@ -15,7 +15,8 @@
 //! 4. `finalize`: the memory is live; a plugin asks the target for what it needs before the
 //!    unit runs (an executor operation, the same in process and remote).
 //! 5. `free`: the unit is being freed; plugins undo `finalize`, in reverse order, before its
-//!    memory (and with it the calls from `after_apply`) is undone.
+//!    memory (and with it the calls from `after_apply`) is undone. A plugin whose work cannot
+//!    be undone says so (`pins_memory`), and the memory then stays live.
 
 mod copy_relocations;
 mod export_dynamic;
@@ -70,13 +71,21 @@ pub trait Plugin: Send {
     fn free(&mut self, _target: &mut dyn Executor) -> Result<(), LinkError> {
         Ok(())
     }
+
+    /// Whether the target now refers into the unit's memory in a way `free` cannot undo (a
+    /// library's GOT entry, a symbol the dynamic loader serves). Such a unit's memory stays
+    /// live for the rest of the process when the unit is freed or its finalize fails.
+    fn pins_memory(&self) -> bool {
+        false
+    }
 }
 
 /// The plugins a link with `options` runs, in order.
 pub fn for_link(options: &LinkOptions) -> Vec<Box<dyn Plugin>> {
-    let mut plugins: Vec<Box<dyn Plugin>> = vec![Box::new(copy_relocations::CopyRelocations)];
+    let mut plugins: Vec<Box<dyn Plugin>> =
+        vec![Box::<copy_relocations::CopyRelocations>::default()];
     if options.export_dynamic {
-        plugins.push(Box::new(export_dynamic::ExportDynamic));
+        plugins.push(Box::<export_dynamic::ExportDynamic>::default());
     }
     plugins
 }
