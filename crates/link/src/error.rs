@@ -135,7 +135,7 @@ pub enum RelocationProblem {
         relocation: &'static str,
         symbol: String,
     },
-    /// `R_X86_64_SIZE*` and the like against a library symbol, whose size is unknown.
+    /// A symbol-size relocation against a library symbol, whose size is unknown.
     LibrarySymbolSize {
         relocation: &'static str,
         symbol: String,
