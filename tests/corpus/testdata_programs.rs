@@ -1,5 +1,5 @@
-//! The testdata corpus: every program of testdata/c and testdata/asm, linked natively and
-//! with rjitlink and compared, in every build and executor mode; every input of
+//! The testdata corpus: every program of testdata/c, testdata/cpp and testdata/asm, linked
+//! natively and with rjitlink and compared, in every build and executor mode; every input of
 //! testdata/errors, which rjitlink must reject with the error its `expect-error` directive
 //! names. The directives are listed in main.rs.
 
@@ -26,14 +26,23 @@ fn stem(path: &Path) -> String {
     path.file_stem().unwrap().to_string_lossy().into_owned()
 }
 
-/// The trials of testdata/c, testdata/asm and testdata/errors.
+/// The trials of testdata/c, testdata/cpp, testdata/asm and testdata/errors.
 pub fn trials() -> Vec<Trial> {
     let mut trials = Vec::new();
-    for source in testdata("c") {
+    let c_and_cpp = testdata("c")
+        .into_iter()
+        .map(|source| ("c", source))
+        .chain(testdata("cpp").into_iter().map(|source| ("cpp", source)));
+    for (language, source) in c_and_cpp {
         for build in [Build::O0, Build::O2Pic, Build::O2NoPic] {
             for mode in Mode::ALL {
                 let source = source.clone();
-                let name = format!("c::{}::{}::{}", stem(&source), build.name(), mode.name());
+                let name = format!(
+                    "{language}::{}::{}::{}",
+                    stem(&source),
+                    build.name(),
+                    mode.name()
+                );
                 trials.push(Trial::test(name, move || {
                     Case::new(&source, build)?.compare_with_native(mode)
                 }));

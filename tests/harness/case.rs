@@ -73,12 +73,14 @@ impl Case {
         let asflags = directives.words("asflags");
         let compile = |file: &Path| -> Result<PathBuf, Failed> {
             let object = dir.join(format!("{}.o", file.file_stem().unwrap().to_string_lossy()));
-            let mut command = if file.extension().is_some_and(|e| e == "s") {
+            let extension = file.extension().and_then(|e| e.to_str());
+            let mut command = if extension == Some("s") {
                 let mut command = Command::new("as");
                 command.args(&asflags);
                 command
             } else {
-                let mut command = Command::new("cc");
+                let compiler = if extension == Some("cc") { "c++" } else { "cc" };
+                let mut command = Command::new(compiler);
                 command.arg("-c").args(build.flags()).args(&cflags);
                 command
             };
@@ -86,7 +88,10 @@ impl Case {
             Ok(object)
         };
 
-        let is_source = |file: &Path| file.extension().is_some_and(|e| e == "c" || e == "s");
+        let is_source = |file: &Path| {
+            file.extension()
+                .is_some_and(|e| e == "c" || e == "cc" || e == "s")
+        };
         let mut inputs = vec![if is_source(source) {
             compile(source)?
         } else {

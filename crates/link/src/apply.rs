@@ -210,6 +210,13 @@ fn apply_section(
                 symbol: r_sym as u32,
             },
         };
+        if value_of_symbol == UNLOADED && section.eh_frame {
+            // An unwind record of code that is not loaded (a discarded COMDAT copy): zero
+            // makes the unwinder skip the record, as it skips link-once functions that were
+            // removed (ld leaves the record out).
+            out[field..field + kind.width].fill(0);
+            continue;
+        }
         let unavailable = |why: Unavailable| fail(why.problem(&kind, against()));
         let place = section_address + field as u64;
         let s = || match value_of_symbol {

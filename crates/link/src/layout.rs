@@ -36,6 +36,9 @@ pub struct CopySlot {
     pub size: u64,
 }
 
+/// Bytes of the zero length that ends an unwind table.
+const EH_FRAME_TERMINATOR: u64 = 4;
+
 /// Where the sections named X lie, for `__start_X` and `__stop_X`.
 #[derive(Clone, Copy, Debug)]
 pub struct SectionBounds {
@@ -61,6 +64,9 @@ pub struct Layout {
     pub copies: BTreeMap<GlobalId, CopySlot>,
     /// For __start_X/__stop_X: the range of the sections named X.
     pub section_bounds: HashMap<Vec<u8>, SectionBounds>,
+    /// Where each unwind table starts: one per segment with `.eh_frame` sections, laid out
+    /// back to back and followed by a zero terminator, as the unwinder reads them.
+    pub eh_frames: Vec<ImageOffset>,
     /// The image must lie where low absolute references reach (from scan).
     pub needs_low_addresses: bool,
 }
@@ -121,7 +127,8 @@ pub fn layout(
         needs_low_addresses,
     } = scan;
     // Within a segment: input order, except that sections sharing a C-identifier name stay
-    // together (for __start_/__stop_), and zero-fill sections come last.
+    // together (for __start_/__stop_), unwind tables come together (one table for the
+    // unwinder), and zero-fill sections come last.
     let group_name = |section: &InputSection| -> &[u8] {
         match section.identifier_name {
             true => db.objects[section.object.index()].section_name(section.index as usize),
@@ -130,8 +137,8 @@ pub fn layout(
     };
     // Names are looked up only for the (rare) sections named like C identifiers.
     sections.sort_by(|a, b| {
-        (a.segment, a.nobits, a.identifier_name)
-            .cmp(&(b.segment, b.nobits, b.identifier_name))
+        (a.segment, a.nobits, a.eh_frame, a.identifier_name)
+            .cmp(&(b.segment, b.nobits, b.eh_frame, b.identifier_name))
             .then_with(|| match a.identifier_name {
                 true => group_name(a).cmp(group_name(b)),
                 false => std::cmp::Ordering::Equal,
@@ -149,6 +156,7 @@ pub fn layout(
     let (mut got, mut plt, mut dso_handle) = (ImageOffset(0), ImageOffset(0), ImageOffset(0));
     let mut commons = HashMap::default();
     let mut copy_slots = BTreeMap::new();
+    let mut eh_frames = Vec::new();
     let mut remaining = sections.into_iter().peekable();
     for segment in SegmentKind::ALL {
         builder.offset = builder.offset.next_multiple_of(page_size);
@@ -165,8 +173,26 @@ pub fn layout(
             }
             SegmentKind::Data => dso_handle = builder.place(8, 8),
         }
+        let mut eh_frame_start = None;
         while let Some(section) = remaining.next_if(|s| s.segment == segment) {
-            let offset = builder.place(section.size, section.align);
+            // Unwind records need 4-byte alignment only; more could leave a zero gap between
+            // two tables, which the unwinder would read as the end.
+            let align = match section.eh_frame {
+                true => 4,
+                false => section.align,
+            };
+            let offset = builder.place(section.size, align);
+            if section.eh_frame {
+                eh_frame_start.get_or_insert(offset);
+                let last = !remaining
+                    .peek()
+                    .is_some_and(|next| next.segment == segment && next.eh_frame);
+                if let (true, Some(start)) = (last, eh_frame_start) {
+                    eh_frames.push(start);
+                    // The terminator: working memory reads zero until written.
+                    builder.place(EH_FRAME_TERMINATOR, 4);
+                }
+            }
             section_offsets[section.object.index()][section.index as usize] = Some(offset);
             placed.push(PlacedSection { section, offset });
         }
@@ -234,6 +260,7 @@ pub fn layout(
         commons,
         copies: copy_slots,
         section_bounds,
+        eh_frames,
         needs_low_addresses,
     })
 }

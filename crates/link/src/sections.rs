@@ -61,6 +61,9 @@ pub struct InputSection {
     pub init: Option<InitKind>,
     /// Named like a C identifier: such sections are kept together (for __start_/__stop_).
     pub identifier_name: bool,
+    /// An unwind table (`.eh_frame`): laid out with the others of its segment in one table
+    /// the unwinder reads to a zero terminator.
+    pub eh_frame: bool,
 }
 
 /// The priority in `.init_array.N`, or for .ctors.N the init_array priority it stands for.
@@ -133,11 +136,6 @@ pub fn input_sections(db: &SymbolDb<'_>) -> Result<Vec<InputSection>, LinkError>
                     continue;
                 }
                 let name = object.section_name(index.0);
-                // Unwind tables are useful only once registered with the unwinder, which
-                // rjitlink does not do yet; loading them would only cost time.
-                if name == b".eh_frame" {
-                    continue;
-                }
                 let size = header.sh_size(LE);
                 if flags & u64::from(elf::SHF_TLS) != 0 {
                     if size == 0 {
@@ -174,6 +172,7 @@ pub fn input_sections(db: &SymbolDb<'_>) -> Result<Vec<InputSection>, LinkError>
                     nobits: section_type == elf::SHT_NOBITS,
                     init: init_kind(name, section_type),
                     identifier_name: is_c_identifier(name),
+                    eh_frame: name == b".eh_frame",
                 });
             }
             Ok(sections)

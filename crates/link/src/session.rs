@@ -154,7 +154,7 @@ impl Session {
         };
         let mut actions = Vec::new();
         for plugin in &mut plugins {
-            actions.extend(plugin.after_apply(&link, image_bytes(&memory))?);
+            actions.extend(plugin.after_apply(&link, image_bytes(&memory), executor)?);
         }
 
         let request = FinalizeRequest {

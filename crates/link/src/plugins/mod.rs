@@ -19,6 +19,7 @@
 //!    be undone says so (`pins_memory`), and the memory then stays live.
 
 mod copy_relocations;
+mod eh_frame;
 mod export_dynamic;
 
 use crate::addresses::Addresses;
@@ -49,11 +50,13 @@ pub trait Plugin: Send {
     }
 
     /// The image is relocated; `image` holds its final bytes. Returns calls the target makes
-    /// as the memory becomes live, each with its undo.
+    /// as the memory becomes live, each with its undo (`target` may be asked where functions
+    /// are).
     fn after_apply(
         &mut self,
         _link: &LinkContext<'_, '_>,
         _image: &[u8],
+        _target: &mut dyn Executor,
     ) -> Result<Vec<AllocAction>, LinkError> {
         Ok(Vec::new())
     }
@@ -82,8 +85,10 @@ pub trait Plugin: Send {
 
 /// The plugins a link with `options` runs, in order.
 pub fn for_link(options: &LinkOptions) -> Vec<Box<dyn Plugin>> {
-    let mut plugins: Vec<Box<dyn Plugin>> =
-        vec![Box::<copy_relocations::CopyRelocations>::default()];
+    let mut plugins: Vec<Box<dyn Plugin>> = vec![
+        Box::<copy_relocations::CopyRelocations>::default(),
+        Box::<eh_frame::EhFrames>::default(),
+    ];
     if options.export_dynamic {
         plugins.push(Box::<export_dynamic::ExportDynamic>::default());
     }

@@ -1,0 +1,205 @@
+//! Unwinding through linked code (C++ exceptions, `_Unwind_Backtrace`, thread cancellation):
+//! the unit's unwind tables are checked, then registered with the target's unwinder
+//! (libgcc's `__register_frame`) as its memory goes live, and deregistered when it is freed.
+//!
+//! Layout puts each segment's `.eh_frame` sections back to back, followed by a zero length,
+//! which is the table `__register_frame` reads. Records of code that is not loaded (discarded
+//! COMDAT copies) have their address zeroed by apply; libgcc skips such records.
+
+use super::{LinkContext, Plugin};
+use crate::error::LinkError;
+use crate::layout::PlacedSection;
+use gimli::{BaseAddresses, CieOrFde, EhFrame, UnwindSection};
+use rayon::prelude::*;
+use rjitlink_memory::{AllocAction, TargetAddr, TargetCall};
+use rjitlink_target::Executor;
+use std::path::Path;
+
+/// The unwinder's registration functions, `void f(void *table)`.
+const REGISTER: &[u8] = b"__register_frame";
+const DEREGISTER: &[u8] = b"__deregister_frame";
+/// Where they live when no library the program loaded brings them.
+const UNWINDER_LIBRARY: &str = "libgcc_s.so.1";
+
+/// Registers the unit's unwind tables with the target's unwinder.
+#[derive(Default)]
+pub struct EhFrames;
+
+impl Plugin for EhFrames {
+    fn after_apply(
+        &mut self,
+        link: &LinkContext<'_, '_>,
+        image: &[u8],
+        target: &mut dyn Executor,
+    ) -> Result<Vec<AllocAction>, LinkError> {
+        if link.layout.eh_frames.is_empty() {
+            return Ok(Vec::new());
+        }
+        link.layout
+            .placed
+            .par_iter()
+            .filter(|placed| placed.section.eh_frame)
+            .try_for_each(|placed| check_unwind_records(link, image, placed))?;
+        let (register, deregister) = unwinder(target)?;
+        let call = |function, table: TargetAddr| TargetCall {
+            function,
+            args: [table.get(), 0],
+        };
+        Ok(link
+            .layout
+            .eh_frames
+            .iter()
+            .map(|&table| {
+                let address = link.addresses.at(table);
+                AllocAction {
+                    finalize: call(register, address),
+                    deallocate: Some(call(deregister, address)),
+                }
+            })
+            .collect())
+    }
+}
+
+/// `__register_frame` and `__deregister_frame` in the target: from the loaded libraries (a C++
+/// program's libstdc++ brings libgcc_s), else from libgcc_s itself.
+fn unwinder(target: &mut dyn Executor) -> Result<(TargetAddr, TargetAddr), LinkError> {
+    let names = [REGISTER, DEREGISTER];
+    let mut found = target.lookup(&names)?;
+    if found.iter().any(Option::is_none) {
+        target
+            .load_library(Path::new(UNWINDER_LIBRARY))
+            .map_err(LinkError::target(
+                "cannot load the unwinder to register unwind tables",
+            ))?;
+        found = target.lookup(&names)?;
+    }
+    match found[..] {
+        [Some(register), Some(deregister)] => Ok((register, deregister)),
+        _ => Err(LinkError::Internal(
+            "the target's unwinder has no __register_frame",
+        )),
+    }
+}
+
+/// Check one input `.eh_frame` section as linked: records that end exactly at its end, CIEs
+/// and FDEs that parse (lengths, augmentations, pointer encodings), and FDEs that describe
+/// code in the image (or none, for records of code that is not loaded).
+fn check_unwind_records(
+    link: &LinkContext<'_, '_>,
+    image: &[u8],
+    placed: &PlacedSection,
+) -> Result<(), LinkError> {
+    let PlacedSection { section, offset } = placed;
+    let object = &link.db.objects[section.object.index()];
+    let start = offset.get() as usize;
+    let bytes = &image[start..start + section.size as usize];
+    let fail = |at: u64, problem: String| LinkError::Section {
+        file: object.name.clone(),
+        section: ".eh_frame".to_owned(),
+        problem: format!("record at {at:#x}: {problem}"),
+    };
+    check_record_lengths(bytes).map_err(|(at, problem)| fail(at, problem.to_owned()))?;
+
+    let address = link.addresses.at(*offset);
+    let image_start = link.addresses.base.get();
+    let image_end = image_start + image.len() as u64;
+    let bases = BaseAddresses::default()
+        .set_eh_frame(address.get())
+        .set_text(image_start)
+        .set_got(link.addresses.at(link.layout.got).get());
+    let mut eh_frame = EhFrame::new(bytes, gimli::LittleEndian);
+    eh_frame.set_address_size(8);
+    let mut entries = eh_frame.entries(&bases);
+    loop {
+        let entry = match entries.next() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Ok(()),
+            Err(error) => return Err(fail(0, format!("invalid unwind record: {error}"))),
+        };
+        let CieOrFde::Fde(partial) = entry else {
+            continue;
+        };
+        let at = partial.offset() as u64;
+        let fde = partial
+            .parse(|section, bases, cie| section.cie_from_offset(bases, cie))
+            .map_err(|error| fail(at, format!("invalid unwind record: {error}")))?;
+        let begin = fde.initial_address();
+        let within = begin
+            .checked_add(fde.len())
+            .is_some_and(|end| begin >= image_start && end <= image_end);
+        if !within {
+            return Err(fail(
+                at,
+                format!(
+                    "describes code at {begin:#x}..+{:#x}, outside the linked image",
+                    fde.len()
+                ),
+            ));
+        }
+    }
+}
+
+/// Walk the records' length fields: each must lie inside the section, and the last must end
+/// exactly at its end (a zero length before it would end the unwinder's table early).
+/// Err gives the offset and the problem.
+fn check_record_lengths(bytes: &[u8]) -> Result<(), (u64, &'static str)> {
+    let read_u32 = |at: usize| -> Option<u64> {
+        let field = bytes.get(at..at.checked_add(4)?)?;
+        Some(u64::from(u32::from_le_bytes(field.try_into().ok()?)))
+    };
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let position = at as u64;
+        let length = read_u32(at).ok_or((position, "truncated unwind record length"))?;
+        let (header, length) = match length {
+            0 => return Err((position, "a zero length ends the unwind table early")),
+            0xffff_ffff => {
+                let high = read_u32(at + 8).ok_or((position, "truncated unwind record length"))?;
+                let low = read_u32(at + 4).ok_or((position, "truncated unwind record length"))?;
+                (12, high << 32 | low)
+            }
+            length => (4, length),
+        };
+        at = usize::try_from(length)
+            .ok()
+            .and_then(|length| at.checked_add(header)?.checked_add(length))
+            .filter(|&end| end <= bytes.len())
+            .ok_or((position, "unwind record runs past the end of its section"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_record_lengths;
+
+    #[test]
+    fn record_lengths_must_tile_the_section() {
+        // Two records of 4 + 4 and 4 + 8 bytes.
+        let mut bytes = vec![4, 0, 0, 0, 1, 2, 3, 4, 8, 0, 0, 0];
+        bytes.extend_from_slice(&[0; 8]);
+        assert_eq!(check_record_lengths(&bytes), Ok(()));
+        // Past the end.
+        bytes[8] = 9;
+        assert_eq!(
+            check_record_lengths(&bytes),
+            Err((8, "unwind record runs past the end of its section"))
+        );
+        // A zero length before the end.
+        bytes[8] = 0;
+        assert_eq!(
+            check_record_lengths(&bytes),
+            Err((8, "a zero length ends the unwind table early"))
+        );
+        // A length field cut short.
+        assert_eq!(
+            check_record_lengths(&[4, 0, 0, 0, 1, 2, 3, 4, 8, 0]),
+            Err((8, "truncated unwind record length"))
+        );
+        // A 64-bit length that wraps.
+        let wrapping = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
+        assert!(check_record_lengths(&wrapping).is_err());
+    }
+}
