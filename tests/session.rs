@@ -60,6 +60,14 @@ fn session(slab_size: u64) -> Session {
     )
 }
 
+/// The tests that measure this process's memory must not see another test's links: every
+/// test holds this while it runs.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -68,6 +76,7 @@ fn resident_bytes() -> u64 {
 
 #[test]
 fn a_later_unit_calls_into_an_earlier_one() {
+    let _serial = one_at_a_time();
     let a = compile(
         "unit_a",
         "int offset = 100;\nint add_numbers(int x, int y) { return x + y + offset; }\n",
@@ -108,6 +117,7 @@ fn a_later_unit_calls_into_an_earlier_one() {
 
 #[test]
 fn linking_and_freeing_a_thousand_units_returns_the_memory() {
+    let _serial = one_at_a_time();
     // Each unit holds 1 MiB of initialized data: 1,000 of them would need 1,000 MiB, more
     // than the 512 MiB slab, so the loop also proves freed ranges are reused.
     let object = compile(
@@ -169,6 +179,7 @@ fn resident_shared_bytes() -> u64 {
 
 #[test]
 fn shared_memory_units_are_reused_and_their_pages_freed() {
+    let _serial = one_at_a_time();
     let object = compile(
         "megabyte_shared",
         "char blob[1 << 20] = {1};\nint touch(void) { return blob[0]; }\n",
@@ -236,6 +247,7 @@ const ENTRY_NOT_LOADED: &str = "    .section .kept_out,\"\"\n    .globl not_load
 
 #[test]
 fn failed_links_give_their_memory_back() {
+    let _serial = one_at_a_time();
     let bad = assemble("pc32_overflow", PC32_OVERFLOW);
     let mut unloaded_entry = options(&assemble("entry_not_loaded", ENTRY_NOT_LOADED));
     unloaded_entry.entry = Some("not_loaded".to_owned());
@@ -287,6 +299,7 @@ fn failed_links_give_their_memory_back() {
 
 #[test]
 fn link_errors_are_values_with_their_place() {
+    let _serial = one_at_a_time();
     let mut session = session(1 << 30);
     let times = PhaseTimes::default();
 
@@ -410,6 +423,7 @@ impl Executor for ExportsFail {
 
 #[test]
 fn memory_libraries_still_refer_to_outlives_a_failed_finalize() {
+    let _serial = one_at_a_time();
     // Non-PIC code reads libc's `environ` directly: the image holds a copy, and libc's own
     // references are redirected to it before the exports fail to load.
     let mut cc = Command::new("cc");
@@ -444,4 +458,33 @@ fn memory_libraries_still_refer_to_outlives_a_failed_finalize() {
     assert!(session.memory_stats().bytes_in_use > 0);
     drop(session);
     assert_eq!(std::env::var("PATH"), path_before);
+}
+
+#[test]
+fn freeing_a_unit_runs_its_exit_handlers() {
+    let _serial = one_at_a_time();
+    let counter = compile("exit_counter", "int handlers_run;\n");
+    let registers = compile(
+        "registers_handler",
+        "#include <stdlib.h>\nextern int handlers_run;\n\
+         static void bye(void) { handlers_run += 1; }\n\
+         int register_bye(void) { return atexit(bye); }\n",
+    );
+    let mut session = session(1 << 30);
+    let times = PhaseTimes::default();
+    let counter_unit = session.link(&options(&counter), &times).unwrap();
+    let unit = session.link(&options(&registers), &times).unwrap();
+    let handlers_run = session.lookup("handlers_run").unwrap().get() as *const i32;
+    let register = session.lookup("register_bye").unwrap();
+    // SAFETY: `int register_bye(void)`, finalized.
+    let register: extern "C" fn() -> i32 = unsafe { std::mem::transmute(register.get()) };
+    assert_eq!(register(), 0);
+    // SAFETY: `int handlers_run`, live in the counter unit.
+    assert_eq!(unsafe { handlers_run.read_volatile() }, 0);
+    // Freed, the unit's atexit handler runs now (as at dlclose), not at process exit, when
+    // its code would be gone.
+    session.free(unit.id).unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { handlers_run.read_volatile() }, 1);
+    session.free(counter_unit.id).unwrap();
 }

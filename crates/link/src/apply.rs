@@ -124,6 +124,12 @@ impl ApplyContext<'_, '_> {
 /// memory of the whole image, zeroed).
 pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), LinkError> {
     write_got_and_plt(context, image)?;
+    // __dso_handle holds its own address, as crtbeginS.o makes it in a shared object: glibc's
+    // atexit passes its value and C++ passes its address to __cxa_atexit, and both must name
+    // this unit for __cxa_finalize when it is freed.
+    let dso_handle = context.layout.dso_handle.get() as usize;
+    let own_address = context.addresses.at(context.layout.dso_handle).get();
+    image[dso_handle..dso_handle + 8].copy_from_slice(&own_address.to_le_bytes());
 
     // Split the image into one disjoint slice per section, then fill them in parallel.
     let mut jobs = Vec::with_capacity(context.layout.placed.len());

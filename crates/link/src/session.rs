@@ -153,9 +153,11 @@ impl Session {
             addresses: &addresses,
         };
         let mut actions = Vec::new();
+        let plugins_span = times.span("plugins");
         for plugin in &mut plugins {
             actions.extend(plugin.after_apply(&link, image_bytes(&memory), executor)?);
         }
+        drop(plugins_span);
 
         let request = FinalizeRequest {
             entry,

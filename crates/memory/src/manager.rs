@@ -44,10 +44,10 @@ pub struct SegmentRequest {
     pub protection: Protection,
 }
 
-/// A call to make at finalize, and optionally its undo at deallocation.
+/// A call to make at finalize, and its undo at deallocation; either may be absent.
 #[derive(Clone, Copy, Debug)]
 pub struct AllocAction {
-    pub finalize: TargetCall,
+    pub finalize: Option<TargetCall>,
     pub deallocate: Option<TargetCall>,
 }
 
@@ -269,7 +269,7 @@ impl InFlight {
     /// Apply the segments' protections and make the finalize calls: the code may run after.
     /// On Err the memory goes back to the slab.
     pub fn finalize(mut self, actions: &[AllocAction]) -> Result<Finalized, MapError> {
-        let calls: Vec<TargetCall> = actions.iter().map(|a| a.finalize).collect();
+        let calls: Vec<TargetCall> = actions.iter().filter_map(|a| a.finalize).collect();
         self.manager.mapper.initialize(&self.segments, &calls)?;
         self.owned = false;
         Ok(Finalized {
@@ -469,12 +469,16 @@ mod tests {
         };
         let actions = [
             AllocAction {
-                finalize: call(1),
+                finalize: Some(call(1)),
                 deallocate: Some(call(101)),
             },
             AllocAction {
-                finalize: call(2),
+                finalize: Some(call(2)),
                 deallocate: Some(call(102)),
+            },
+            AllocAction {
+                finalize: None,
+                deallocate: Some(call(103)),
             },
         ];
         let finalized = in_flight.finalize(&actions).unwrap();
@@ -483,7 +487,7 @@ mod tests {
         // Undone in reverse order, by dropping as by freeing.
         assert_eq!(
             *ACTION_LOG.lock().unwrap(),
-            vec![(1, 7), (2, 7), (102, 7), (101, 7)]
+            vec![(1, 7), (2, 7), (103, 7), (102, 7), (101, 7)]
         );
     }
 }

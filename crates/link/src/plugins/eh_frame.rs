@@ -9,7 +9,9 @@
 use super::{LinkContext, Plugin};
 use crate::error::LinkError;
 use crate::layout::PlacedSection;
-use gimli::{BaseAddresses, CieOrFde, EhFrame, UnwindSection};
+use gimli::{
+    BaseAddresses, CieOrFde, CommonInformationEntry, EhFrame, EhFrameOffset, UnwindSection,
+};
 use rayon::prelude::*;
 use rjitlink_memory::{AllocAction, TargetAddr, TargetCall};
 use rjitlink_target::Executor;
@@ -52,7 +54,7 @@ impl Plugin for EhFrames {
             .map(|&table| {
                 let address = link.addresses.at(table);
                 AllocAction {
-                    finalize: call(register, address),
+                    finalize: Some(call(register, address)),
                     deallocate: Some(call(deregister, address)),
                 }
             })
@@ -110,6 +112,8 @@ fn check_unwind_records(
     let mut eh_frame = EhFrame::new(bytes, gimli::LittleEndian);
     eh_frame.set_address_size(8);
     let mut entries = eh_frame.entries(&bases);
+    // Parsed CIEs by offset: a section has one or two, shared by all its FDEs.
+    let mut cies: Vec<(EhFrameOffset, CommonInformationEntry<_>)> = Vec::new();
     loop {
         let entry = match entries.next() {
             Ok(Some(entry)) => entry,
@@ -121,7 +125,14 @@ fn check_unwind_records(
         };
         let at = partial.offset() as u64;
         let fde = partial
-            .parse(|section, bases, cie| section.cie_from_offset(bases, cie))
+            .parse(|section, bases, offset| {
+                if let Some((_, cie)) = cies.iter().find(|(known, _)| *known == offset) {
+                    return Ok(cie.clone());
+                }
+                let cie = section.cie_from_offset(bases, offset)?;
+                cies.push((offset, cie.clone()));
+                Ok(cie)
+            })
             .map_err(|error| fail(at, format!("invalid unwind record: {error}")))?;
         let begin = fde.initial_address();
         let within = begin

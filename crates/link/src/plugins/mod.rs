@@ -21,6 +21,7 @@
 mod copy_relocations;
 mod eh_frame;
 mod export_dynamic;
+mod static_destructors;
 
 use crate::addresses::Addresses;
 use crate::error::LinkError;
@@ -88,6 +89,9 @@ pub fn for_link(options: &LinkOptions) -> Vec<Box<dyn Plugin>> {
     let mut plugins: Vec<Box<dyn Plugin>> = vec![
         Box::<copy_relocations::CopyRelocations>::default(),
         Box::<eh_frame::EhFrames>::default(),
+        // After the unwind tables: their undo at free comes first, while destructors can
+        // still throw and catch.
+        Box::<static_destructors::StaticDestructors>::default(),
     ];
     if options.export_dynamic {
         plugins.push(Box::<export_dynamic::ExportDynamic>::default());
