@@ -213,6 +213,9 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
     );
     let times = PhaseTimes::default();
     let linked = session.link(&options, &times)?;
+    for warning in &linked.warnings {
+        eprintln!("rjitlink: warning: {warning}");
+    }
     if args.show_times {
         eprint!("{}", times.report());
         eprintln!(

@@ -1,5 +1,5 @@
 //! Command-line trials: -l and -L search, --entry, --noexec, slab size and address, usage
-//! errors.
+//! errors, warnings.
 
 use crate::harness::case::{Build, Case};
 use crate::harness::process::{checked, expect_error, expect_errors, run_with_timeout};
@@ -22,6 +22,32 @@ pub fn trials() -> Vec<Trial> {
         }
     };
     vec![
+        Trial::test("cli::executable_stack_warns_as_ld_does", move || {
+            let case = Case::new(&source("nested_function.c"), Build::O0)?;
+            // ld's own words, from a native link of the same object.
+            let native = checked(
+                Command::new("cc")
+                    .args(&case.inputs)
+                    .arg("-o")
+                    .arg(case.dir.join("native")),
+            )?;
+            let native_stderr = String::from_utf8_lossy(&native.stderr);
+            let ld_says = native_stderr
+                .lines()
+                .find_map(|line| line.split_once("nested_function.o: ").map(|(_, why)| why))
+                .ok_or_else(|| format!("ld gave no warning: {native_stderr}"))?;
+            let output = checked(&mut case.rjitlink_command(&["--noexec"]))?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let expected = format!("nested_function.o: {ld_says}");
+            match stderr.lines().collect::<Vec<_>>()[..] {
+                [line] if line.starts_with("rjitlink: warning: ") && line.ends_with(&expected) => {
+                    Ok(())
+                }
+                _ => {
+                    Err(format!("expected one warning ending `{expected}`, got:\n{stderr}").into())
+                }
+            }
+        }),
         Trial::test("cli::missing_library", move || {
             let case = Case::new(&source("hello.c"), Build::O0)?;
             expect_error(

@@ -35,6 +35,8 @@ pub struct LinkedUnit {
     /// Bytes of code and data linked: the contents of the loaded sections (not zero-fill
     /// sections, the GOT, stubs or page padding).
     pub linked_bytes: u64,
+    /// What the user should know about the link, as ld warns (an executable stack, ...).
+    pub warnings: Vec<String>,
 }
 
 impl LinkedUnit {
@@ -175,6 +177,7 @@ impl Session {
             init,
             fini,
             definitions,
+            warnings,
             plugins,
         } = unit;
         let id = UnitId(self.units.len() as u32);
@@ -194,6 +197,7 @@ impl Session {
             fini,
             range,
             linked_bytes,
+            warnings,
         }
     }
 }

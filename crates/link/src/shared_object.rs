@@ -36,8 +36,16 @@ const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 const PHDR_COUNT: usize = 3;
 
+/// What a generated shared object asks of the process's stack when it is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stack {
+    NotExecutable,
+    /// Loading it makes every thread's stack executable (glibc's `_dl_make_stack_executable`).
+    Executable,
+}
+
 /// A shared object named `soname` that defines `symbols` as absolute symbols.
-pub fn shared_object(soname: &[u8], symbols: &[ExportedSymbol<'_>]) -> Vec<u8> {
+pub fn shared_object(soname: &[u8], symbols: &[ExportedSymbol<'_>], stack: Stack) -> Vec<u8> {
     use object::elf::*;
     // Contents after the headers, in one read-write PT_LOAD at address 0 (ld.so may write
     // to the dynamic section while loading).
@@ -141,8 +149,12 @@ pub fn shared_object(soname: &[u8], symbols: &[ExportedSymbol<'_>]) -> Vec<u8> {
     }
     out[..EHDR_SIZE].copy_from_slice(&header);
 
-    // Program headers: the load segment, the dynamic section, and a non-executable stack
+    // Program headers: the load segment, the dynamic section, and the stack's permissions
     // (without PT_GNU_STACK the loader would make the process's stack executable).
+    let stack_flags = match stack {
+        Stack::NotExecutable => PF_R | PF_W,
+        Stack::Executable => PF_R | PF_W | PF_X,
+    };
     let program_headers = [
         (PT_LOAD, PF_R | PF_W, 0, total, 0x1000),
         (
@@ -152,7 +164,7 @@ pub fn shared_object(soname: &[u8], symbols: &[ExportedSymbol<'_>]) -> Vec<u8> {
             dynamic_size,
             8,
         ),
-        (PT_GNU_STACK, PF_R | PF_W, 0, 0, 16),
+        (PT_GNU_STACK, stack_flags, 0, 0, 16),
     ];
     for (i, (kind, flags, offset, size, alignment)) in program_headers.into_iter().enumerate() {
         let mut ph = Vec::with_capacity(PHDR_SIZE);
@@ -198,7 +210,7 @@ mod tests {
                 weak: true,
             },
         ];
-        let bytes = shared_object(b"exports.so", &symbols);
+        let bytes = shared_object(b"exports.so", &symbols, Stack::NotExecutable);
         let header = object::elf::FileHeader64::<object::LittleEndian>::parse(&*bytes).unwrap();
         let endian = object::LittleEndian;
         let segments = header.program_headers(endian, &*bytes).unwrap();

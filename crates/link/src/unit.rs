@@ -23,6 +23,8 @@ pub struct Unit {
     pub fini: Vec<TargetAddr>,
     /// The unit's global definitions, when asked for.
     pub definitions: Vec<Definition>,
+    /// What the plugins had to say about the link (ld's warnings).
+    pub warnings: Vec<String>,
     /// The plugins that finalized it, to undo their work when it is freed.
     pub plugins: Vec<Box<dyn Plugin>>,
 }
@@ -79,12 +81,17 @@ pub fn finalize(
         true => definitions(link),
         false => Vec::new(),
     };
+    let warnings = plugins
+        .iter_mut()
+        .flat_map(|plugin| plugin.take_warnings())
+        .collect();
     Ok(Unit {
         memory,
         entry,
         init,
         fini,
         definitions,
+        warnings,
         plugins,
     })
 }

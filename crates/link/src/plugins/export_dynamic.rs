@@ -9,7 +9,7 @@ use super::{LinkContext, Plugin};
 use crate::elf::LE;
 use crate::error::LinkError;
 use crate::resolve::Resolution;
-use crate::shared_object::{shared_object, ExportedSymbol};
+use crate::shared_object::{shared_object, ExportedSymbol, Stack};
 use object::elf;
 use object::read::elf::Sym as _;
 use rjitlink_target::Executor;
@@ -74,5 +74,5 @@ fn exported_symbols_image(link: &LinkContext<'_, '_>) -> Vec<u8> {
             })
         })
         .collect();
-    shared_object(SONAME.as_bytes(), &symbols)
+    shared_object(SONAME.as_bytes(), &symbols, Stack::NotExecutable)
 }

@@ -20,6 +20,7 @@
 
 mod copy_relocations;
 mod eh_frame;
+mod executable_stack;
 mod export_dynamic;
 mod static_destructors;
 
@@ -76,6 +77,11 @@ pub trait Plugin: Send {
         Ok(())
     }
 
+    /// What the link should tell its user (as ld's warnings), once; collected after finalize.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Whether the target now refers into the unit's memory in a way `free` cannot undo (a
     /// library's GOT entry, a symbol the dynamic loader serves). Such a unit's memory stays
     /// live for the rest of the process when the unit is freed or its finalize fails.
@@ -92,6 +98,7 @@ pub fn for_link(options: &LinkOptions) -> Vec<Box<dyn Plugin>> {
         // After the unwind tables: their undo at free comes first, while destructors can
         // still throw and catch.
         Box::<static_destructors::StaticDestructors>::default(),
+        Box::<executable_stack::ExecutableStack>::default(),
     ];
     if options.export_dynamic {
         plugins.push(Box::<export_dynamic::ExportDynamic>::default());
