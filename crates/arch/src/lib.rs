@@ -165,6 +165,14 @@ pub trait Arch {
     /// in one image).
     fn write_plt_stub(out: &mut [u8], stub: u64, slot: u64);
 
+    /// Bytes of the IFUNC thunk.
+    const IFUNC_THUNK_SIZE: u64;
+
+    /// Write the IFUNC thunk into `out` (`IFUNC_THUNK_SIZE` bytes): code that, called as
+    /// `void thunk(resolver, slot)`, calls `resolver()` and stores what it returns in `*slot`.
+    /// The target runs it for each IFUNC, as the dynamic loader runs IRELATIVE relocations.
+    fn write_ifunc_thunk(out: &mut [u8]);
+
     /// Whether a dynamic relocation of type `r_type` stores a symbol's address into a data
     /// slot, and how (what copy relocations redirect in loaded libraries).
     fn address_slot(r_type: u32) -> Option<AddressSlot>;

@@ -169,6 +169,16 @@ impl Arch for X86_64 {
         out.copy_from_slice(&[0xff, 0x25, d[0], d[1], d[2], d[3], 0xcc, 0xcc]);
     }
 
+    const IFUNC_THUNK_SIZE: u64 = 16;
+
+    /// `push %rsi; call *%rdi; pop %rsi; mov %rax, (%rsi); ret`, padded with int3. The push
+    /// also keeps the stack 16-byte aligned at the call, as the psABI wants.
+    fn write_ifunc_thunk(out: &mut [u8]) {
+        let code = [0x56, 0xff, 0xd7, 0x5e, 0x48, 0x89, 0x06, 0xc3];
+        out[..code.len()].copy_from_slice(&code);
+        out[code.len()..].fill(0xcc);
+    }
+
     fn address_slot(r_type: u32) -> Option<AddressSlot> {
         match r_type {
             R_X86_64_GLOB_DAT => Some(AddressSlot::Symbol),

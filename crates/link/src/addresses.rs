@@ -4,7 +4,8 @@
 use crate::elf::{ObjectFile, LE};
 use crate::ids::{GlobalId, ImageOffset, ObjectId};
 use crate::layout::Layout;
-use crate::resolve::{LinkerSymbol, Resolution, SymbolDb};
+use crate::resolve::{LinkerSymbol, Resolution, SymbolDb, SymbolLocation};
+use crate::symbols::SymbolRef;
 use object::elf;
 use object::read::elf::Sym as _;
 use rayon::prelude::*;
@@ -52,6 +53,13 @@ pub fn defined_address(
     }
 }
 
+/// Where the stub standing for `symbol` lies, if it has one that stands for it: locals have
+/// stubs only when they are IFUNCs.
+fn stub_address(layout: &Layout, base: TargetAddr, symbol: SymbolRef) -> Option<TargetAddr> {
+    let stub = layout.got_plan.stub(symbol)?;
+    Some(base + layout.plt_stub(stub).get())
+}
+
 /// The addresses of everything, for an image at `base`.
 pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addresses {
     let globals = db
@@ -59,6 +67,10 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
         .par_iter()
         .enumerate()
         .map(|(index, global)| match global.resolution {
+            // An IFUNC's stub stands for it: its own value is the resolver.
+            Resolution::Defined { .. } if db.locations[index] == SymbolLocation::Ifunc => {
+                stub_address(layout, base, SymbolRef::Global(GlobalId::from_index(index)))
+            }
             Resolution::Defined { object, symbol, .. } => defined_address(
                 &db.objects[object.index()],
                 object,
@@ -110,7 +122,15 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
                 .map(|symbol| {
                     let address = match symbol.checked_sub(first) {
                         Some(i) => globals[object_globals[i].index()],
-                        None => defined_address(object, object_id, symbol, layout, base),
+                        None => {
+                            let local = SymbolRef::Local {
+                                object: object_id,
+                                symbol: symbol as u32,
+                            };
+                            stub_address(layout, base, local).or_else(|| {
+                                defined_address(object, object_id, symbol, layout, base)
+                            })
+                        }
                     };
                     address.map_or(UNLOADED, TargetAddr::get)
                 })

@@ -1,7 +1,7 @@
 //! Copy each loaded section into the image and apply its relocations while its bytes are hot in
 //! cache, all sections in parallel on disjoint slices of the working memory.
 
-use crate::addresses::{defined_address, Addresses, UNLOADED};
+use crate::addresses::{Addresses, UNLOADED};
 use crate::elf::LE;
 use crate::error::{LinkError, RelocationProblem};
 use crate::ids::{GotSlot, ImageOffset, PltStub};
@@ -41,18 +41,15 @@ impl Unavailable {
 }
 
 impl ApplyContext<'_, '_> {
+    /// The value relocations use for `symbol` (an IFUNC's is its stub).
     fn symbol_address(&self, symbol: SymbolRef) -> Option<TargetAddr> {
         match symbol {
             SymbolRef::Global(id) => self.addresses.globals[id.index()],
             SymbolRef::Local { object, symbol } => {
-                let file = &self.db.objects[object.index()];
-                defined_address(
-                    file,
-                    object,
-                    symbol as usize,
-                    self.layout,
-                    self.addresses.base,
-                )
+                match self.addresses.symbol_values[object.index()][symbol as usize] {
+                    UNLOADED => None,
+                    value => Some(TargetAddr(value)),
+                }
             }
         }
     }
@@ -127,6 +124,10 @@ pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), Lin
     // __dso_handle holds its own address, as crtbeginS.o makes it in a shared object: glibc's
     // atexit passes its value and C++ passes its address to __cxa_atexit, and both must name
     // this unit for __cxa_finalize when it is freed.
+    if let Some(thunk) = context.layout.ifunc_thunk {
+        let at = thunk.get() as usize;
+        HostArch::write_ifunc_thunk(&mut image[at..at + HostArch::IFUNC_THUNK_SIZE as usize]);
+    }
     let dso_handle = context.layout.dso_handle.get() as usize;
     let own_address = context.addresses.at(context.layout.dso_handle).get();
     image[dso_handle..dso_handle + 8].copy_from_slice(&own_address.to_le_bytes());

@@ -59,6 +59,9 @@ pub struct Layout {
     pub got: ImageOffset,
     pub plt: ImageOffset,
     pub dso_handle: ImageOffset,
+    /// The code that runs an IFUNC's resolver and stores the result (`Arch::write_ifunc_thunk`),
+    /// when the link has IFUNCs.
+    pub ifunc_thunk: Option<ImageOffset>,
     pub commons: HashMap<GlobalId, ImageOffset>,
     /// Copies of library data the image reads directly, ordered by id.
     pub copies: BTreeMap<GlobalId, CopySlot>,
@@ -154,6 +157,9 @@ pub fn layout(
     let mut segments = [SegmentExtent::default(); 3];
     let mut builder = SegmentBuilder { offset: 0 };
     let (mut got, mut plt, mut dso_handle) = (ImageOffset(0), ImageOffset(0), ImageOffset(0));
+    let mut ifunc_thunk = None;
+    let got_size = got_plan.slots.len() as u64 * HostArch::GOT_SLOT_SIZE;
+    let place_got = |builder: &mut SegmentBuilder| builder.place(got_size, HostArch::GOT_SLOT_SIZE);
     let mut commons = HashMap::default();
     let mut copy_slots = BTreeMap::new();
     let mut eh_frames = Vec::new();
@@ -165,13 +171,21 @@ pub fn layout(
         match segment {
             SegmentKind::Code => {
                 let size = got_plan.stubs.len() as u64 * HostArch::PLT_STUB_SIZE;
-                plt = builder.place(size, HostArch::PLT_ALIGN)
+                plt = builder.place(size, HostArch::PLT_ALIGN);
+                if !got_plan.ifuncs.is_empty() {
+                    ifunc_thunk = Some(builder.place(HostArch::IFUNC_THUNK_SIZE, 16));
+                }
             }
-            SegmentKind::ReadOnly => {
-                let size = got_plan.slots.len() as u64 * HostArch::GOT_SLOT_SIZE;
-                got = builder.place(size, HostArch::GOT_SLOT_SIZE)
+            // The target writes IFUNCs' slots once the image is live: then the GOT must be
+            // writable, as ld's is until RELRO makes it read-only.
+            SegmentKind::ReadOnly if got_plan.ifuncs.is_empty() => got = place_got(&mut builder),
+            SegmentKind::ReadOnly => {}
+            SegmentKind::Data => {
+                dso_handle = builder.place(8, 8);
+                if !got_plan.ifuncs.is_empty() {
+                    got = place_got(&mut builder);
+                }
             }
-            SegmentKind::Data => dso_handle = builder.place(8, 8),
         }
         let mut eh_frame_start = None;
         while let Some(section) = remaining.next_if(|s| s.segment == segment) {
@@ -257,6 +271,7 @@ pub fn layout(
         got,
         plt,
         dso_handle,
+        ifunc_thunk,
         commons,
         copies: copy_slots,
         section_bounds,

@@ -69,6 +69,9 @@ pub enum SymbolLocation {
     External,
     /// An undefined weak symbol: 0.
     UndefinedWeak,
+    /// An IFUNC defined in the image: its value is what its resolver returns at run time, so
+    /// it is reached through a GOT slot the target fills and a stub that stands for it.
+    Ifunc,
 }
 
 /// A global (or weak) symbol name and what it resolved to.
@@ -252,11 +255,6 @@ fn contributions(object: &ObjectFile<'_>, discarded: &[bool]) -> Result<Vec<Cont
                         .symbol_section(index, symbol)
                         .filter(|&s| s < object.sections.len())
                         .ok_or_else(|| symbol_error("has an invalid section index"))?;
-                    if symbol.st_type() == elf::STT_GNU_IFUNC {
-                        return Err(symbol_error(
-                            "is an IFUNC (STT_GNU_IFUNC), which rjitlink does not support yet",
-                        ));
-                    }
                     if discarded[section] {
                         // The winning copy of the group defines it.
                         Contribution::Reference { weak: false }
@@ -514,6 +512,8 @@ pub fn resolve<'data>(
                 let sym = &db.objects[object.index()].symbols.symbols()[symbol as usize];
                 if sym.st_shndx(LE) == elf::SHN_ABS {
                     SymbolLocation::Absolute
+                } else if sym.st_type() == elf::STT_GNU_IFUNC {
+                    SymbolLocation::Ifunc
                 } else {
                     SymbolLocation::InImage
                 }

@@ -14,6 +14,7 @@ use crate::sections::{input_sections, InputSection};
 use crate::symbols::{classify, SymbolRef};
 use crate::timing::PhaseTimes;
 use foldhash::HashMap;
+use object::elf;
 use object::read::elf::Rela as _;
 use rayon::prelude::*;
 use rjitlink_arch::{Arch, Formula, HostArch, Reach, Relax};
@@ -42,6 +43,13 @@ pub struct Scan {
     pub needs_low_addresses: bool,
 }
 
+/// An IFUNC and the slot its stub jumps through.
+#[derive(Clone, Copy, Debug)]
+pub struct IfuncSlot {
+    pub symbol: SymbolRef,
+    pub jump: GotSlot,
+}
+
 /// The GOT slots and PLT stubs of a link.
 #[derive(Default)]
 pub struct GotPlan {
@@ -49,8 +57,12 @@ pub struct GotPlan {
     pub slots: Vec<SymbolRef>,
     /// The GOT slot each PLT stub jumps through, in stub order.
     pub stubs: Vec<GotSlot>,
+    /// IFUNCs defined in the image, with the slot their stub jumps through, which the target
+    /// fills with what the resolver returns. The stub stands for the IFUNC everywhere (its
+    /// GOT slot, if it has one, holds the stub's address), so its address is one value.
+    pub ifuncs: Vec<IfuncSlot>,
     slot_of: HashMap<SymbolRef, GotSlot>,
-    stub_of: HashMap<GlobalId, PltStub>,
+    stub_of: HashMap<SymbolRef, PltStub>,
 }
 
 impl GotPlan {
@@ -59,10 +71,7 @@ impl GotPlan {
     }
 
     pub fn stub(&self, symbol: SymbolRef) -> Option<PltStub> {
-        match symbol {
-            SymbolRef::Global(id) => self.stub_of.get(&id).copied(),
-            SymbolRef::Local { .. } => None,
-        }
+        self.stub_of.get(&symbol).copied()
     }
 
     fn add_slot(&mut self, symbol: SymbolRef) -> GotSlot {
@@ -70,6 +79,25 @@ impl GotPlan {
             self.slots.push(symbol);
             GotSlot::from_index(self.slots.len() - 1)
         })
+    }
+
+    fn add_stub(&mut self, symbol: SymbolRef, slot: GotSlot) {
+        if let std::collections::hash_map::Entry::Vacant(entry) = self.stub_of.entry(symbol) {
+            entry.insert(PltStub::from_index(self.stubs.len()));
+            self.stubs.push(slot);
+        }
+    }
+
+    /// A stub for an IFUNC and the slot it jumps through, once.
+    fn add_ifunc(&mut self, symbol: SymbolRef) {
+        if self.stub_of.contains_key(&symbol) {
+            return;
+        }
+        // Not `slot_of`'s: GOT-relative references get a slot of their own, holding the stub.
+        self.slots.push(symbol);
+        let jump = GotSlot::from_index(self.slots.len() - 1);
+        self.add_stub(symbol, jump);
+        self.ifuncs.push(IfuncSlot { symbol, jump });
     }
 }
 
@@ -85,7 +113,7 @@ pub fn scan(
     let needs = scan_relocations(db, &sections)?;
     let copies = copied_externals(db, &needs.direct_externals(), executor)?;
     let needs_low_addresses = needs.needs_low_addresses;
-    let got = needs.into_plan(&copies);
+    let got = needs.into_plan(db, &copies);
     Ok(Scan {
         sections,
         got,
@@ -132,11 +160,18 @@ impl RelocationNeeds {
     }
 
     /// Assign GOT slots and stubs. Direct externals that are not `copied` get a stub, which
-    /// stands for them where their own address is out of reach.
-    fn into_plan(self, copied: &BTreeMap<GlobalId, u64>) -> GotPlan {
+    /// stands for them where their own address is out of reach; every IFUNC gets both.
+    fn into_plan(self, db: &SymbolDb<'_>, copied: &BTreeMap<GlobalId, u64>) -> GotPlan {
         let mut plan = GotPlan::default();
         for (index, &needs) in self.global_needs.iter().enumerate() {
             let id = GlobalId::from_index(index);
+            if db.locations[index] == SymbolLocation::Ifunc {
+                plan.add_ifunc(SymbolRef::Global(id));
+                if needs & NEEDS_GOT != 0 {
+                    plan.add_slot(SymbolRef::Global(id));
+                }
+                continue;
+            }
             let mut needs = needs;
             if needs & DIRECT_EXTERNAL != 0 && !copied.contains_key(&id) {
                 needs |= NEEDS_GOT | NEEDS_STUB;
@@ -146,12 +181,20 @@ impl RelocationNeeds {
             }
             let slot = plan.add_slot(SymbolRef::Global(id));
             if needs & NEEDS_STUB != 0 {
-                plan.stub_of
-                    .insert(id, PltStub::from_index(plan.stubs.len()));
-                plan.stubs.push(slot);
+                plan.add_stub(SymbolRef::Global(id), slot);
             }
         }
         for symbol in self.local_got {
+            let SymbolRef::Local {
+                object,
+                symbol: index,
+            } = symbol
+            else {
+                unreachable!("locals only")
+            };
+            if let Some((_, SymbolLocation::Ifunc)) = classify(db, object, index as usize) {
+                plan.add_ifunc(symbol);
+            }
             plan.add_slot(symbol);
         }
         plan
@@ -181,6 +224,19 @@ fn scan_section(
                 symbol: object.describe_symbol(r_sym),
             })
         })?;
+        // A local IFUNC always needs its slot and stub, whatever refers to it (globals get
+        // theirs from their resolution).
+        if r_sym < object.first_global()
+            && object
+                .symbol(r_sym)
+                .is_some_and(|symbol| symbol.st_type() == elf::STT_GNU_IFUNC)
+        {
+            local_got.push(SymbolRef::Local {
+                object: section.object,
+                symbol: r_sym as u32,
+            });
+            continue;
+        }
         let reach = HostArch::reach(&kind);
         // Most relocations (64-bit absolute ones in data, above all) need nothing from the
         // symbol here.
@@ -199,6 +255,18 @@ fn scan_section(
         let (symbol, location) = classify(db, section.object, r_sym)
             .ok_or_else(|| fail(RelocationProblem::InvalidSymbolIndex(r_sym as u64)))?;
         let needs = match (kind.formula, reach, location) {
+            (Formula::Absolute, Reach::LowAbsolute, SymbolLocation::Ifunc) => {
+                // Its stub stands for it, in the image.
+                needs_low_addresses.store(true, Ordering::Relaxed);
+                0
+            }
+            // The plan gives every IFUNC a stub; GOT-relative references also need a slot.
+            (
+                Formula::GotPcRelative { .. } | Formula::GotOffsetOfSlot,
+                _,
+                SymbolLocation::Ifunc,
+            ) => NEEDS_GOT,
+            (_, _, SymbolLocation::Ifunc) => 0,
             (Formula::GotPcRelative { relax }, ..) => {
                 let relaxable = relax != Relax::Never
                     && location == SymbolLocation::InImage

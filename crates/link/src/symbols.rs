@@ -31,6 +31,7 @@ pub fn classify(
         symbol: symbol as u32,
     };
     let location = match file.symbol_section(symbol, sym) {
+        Some(_) if sym.st_type() == elf::STT_GNU_IFUNC => SymbolLocation::Ifunc,
         Some(_) if sym.st_shndx(LE) != elf::SHN_ABS => SymbolLocation::InImage,
         _ => SymbolLocation::Absolute,
     };

@@ -22,6 +22,7 @@ mod copy_relocations;
 mod eh_frame;
 mod executable_stack;
 mod export_dynamic;
+mod ifunc;
 mod static_destructors;
 
 use crate::addresses::Addresses;
@@ -93,6 +94,8 @@ pub trait Plugin: Send {
 /// The plugins a link with `options` runs, in order.
 pub fn for_link(options: &LinkOptions) -> Vec<Box<dyn Plugin>> {
     let mut plugins: Vec<Box<dyn Plugin>> = vec![
+        // First: every other target call may run code that calls an IFUNC.
+        Box::<ifunc::Ifuncs>::default(),
         Box::<copy_relocations::CopyRelocations>::default(),
         Box::<eh_frame::EhFrames>::default(),
         // After the unwind tables: their undo at free comes first, while destructors can
