@@ -488,3 +488,44 @@ fn freeing_a_unit_runs_its_exit_handlers() {
     assert_eq!(unsafe { handlers_run.read_volatile() }, 1);
     session.free(counter_unit.id).unwrap();
 }
+
+#[test]
+fn exceptions_work_again_in_a_unit_linked_where_a_freed_one_was() {
+    let _serial = one_at_a_time();
+    // -fPIC: no copy relocations, which would keep each unit's memory (see
+    // `memory_libraries_still_refer_to_outlives_a_failed_finalize`).
+    let mut cxx = Command::new("c++");
+    cxx.args(["-c", "-O1", "-fPIC"]);
+    let object = build(
+        "throws_and_catches",
+        "cc",
+        "#include <stdexcept>\n\
+         extern \"C\" int throw_and_catch(int x) {\n\
+           try { if (x > 0) throw std::runtime_error(\"x\"); return 0; }\n\
+           catch (const std::exception &) { return x + 1; }\n\
+         }\n",
+        cxx,
+    );
+    let mut with_libstdcxx = options(&object);
+    with_libstdcxx
+        .inputs
+        .push(InputArg::Library("stdc++".to_owned()));
+    let mut session = session(1 << 30);
+    let times = PhaseTimes::default();
+    let mut ranges = Vec::new();
+    for round in 0..3 {
+        let unit = session.link(&with_libstdcxx, &times).unwrap();
+        ranges.push(unit.range.start);
+        let function = session.lookup("throw_and_catch").unwrap();
+        // SAFETY: `int throw_and_catch(int)`, finalized.
+        let function: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(function.get()) };
+        // Each round's unwind table is registered, and the freed one's is gone: a stale table
+        // for the same addresses would describe the old code.
+        assert_eq!(function(round + 1), round + 2);
+        session.free(unit.id).unwrap();
+    }
+    assert!(
+        ranges.windows(2).all(|pair| pair[0] == pair[1]),
+        "each round reuses the freed range: {ranges:?}"
+    );
+}

@@ -110,6 +110,7 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
             }
         })
         .collect::<Vec<_>>();
+    let has_ifuncs = !layout.got_plan.ifuncs.is_empty();
     let symbol_values = db
         .objects
         .par_iter()
@@ -122,7 +123,9 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
                 .map(|symbol| {
                     let address = match symbol.checked_sub(first) {
                         Some(i) => globals[object_globals[i].index()],
-                        None => {
+                        // Only an IFUNC's stub stands for a local; most links have none, and
+                        // this runs for every local symbol.
+                        None if has_ifuncs => {
                             let local = SymbolRef::Local {
                                 object: object_id,
                                 symbol: symbol as u32,
@@ -131,6 +134,7 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
                                 defined_address(object, object_id, symbol, layout, base)
                             })
                         }
+                        None => defined_address(object, object_id, symbol, layout, base),
                     };
                     address.map_or(UNLOADED, TargetAddr::get)
                 })

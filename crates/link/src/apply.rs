@@ -121,13 +121,13 @@ impl ApplyContext<'_, '_> {
 /// memory of the whole image, zeroed).
 pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), LinkError> {
     write_got_and_plt(context, image)?;
-    // __dso_handle holds its own address, as crtbeginS.o makes it in a shared object: glibc's
-    // atexit passes its value and C++ passes its address to __cxa_atexit, and both must name
-    // this unit for __cxa_finalize when it is freed.
     if let Some(thunk) = context.layout.ifunc_thunk {
         let at = thunk.get() as usize;
         HostArch::write_ifunc_thunk(&mut image[at..at + HostArch::IFUNC_THUNK_SIZE as usize]);
     }
+    // __dso_handle holds its own address, as crtbeginS.o makes it in a shared object: glibc's
+    // atexit passes its value and C++ passes its address to __cxa_atexit, and both must name
+    // this unit for __cxa_finalize when it is freed.
     let dso_handle = context.layout.dso_handle.get() as usize;
     let own_address = context.addresses.at(context.layout.dso_handle).get();
     image[dso_handle..dso_handle + 8].copy_from_slice(&own_address.to_le_bytes());
@@ -160,6 +160,12 @@ fn write_got_and_plt(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result
         let at = layout.got_slot(GotSlot::from_index(index)).get() as usize;
         image[at..at + 8].copy_from_slice(&value.get().to_le_bytes());
     }
+    // An IFUNC's jump slot is filled by its resolver; until then it is 0, so that calling
+    // the IFUNC from an earlier resolver faults rather than loops through its own stub.
+    for ifunc in &layout.got_plan.ifuncs {
+        let at = layout.got_slot(ifunc.jump).get() as usize;
+        image[at..at + 8].fill(0);
+    }
     for (index, &slot) in layout.got_plan.stubs.iter().enumerate() {
         let stub = layout.plt_stub(PltStub::from_index(index));
         let at = stub.get() as usize;
@@ -170,6 +176,35 @@ fn write_got_and_plt(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result
         );
     }
     Ok(())
+}
+
+/// The records of an unwind table: each one's start, and whether it is an FDE (its CIE
+/// pointer is not 0). Stops at a length that does not fit.
+fn unwind_records(table: &[u8]) -> Vec<(usize, bool)> {
+    let word = |at: usize| -> Option<u32> {
+        let bytes = table.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes(bytes.try_into().ok()?))
+    };
+    let mut records = Vec::new();
+    let mut at = 0usize;
+    while let Some(length) = word(at) {
+        // 64-bit lengths (0xffffffff) do not occur in x86-64 unwind tables: stop there.
+        if length == 0 || length == u32::MAX {
+            break;
+        }
+        records.push((at, word(at + 4).is_some_and(|id| id != 0)));
+        match at.checked_add(4 + length as usize) {
+            Some(next) if next <= table.len() => at = next,
+            _ => break,
+        }
+    }
+    records
+}
+
+/// Whether `offset` lies inside an FDE of `records`.
+fn in_fde(records: &[(usize, bool)], offset: usize) -> bool {
+    let index = records.partition_point(|&(start, _)| start <= offset);
+    index > 0 && records[index - 1].1
 }
 
 fn apply_section(
@@ -184,6 +219,9 @@ fn apply_section(
     let section_address = context.addresses.at(at);
     let got_base = context.addresses.at(context.layout.got);
     let values = &context.addresses.symbol_values[section.object.index()];
+    // For `.eh_frame`: where each record starts and whether it is an FDE, read when first
+    // needed (only relocations against code that is not loaded need it).
+    let mut eh_records: Option<Vec<(usize, bool)>> = None;
     for rela in object.relocations[section.index as usize] {
         let offset = rela.r_offset(LE);
         let r_sym = rela.r_sym(LE, false) as usize;
@@ -218,11 +256,15 @@ fn apply_section(
             },
         };
         if value_of_symbol == UNLOADED && section.eh_frame {
-            // An unwind record of code that is not loaded (a discarded COMDAT copy): zero
-            // makes the unwinder skip the record, as it skips link-once functions that were
-            // removed (ld leaves the record out).
-            out[field..field + kind.width].fill(0);
-            continue;
+            let records = eh_records.get_or_insert_with(|| unwind_records(out));
+            if in_fde(records, field) {
+                // The FDE of code that is not loaded (a discarded COMDAT copy, with its LSDA):
+                // a zero pc_begin makes the unwinder skip the record, as it skips link-once
+                // functions that were removed (ld leaves the record out). A CIE's fields
+                // (its personality) are not zeroed: that would change every FDE using it.
+                out[field..field + kind.width].fill(0);
+                continue;
+            }
         }
         let unavailable = |why: Unavailable| fail(why.problem(&kind, against()));
         let place = section_address + field as u64;

@@ -231,6 +231,10 @@ fn scan_section(
                 .symbol(r_sym)
                 .is_some_and(|symbol| symbol.st_type() == elf::STT_GNU_IFUNC)
         {
+            if kind.formula == Formula::Absolute && HostArch::reach(&kind) == Reach::LowAbsolute {
+                // Its stub, in the image, stands for it.
+                needs_low_addresses.store(true, Ordering::Relaxed);
+            }
             local_got.push(SymbolRef::Local {
                 object: section.object,
                 symbol: r_sym as u32,

@@ -156,7 +156,12 @@ pub fn input_sections(db: &SymbolDb<'_>) -> Result<Vec<InputSection>, LinkError>
                         problem: format!("has alignment {align}, which is not a power of two"),
                     });
                 }
-                let segment = if flags & u64::from(elf::SHF_EXECINSTR) != 0 {
+                let eh_frame = name == b".eh_frame";
+                // Unwind tables are never written at run time, even when marked writable
+                // (absptr encodings): one read-only table per unit.
+                let segment = if eh_frame {
+                    SegmentKind::ReadOnly
+                } else if flags & u64::from(elf::SHF_EXECINSTR) != 0 {
                     SegmentKind::Code
                 } else if flags & u64::from(elf::SHF_WRITE) != 0 {
                     SegmentKind::Data
@@ -172,7 +177,7 @@ pub fn input_sections(db: &SymbolDb<'_>) -> Result<Vec<InputSection>, LinkError>
                     nobits: section_type == elf::SHT_NOBITS,
                     init: init_kind(name, section_type),
                     identifier_name: is_c_identifier(name),
-                    eh_frame: name == b".eh_frame",
+                    eh_frame,
                 });
             }
             Ok(sections)

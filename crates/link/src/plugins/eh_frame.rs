@@ -9,6 +9,7 @@
 use super::{LinkContext, Plugin};
 use crate::error::LinkError;
 use crate::layout::PlacedSection;
+use crate::resolve::Resolution;
 use gimli::{
     BaseAddresses, CieOrFde, CommonInformationEntry, EhFrame, EhFrameOffset, UnwindSection,
 };
@@ -42,7 +43,10 @@ impl Plugin for EhFrames {
             .par_iter()
             .filter(|placed| placed.section.eh_frame)
             .try_for_each(|placed| check_unwind_records(link, image, placed))?;
-        let (register, deregister) = unwinder(target)?;
+        let Some((register, deregister)) = unwinder(link, target)? else {
+            // No unwinder in the target (a --nostdlib link): nothing could unwind anyway.
+            return Ok(Vec::new());
+        };
         let call = |function, table: TargetAddr| TargetCall {
             function,
             args: [table.get(), 0],
@@ -62,25 +66,33 @@ impl Plugin for EhFrames {
     }
 }
 
-/// `__register_frame` and `__deregister_frame` in the target: from the loaded libraries (a C++
-/// program's libstdc++ brings libgcc_s), else from libgcc_s itself.
-fn unwinder(target: &mut dyn Executor) -> Result<(TargetAddr, TargetAddr), LinkError> {
+/// `__register_frame` and `__deregister_frame` of the unwinder that will unwind the unit: the
+/// image's own (libgcc_eh.a linked in), else the loaded libraries' (a C++ program's libstdc++
+/// brings libgcc_s), else libgcc_s itself. `None` where there is none at all.
+fn unwinder(
+    link: &LinkContext<'_, '_>,
+    target: &mut dyn Executor,
+) -> Result<Option<(TargetAddr, TargetAddr)>, LinkError> {
+    let in_image = |name: &[u8]| {
+        let id = link.db.lookup(name)?;
+        match link.db.global(id).resolution {
+            Resolution::Defined { .. } => link.addresses.globals[id.index()],
+            _ => None,
+        }
+    };
+    if let (Some(register), Some(deregister)) = (in_image(REGISTER), in_image(DEREGISTER)) {
+        return Ok(Some((register, deregister)));
+    }
     let names = [REGISTER, DEREGISTER];
     let mut found = target.lookup(&names)?;
-    if found.iter().any(Option::is_none) {
-        target
-            .load_library(Path::new(UNWINDER_LIBRARY))
-            .map_err(LinkError::target(
-                "cannot load the unwinder to register unwind tables",
-            ))?;
+    if found.iter().any(Option::is_none) && target.load_library(Path::new(UNWINDER_LIBRARY)).is_ok()
+    {
         found = target.lookup(&names)?;
     }
-    match found[..] {
-        [Some(register), Some(deregister)] => Ok((register, deregister)),
-        _ => Err(LinkError::Internal(
-            "the target's unwinder has no __register_frame",
-        )),
-    }
+    Ok(match found[..] {
+        [Some(register), Some(deregister)] => Some((register, deregister)),
+        _ => None,
+    })
 }
 
 /// Check one input `.eh_frame` section as linked: records that end exactly at its end, CIEs
@@ -134,6 +146,11 @@ fn check_unwind_records(
                 Ok(cie)
             })
             .map_err(|error| fail(at, format!("invalid unwind record: {error}")))?;
+        // A record of code that is not loaded has a raw pc_begin of zero, which the unwinder
+        // skips (gimli would decode it relative to its own address).
+        if raw_pc_begin(bytes, at as usize, &fde) == Some(0) {
+            continue;
+        }
         let begin = fde.initial_address();
         let within = begin
             .checked_add(fde.len())
@@ -150,6 +167,29 @@ fn check_unwind_records(
     }
 }
 
+/// The undecoded pc_begin field of the FDE at `offset` (after its 4-byte length and CIE
+/// pointer), as wide as its CIE's encoding says.
+fn raw_pc_begin<R: gimli::Reader>(
+    bytes: &[u8],
+    offset: usize,
+    fde: &gimli::FrameDescriptionEntry<R>,
+) -> Option<u64> {
+    let encoding = fde
+        .cie()
+        .fde_address_encoding()
+        .unwrap_or(gimli::constants::DW_EH_PE_absptr);
+    let width = match encoding.format() {
+        gimli::constants::DW_EH_PE_udata2 | gimli::constants::DW_EH_PE_sdata2 => 2,
+        gimli::constants::DW_EH_PE_udata4 | gimli::constants::DW_EH_PE_sdata4 => 4,
+        _ => 8,
+    };
+    let start = offset.checked_add(8)?;
+    let field = bytes.get(start..start.checked_add(width)?)?;
+    let mut value = [0u8; 8];
+    value[..width].copy_from_slice(field);
+    Some(u64::from_le_bytes(value))
+}
+
 /// Walk the records' length fields: each must lie inside the section, and the last must end
 /// exactly at its end (a zero length before it would end the unwinder's table early).
 /// Err gives the offset and the problem.
@@ -158,6 +198,9 @@ fn check_record_lengths(bytes: &[u8]) -> Result<(), (u64, &'static str)> {
         let field = bytes.get(at..at.checked_add(4)?)?;
         Some(u64::from(u32::from_le_bytes(field.try_into().ok()?)))
     };
+    if !bytes.len().is_multiple_of(4) {
+        return Err((0, "unwind table size is not a multiple of 4"));
+    }
     let mut at = 0usize;
     while at < bytes.len() {
         let position = at as u64;

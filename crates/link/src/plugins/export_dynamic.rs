@@ -60,7 +60,13 @@ fn exported_symbols_image(link: &LinkContext<'_, '_>) -> Vec<u8> {
                     weak,
                 } => {
                     let sym = db.objects[object.index()].symbol(symbol as usize)?;
-                    (sym.st_type(), sym.st_size(LE), weak, sym.st_visibility())
+                    // An IFUNC's exported address is its stub, a plain function: exported as
+                    // an IFUNC, the loader would call it as a resolver.
+                    let kind = match sym.st_type() {
+                        elf::STT_GNU_IFUNC => elf::STT_FUNC,
+                        kind => kind,
+                    };
+                    (kind, sym.st_size(LE), weak, sym.st_visibility())
                 }
                 Resolution::Common { size, .. } => (elf::STT_OBJECT, size, false, elf::STV_DEFAULT),
                 _ => return None,
