@@ -245,10 +245,15 @@ mod tests {
             check_record_lengths(&bytes),
             Err((8, "a zero length ends the unwind table early"))
         );
-        // A length field cut short.
+        // A size that records of 4-byte lengths cannot fill.
         assert_eq!(
             check_record_lengths(&[4, 0, 0, 0, 1, 2, 3, 4, 8, 0]),
-            Err((8, "truncated unwind record length"))
+            Err((0, "unwind table size is not a multiple of 4"))
+        );
+        // A 64-bit length field cut short.
+        assert_eq!(
+            check_record_lengths(&[0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0]),
+            Err((0, "truncated unwind record length"))
         );
         // A 64-bit length that wraps.
         let wrapping = [
