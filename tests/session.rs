@@ -8,7 +8,10 @@ use rjitlink_link::{
 };
 use rjitlink_memory::{MemoryMapper, SlabConfig, TargetAddr};
 use rjitlink_remote::{MemoryMode, Remote};
-use rjitlink_target::{Executor, Interposition, Program, SymbolInfo, TargetError};
+use rjitlink_target::{
+    Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, TargetError,
+    WordTable,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -400,6 +403,17 @@ impl Executor for ExportsFail {
             name: name.to_owned(),
             reason: "refused by the test".to_owned(),
         })
+    }
+    fn load_module(
+        &mut self,
+        name: &str,
+        image: &[u8],
+        table: WordTable,
+    ) -> Result<LoadedModule, TargetError> {
+        self.0.load_module(name, image, table)
+    }
+    fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError> {
+        self.0.unload_module(module)
     }
     fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {
         self.0.lookup(names)

@@ -3,7 +3,10 @@
 use crate::interpose::interpose;
 use crate::target::{run_program, symbol_info, Libraries};
 use rjitlink_memory::{InProcessMapper, MemoryMapper, TargetAddr};
-use rjitlink_target::{Executor, Interposition, Program, SymbolInfo, TargetError};
+use rjitlink_target::{
+    Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, TargetError,
+    WordTable,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,6 +46,19 @@ impl Executor for InProcess {
 
     fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError> {
         self.libraries.load_image(name, image)
+    }
+
+    fn load_module(
+        &mut self,
+        name: &str,
+        image: &[u8],
+        table: WordTable,
+    ) -> Result<LoadedModule, TargetError> {
+        self.libraries.load_module(name, image, table)
+    }
+
+    fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError> {
+        self.libraries.unload_module(module)
     }
 
     fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {

@@ -3,7 +3,9 @@
 //! server calls them on behalf of a remote linker — one code path for both.
 
 use rjitlink_memory::TargetAddr;
-use rjitlink_target::{Program, SymbolInfo, SymbolKind, TargetError};
+use rjitlink_target::{
+    LoadedModule, ModuleHandle, Program, SymbolInfo, SymbolKind, TargetError, WordTable,
+};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -13,6 +15,8 @@ use std::sync::OnceLock;
 #[derive(Default)]
 pub struct Libraries {
     handles: Vec<*mut c_void>,
+    /// Modules from `load_module`, by the handle given out; only these may be unloaded.
+    modules: Vec<*mut c_void>,
 }
 
 // SAFETY: dlopen handles are process-global and may be used from any thread.
@@ -57,28 +61,81 @@ impl Libraries {
     /// dlopen a shared object from bytes: written to an anonymous memory file and loaded
     /// through /proc/self/fd, so nothing reaches the disk. RTLD_GLOBAL, not kept for lookups.
     pub fn load_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError> {
-        use std::io::Write;
-        use std::os::fd::{AsRawFd, FromRawFd};
-        let c_name = CString::new(name)?;
-        // SAFETY: memfd_create returns a new descriptor, owned by the File below.
-        let fd = unsafe { libc::memfd_create(c_name.as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(TargetError::System {
-                context: "memfd_create failed".into(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: a fresh descriptor we own.
-        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-        file.write_all(image)?;
-        let path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
-        // SAFETY: a valid C string; the object has no constructors.
-        let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-        if handle.is_null() {
+        open_image(name, image, libc::RTLD_NOW | libc::RTLD_GLOBAL).map(|_| ())
+    }
+
+    /// dlopen a generated module from bytes, privately, and read back `table` from its
+    /// loaded image. The module's bytes go through a memory file as in `load_image`.
+    pub fn load_module(
+        &mut self,
+        name: &str,
+        image: &[u8],
+        table: WordTable,
+    ) -> Result<LoadedModule, TargetError> {
+        table
+            .count
+            .checked_mul(8)
+            .and_then(|len| table.offset.checked_add(len))
+            .filter(|&end| end <= image.len() as u64)
+            .ok_or_else(|| {
+                TargetError::Refused(format!(
+                    "cannot load {name}: its word table ({} words at {:#x}) lies outside its {} bytes",
+                    table.count,
+                    table.offset,
+                    image.len()
+                ))
+            })?;
+        let handle = open_image(name, image, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
+        let mut map: *const LinkMap = std::ptr::null();
+        // SAFETY: a live handle; RTLD_DI_LINKMAP stores a pointer to the loader's link_map.
+        let found = unsafe {
+            libc::dlinfo(
+                handle,
+                libc::RTLD_DI_LINKMAP,
+                &mut map as *mut *const LinkMap as *mut c_void,
+            )
+        };
+        if found != 0 || map.is_null() {
+            // SAFETY: the handle is live and ours.
+            unsafe { libc::dlclose(handle) };
             return Err(TargetError::LoadLibraryImage {
                 name: name.to_owned(),
                 reason: dlerror_message(),
             });
+        }
+        // SAFETY: the link_map stays valid while the module is loaded; l_addr is its base, and
+        // the table was checked to lie inside the image, which the module maps from its base.
+        let words = unsafe {
+            let base = (*map).l_addr;
+            let start = (base + table.offset as usize) as *const u64;
+            (0..table.count as usize)
+                .map(|i| start.add(i).read_unaligned())
+                .collect()
+        };
+        self.modules.push(handle);
+        Ok(LoadedModule {
+            handle: ModuleHandle(handle as u64),
+            words,
+        })
+    }
+
+    /// dlclose a module from `load_module`.
+    pub fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError> {
+        let index = self
+            .modules
+            .iter()
+            .position(|&handle| handle as u64 == module.0)
+            .ok_or_else(|| {
+                TargetError::Refused(format!("no module with handle {:#x} is loaded", module.0))
+            })?;
+        let handle = self.modules.swap_remove(index);
+        // SAFETY: a handle from dlopen that was not closed yet.
+        if unsafe { libc::dlclose(handle) } != 0 {
+            return Err(TargetError::Refused(format!(
+                "cannot unload module {:#x}: {}",
+                module.0,
+                dlerror_message()
+            )));
         }
         Ok(())
     }
@@ -100,6 +157,48 @@ impl Libraries {
             })
             .collect()
     }
+}
+
+/// The head of glibc's `struct link_map` (<link.h>, public ABI): the load base comes first.
+#[repr(C)]
+struct LinkMap {
+    l_addr: usize,
+}
+
+/// dlopen a shared object from bytes: written to an anonymous memory file and loaded through
+/// /proc/self/fd, so nothing reaches the disk.
+fn open_image(name: &str, image: &[u8], flags: c_int) -> Result<*mut c_void, TargetError> {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let c_name = CString::new(name)?;
+    // SAFETY: memfd_create returns a new descriptor, owned by the File below.
+    let fd = unsafe { libc::memfd_create(c_name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(TargetError::System {
+            context: "memfd_create failed".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: a fresh descriptor we own.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(image)?;
+    let path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    // SAFETY: a valid C string; generated objects have no constructors.
+    let handle = unsafe { libc::dlopen(path.as_ptr(), flags) };
+    if handle.is_null() {
+        let reason = dlerror_message();
+        if reason.contains("static TLS") {
+            return Err(TargetError::StaticTls {
+                name: name.to_owned(),
+                reason,
+            });
+        }
+        return Err(TargetError::LoadLibraryImage {
+            name: name.to_owned(),
+            reason,
+        });
+    }
+    Ok(handle)
 }
 
 extern "C" {

@@ -10,7 +10,8 @@ use crate::shared_mapper::SharedMemoryMapper;
 use rjitlink_memory::{MemoryMapper, Placement, TargetAddr};
 use rjitlink_protocol::{Connection, Copy, ProtocolError, Request, Response, RunProgram};
 use rjitlink_target::{
-    Executor, Interposition, Program, SymbolInfo, SymbolKind, TargetError, TransportStats,
+    Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, SymbolKind,
+    TargetError, TransportStats, WordTable,
 };
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -246,6 +247,25 @@ impl Executor for Remote {
             },
             |r| matches!(r, Response::Done).then_some(()),
         )
+    }
+
+    fn load_module(
+        &mut self,
+        name: &str,
+        _image: &[u8],
+        _table: WordTable,
+    ) -> Result<LoadedModule, TargetError> {
+        // TODO(tls): the protocol's LoadModule request.
+        Err(TargetError::Refused(format!(
+            "cannot load {name}: the remote executor does not load modules yet"
+        )))
+    }
+
+    fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError> {
+        Err(TargetError::Refused(format!(
+            "no module with handle {:#x} is loaded",
+            module.0
+        )))
     }
 
     fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {

@@ -18,6 +18,10 @@ pub enum TargetError {
     LoadLibrary { path: PathBuf, reason: String },
     /// The dynamic loader could not load the shared object given as bytes under `name`.
     LoadLibraryImage { name: String, reason: String },
+    /// The dynamic loader has no static thread-local storage left for the module `name`
+    /// (initial- and local-exec code needs its block at a fixed offset in every thread; glibc
+    /// keeps `glibc.rtld.optional_static_tls` bytes for modules loaded late).
+    StaticTls { name: String, reason: String },
     /// A loaded library's reference to `symbol`, at `slot`, could not be redirected to the
     /// symbol's copy (a copy relocation): the page could not be made writable.
     Interpose {
@@ -82,6 +86,10 @@ impl fmt::Display for TargetError {
             TargetError::LoadLibraryImage { name, reason } => {
                 write!(f, "cannot load {name}: {reason}")
             }
+            TargetError::StaticTls { name, reason } => write!(
+                f,
+                "cannot load {name}: {reason} (the process's static TLS surplus is too small: start it with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=BYTES)"
+            ),
             TargetError::Interpose { symbol, slot, .. } => write!(
                 f,
                 "cannot redirect a library's reference to `{}` (copy relocation) at {slot:#x}",

@@ -1,6 +1,7 @@
 //! The `Executor` trait: the linker's view of a target process.
 
 use crate::error::TargetError;
+use crate::module::{LoadedModule, ModuleHandle, WordTable};
 use crate::program::Program;
 use crate::symbol::{Interposition, SymbolInfo};
 use rjitlink_memory::{MemoryMapper, TargetAddr};
@@ -37,6 +38,25 @@ pub trait Executor: Send {
     /// Ok once loaded; Err with the loader's reason as for `load_library`
     /// ([`TargetError::LoadLibraryImage`] in process).
     fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError>;
+
+    /// Load a generated shared object privately (RTLD_NOW | RTLD_LOCAL): its dynamic
+    /// relocations are applied by the target's loader, and a PT_TLS segment gets its
+    /// thread-local block in every thread. Then read back the `table` words of the loaded image
+    /// (the object maps its bytes at the same offsets from its base). `name` is for messages.
+    ///
+    /// Err [`TargetError::StaticTls`] when the loader has no static TLS left for it;
+    /// [`TargetError::LoadLibraryImage`] for other loader errors (a remote executor sends the
+    /// same text as [`TargetError::Refused`]); a table outside the image is refused.
+    fn load_module(
+        &mut self,
+        name: &str,
+        image: &[u8],
+        table: WordTable,
+    ) -> Result<LoadedModule, TargetError>;
+
+    /// Unload a module from `load_module` (dlclose). Err if the handle is not one this target
+    /// gave and has not unloaded yet.
+    fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError>;
 
     /// Look up all `names` at once in the libraries loaded so far, in load order.
     ///

@@ -10,10 +10,12 @@
 
 mod error;
 mod executor;
+mod module;
 mod program;
 mod symbol;
 
 pub use error::{full_message, signal_name, TargetError};
 pub use executor::{Executor, TransportStats};
+pub use module::{LoadedModule, ModuleHandle, WordTable};
 pub use program::Program;
 pub use symbol::{Interposition, SymbolInfo, SymbolKind};
