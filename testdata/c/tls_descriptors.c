@@ -45,7 +45,7 @@ static void write_all(int n, int *target) {
     *target = n;
     desc_zero[31] = n;
     local_first = 10 + n;
-    snprintf(local_text, sizeof local_text, "local%d", n);
+    snprintf(local_text, sizeof local_text, "local%d", n % 10);
     local_zero = n;
     default_int = 20 + n;
     other_value = 30 + n;

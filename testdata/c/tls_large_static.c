@@ -10,7 +10,7 @@
 #define IMAGE 2048
 
 __thread unsigned char big[BIG] IE;
-__thread int image[IMAGE] IE = {[0 ... IMAGE - 1] = 3, [IMAGE - 1] = 7};
+__thread int image[IMAGE] IE = {[0 ... IMAGE - 2] = 3, [IMAGE - 1] = 7};
 __thread int after IE = 11;
 
 static unsigned long sums(char *out, size_t size, const char *who) {

@@ -67,7 +67,7 @@ static void write_all(int n, const char *name, int *target) {
     le_zero[7] = n;
     ie_record.id = n;
     ie_record.weight = 1000 * n;
-    snprintf(ie_record.tag, sizeof ie_record.tag, "t%d", n);
+    snprintf(ie_record.tag, sizeof ie_record.tag, "t%d", n % 10);
     ie_pointer = target;
     *target = n;
     le_name = name;
