@@ -1,4 +1,4 @@
-## expect-error: TODO
+## expect-error: .text+0x3: R_X86_64_GOTTPOFF against `counter`: a thread-local access to a symbol that is not thread-local
 # An initial-exec (GOTTPOFF) reference to an ordinary .data variable: a TLS relocation needs a
 # thread-local symbol. (gas refuses `counter@gottpoff` for it, hence .reloc.)
     .text

@@ -1,4 +1,4 @@
-## expect-error: TODO
+## expect-error: .text+0x2: R_X86_64_PC32 against `counter`: the symbol is thread-local and has no address of its own
 # A RIP-relative load (PC32) of a thread-local variable: .tbss has no single address, each
 # thread has its own copy, so only TLS relocations may name it.
     .text

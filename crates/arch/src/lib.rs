@@ -34,6 +34,33 @@ pub enum Formula {
     PltOffsetFromGot,
     /// Z + A
     Size,
+    /// Thread-local storage: what the field holds is computed from the symbol's place in the
+    /// unit's TLS block.
+    ThreadLocal(TlsAccess),
+}
+
+/// How a TLS relocation reaches its symbol (psABI TLS models; "block" is the unit's TLS
+/// block, "entry" a GOT entry the dynamic loader's values fill).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TlsAccess {
+    /// General dynamic: PC-relative to a two-word entry (module id, offset in the block)
+    /// passed to `__tls_get_addr`.
+    GeneralDynamic,
+    /// Local dynamic: PC-relative to the module's two-word entry (module id, 0).
+    LocalDynamic,
+    /// The symbol's offset in its module's block: S + A.
+    OffsetInBlock,
+    /// Initial exec: PC-relative to an entry holding the symbol's offset from the thread
+    /// pointer.
+    GotThreadPointerOffset,
+    /// Local exec: the symbol's offset from the thread pointer, + A.
+    ThreadPointerOffset,
+    /// TLS descriptor: PC-relative to a two-word descriptor (resolver, argument).
+    Descriptor,
+    /// Marks the call through a TLS descriptor: nothing to write.
+    DescriptorCall,
+    /// The module id of the symbol's block.
+    ModuleId,
 }
 
 /// GOT-load relaxation allowed for a GOT-relative relocation.
@@ -94,7 +121,7 @@ pub enum Reach {
 /// A relocation type rjitlink cannot apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnsupportedReloc {
-    /// A known type that rjitlink does not implement (TLS, dynamic-only types).
+    /// A known type that rjitlink does not implement (dynamic-only types).
     Known(&'static str),
     Unknown(u32),
 }
@@ -117,6 +144,20 @@ pub enum AddressSlot {
     Symbol,
     /// The slot holds S + A.
     SymbolPlusAddend,
+}
+
+/// The dynamic relocation types with which a loaded module asks the dynamic loader for
+/// thread-local values: each stores one word (a descriptor, two) at its place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsDynamicRelocs {
+    /// The module id of the symbol's module.
+    pub module_id: u32,
+    /// The symbol's offset in its module's block, + A.
+    pub offset_in_block: u32,
+    /// The symbol's offset from the thread pointer, + A; puts the module in static TLS.
+    pub thread_pointer_offset: u32,
+    /// A TLS descriptor (resolver, argument) for the symbol, + A.
+    pub descriptor: u32,
 }
 
 /// Everything architecture-specific the linker and executor need. Implemented once per
@@ -172,6 +213,9 @@ pub trait Arch {
     /// `void thunk(resolver, slot)`, calls `resolver()` and stores what it returns in `*slot`.
     /// The target runs it for each IFUNC, as the dynamic loader runs IRELATIVE relocations.
     fn write_ifunc_thunk(out: &mut [u8]);
+
+    /// The dynamic relocations that ask the loader for thread-local values.
+    const TLS_DYNAMIC_RELOCS: TlsDynamicRelocs;
 
     /// Whether a dynamic relocation of type `r_type` stores a symbol's address into a data
     /// slot, and how (what copy relocations redirect in loaded libraries).

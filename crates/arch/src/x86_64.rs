@@ -1,7 +1,10 @@
 //! x86-64: the psABI's relocation table (formula, width, range), the small code model, GOT-load
 //! relaxation as ld does it, and the PLT stub encoding.
 
-use crate::{AddressSlot, Arch, Formula, Range, Reach, Relax, RelocKind, UnsupportedReloc};
+use crate::{
+    AddressSlot, Arch, Formula, Range, Reach, Relax, RelocKind, TlsAccess, TlsDynamicRelocs,
+    UnsupportedReloc,
+};
 use object::elf::*;
 
 /// x86-64 ELF, the small code model.
@@ -23,6 +26,7 @@ pub enum Relaxation {
 const fn reloc_kind(r_type: u32) -> Result<RelocKind, UnsupportedReloc> {
     use Formula::*;
     use Range::*;
+    use TlsAccess::*;
     const fn kind(name: &'static str, formula: Formula, width: usize, range: Range) -> RelocKind {
         RelocKind {
             name,
@@ -66,16 +70,41 @@ const fn reloc_kind(r_type: u32) -> Result<RelocKind, UnsupportedReloc> {
         R_X86_64_GLOB_DAT => return unsupported("R_X86_64_GLOB_DAT"),
         R_X86_64_JUMP_SLOT => return unsupported("R_X86_64_JUMP_SLOT"),
         R_X86_64_RELATIVE => return unsupported("R_X86_64_RELATIVE"),
-        R_X86_64_DTPMOD64 => return unsupported("R_X86_64_DTPMOD64"),
-        R_X86_64_DTPOFF64 => return unsupported("R_X86_64_DTPOFF64"),
-        R_X86_64_TPOFF64 => return unsupported("R_X86_64_TPOFF64"),
-        R_X86_64_TLSGD => return unsupported("R_X86_64_TLSGD"),
-        R_X86_64_TLSLD => return unsupported("R_X86_64_TLSLD"),
-        R_X86_64_DTPOFF32 => return unsupported("R_X86_64_DTPOFF32"),
-        R_X86_64_GOTTPOFF => return unsupported("R_X86_64_GOTTPOFF"),
-        R_X86_64_TPOFF32 => return unsupported("R_X86_64_TPOFF32"),
-        R_X86_64_GOTPC32_TLSDESC => return unsupported("R_X86_64_GOTPC32_TLSDESC"),
-        R_X86_64_TLSDESC_CALL => return unsupported("R_X86_64_TLSDESC_CALL"),
+        R_X86_64_DTPMOD64 => kind("R_X86_64_DTPMOD64", ThreadLocal(ModuleId), 8, Either),
+        R_X86_64_DTPOFF64 => kind("R_X86_64_DTPOFF64", ThreadLocal(OffsetInBlock), 8, Either),
+        R_X86_64_TPOFF64 => kind(
+            "R_X86_64_TPOFF64",
+            ThreadLocal(ThreadPointerOffset),
+            8,
+            Either,
+        ),
+        R_X86_64_TLSGD => kind("R_X86_64_TLSGD", ThreadLocal(GeneralDynamic), 4, Signed),
+        R_X86_64_TLSLD => kind("R_X86_64_TLSLD", ThreadLocal(LocalDynamic), 4, Signed),
+        R_X86_64_DTPOFF32 => kind("R_X86_64_DTPOFF32", ThreadLocal(OffsetInBlock), 4, Signed),
+        R_X86_64_GOTTPOFF => kind(
+            "R_X86_64_GOTTPOFF",
+            ThreadLocal(GotThreadPointerOffset),
+            4,
+            Signed,
+        ),
+        R_X86_64_TPOFF32 => kind(
+            "R_X86_64_TPOFF32",
+            ThreadLocal(ThreadPointerOffset),
+            4,
+            Signed,
+        ),
+        R_X86_64_GOTPC32_TLSDESC => kind(
+            "R_X86_64_GOTPC32_TLSDESC",
+            ThreadLocal(Descriptor),
+            4,
+            Signed,
+        ),
+        R_X86_64_TLSDESC_CALL => kind(
+            "R_X86_64_TLSDESC_CALL",
+            ThreadLocal(DescriptorCall),
+            0,
+            Signed,
+        ),
         R_X86_64_TLSDESC => return unsupported("R_X86_64_TLSDESC"),
         R_X86_64_IRELATIVE => return unsupported("R_X86_64_IRELATIVE"),
         other => return Err(UnsupportedReloc::Unknown(other)),
@@ -179,6 +208,13 @@ impl Arch for X86_64 {
         out[code.len()..].fill(0xcc);
     }
 
+    const TLS_DYNAMIC_RELOCS: TlsDynamicRelocs = TlsDynamicRelocs {
+        module_id: R_X86_64_DTPMOD64,
+        offset_in_block: R_X86_64_DTPOFF64,
+        thread_pointer_offset: R_X86_64_TPOFF64,
+        descriptor: R_X86_64_TLSDESC,
+    };
+
     fn address_slot(r_type: u32) -> Option<AddressSlot> {
         match r_type {
             R_X86_64_GLOB_DAT => Some(AddressSlot::Symbol),
@@ -233,12 +269,12 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_reported_by_name_and_unknown_by_number() {
+    fn dynamic_only_types_are_reported_by_name_and_unknown_by_number() {
         assert_eq!(
-            X86_64::reloc_kind(R_X86_64_TPOFF32)
+            X86_64::reloc_kind(R_X86_64_TLSDESC)
                 .unwrap_err()
                 .to_string(),
-            "unsupported relocation R_X86_64_TPOFF32"
+            "unsupported relocation R_X86_64_TLSDESC"
         );
         assert_eq!(
             X86_64::reloc_kind(200).unwrap_err().to_string(),

@@ -6,6 +6,7 @@ use crate::ids::{GlobalId, ImageOffset, ObjectId};
 use crate::layout::Layout;
 use crate::resolve::{LinkerSymbol, Resolution, SymbolDb, SymbolLocation};
 use crate::symbols::SymbolRef;
+use crate::tls::{in_block, THREAD_LOCAL};
 use object::elf;
 use object::read::elf::Sym as _;
 use rayon::prelude::*;
@@ -17,7 +18,7 @@ pub struct Addresses {
     /// Per global; `None` where the defining section is not loaded.
     pub globals: Vec<Option<TargetAddr>>,
     /// Per object, per symbol: the value relocations use (`UNLOADED` where the symbol lies in
-    /// a section that is not loaded). Filled in parallel so that applying a relocation is a
+    /// a section that is not loaded, `THREAD_LOCAL` for thread-local symbols of the unit). Filled in parallel so that applying a relocation is a
     /// lookup, not a walk through symbol and section tables.
     pub symbol_values: Vec<Vec<u64>>,
 }
@@ -91,6 +92,8 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
             Resolution::UndefinedWeak | Resolution::Undefined => Some(TargetAddr(0)),
             Resolution::Linker(LinkerSymbol::GotBase) => Some(base + layout.got.get()),
             Resolution::Linker(LinkerSymbol::DsoHandle) => Some(base + layout.dso_handle.get()),
+            // Thread-local: no address (`symbol_values` marks it).
+            Resolution::Linker(LinkerSymbol::TlsModuleBase) => None,
             Resolution::Linker(
                 bound @ (LinkerSymbol::SectionStart | LinkerSymbol::SectionStop),
             ) => {
@@ -122,7 +125,15 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
             (0..object.symbols.len())
                 .map(|symbol| {
                     let address = match symbol.checked_sub(first) {
-                        Some(i) => globals[object_globals[i].index()],
+                        Some(i) => {
+                            let id = object_globals[i];
+                            match globals[id.index()] {
+                                None if db.locations[id.index()] == SymbolLocation::ThreadLocal => {
+                                    return THREAD_LOCAL
+                                }
+                                address => address,
+                            }
+                        }
                         // Only an IFUNC's stub stands for a local; most links have none, and
                         // this runs for every local symbol.
                         None if has_ifuncs => {
@@ -136,7 +147,12 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
                         }
                         None => defined_address(object, object_id, symbol, layout, base),
                     };
-                    address.map_or(UNLOADED, TargetAddr::get)
+                    match address {
+                        Some(address) => address.get(),
+                        // Rare: a discarded COMDAT copy, or thread-local storage.
+                        None if in_block(layout, db, object_id, symbol) => THREAD_LOCAL,
+                        None => UNLOADED,
+                    }
                 })
                 .collect()
         })

@@ -3,15 +3,16 @@
 
 use crate::addresses::{Addresses, UNLOADED};
 use crate::elf::LE;
-use crate::error::{LinkError, RelocationProblem};
-use crate::ids::{GotSlot, ImageOffset, PltStub};
+use crate::error::{LinkError, RelocationProblem, TlsProblem};
+use crate::ids::{GotSlot, PltStub};
 use crate::layout::{Layout, PlacedSection};
 use crate::resolve::{Resolution, SymbolDb, SymbolLocation};
 use crate::sections::InputSection;
 use crate::symbols::{classify, SymbolRef};
+use crate::tls::{self, is_thread_local_value, TlsEntry, TlsValues};
 use object::read::elf::{Rela as _, Sym as _};
 use rayon::prelude::*;
-use rjitlink_arch::{fits, Arch, Formula, HostArch, Relax, RelocKind};
+use rjitlink_arch::{fits, Arch, Formula, HostArch, Relax, RelocKind, TlsAccess};
 use rjitlink_memory::TargetAddr;
 
 /// Everything `apply` reads, bundled so the per-section workers share one reference.
@@ -19,6 +20,9 @@ pub struct ApplyContext<'a, 'data> {
     pub db: &'a SymbolDb<'data>,
     pub layout: &'a Layout,
     pub addresses: &'a Addresses,
+    /// What the loader computed for the unit's thread-local storage (`None` while the TLS
+    /// block's own initial image is relocated, before the module is loaded).
+    pub tls: Option<&'a TlsValues>,
 }
 
 /// Why a symbol's address, size or GOT slot is not available to a relocation.
@@ -128,6 +132,14 @@ pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), Lin
     // __dso_handle holds its own address, as crtbeginS.o makes it in a shared object: glibc's
     // atexit passes its value and C++ passes its address to __cxa_atexit, and both must name
     // this unit for __cxa_finalize when it is freed.
+    if let Some(tls) = context.tls {
+        // The TLS GOT entries hold the loader's words as they are.
+        let start = context.layout.tls_got.get() as usize;
+        for (i, word) in tls.words().iter().enumerate() {
+            let at = start + i * 8;
+            image[at..at + 8].copy_from_slice(&word.to_le_bytes());
+        }
+    }
     let dso_handle = context.layout.dso_handle.get() as usize;
     let own_address = context.addresses.at(context.layout.dso_handle).get();
     image[dso_handle..dso_handle + 8].copy_from_slice(&own_address.to_le_bytes());
@@ -145,10 +157,10 @@ pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), Lin
         let (slice, tail) = tail.split_at_mut(section.size as usize);
         rest = tail;
         cursor = offset.get() + section.size;
-        jobs.push((section, *offset, slice));
+        jobs.push((section, context.addresses.at(*offset), slice));
     }
     jobs.into_par_iter()
-        .try_for_each(|(section, at, out)| apply_section(context, section, at, out))
+        .try_for_each(|(section, address, out)| apply_section(context, section, address, out))
 }
 
 fn write_got_and_plt(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), LinkError> {
@@ -207,16 +219,17 @@ fn in_fde(records: &[(usize, bool)], offset: usize) -> bool {
     index > 0 && records[index - 1].1
 }
 
-fn apply_section(
+/// Copy `section` into `out`, which lies at `section_address` in the target, and apply its
+/// relocations.
+pub fn apply_section(
     context: &ApplyContext<'_, '_>,
     section: &InputSection,
-    at: ImageOffset,
+    section_address: TargetAddr,
     out: &mut [u8],
 ) -> Result<(), LinkError> {
     let db = context.db;
     let object = &db.objects[section.object.index()];
     out.copy_from_slice(object.section_data(section.index as usize));
-    let section_address = context.addresses.at(at);
     let got_base = context.addresses.at(context.layout.got);
     let values = &context.addresses.symbol_values[section.object.index()];
     // For `.eh_frame`: where each record starts and whether it is an FDE, read when first
@@ -265,6 +278,21 @@ fn apply_section(
                 out[field..field + kind.width].fill(0);
                 continue;
             }
+        }
+        let tls_problem = |problem| {
+            fail(RelocationProblem::ThreadLocal {
+                relocation: kind.name,
+                symbol: against(),
+                problem,
+            })
+        };
+        if is_thread_local_value(value_of_symbol)
+            && !matches!(
+                kind.formula,
+                Formula::ThreadLocal(_) | Formula::None | Formula::Size
+            )
+        {
+            return Err(tls_problem(TlsProblem::ThreadLocalSymbol));
         }
         let unavailable = |why: Unavailable| fail(why.problem(&kind, against()));
         let place = section_address + field as u64;
@@ -336,6 +364,13 @@ fn apply_section(
                 .symbol_size(symbol)
                 .map_err(unavailable)?
                 .wrapping_add(addend as u64) as i64,
+            Formula::ThreadLocal(access) => {
+                match thread_local_value(context, access, symbol, addend, place) {
+                    Ok(Some(value)) => value,
+                    Ok(None) => continue,
+                    Err(problem) => return Err(tls_problem(problem)),
+                }
+            }
         };
         if !fits(value, kind.width, kind.range) {
             let location = classify(db, section.object, r_sym).map(|(_, location)| location);
@@ -360,4 +395,50 @@ fn apply_section(
         out[field..field + kind.width].copy_from_slice(&value.to_le_bytes()[..kind.width]);
     }
     Ok(())
+}
+
+/// The value of a thread-local relocation (`None`: nothing to write). Scan checked the
+/// symbol is one the access can reach and planned the entries.
+fn thread_local_value(
+    context: &ApplyContext<'_, '_>,
+    access: TlsAccess,
+    symbol: SymbolRef,
+    addend: i64,
+    place: TargetAddr,
+) -> Result<Option<i64>, TlsProblem> {
+    let layout = context.layout;
+    let offset = || {
+        tls::symbol_offset(context.db, layout, symbol)
+            .map(|offset| offset.get().wrapping_add(addend as u64) as i64)
+            .ok_or(TlsProblem::NotThreadLocal)
+    };
+    let entry = |entry: TlsEntry| -> Result<Option<i64>, TlsProblem> {
+        let at = tls::entry_offset(layout, entry).ok_or(TlsProblem::NotThreadLocal)?;
+        Ok(Some(
+            context
+                .addresses
+                .at(at)
+                .wrapping_offset(addend)
+                .signed_diff(place),
+        ))
+    };
+    // Values only the loader knows; absent only in the initial image, where scan allows
+    // none of these.
+    let loaded = || context.tls.ok_or(TlsProblem::InInitialImage);
+    match access {
+        TlsAccess::DescriptorCall => Ok(None),
+        TlsAccess::OffsetInBlock => offset().map(Some),
+        TlsAccess::GeneralDynamic => entry(TlsEntry::GeneralDynamic(symbol)),
+        TlsAccess::LocalDynamic => entry(TlsEntry::LocalDynamic),
+        TlsAccess::GotThreadPointerOffset => entry(TlsEntry::InitialExec(symbol)),
+        TlsAccess::Descriptor => entry(TlsEntry::Descriptor(symbol)),
+        TlsAccess::ThreadPointerOffset => {
+            let block = loaded()?.block_offset().ok_or(TlsProblem::NotThreadLocal)?;
+            Ok(Some(block.wrapping_add(offset()? as u64) as i64))
+        }
+        TlsAccess::ModuleId => {
+            let module = loaded()?.module_id().ok_or(TlsProblem::NotThreadLocal)?;
+            Ok(Some(module as i64))
+        }
+    }
 }

@@ -162,6 +162,13 @@ impl<'data> ObjectFile<'data> {
         self.section(index).data(LE, self.data).unwrap_or(&[])
     }
 
+    /// Whether section `index` holds thread-local storage (SHF_TLS); false if there is none.
+    pub fn is_thread_local_section(&self, index: usize) -> bool {
+        self.sections
+            .section(object::SectionIndex(index))
+            .is_ok_and(|header| header.sh_flags(LE) & u64::from(elf::SHF_TLS) != 0)
+    }
+
     pub fn symbol(&self, index: usize) -> Option<&'data Sym> {
         self.symbols.symbols().get(index)
     }

@@ -145,6 +145,49 @@ pub enum RelocationProblem {
         relocation: &'static str,
         symbol: String,
     },
+    /// A thread-local access that cannot be linked.
+    ThreadLocal {
+        relocation: &'static str,
+        symbol: String,
+        problem: TlsProblem,
+    },
+}
+
+/// Why a thread-local access cannot be linked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsProblem {
+    /// A TLS relocation against a symbol that is not thread-local.
+    NotThreadLocal,
+    /// A relocation that wants an address, against a thread-local symbol (which has none).
+    ThreadLocalSymbol,
+    /// A local-exec or local-dynamic access, which only reaches the unit's own block, to a
+    /// symbol a shared library defines.
+    DefinedInLibrary,
+    /// A thread-local access to an undefined weak symbol.
+    UndefinedWeak,
+    /// A relocation in `.tdata` that the block's initial image cannot hold (it has no address
+    /// of its own: each thread's copy lies elsewhere).
+    InInitialImage,
+}
+
+impl fmt::Display for TlsProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsProblem::NotThreadLocal => {
+                "a thread-local access to a symbol that is not thread-local (TLS reference mismatches non-TLS definition)"
+            }
+            TlsProblem::ThreadLocalSymbol => {
+                "the symbol is thread-local and has no address of its own (non-TLS reference mismatches TLS definition)"
+            }
+            TlsProblem::DefinedInLibrary => {
+                "local-exec and local-dynamic accesses reach only this unit's thread-local block, and a shared library defines the symbol (compile with -fPIC)"
+            }
+            TlsProblem::UndefinedWeak => "the thread-local symbol is undefined (weak)",
+            TlsProblem::InInitialImage => {
+                "cannot be applied in a thread-local section's initial image (only absolute addresses and offsets in the block can)"
+            }
+        })
+    }
 }
 
 impl From<MapError> for LinkError {
@@ -234,6 +277,11 @@ impl fmt::Display for RelocationProblem {
                 f,
                 "{relocation} against `{symbol}`: the size of a symbol defined in a shared library is not known"
             ),
+            RelocationProblem::ThreadLocal {
+                relocation,
+                symbol,
+                problem,
+            } => write!(f, "{relocation} against `{symbol}`: {problem}"),
             RelocationProblem::NoSlotPlanned { relocation, symbol } => write!(
                 f,
                 "{relocation} against `{symbol}`: internal error: no GOT slot was planned"

@@ -47,3 +47,13 @@ impl ImageOffset {
         self.0
     }
 }
+
+/// Byte offset in the unit's thread-local block (the same in every thread's copy).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Debug)]
+pub struct TlsOffset(pub u64);
+
+impl TlsOffset {
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}

@@ -9,6 +9,7 @@ use crate::layout::Layout;
 use crate::resolve::SymbolDb;
 use crate::sections::SegmentKind;
 use crate::timing::PhaseTimes;
+use crate::tls::TlsValues;
 use rjitlink_memory::{InFlight, MemoryManager, SegmentRequest};
 use std::sync::Arc;
 
@@ -46,15 +47,28 @@ pub fn allocate(
     Ok(in_flight)
 }
 
-/// The apply phase: every address, then every section copied and relocated.
+/// The address of everything in the image `memory` holds.
+pub fn image_addresses(
+    db: &SymbolDb<'_>,
+    layout: &Layout,
+    memory: &InFlight,
+    times: &PhaseTimes,
+) -> Addresses {
+    let _span = times.span("addresses");
+    addresses(db, layout, memory.range().start)
+}
+
+/// The apply phase: every section copied and relocated, the GOT filled (with the loader's
+/// thread-local values, when the unit has TLS).
 pub fn apply_image(
     db: &SymbolDb<'_>,
     layout: &Layout,
     memory: InFlight,
+    addresses: Addresses,
+    tls: Option<&TlsValues>,
     times: &PhaseTimes,
 ) -> Result<Image, LinkError> {
     let _span = times.span("apply");
-    let addresses = addresses(db, layout, memory.range().start);
     let working = memory.working();
     // SAFETY: as in `image_bytes`; nothing else refers to the working memory meanwhile.
     let image = unsafe { std::slice::from_raw_parts_mut(working.ptr, working.len) };
@@ -62,6 +76,7 @@ pub fn apply_image(
         db,
         layout,
         addresses: &addresses,
+        tls,
     };
     apply(&context, image)?;
     Ok(Image { memory, addresses })

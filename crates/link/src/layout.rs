@@ -9,6 +9,7 @@ use crate::resolve::{LinkerSymbol, Resolution, SymbolDb};
 use crate::scan::{GotPlan, Scan};
 use crate::sections::{InputSection, SegmentKind};
 use crate::timing::PhaseTimes;
+use crate::tls::TlsBlock;
 use foldhash::HashMap;
 use rjitlink_arch::{Arch, HostArch};
 use std::collections::BTreeMap;
@@ -57,6 +58,10 @@ pub struct Layout {
     /// What the GOT slots and PLT stubs hold (from scan).
     pub got_plan: GotPlan,
     pub got: ImageOffset,
+    /// The thread-local entries, right after the GOT's slots.
+    pub tls_got: ImageOffset,
+    /// The unit's thread-local block (not in the image: the TLS module holds it).
+    pub tls: TlsBlock,
     pub plt: ImageOffset,
     pub dso_handle: ImageOffset,
     /// The code that runs an IFUNC's resolver and stores the result (`Arch::write_ifunc_thunk`),
@@ -124,11 +129,15 @@ pub fn layout(
 ) -> Result<Layout, LinkError> {
     let _span = times.span("layout");
     let Scan {
-        mut sections,
+        sections,
         got: got_plan,
         copies,
         needs_low_addresses,
     } = scan;
+    let (thread_local, mut sections): (Vec<InputSection>, Vec<InputSection>) = sections
+        .into_iter()
+        .partition(|section| section.thread_local);
+    let tls = TlsBlock::layout(thread_local)?;
     // Within a segment: input order, except that sections sharing a C-identifier name stay
     // together (for __start_/__stop_), unwind tables come together (one table for the
     // unwinder), and zero-fill sections come last.
@@ -158,7 +167,8 @@ pub fn layout(
     let mut builder = SegmentBuilder { offset: 0 };
     let (mut got, mut plt, mut dso_handle) = (ImageOffset(0), ImageOffset(0), ImageOffset(0));
     let mut ifunc_thunk = None;
-    let got_size = got_plan.slots.len() as u64 * HostArch::GOT_SLOT_SIZE;
+    let slots_size = got_plan.slots.len() as u64 * HostArch::GOT_SLOT_SIZE;
+    let got_size = slots_size + got_plan.tls.words() * 8;
     let place_got = |builder: &mut SegmentBuilder| builder.place(got_size, HostArch::GOT_SLOT_SIZE);
     let mut commons = HashMap::default();
     let mut copy_slots = BTreeMap::new();
@@ -269,6 +279,8 @@ pub fn layout(
         segments,
         got_plan,
         got,
+        tls_got: ImageOffset(got.get() + slots_size),
+        tls,
         plt,
         dso_handle,
         ifunc_thunk,

@@ -11,7 +11,9 @@
 //! | scan     | `sections`, `scan`    | `Scan`        |
 //! | layout   | `layout`              | `Layout`      |
 //! | allocate | `image`               | `InFlight`    |
-//! | apply    | `image`, `addresses`, `apply` | `Image` |
+//! | addresses | `image`, `addresses` | `Addresses`   |
+//! | tls      | `tls`                 | `LoadedTls` (the TLS module in the target) |
+//! | apply    | `image`, `apply`      | `Image`       |
 //! | finalize | `unit`                | `Unit`        |
 //!
 //! Plugins (`plugins`) observe the points between them. Architecture facts come from
@@ -35,9 +37,10 @@ mod session;
 mod shared_object;
 mod symbols;
 mod timing;
+mod tls;
 mod unit;
 
-pub use error::{EntryProblem, LinkError, RelocationProblem, UndefinedSymbol};
+pub use error::{EntryProblem, LinkError, RelocationProblem, TlsProblem, UndefinedSymbol};
 pub use ids::{GlobalId, ImageOffset, ObjectId};
 pub use input::{default_inputs, InputArg, SearchPath};
 pub use options::{LinkOptions, SessionOptions};

@@ -31,6 +31,9 @@ pub enum LinkerSymbol {
     /// `__start_SECNAME` / `__stop_SECNAME`: bounds of the sections named SECNAME.
     SectionStart,
     SectionStop,
+    /// `_TLS_MODULE_BASE_`: the start of the unit's thread-local block (local dynamic with
+    /// TLS descriptors names it).
+    TlsModuleBase,
 }
 
 /// What a global name resolved to.
@@ -72,6 +75,9 @@ pub enum SymbolLocation {
     /// An IFUNC defined in the image: its value is what its resolver returns at run time, so
     /// it is reached through a GOT slot the target fills and a stub that stands for it.
     Ifunc,
+    /// In the unit's thread-local block: its value is an offset in the block, which every
+    /// thread has a copy of.
+    ThreadLocal,
 }
 
 /// A global (or weak) symbol name and what it resolved to.
@@ -85,6 +91,8 @@ pub struct Global<'data> {
     pub strong_reference: bool,
     /// The first object that referenced it, for error messages.
     pub referenced_by: Option<ObjectId>,
+    /// Some reference is typed thread-local (STT_TLS).
+    pub thread_local_reference: bool,
 }
 
 /// The result of resolution: every object in the link and every global name.
@@ -120,9 +128,18 @@ struct PreparedObject<'data> {
 /// How one global symbol of an object contributes to its name's resolution.
 #[derive(Clone, Copy)]
 enum Contribution {
-    Reference { weak: bool },
-    Definition { weak: bool },
-    Common { size: u64, align: u64 },
+    /// `thread_local`: the reference is typed STT_TLS.
+    Reference {
+        weak: bool,
+        thread_local: bool,
+    },
+    Definition {
+        weak: bool,
+    },
+    Common {
+        size: u64,
+        align: u64,
+    },
 }
 
 impl<'data> SymbolDb<'data> {
@@ -182,6 +199,7 @@ impl<'data> SymbolDb<'data> {
                     resolution: Resolution::Undefined,
                     strong_reference: false,
                     referenced_by: None,
+                    thread_local_reference: false,
                 });
                 entry.insert(id);
                 id
@@ -239,7 +257,17 @@ fn contributions(object: &ObjectFile<'_>, discarded: &[bool]) -> Result<Vec<Cont
             let index = first + i;
             let weak = symbol.st_bind() == elf::STB_WEAK;
             Ok(match symbol.st_shndx(LE) {
-                elf::SHN_UNDEF => Contribution::Reference { weak },
+                elf::SHN_UNDEF => Contribution::Reference {
+                    weak,
+                    thread_local: symbol.st_type() == elf::STT_TLS,
+                },
+                elf::SHN_COMMON if symbol.st_type() == elf::STT_TLS => {
+                    return Err(LinkError::Symbol {
+                        file: Some(object.name.clone()),
+                        symbol: object.describe_symbol(index),
+                        problem: "is a thread-local common symbol, which rjitlink does not lay out (compile with -fno-common)".into(),
+                    })
+                }
                 elf::SHN_COMMON => Contribution::Common {
                     size: symbol.st_size(LE),
                     align: symbol.st_value(LE).max(1),
@@ -257,7 +285,10 @@ fn contributions(object: &ObjectFile<'_>, discarded: &[bool]) -> Result<Vec<Cont
                         .ok_or_else(|| symbol_error("has an invalid section index"))?;
                     if discarded[section] {
                         // The winning copy of the group defines it.
-                        Contribution::Reference { weak: false }
+                        Contribution::Reference {
+                            weak: false,
+                            thread_local: false,
+                        }
                     } else {
                         Contribution::Definition { weak }
                     }
@@ -314,8 +345,9 @@ impl<'data> Resolver<'data> {
         let global = &mut self.db.globals[id.index()];
         let current = global.resolution;
         match contribution {
-            Contribution::Reference { weak } => {
+            Contribution::Reference { weak, thread_local } => {
                 global.referenced_by.get_or_insert(object);
+                global.thread_local_reference |= thread_local;
                 if !weak && !global.strong_reference {
                     global.strong_reference = true;
                     if current == Resolution::Undefined {
@@ -514,10 +546,13 @@ pub fn resolve<'data>(
                     SymbolLocation::Absolute
                 } else if sym.st_type() == elf::STT_GNU_IFUNC {
                     SymbolLocation::Ifunc
+                } else if sym.st_type() == elf::STT_TLS {
+                    SymbolLocation::ThreadLocal
                 } else {
                     SymbolLocation::InImage
                 }
             }
+            Resolution::Linker(LinkerSymbol::TlsModuleBase) => SymbolLocation::ThreadLocal,
             Resolution::Common { .. } | Resolution::Linker(_) => SymbolLocation::InImage,
             Resolution::External(_) => SymbolLocation::External,
             // Resolution leaves nothing undefined.
@@ -591,6 +626,7 @@ fn define_linker_symbols(db: &mut SymbolDb<'_>) {
         global.resolution = match global.name {
             b"_GLOBAL_OFFSET_TABLE_" => Resolution::Linker(LinkerSymbol::GotBase),
             b"__dso_handle" => Resolution::Linker(LinkerSymbol::DsoHandle),
+            b"_TLS_MODULE_BASE_" => Resolution::Linker(LinkerSymbol::TlsModuleBase),
             name if name.starts_with(b"__start_") || name.starts_with(b"__stop_") => {
                 wants_section_bounds = true;
                 continue;
@@ -649,6 +685,13 @@ fn resolve_externals(
         }
         match earlier_units(global.name) {
             Some(address) => global.resolution = Resolution::External(address),
+            // A library's thread-local variable: looking it up (dlsym) would give its block
+            // to the calling thread and fix it as dynamic for good, after which initial-exec
+            // code cannot reach it. The TLS module names it to the loader instead, which
+            // reports it if no library defines it.
+            None if global.thread_local_reference && global.strong_reference => {
+                global.resolution = Resolution::External(TargetAddr::NULL)
+            }
             None => missing.push(GlobalId::from_index(index)),
         }
     }

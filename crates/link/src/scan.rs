@@ -7,17 +7,18 @@
 //! relaxable load of a symbol in the image, which is always within reach.
 
 use crate::elf::LE;
-use crate::error::{LinkError, RelocationProblem};
+use crate::error::{LinkError, RelocationProblem, TlsProblem};
 use crate::ids::{GlobalId, GotSlot, PltStub};
 use crate::resolve::{Resolution, SymbolDb, SymbolLocation};
 use crate::sections::{input_sections, InputSection};
 use crate::symbols::{classify, SymbolRef};
 use crate::timing::PhaseTimes;
+use crate::tls::{TlsEntry, TlsGotPlan};
 use foldhash::HashMap;
 use object::elf;
 use object::read::elf::Rela as _;
 use rayon::prelude::*;
-use rjitlink_arch::{Arch, Formula, HostArch, Reach, Relax};
+use rjitlink_arch::{Arch, Formula, HostArch, Reach, Relax, TlsAccess};
 use rjitlink_memory::TargetAddr;
 use rjitlink_target::{Executor, SymbolKind};
 use std::collections::BTreeMap;
@@ -61,6 +62,8 @@ pub struct GotPlan {
     /// fills with what the resolver returns. The stub stands for the IFUNC everywhere (its
     /// GOT slot, if it has one, holds the stub's address), so its address is one value.
     pub ifuncs: Vec<IfuncSlot>,
+    /// Thread-local entries, after the slots: words the loader's values fill.
+    pub tls: TlsGotPlan,
     slot_of: HashMap<SymbolRef, GotSlot>,
     stub_of: HashMap<SymbolRef, PltStub>,
 }
@@ -128,7 +131,16 @@ struct RelocationNeeds {
     global_needs: Vec<u8>,
     /// Local symbols loaded through the GOT.
     local_got: Vec<SymbolRef>,
+    /// Thread-local GOT entries, in section order (with repeats).
+    tls: Vec<TlsEntry>,
     needs_low_addresses: bool,
+}
+
+/// What one section's relocations need besides the per-global bits.
+#[derive(Default)]
+struct SectionNeeds {
+    local_got: Vec<SymbolRef>,
+    tls: Vec<TlsEntry>,
 }
 
 fn scan_relocations(
@@ -137,13 +149,20 @@ fn scan_relocations(
 ) -> Result<RelocationNeeds, LinkError> {
     let global_needs: Vec<AtomicU8> = (0..db.globals.len()).map(|_| AtomicU8::new(0)).collect();
     let needs_low_addresses = AtomicBool::new(false);
-    let local_got: Vec<Vec<SymbolRef>> = sections
+    let per_section: Vec<SectionNeeds> = sections
         .par_iter()
         .map(|section| scan_section(db, section, &global_needs, &needs_low_addresses))
         .collect::<Result<_, _>>()?;
+    let mut local_got = Vec::new();
+    let mut tls = Vec::new();
+    for needs in per_section {
+        local_got.extend(needs.local_got);
+        tls.extend(needs.tls);
+    }
     Ok(RelocationNeeds {
         global_needs: global_needs.into_iter().map(AtomicU8::into_inner).collect(),
-        local_got: local_got.into_iter().flatten().collect(),
+        local_got,
+        tls,
         needs_low_addresses: needs_low_addresses.into_inner(),
     })
 }
@@ -197,6 +216,9 @@ impl RelocationNeeds {
             }
             plan.add_slot(symbol);
         }
+        for entry in self.tls {
+            plan.tls.add(entry);
+        }
         plan
     }
 }
@@ -206,12 +228,12 @@ fn scan_section(
     section: &InputSection,
     global_needs: &[AtomicU8],
     needs_low_addresses: &AtomicBool,
-) -> Result<Vec<SymbolRef>, LinkError> {
+) -> Result<SectionNeeds, LinkError> {
     let object = &db.objects[section.object.index()];
     let relocations = object.relocations[section.index as usize];
-    let mut local_got = Vec::new();
+    let mut needs = SectionNeeds::default();
     if relocations.is_empty() {
-        return Ok(local_got);
+        return Ok(needs);
     }
     let code = object.section_data(section.index as usize);
     for rela in relocations {
@@ -224,6 +246,29 @@ fn scan_section(
                 symbol: object.describe_symbol(r_sym),
             })
         })?;
+        if section.thread_local && !fits_initial_image(kind.formula) {
+            return Err(fail(RelocationProblem::ThreadLocal {
+                relocation: kind.name,
+                symbol: object.describe_symbol(r_sym),
+                problem: TlsProblem::InInitialImage,
+            }));
+        }
+        if let Formula::ThreadLocal(access) = kind.formula {
+            if access == TlsAccess::DescriptorCall {
+                continue;
+            }
+            let (symbol, location) = classify(db, section.object, r_sym)
+                .ok_or_else(|| fail(RelocationProblem::InvalidSymbolIndex(r_sym as u64)))?;
+            let entry = tls_entry(access, symbol, location).map_err(|problem| {
+                fail(RelocationProblem::ThreadLocal {
+                    relocation: kind.name,
+                    symbol: object.describe_symbol(r_sym),
+                    problem,
+                })
+            })?;
+            needs.tls.extend(entry);
+            continue;
+        }
         // A local IFUNC always needs its slot and stub, whatever refers to it (globals get
         // theirs from their resolution).
         if r_sym < object.first_global()
@@ -235,7 +280,7 @@ fn scan_section(
                 // Its stub, in the image, stands for it.
                 needs_low_addresses.store(true, Ordering::Relaxed);
             }
-            local_got.push(SymbolRef::Local {
+            needs.local_got.push(SymbolRef::Local {
                 object: section.object,
                 symbol: r_sym as u32,
             });
@@ -258,7 +303,9 @@ fn scan_section(
         }
         let (symbol, location) = classify(db, section.object, r_sym)
             .ok_or_else(|| fail(RelocationProblem::InvalidSymbolIndex(r_sym as u64)))?;
-        let needs = match (kind.formula, reach, location) {
+        let symbol_needs = match (kind.formula, reach, location) {
+            // An address of a thread-local symbol: apply reports it.
+            (_, _, SymbolLocation::ThreadLocal) => 0,
             (Formula::Absolute, Reach::LowAbsolute, SymbolLocation::Ifunc) => {
                 // Its stub stands for it, in the image.
                 needs_low_addresses.store(true, Ordering::Relaxed);
@@ -299,17 +346,64 @@ fn scan_section(
             ) => NEEDS_GOT | NEEDS_STUB,
             _ => 0,
         };
-        if needs == 0 {
+        if symbol_needs == 0 {
             continue;
         }
         match symbol {
             SymbolRef::Global(id) => {
-                global_needs[id.index()].fetch_or(needs, Ordering::Relaxed);
+                global_needs[id.index()].fetch_or(symbol_needs, Ordering::Relaxed);
             }
-            SymbolRef::Local { .. } => local_got.push(symbol),
+            SymbolRef::Local { .. } => needs.local_got.push(symbol),
         }
     }
-    Ok(local_got)
+    Ok(needs)
+}
+
+/// Whether a relocation of this formula can be applied in a `.tdata` section, whose initial
+/// image has no address of its own: absolute addresses, sizes and offsets in the block.
+fn fits_initial_image(formula: Formula) -> bool {
+    matches!(
+        formula,
+        Formula::None
+            | Formula::Absolute
+            | Formula::Size
+            | Formula::ThreadLocal(TlsAccess::OffsetInBlock)
+    )
+}
+
+/// The TLS GOT entry a thread-local access needs, if any; Err if the symbol cannot be
+/// reached that way.
+fn tls_entry(
+    access: TlsAccess,
+    symbol: SymbolRef,
+    location: SymbolLocation,
+) -> Result<Option<TlsEntry>, TlsProblem> {
+    match location {
+        SymbolLocation::ThreadLocal => {}
+        // A library's thread-local symbol: the loader finds it by name.
+        SymbolLocation::External => {
+            if !matches!(
+                access,
+                TlsAccess::GeneralDynamic
+                    | TlsAccess::GotThreadPointerOffset
+                    | TlsAccess::Descriptor
+            ) {
+                return Err(TlsProblem::DefinedInLibrary);
+            }
+        }
+        SymbolLocation::UndefinedWeak => return Err(TlsProblem::UndefinedWeak),
+        SymbolLocation::InImage | SymbolLocation::Absolute | SymbolLocation::Ifunc => {
+            return Err(TlsProblem::NotThreadLocal)
+        }
+    }
+    Ok(match access {
+        TlsAccess::GeneralDynamic => Some(TlsEntry::GeneralDynamic(symbol)),
+        TlsAccess::LocalDynamic | TlsAccess::ModuleId => Some(TlsEntry::LocalDynamic),
+        TlsAccess::GotThreadPointerOffset => Some(TlsEntry::InitialExec(symbol)),
+        TlsAccess::Descriptor => Some(TlsEntry::Descriptor(symbol)),
+        TlsAccess::ThreadPointerOffset => Some(TlsEntry::BlockOffset),
+        TlsAccess::OffsetInBlock | TlsAccess::DescriptorCall => None,
+    })
 }
 
 /// Which directly referenced external symbols are data that needs a copy in the image (a copy

@@ -64,6 +64,9 @@ pub struct InputSection {
     /// An unwind table (`.eh_frame`): laid out with the others of its segment in one table
     /// the unwinder reads to a zero terminator.
     pub eh_frame: bool,
+    /// `.tdata`/`.tbss`: the template of the unit's thread-local block, which lives in the
+    /// TLS module rather than in the image (see `tls`).
+    pub thread_local: bool,
 }
 
 /// The priority in `.init_array.N`, or for .ctors.N the init_array priority it stands for.
@@ -117,7 +120,7 @@ fn init_kind(name: &[u8], section_type: u32) -> Option<InitKind> {
     None
 }
 
-/// The sections to load, in input order. Errors for sections rjitlink cannot load yet (TLS).
+/// The sections to load, in input order (thread-local ones included).
 pub fn input_sections(db: &SymbolDb<'_>) -> Result<Vec<InputSection>, LinkError> {
     let per_object = db
         .objects
@@ -137,17 +140,6 @@ pub fn input_sections(db: &SymbolDb<'_>) -> Result<Vec<InputSection>, LinkError>
                 }
                 let name = object.section_name(index.0);
                 let size = header.sh_size(LE);
-                if flags & u64::from(elf::SHF_TLS) != 0 {
-                    if size == 0 {
-                        continue;
-                    }
-                    return Err(LinkError::Section {
-                        file: object.name.clone(),
-                        section: String::from_utf8_lossy(name).into_owned(),
-                        problem: "holds thread-local storage, which rjitlink does not support yet"
-                            .into(),
-                    });
-                }
                 let align = header.sh_addralign(LE).max(1);
                 if !align.is_power_of_two() {
                     return Err(LinkError::Section {
@@ -178,6 +170,7 @@ pub fn input_sections(db: &SymbolDb<'_>) -> Result<Vec<InputSection>, LinkError>
                     init: init_kind(name, section_type),
                     identifier_name: is_c_identifier(name),
                     eh_frame,
+                    thread_local: flags & u64::from(elf::SHF_TLS) != 0,
                 });
             }
             Ok(sections)

@@ -2,15 +2,17 @@
 //! against the units before it (a REPL's use), all in one slab; units can be freed.
 //! `Session::link` reads as the list of the link's phases.
 
+use crate::apply::ApplyContext;
 use crate::error::LinkError;
-use crate::image::{allocate, apply_image, image_bytes, Image};
+use crate::image::{allocate, apply_image, image_addresses, image_bytes, Image};
 use crate::input::{default_inputs, LinkInputs};
 use crate::layout::layout;
 use crate::options::{LinkOptions, SessionOptions};
-use crate::plugins::{self, LinkContext, Plugin};
+use crate::plugins::{self, LinkContext, Plugin, TlsModule};
 use crate::resolve::resolve;
 use crate::scan::scan;
 use crate::timing::PhaseTimes;
+use crate::tls::{load_thread_locals, LoadedTls};
 use crate::unit::{finalize, FinalizeRequest, Unit};
 use foldhash::HashMap;
 use rjitlink_memory::{Finalized, MemoryManager, SlabStats, TargetAddr, TargetRange};
@@ -148,18 +150,55 @@ impl Session {
         }
 
         let memory = allocate(&layout, &self.memory, times)?;
-        let Image { memory, addresses } = apply_image(&db, &layout, memory, times)?;
+        let addresses = image_addresses(&db, &layout, &memory, times);
+        let tls_context = ApplyContext {
+            db: &db,
+            layout: &layout,
+            addresses: &addresses,
+            tls: None,
+        };
+        let tls = load_thread_locals(&tls_context, executor, times)?;
+        let (tls_values, tls_module) = match tls {
+            Some(LoadedTls { values, module }) => (Some(values), Some(module)),
+            None => (None, None),
+        };
+        if let Some(module) = tls_module {
+            // First, so that it is undone last.
+            plugins.insert(0, Box::new(TlsModule::new(module)));
+        }
+        let mut actions = Vec::new();
+        let applied = apply_image(&db, &layout, memory, addresses, tls_values.as_ref(), times)
+            .and_then(|image| {
+                let link = LinkContext {
+                    db: &db,
+                    layout: &layout,
+                    addresses: &image.addresses,
+                };
+                let _span = times.span("plugins");
+                for plugin in &mut plugins {
+                    actions.extend(plugin.after_apply(
+                        &link,
+                        image_bytes(&image.memory),
+                        executor,
+                    )?);
+                }
+                Ok(image)
+            });
+        let Image { memory, addresses } = match applied {
+            Ok(image) => image,
+            Err(error) => {
+                // Only the TLS module is in the target yet.
+                if tls_module.is_some() {
+                    let _ = plugins[0].free(executor);
+                }
+                return Err(error);
+            }
+        };
         let link = LinkContext {
             db: &db,
             layout: &layout,
             addresses: &addresses,
         };
-        let mut actions = Vec::new();
-        let plugins_span = times.span("plugins");
-        for plugin in &mut plugins {
-            actions.extend(plugin.after_apply(&link, image_bytes(&memory), executor)?);
-        }
-        drop(plugins_span);
 
         let request = FinalizeRequest {
             entry,

@@ -32,6 +32,8 @@ pub fn classify(
     };
     let location = match file.symbol_section(symbol, sym) {
         Some(_) if sym.st_type() == elf::STT_GNU_IFUNC => SymbolLocation::Ifunc,
+        // Section symbols of .tdata/.tbss are not STT_TLS: the section decides.
+        Some(section) if file.is_thread_local_section(section) => SymbolLocation::ThreadLocal,
         Some(_) if sym.st_shndx(LE) != elf::SHN_ABS => SymbolLocation::InImage,
         _ => SymbolLocation::Absolute,
     };

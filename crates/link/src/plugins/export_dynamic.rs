@@ -77,6 +77,7 @@ fn exported_symbols_image(link: &LinkContext<'_, '_>) -> Vec<u8> {
                 size,
                 kind,
                 weak,
+                defined: true,
             })
         })
         .collect();

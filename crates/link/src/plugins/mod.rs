@@ -24,6 +24,9 @@ mod executable_stack;
 mod export_dynamic;
 mod ifunc;
 mod static_destructors;
+mod tls_module;
+
+pub use tls_module::TlsModule;
 
 use crate::addresses::Addresses;
 use crate::error::LinkError;
