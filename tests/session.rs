@@ -543,3 +543,56 @@ fn exceptions_work_again_in_a_unit_linked_where_a_freed_one_was() {
         "each round reuses the freed range: {ranges:?}"
     );
 }
+
+#[test]
+fn threads_started_before_the_link_get_their_own_thread_locals() {
+    let _serial = one_at_a_time();
+    // Local exec (cc's default for position-independent executables), initial exec through a
+    // library-style extern, and general dynamic: every model must see the block in a thread
+    // that existed before the unit did.
+    let object = compile(
+        "thread_locals",
+        "__thread int counter = 41;\n\
+         __attribute__((tls_model(\"global-dynamic\"))) __thread int dynamic_count = 7;\n\
+         __thread char big[256] = {1};\n\
+         int bump(void) { counter++; dynamic_count++; big[255]++; \
+         return counter * 1000 + dynamic_count * 10 + big[255]; }\n",
+    );
+    let (to_thread, requests) = std::sync::mpsc::channel::<u64>();
+    let (to_main, answers) = std::sync::mpsc::channel::<i32>();
+    let early_thread = std::thread::spawn(move || {
+        for address in requests {
+            // SAFETY: `bump` is `int bump(void)`, live until the unit is freed, which waits
+            // for this answer.
+            let bump: extern "C" fn() -> i32 = unsafe { std::mem::transmute(address) };
+            to_main.send(bump()).unwrap();
+        }
+    });
+    let mut session = session(1 << 30);
+    let times = PhaseTimes::default();
+    // Forty blocks are more than the static TLS surplus holds at once: freeing a unit must give
+    // its block back.
+    for _ in 0..40 {
+        let unit = session.link(&options(&object), &times).unwrap();
+        let address = session.lookup("bump").unwrap().get();
+        // SAFETY: as above, in this thread.
+        let bump: extern "C" fn() -> i32 = unsafe { std::mem::transmute(address) };
+        assert_eq!(bump(), 42_081);
+        assert_eq!(bump(), 43_092);
+        // The earlier thread's copy starts from the initial image, whatever this one did.
+        to_thread.send(address).unwrap();
+        assert_eq!(answers.recv().unwrap(), 42_081);
+        // A thread started now gets a fresh copy too.
+        let fresh = std::thread::spawn(move || {
+            // SAFETY: as above.
+            let bump: extern "C" fn() -> i32 = unsafe { std::mem::transmute(address) };
+            bump()
+        });
+        assert_eq!(fresh.join().unwrap(), 42_081);
+        assert_eq!(bump(), 44_103);
+        // Freed, its module is unloaded; the next link gets a new one, initialized again.
+        session.free(unit.id).unwrap();
+    }
+    drop(to_thread);
+    early_thread.join().unwrap();
+}
