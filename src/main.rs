@@ -10,7 +10,7 @@ use rjitlink_link::{
 };
 use rjitlink_memory::{MapError, SlabConfig, TargetAddr, DEFAULT_SLAB_SIZE};
 use rjitlink_remote::{MemoryMode, Remote};
-use rjitlink_target::{Executor, TargetError};
+use rjitlink_target::{static_tls, Executor, TargetError};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
@@ -332,7 +332,30 @@ fn terminated_by(error: &anyhow::Error) -> Option<i32> {
     })
 }
 
+/// Replace this process by rjitlink run again with the same arguments (and so the same stdin,
+/// stdout and stderr) and a larger static TLS surplus, which glibc sizes only at start.
+/// Returns if there is nothing to do (the user's GLIBC_TUNABLES sets the surplus: theirs is
+/// kept) with `None`, or with the error if the new run could not be started.
+fn restart_with_static_tls_surplus() -> Option<std::io::Error> {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    // /proc/self/exe is this very binary, even if its path has changed since it started.
+    let mut command = std::process::Command::new("/proc/self/exe");
+    if let Some(argv0) = args.next() {
+        command.arg0(argv0);
+    }
+    command.args(args);
+    if !static_tls::add_surplus(&mut command) {
+        return None;
+    }
+    Some(command.exec())
+}
+
 fn main() -> ExitCode {
+    // First, while this process has one thread: an executor started with a larger static
+    // TLS surplus gets the user's GLIBC_TUNABLES back, so the program sees the environment
+    // the user gave (the loader has sized the surplus already).
+    let has_surplus = static_tls::restore_user_tunables();
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
         Err(e) => {
@@ -352,7 +375,18 @@ fn main() -> ExitCode {
             let run_matches = matches.subcommand_matches("run").expect("run was parsed");
             run(run_matches, args)
         }
-        Command::Executor(args) => executor(args),
+        Command::Executor(args) => {
+            // Every executor runs with the larger surplus: the linker that spawns one sets
+            // it, and one started otherwise (--listen) starts itself again with it.
+            if !has_surplus {
+                if let Some(e) = restart_with_static_tls_surplus() {
+                    eprintln!(
+                        "rjitlink executor: warning: cannot restart with a larger static TLS surplus: {e}"
+                    );
+                }
+            }
+            executor(args)
+        }
     };
     match result {
         Ok(status) => ExitCode::from(status),

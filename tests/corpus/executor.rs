@@ -319,6 +319,25 @@ pub fn trials() -> Vec<Trial> {
             }
             Ok(())
         }),
+        Trial::test("executor::program_sees_the_users_tunables", || {
+            let case = Case::new(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/c/tunables_environment.c"),
+                Build::O0,
+            )?;
+            for user in USER_TUNABLES {
+                let expected = format!(
+                    "GLIBC_TUNABLES: {}\nRJITLINK_USER_GLIBC_TUNABLES: unset\n",
+                    user.map_or("unset".to_owned(), |user| format!("[{user}]"))
+                );
+                for mode in [Mode::InProcess, Mode::Remote, Mode::Tcp] {
+                    let output = run_with_tunables(&case, mode, user, b"")?;
+                    if output.stdout != expected.as_bytes() || !output.status.success() {
+                        return Err(format!("{} with {user:?}: {output:?}", mode.name()).into());
+                    }
+                }
+            }
+            Ok(())
+        }),
     ]
 }
 
@@ -328,6 +347,66 @@ fn cli_case(name: &str) -> Result<Case, Failed> {
         .join("testdata/cli")
         .join(name);
     Case::new(&source, Build::O0)
+}
+
+/// Users' GLIBC_TUNABLES: none, empty, another tunable, and their own static TLS surplus.
+const USER_TUNABLES: [Option<&str>; 4] = [
+    None,
+    Some(""),
+    Some("glibc.malloc.arena_max=2"),
+    Some("glibc.rtld.optional_static_tls=4096"),
+];
+
+/// Give `command` the user's GLIBC_TUNABLES `user` (`None`: unset), and none of rjitlink's.
+fn set_tunables(command: &mut Command, user: Option<&str>) {
+    match user {
+        Some(user) => command.env("GLIBC_TUNABLES", user),
+        None => command.env_remove("GLIBC_TUNABLES"),
+    };
+    command.env_remove("RJITLINK_USER_GLIBC_TUNABLES");
+}
+
+/// Run `case` in `mode` (in process, remote or TCP) for a user whose GLIBC_TUNABLES is `user`,
+/// with `stdin` as rjitlink's input: rjitlink's status, the program's output (under TCP, what
+/// the listener printed).
+fn run_with_tunables(
+    case: &Case,
+    mode: Mode,
+    user: Option<&str>,
+    stdin: &[u8],
+) -> Result<Output, Failed> {
+    use std::io::Write;
+    let executor = match mode {
+        Mode::Tcp => {
+            let mut command = Command::new(rjitlink());
+            set_tunables(&mut command, user);
+            Some(TcpExecutor::start_with(command)?)
+        }
+        _ => None,
+    };
+    let flag = match (&executor, mode) {
+        (Some(executor), _) => executor.flag(),
+        (None, Mode::InProcess) => "--executor=in-process".to_owned(),
+        (None, _) => "--executor=remote".to_owned(),
+    };
+    let mut command = case.rjitlink_command(&[&flag]);
+    set_tunables(&mut command, user);
+    let mut child = command
+        .env("RJITLINK_TOKEN", TEST_TOKEN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    // A program that does not read its input may have exited already.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    let mut output = wait_with_timeout(child)?;
+    if let Some(executor) = executor {
+        let (stdout, stderr) = executor.finish();
+        output.stdout = stdout;
+        output.stderr.extend_from_slice(&stderr);
+    }
+    Ok(output)
 }
 
 /// Start `command` with its output piped and read the first line it prints (a pid, for the

@@ -78,6 +78,9 @@ impl Remote {
             .arg(theirs_fd.to_string())
             .arg("--parent")
             .arg(std::process::id().to_string());
+        // The executor starts with room for the static TLS of modules loaded late, and puts
+        // the user's GLIBC_TUNABLES back before anything runs.
+        rjitlink_target::static_tls::add_surplus(&mut command);
         let child = command
             .spawn()
             .map_err(system("cannot start the executor"))?;
