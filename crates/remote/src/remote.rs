@@ -255,20 +255,32 @@ impl Executor for Remote {
     fn load_module(
         &mut self,
         name: &str,
-        _image: &[u8],
-        _table: WordTable,
+        image: &[u8],
+        table: WordTable,
     ) -> Result<LoadedModule, TargetError> {
-        // TODO(tls): the protocol's LoadModule request.
-        Err(TargetError::Refused(format!(
-            "cannot load {name}: the remote executor does not load modules yet"
-        )))
+        let request = Request::LoadModule {
+            name: name.as_bytes(),
+            image,
+            table_offset: table.offset,
+            table_count: table.count,
+        };
+        // The executor's errors come as its message (`Refused`), which for a static TLS
+        // failure carries the hint of `TargetError::StaticTls`.
+        self.call(&request, |r| match r {
+            Response::Module { handle, words } if words.len() as u64 == table.count => {
+                Some(LoadedModule {
+                    handle: ModuleHandle(handle),
+                    words,
+                })
+            }
+            _ => None,
+        })
     }
 
     fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError> {
-        Err(TargetError::Refused(format!(
-            "no module with handle {:#x} is loaded",
-            module.0
-        )))
+        self.call(&Request::UnloadModule { handle: module.0 }, |r| {
+            matches!(r, Response::Done).then_some(())
+        })
     }
 
     fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {
