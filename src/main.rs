@@ -315,21 +315,29 @@ fn error_lines(error: &anyhow::Error) -> Vec<String> {
     vec![format!("{error:#}{hint}")]
 }
 
-/// The signal that killed the executor, if that is what `error` reports (itself, or as the
-/// cause of an error of the linker).
-fn terminated_by(error: &anyhow::Error) -> Option<i32> {
-    error.chain().find_map(|cause| {
-        let target_error = cause.downcast_ref::<TargetError>().or_else(|| {
-            match cause.downcast_ref::<LinkError>() {
+/// The target's errors in `error`'s chain: itself, or the cause of an error of the linker.
+fn target_errors(error: &anyhow::Error) -> impl Iterator<Item = &TargetError> {
+    error.chain().filter_map(|cause| {
+        cause
+            .downcast_ref::<TargetError>()
+            .or_else(|| match cause.downcast_ref::<LinkError>() {
                 Some(LinkError::Target { source, .. }) => Some(source),
                 _ => None,
-            }
-        });
-        match target_error {
-            Some(TargetError::Terminated { signal }) => Some(*signal),
-            _ => None,
-        }
+            })
     })
+}
+
+/// The signal that killed the executor, if that is what `error` reports.
+fn terminated_by(error: &anyhow::Error) -> Option<i32> {
+    target_errors(error).find_map(|target_error| match target_error {
+        TargetError::Terminated { signal } => Some(*signal),
+        _ => None,
+    })
+}
+
+/// Whether `error` is the loader of this process running out of static TLS.
+fn static_tls_exhausted(error: &anyhow::Error) -> bool {
+    target_errors(error).any(|target_error| matches!(target_error, TargetError::StaticTls { .. }))
 }
 
 /// Replace this process by rjitlink run again with the same arguments (and so the same stdin,
@@ -352,9 +360,9 @@ fn restart_with_static_tls_surplus() -> Option<std::io::Error> {
 }
 
 fn main() -> ExitCode {
-    // First, while this process has one thread: an executor started with a larger static
-    // TLS surplus gets the user's GLIBC_TUNABLES back, so the program sees the environment
-    // the user gave (the loader has sized the surplus already).
+    // First, while this process has one thread: a run started with a larger static TLS
+    // surplus gets the user's GLIBC_TUNABLES back, so the program sees the environment the
+    // user gave (the loader has sized the surplus already).
     let has_surplus = static_tls::restore_user_tunables();
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
@@ -373,7 +381,21 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => {
             let run_matches = matches.subcommand_matches("run").expect("run was parsed");
-            run(run_matches, args)
+            let in_process = args.executor == ExecutorChoice::InProcess;
+            let result = run(run_matches, args);
+            // Linked code needs more static TLS than this process was started with, and
+            // only a new process can have more: nothing of the program has run yet, so run
+            // again with the surplus an executor gets. A second failure is reported as is.
+            if let Err(error) = &result {
+                if in_process && !has_surplus && static_tls_exhausted(error) {
+                    if let Some(e) = restart_with_static_tls_surplus() {
+                        eprintln!(
+                            "rjitlink: warning: cannot run again with a larger static TLS surplus: {e}"
+                        );
+                    }
+                }
+            }
+            result
         }
         Command::Executor(args) => {
             // Every executor runs with the larger surplus: the linker that spawns one sets

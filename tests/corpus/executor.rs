@@ -1,6 +1,8 @@
 //! Executor trials: the remote executor killed mid-run, signals, stdin, tokens, hostile
-//! clients, protocol versions, and how memory reaches it (shared or copied, and none left
-//! behind).
+//! clients, protocol versions, how memory reaches it (shared or copied, and none left
+//! behind), modules unloaded only by their handles, and the static TLS surplus that every
+//! executor (and, when it must, the in-process run) gets while the program sees the user's
+//! GLIBC_TUNABLES.
 
 use crate::harness::case::{Build, Case};
 use crate::harness::mode::Mode;
@@ -427,6 +429,58 @@ pub fn trials() -> Vec<Trial> {
                         return Err(format!("{} with {user:?}: {output:?}", mode.name()).into());
                     }
                 }
+            }
+            Ok(())
+        }),
+        Trial::test("executor::static_tls_surplus", || {
+            let mut case = cli_case("static_tls.c")?;
+            let library = static_tls_library(&case.dir, 8000)?;
+            case.libs = vec![library.display().to_string()];
+            for user in USER_TUNABLES {
+                // The user's surplus is theirs: with too small a one, nothing runs.
+                if user.is_some_and(|user| user.contains("optional_static_tls")) {
+                    continue;
+                }
+                let show = user.map_or("unset".to_owned(), |user| format!("[{user}]"));
+                for mode in [Mode::InProcess, Mode::Remote, Mode::Tcp] {
+                    // In process, rjitlink runs again with the surplus: stdin, the
+                    // environment and the exit status must still be the program's.
+                    let output = run_with_tunables(&case, mode, user, b"hello\n")?;
+                    let stdin = match mode {
+                        Mode::Tcp => "", // the program's stdin is the listener's
+                        _ => "stdin: hello\n",
+                    };
+                    let expected = format!(
+                        "GLIBC_TUNABLES: {show}\nRJITLINK_USER_GLIBC_TUNABLES: unset\n{stdin}touched: 8003\n"
+                    );
+                    if output.stdout != expected.as_bytes()
+                        || output.status.code() != Some(7)
+                        || !output.stderr.is_empty()
+                    {
+                        return Err(format!("{} with {user:?}: {output:?}", mode.name()).into());
+                    }
+                }
+            }
+            Ok(())
+        }),
+        Trial::test("executor::static_tls_surplus_errors", || {
+            let hint = "cannot allocate memory in static TLS block (the process's static TLS surplus is too small: start it with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=BYTES)";
+            let mut case = cli_case("static_tls.c")?;
+            let fits = static_tls_library(&case.dir, 8000)?;
+            let too_big = static_tls_library(&case.dir, 32000)?;
+            // The user's own surplus is kept, in process and in the executor.
+            case.libs = vec![fits.display().to_string()];
+            for flag in ["--executor=in-process", "--executor=remote"] {
+                let mut command = case.rjitlink_command(&[flag]);
+                set_tunables(&mut command, Some("glibc.rtld.optional_static_tls=0"));
+                expect_error(&mut command, hint)?;
+            }
+            // Too big even for the surplus: in process, the second run reports it, once.
+            case.libs = vec![too_big.display().to_string()];
+            for flag in ["--executor=in-process", "--executor=remote"] {
+                let mut command = case.rjitlink_command(&[flag]);
+                set_tunables(&mut command, None);
+                expect_error(&mut command, hint)?;
             }
             Ok(())
         }),
