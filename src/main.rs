@@ -10,7 +10,7 @@ use rjitlink_link::{
 };
 use rjitlink_memory::{MapError, SlabConfig, TargetAddr, DEFAULT_SLAB_SIZE};
 use rjitlink_remote::{MemoryMode, Remote};
-use rjitlink_target::{Executor, TargetError};
+use rjitlink_target::{static_tls, Executor, TargetError};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
@@ -315,24 +315,55 @@ fn error_lines(error: &anyhow::Error) -> Vec<String> {
     vec![format!("{error:#}{hint}")]
 }
 
-/// The signal that killed the executor, if that is what `error` reports (itself, or as the
-/// cause of an error of the linker).
-fn terminated_by(error: &anyhow::Error) -> Option<i32> {
-    error.chain().find_map(|cause| {
-        let target_error = cause.downcast_ref::<TargetError>().or_else(|| {
-            match cause.downcast_ref::<LinkError>() {
+/// The target's errors in `error`'s chain: itself, or the cause of an error of the linker.
+fn target_errors(error: &anyhow::Error) -> impl Iterator<Item = &TargetError> {
+    error.chain().filter_map(|cause| {
+        cause
+            .downcast_ref::<TargetError>()
+            .or_else(|| match cause.downcast_ref::<LinkError>() {
                 Some(LinkError::Target { source, .. }) => Some(source),
                 _ => None,
-            }
-        });
-        match target_error {
-            Some(TargetError::Terminated { signal }) => Some(*signal),
-            _ => None,
-        }
+            })
     })
 }
 
+/// The signal that killed the executor, if that is what `error` reports.
+fn terminated_by(error: &anyhow::Error) -> Option<i32> {
+    target_errors(error).find_map(|target_error| match target_error {
+        TargetError::Terminated { signal } => Some(*signal),
+        _ => None,
+    })
+}
+
+/// Whether `error` is the loader of this process running out of static TLS.
+fn static_tls_exhausted(error: &anyhow::Error) -> bool {
+    target_errors(error).any(|target_error| matches!(target_error, TargetError::StaticTls { .. }))
+}
+
+/// Replace this process by rjitlink run again with the same arguments (and so the same stdin,
+/// stdout and stderr) and a larger static TLS surplus, which glibc sizes only at start.
+/// Returns if there is nothing to do (the user's GLIBC_TUNABLES sets the surplus: theirs is
+/// kept) with `None`, or with the error if the new run could not be started.
+fn restart_with_static_tls_surplus() -> Option<std::io::Error> {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    // /proc/self/exe is this very binary, even if its path has changed since it started.
+    let mut command = std::process::Command::new("/proc/self/exe");
+    if let Some(argv0) = args.next() {
+        command.arg0(argv0);
+    }
+    command.args(args);
+    if !static_tls::add_surplus(&mut command) {
+        return None;
+    }
+    Some(command.exec())
+}
+
 fn main() -> ExitCode {
+    // First, while this process has one thread: a run started with a larger static TLS
+    // surplus gets the user's GLIBC_TUNABLES back, so the program sees the environment the
+    // user gave (the loader has sized the surplus already).
+    let has_surplus = static_tls::restore_user_tunables();
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
         Err(e) => {
@@ -350,9 +381,34 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => {
             let run_matches = matches.subcommand_matches("run").expect("run was parsed");
-            run(run_matches, args)
+            let in_process = args.executor == ExecutorChoice::InProcess;
+            let result = run(run_matches, args);
+            // Linked code needs more static TLS than this process was started with, and
+            // only a new process can have more: nothing of the program has run yet, so run
+            // again with the surplus an executor gets. A second failure is reported as is.
+            if let Err(error) = &result {
+                if in_process && !has_surplus && static_tls_exhausted(error) {
+                    if let Some(e) = restart_with_static_tls_surplus() {
+                        eprintln!(
+                            "rjitlink: warning: cannot run again with a larger static TLS surplus: {e}"
+                        );
+                    }
+                }
+            }
+            result
         }
-        Command::Executor(args) => executor(args),
+        Command::Executor(args) => {
+            // Every executor runs with the larger surplus: the linker that spawns one sets
+            // it, and one started otherwise (--listen) starts itself again with it.
+            if !has_surplus {
+                if let Some(e) = restart_with_static_tls_surplus() {
+                    eprintln!(
+                        "rjitlink executor: warning: cannot restart with a larger static TLS surplus: {e}"
+                    );
+                }
+            }
+            executor(args)
+        }
     };
     match result {
         Ok(status) => ExitCode::from(status),

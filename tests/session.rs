@@ -596,3 +596,46 @@ fn threads_started_before_the_link_get_their_own_thread_locals() {
     drop(to_thread);
     early_thread.join().unwrap();
 }
+
+#[test]
+fn a_remote_executor_loads_and_unloads_modules() {
+    // 8000 bytes of initial-exec TLS: more than glibc's default surplus leaves, which the
+    // executor rjitlink spawns is started with room for.
+    let mut cc = Command::new("cc");
+    cc.args(["-shared", "-fPIC", "-O1"]);
+    let library = build(
+        "module_with_static_tls",
+        "c",
+        "__attribute__((tls_model(\"initial-exec\"))) __thread char block[8000];\n\
+         char *block_address(void) { return block; }\n",
+        cc,
+    );
+    let image = std::fs::read(&library).unwrap();
+    let mut remote =
+        Remote::spawn_program(Path::new(env!("CARGO_BIN_EXE_rjitlink")), MemoryMode::Copy).unwrap();
+    // The table is read from the loaded image; its first word is the ELF header's.
+    let table = WordTable {
+        offset: 0,
+        count: 1,
+    };
+    let module = remote.load_module("module", &image, table).unwrap();
+    assert_eq!(
+        module.words,
+        [u64::from_le_bytes(image[..8].try_into().unwrap())]
+    );
+    remote.unload_module(module.handle).unwrap();
+    // Unloaded, or never given out: refused with the executor's message.
+    for handle in [module.handle, ModuleHandle(0x1000)] {
+        let error = remote.unload_module(handle).unwrap_err();
+        assert!(
+            matches!(&error, TargetError::Refused(message) if message.contains("no module with handle")),
+            "{error}"
+        );
+    }
+    let outside = WordTable {
+        offset: image.len() as u64 - 4,
+        count: 1,
+    };
+    let error = remote.load_module("module", &image, outside).unwrap_err();
+    assert!(error.to_string().contains("lies outside"), "{error}");
+}

@@ -1,15 +1,18 @@
 //! Executor trials: the remote executor killed mid-run, signals, stdin, tokens, hostile
-//! clients, protocol versions, and how memory reaches it (shared or copied, and none left
-//! behind).
+//! clients, protocol versions, how memory reaches it (shared or copied, and none left
+//! behind), modules unloaded only by their handles, and the static TLS surplus that every
+//! executor (and, when it must, the in-process run) gets while the program sees the user's
+//! GLIBC_TUNABLES.
 
 use crate::harness::case::{Build, Case};
 use crate::harness::mode::Mode;
 use crate::harness::process::{checked, expect_error, run_with_timeout, RUN_TIMEOUT};
 use crate::harness::random::xorshift;
 use crate::harness::rjitlink;
+use crate::harness::scratch::scratch_dir;
 use crate::harness::tcp::{TcpExecutor, TEST_TOKEN};
 use libtest_mimic::{Failed, Trial};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -198,7 +201,10 @@ pub fn trials() -> Vec<Trial> {
             command.env("RJITLINK_PROTOCOL_VERSION", "99");
             expect_error(
                 &mut command,
-                "protocol version mismatch: the executor speaks version 1, the linker version 99",
+                &format!(
+                    "protocol version mismatch: the executor speaks version {}, the linker version 99",
+                    rjitlink_protocol::PROTOCOL_VERSION
+                ),
             )
         }),
         Trial::test("executor::token_required", || {
@@ -319,6 +325,165 @@ pub fn trials() -> Vec<Trial> {
             }
             Ok(())
         }),
+        Trial::test("executor::modules_load_and_unload_by_handle_only", || {
+            use rjitlink_protocol::{Connection, Request, Response, PROTOCOL_VERSION};
+            let dir = scratch_dir("modules");
+            // 8000 bytes of initial-exec TLS fit the executor's surplus only (glibc leaves
+            // about 1.5 KiB free by default); 32000 bytes fit nowhere.
+            let image = read(&static_tls_library(&dir, 8000)?)?;
+            let too_big = read(&static_tls_library(&dir, 32000)?)?;
+            let executor = TcpExecutor::start()?;
+            let stream =
+                std::net::TcpStream::connect(&executor.address).map_err(|e| e.to_string())?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .map_err(|e| e.to_string())?;
+            let mut connection = Connection::new(Box::new(stream));
+            let hello = Request::Hello {
+                version: PROTOCOL_VERSION,
+                token: TEST_TOKEN.as_bytes(),
+            };
+            if !matches!(connection.call(&hello), Ok(Response::Hello { .. })) {
+                return Err("the right token was not accepted".into());
+            }
+            let mut ask = |request: Request<'_>| -> Result<Answer, Failed> {
+                Ok(
+                    match connection.call(&request).map_err(|e| e.to_string())? {
+                        Response::Done => Answer::Done,
+                        Response::Failed(message) => {
+                            Answer::Failed(String::from_utf8_lossy(message).into_owned())
+                        }
+                        Response::Module { handle, words } => Answer::Module(handle, words),
+                        other => return Err(format!("unexpected answer {other:?}").into()),
+                    },
+                )
+            };
+            let load = |image, table_offset, table_count| Request::LoadModule {
+                name: b"test module",
+                image,
+                table_offset,
+                table_count,
+            };
+            let refused = |answer: Answer, expected: &str| -> Result<(), Failed> {
+                match answer {
+                    Answer::Failed(message) if message.contains(expected) => Ok(()),
+                    other => Err(format!("expected a refusal with `{expected}`: {other:?}").into()),
+                }
+            };
+            // Handles it never gave out are refused, and the connection goes on.
+            refused(
+                ask(Request::UnloadModule { handle: 0x1000 })?,
+                "no module with handle 0x1000 is loaded",
+            )?;
+            for (offset, count) in [(image.len() as u64 - 8, 2), (8, u64::MAX), (u64::MAX, 1)] {
+                refused(ask(load(&image, offset, count))?, "lies outside")?;
+            }
+            // The table is read from the loaded image: its first words are the ELF header.
+            let handle = match ask(load(&image, 0, 2))? {
+                Answer::Module(handle, words) => {
+                    let expected: Vec<u64> = image[..16]
+                        .chunks(8)
+                        .map(|word| u64::from_le_bytes(word.try_into().unwrap()))
+                        .collect();
+                    if words != expected {
+                        return Err(format!("table {words:x?}, expected {expected:x?}").into());
+                    }
+                    handle
+                }
+                other => return Err(format!("the module did not load: {other:?}").into()),
+            };
+            refused(
+                ask(Request::UnloadModule { handle: handle + 8 })?,
+                "no module with handle",
+            )?;
+            if !matches!(ask(Request::UnloadModule { handle })?, Answer::Done) {
+                return Err("the module did not unload".into());
+            }
+            refused(
+                ask(Request::UnloadModule { handle })?,
+                "no module with handle",
+            )?;
+            // No room even in the executor's surplus: the user sees the hint.
+            refused(
+                ask(load(&too_big, 0, 1))?,
+                "cannot allocate memory in static TLS block (the process's static TLS surplus is too small: start it with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=BYTES)",
+            )?;
+            if !matches!(ask(Request::Shutdown)?, Answer::Done) {
+                return Err("not served after the refusals".into());
+            }
+            Ok(())
+        }),
+        Trial::test("executor::program_sees_the_users_tunables", || {
+            let case = Case::new(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/c/tunables_environment.c"),
+                Build::O0,
+            )?;
+            for user in USER_TUNABLES {
+                let expected = format!(
+                    "GLIBC_TUNABLES: {}\nRJITLINK_USER_GLIBC_TUNABLES: unset\n",
+                    user.map_or("unset".to_owned(), |user| format!("[{user}]"))
+                );
+                for mode in [Mode::InProcess, Mode::Remote, Mode::Tcp] {
+                    let output = run_with_tunables(&case, mode, user, b"")?;
+                    if output.stdout != expected.as_bytes() || !output.status.success() {
+                        return Err(format!("{} with {user:?}: {output:?}", mode.name()).into());
+                    }
+                }
+            }
+            Ok(())
+        }),
+        Trial::test("executor::static_tls_surplus", || {
+            let mut case = cli_case("static_tls.c")?;
+            let library = static_tls_library(&case.dir, 8000)?;
+            case.libs = vec![library.display().to_string()];
+            for user in USER_TUNABLES {
+                // The user's surplus is theirs: with too small a one, nothing runs.
+                if user.is_some_and(|user| user.contains("optional_static_tls")) {
+                    continue;
+                }
+                let show = user.map_or("unset".to_owned(), |user| format!("[{user}]"));
+                for mode in [Mode::InProcess, Mode::Remote, Mode::Tcp] {
+                    // In process, rjitlink runs again with the surplus: stdin, the
+                    // environment and the exit status must still be the program's.
+                    let output = run_with_tunables(&case, mode, user, b"hello\n")?;
+                    let stdin = match mode {
+                        Mode::Tcp => "", // the program's stdin is the listener's
+                        _ => "stdin: hello\n",
+                    };
+                    let expected = format!(
+                        "GLIBC_TUNABLES: {show}\nRJITLINK_USER_GLIBC_TUNABLES: unset\n{stdin}touched: 8003\n"
+                    );
+                    if output.stdout != expected.as_bytes()
+                        || output.status.code() != Some(7)
+                        || !output.stderr.is_empty()
+                    {
+                        return Err(format!("{} with {user:?}: {output:?}", mode.name()).into());
+                    }
+                }
+            }
+            Ok(())
+        }),
+        Trial::test("executor::static_tls_surplus_errors", || {
+            let hint = "cannot allocate memory in static TLS block (the process's static TLS surplus is too small: start it with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=BYTES)";
+            let mut case = cli_case("static_tls.c")?;
+            let fits = static_tls_library(&case.dir, 8000)?;
+            let too_big = static_tls_library(&case.dir, 32000)?;
+            // The user's own surplus is kept, in process and in the executor.
+            case.libs = vec![fits.display().to_string()];
+            for flag in ["--executor=in-process", "--executor=remote"] {
+                let mut command = case.rjitlink_command(&[flag]);
+                set_tunables(&mut command, Some("glibc.rtld.optional_static_tls=0"));
+                expect_error(&mut command, hint)?;
+            }
+            // Too big even for the surplus: in process, the second run reports it, once.
+            case.libs = vec![too_big.display().to_string()];
+            for flag in ["--executor=in-process", "--executor=remote"] {
+                let mut command = case.rjitlink_command(&[flag]);
+                set_tunables(&mut command, None);
+                expect_error(&mut command, hint)?;
+            }
+            Ok(())
+        }),
     ]
 }
 
@@ -328,6 +493,95 @@ fn cli_case(name: &str) -> Result<Case, Failed> {
         .join("testdata/cli")
         .join(name);
     Case::new(&source, Build::O0)
+}
+
+/// What the executor answered, owned.
+#[derive(Debug)]
+enum Answer {
+    Done,
+    Failed(String),
+    Module(u64, Vec<u64>),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Failed> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
+}
+
+/// testdata/cli/lib/static_tls_library.c built in `dir` as a shared library with `bytes` of
+/// initial-exec TLS.
+fn static_tls_library(dir: &Path, bytes: u32) -> Result<PathBuf, Failed> {
+    let source =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cli/lib/static_tls_library.c");
+    let library = dir.join(format!("libstatic_tls_{bytes}.so"));
+    checked(
+        Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1"])
+            .arg(format!("-DTLS_BYTES={bytes}"))
+            .arg(&source)
+            .arg("-o")
+            .arg(&library),
+    )?;
+    Ok(library)
+}
+
+/// Users' GLIBC_TUNABLES: none, empty, another tunable, and their own static TLS surplus.
+const USER_TUNABLES: [Option<&str>; 4] = [
+    None,
+    Some(""),
+    Some("glibc.malloc.arena_max=2"),
+    Some("glibc.rtld.optional_static_tls=4096"),
+];
+
+/// Give `command` the user's GLIBC_TUNABLES `user` (`None`: unset), and none of rjitlink's.
+fn set_tunables(command: &mut Command, user: Option<&str>) {
+    match user {
+        Some(user) => command.env("GLIBC_TUNABLES", user),
+        None => command.env_remove("GLIBC_TUNABLES"),
+    };
+    command.env_remove("RJITLINK_USER_GLIBC_TUNABLES");
+}
+
+/// Run `case` in `mode` (in process, remote or TCP) for a user whose GLIBC_TUNABLES is `user`,
+/// with `stdin` as rjitlink's input: rjitlink's status, the program's output (under TCP, what
+/// the listener printed).
+fn run_with_tunables(
+    case: &Case,
+    mode: Mode,
+    user: Option<&str>,
+    stdin: &[u8],
+) -> Result<Output, Failed> {
+    use std::io::Write;
+    let executor = match mode {
+        Mode::Tcp => {
+            let mut command = Command::new(rjitlink());
+            set_tunables(&mut command, user);
+            Some(TcpExecutor::start_with(command)?)
+        }
+        _ => None,
+    };
+    let flag = match (&executor, mode) {
+        (Some(executor), _) => executor.flag(),
+        (None, Mode::InProcess) => "--executor=in-process".to_owned(),
+        (None, _) => "--executor=remote".to_owned(),
+    };
+    let mut command = case.rjitlink_command(&[&flag]);
+    set_tunables(&mut command, user);
+    let mut child = command
+        .env("RJITLINK_TOKEN", TEST_TOKEN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    // A program that does not read its input may have exited already.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    let mut output = wait_with_timeout(child)?;
+    if let Some(executor) = executor {
+        let (stdout, stderr) = executor.finish();
+        output.stdout = stdout;
+        output.stderr.extend_from_slice(&stderr);
+    }
+    Ok(output)
 }
 
 /// Start `command` with its output piped and read the first line it prints (a pid, for the

@@ -33,7 +33,8 @@ impl TcpExecutor {
         TcpExecutor::start_with(command)
     }
 
-    fn start_with(mut command: Command) -> Result<TcpExecutor, Failed> {
+    /// `command` (rjitlink, or a wrapper that runs it) with `executor --listen` added.
+    pub fn start_with(mut command: Command) -> Result<TcpExecutor, Failed> {
         use std::io::BufRead;
         let mut child = command
             .args(["executor", "--listen", "127.0.0.1:0"])

@@ -13,7 +13,7 @@ use rjitlink_memory::{
     InProcessMapper, MemoryMapper, Protection, SegmentProtection, TargetAddr, TargetRange,
 };
 use rjitlink_protocol::{Connection, Request, Response, Transport, PROTOCOL_VERSION};
-use rjitlink_target::{full_message, Interposition, Program, SymbolKind};
+use rjitlink_target::{full_message, Interposition, ModuleHandle, Program, SymbolKind, WordTable};
 use std::ffi::{c_int, c_void};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -262,6 +262,35 @@ impl Service {
                 let name = String::from_utf8_lossy(name);
                 self.libraries
                     .load_image(&name, image)
+                    .map_err(|e| full_message(&e))?;
+                Response::Done
+            }
+            Request::LoadModule {
+                name,
+                image,
+                table_offset,
+                table_count,
+            } => {
+                let name = String::from_utf8_lossy(name);
+                let table = WordTable {
+                    offset: table_offset,
+                    count: table_count,
+                };
+                // The full message: a static TLS failure keeps its hint for the user.
+                let module = self
+                    .libraries
+                    .load_module(&name, image, table)
+                    .map_err(|e| full_message(&e))?;
+                Response::Module {
+                    handle: module.handle.0,
+                    words: module.words,
+                }
+            }
+            // Libraries unloads only handles it gave out and has not unloaded: a client
+            // cannot make this process dlclose anything else.
+            Request::UnloadModule { handle } => {
+                self.libraries
+                    .unload_module(ModuleHandle(handle))
                     .map_err(|e| full_message(&e))?;
                 Response::Done
             }

@@ -42,9 +42,18 @@ impl Libraries {
         // SAFETY: a valid C string; dlopen runs the library's constructors, which is intended.
         let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
         if handle.is_null() {
+            let reason = dlerror_message();
+            // A library with initial-exec TLS needs static TLS too: the same error as a
+            // module's, so that the user gets its hint (and `rjitlink run` its retry).
+            if is_static_tls_failure(&reason) {
+                return Err(TargetError::StaticTls {
+                    name: path.display().to_string(),
+                    reason,
+                });
+            }
             return Err(TargetError::LoadLibrary {
                 path: path.to_owned(),
-                reason: dlerror_message(),
+                reason,
             });
         }
         if self.handles.contains(&handle) {
@@ -165,6 +174,12 @@ struct LinkMap {
     l_addr: usize,
 }
 
+/// Whether the loader's `reason` for refusing an object is the lack of static TLS for it
+/// (glibc: "cannot allocate memory in static TLS block").
+fn is_static_tls_failure(reason: &str) -> bool {
+    reason.contains("static TLS")
+}
+
 /// dlopen a shared object from bytes: written to an anonymous memory file and loaded through
 /// /proc/self/fd, so nothing reaches the disk.
 fn open_image(name: &str, image: &[u8], flags: c_int) -> Result<*mut c_void, TargetError> {
@@ -187,7 +202,7 @@ fn open_image(name: &str, image: &[u8], flags: c_int) -> Result<*mut c_void, Tar
     let handle = unsafe { libc::dlopen(path.as_ptr(), flags) };
     if handle.is_null() {
         let reason = dlerror_message();
-        if reason.contains("static TLS") {
+        if is_static_tls_failure(&reason) {
             return Err(TargetError::StaticTls {
                 name: name.to_owned(),
                 reason,

@@ -18,7 +18,7 @@ pub use fd_passing::{receive_fd, send_fd};
 pub use message::{Copy, Request, Response, RunProgram, SymbolKindCode};
 
 /// The protocol version this build speaks. Both sides must speak the same.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Marks the first frame so that a stray client is recognized at once.
 pub const MAGIC: [u8; 4] = *b"RJLK";

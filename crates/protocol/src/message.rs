@@ -65,6 +65,18 @@ pub enum Request<'a> {
         name: &'a [u8],
         image: &'a [u8],
     },
+    /// Load a generated module privately (`Executor::load_module`) and send back the
+    /// `table_count` words at `table_offset` of its loaded image.
+    LoadModule {
+        name: &'a [u8],
+        image: &'a [u8],
+        table_offset: u64,
+        table_count: u64,
+    },
+    /// Unload a module by the handle a `Module` response gave.
+    UnloadModule {
+        handle: u64,
+    },
     Lookup {
         names: Vec<&'a [u8]>,
     },
@@ -99,6 +111,11 @@ pub enum Response<'a> {
     },
     Addresses(Vec<Option<TargetAddr>>),
     SymbolInfos(Vec<Option<(SymbolKindCode, u64)>>),
+    /// A module loaded: its handle, and its word table as the loader left it.
+    Module {
+        handle: u64,
+        words: Vec<u64>,
+    },
     /// The program exited with this status.
     Exited(i32),
     /// The process serving the connection was killed by this signal.
@@ -240,6 +257,21 @@ impl<'a> Request<'a> {
             Request::LoadLibraryImage { name, image } => {
                 e.u8(12).bytes(name).bytes(image);
             }
+            Request::LoadModule {
+                name,
+                image,
+                table_offset,
+                table_count,
+            } => {
+                e.u8(13)
+                    .bytes(name)
+                    .bytes(image)
+                    .u64(*table_offset)
+                    .u64(*table_count);
+            }
+            Request::UnloadModule { handle } => {
+                e.u8(14).u64(*handle);
+            }
         }
     }
 
@@ -336,6 +368,14 @@ impl<'a> Request<'a> {
                     name: d.bytes()?,
                     image: d.bytes()?,
                 },
+                // The table is checked against the image by the executor, which owns both.
+                13 => Request::LoadModule {
+                    name: d.bytes()?,
+                    image: d.bytes()?,
+                    table_offset: d.u64()?,
+                    table_count: d.u64()?,
+                },
+                14 => Request::UnloadModule { handle: d.u64()? },
                 kind => return Err(DecodeError(format!("unknown request kind {kind}"))),
             }
         };
@@ -396,6 +436,12 @@ impl<'a> Response<'a> {
             Response::Terminated(signal) => {
                 e.u8(7).i32(*signal);
             }
+            Response::Module { handle, words } => {
+                e.u8(9).u64(*handle).count(words.len());
+                for word in words {
+                    e.u64(*word);
+                }
+            }
         }
     }
 
@@ -436,6 +482,12 @@ impl<'a> Response<'a> {
                     range: decode_range(&mut d)?,
                     fd: d.u32()?,
                     nonce: d.bytes()?,
+                },
+                9 => Response::Module {
+                    handle: d.u64()?,
+                    words: (0..d.count(8)?)
+                        .map(|_| d.u64())
+                        .collect::<Result<_, _>>()?,
                 },
                 kind => return Err(DecodeError(format!("unknown response kind {kind}"))),
             }
@@ -493,6 +545,66 @@ mod tests {
             args: vec![b"prog", b"-x"],
         }));
         round_trip(Request::Shutdown);
+        round_trip(Request::LoadModule {
+            name: b"tls module",
+            image: b"\x7fELF...",
+            table_offset: 0x40,
+            table_count: 3,
+        });
+        round_trip(Request::UnloadModule {
+            handle: 0x7f12_3456_7000,
+        });
+    }
+
+    fn response_round_trip(response: Response<'_>) {
+        let mut e = Encoder::default();
+        response.encode(&mut e);
+        assert_eq!(Response::decode(&e.bytes).unwrap(), response);
+    }
+
+    #[test]
+    fn responses_survive_encoding() {
+        response_round_trip(Response::Done);
+        response_round_trip(Response::Failed(b"cannot load x: no"));
+        response_round_trip(Response::Module {
+            handle: 0x5555_0000_1000,
+            words: vec![1, u64::MAX, 0xffff_ffff_ffff_f000],
+        });
+        response_round_trip(Response::Module {
+            handle: 1,
+            words: vec![],
+        });
+        response_round_trip(Response::Addresses(vec![Some(TargetAddr(0x1000)), None]));
+        response_round_trip(Response::Exited(3));
+    }
+
+    #[test]
+    fn forged_module_counts_are_rejected() {
+        // A word count far beyond the bytes that follow must fail before allocating.
+        let mut e = Encoder::default();
+        e.u8(9).u64(1).u32(u32::MAX).u64(7);
+        assert!(Response::decode(&e.bytes).is_err());
+        // Every prefix of a valid module request and response fails cleanly.
+        let mut request = Encoder::default();
+        Request::LoadModule {
+            name: b"m",
+            image: b"image",
+            table_offset: 8,
+            table_count: 1,
+        }
+        .encode(&mut request);
+        for end in 0..request.bytes.len() {
+            assert!(Request::decode(&request.bytes[..end]).is_err());
+        }
+        let mut response = Encoder::default();
+        Response::Module {
+            handle: 2,
+            words: vec![5, 6],
+        }
+        .encode(&mut response);
+        for end in 0..response.bytes.len() {
+            assert!(Response::decode(&response.bytes[..end]).is_err());
+        }
     }
 
     #[test]
@@ -543,7 +655,7 @@ mod tests {
             let len = (next() % 64) as usize;
             let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             if let Some(first) = bytes.first_mut() {
-                *first %= 14; // mostly valid kinds, so decoding gets past the first byte
+                *first %= 16; // mostly valid kinds, so decoding gets past the first byte
             }
             let _ = Request::decode(&bytes);
             let _ = Response::decode(&bytes);

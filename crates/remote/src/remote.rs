@@ -78,6 +78,9 @@ impl Remote {
             .arg(theirs_fd.to_string())
             .arg("--parent")
             .arg(std::process::id().to_string());
+        // The executor starts with room for the static TLS of modules loaded late, and puts
+        // the user's GLIBC_TUNABLES back before anything runs.
+        rjitlink_target::static_tls::add_surplus(&mut command);
         let child = command
             .spawn()
             .map_err(system("cannot start the executor"))?;
@@ -252,20 +255,32 @@ impl Executor for Remote {
     fn load_module(
         &mut self,
         name: &str,
-        _image: &[u8],
-        _table: WordTable,
+        image: &[u8],
+        table: WordTable,
     ) -> Result<LoadedModule, TargetError> {
-        // TODO(tls): the protocol's LoadModule request.
-        Err(TargetError::Refused(format!(
-            "cannot load {name}: the remote executor does not load modules yet"
-        )))
+        let request = Request::LoadModule {
+            name: name.as_bytes(),
+            image,
+            table_offset: table.offset,
+            table_count: table.count,
+        };
+        // The executor's errors come as its message (`Refused`), which for a static TLS
+        // failure carries the hint of `TargetError::StaticTls`.
+        self.call(&request, |r| match r {
+            Response::Module { handle, words } if words.len() as u64 == table.count => {
+                Some(LoadedModule {
+                    handle: ModuleHandle(handle),
+                    words,
+                })
+            }
+            _ => None,
+        })
     }
 
     fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError> {
-        Err(TargetError::Refused(format!(
-            "no module with handle {:#x} is loaded",
-            module.0
-        )))
+        self.call(&Request::UnloadModule { handle: module.0 }, |r| {
+            matches!(r, Response::Done).then_some(())
+        })
     }
 
     fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {

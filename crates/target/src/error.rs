@@ -18,9 +18,9 @@ pub enum TargetError {
     LoadLibrary { path: PathBuf, reason: String },
     /// The dynamic loader could not load the shared object given as bytes under `name`.
     LoadLibraryImage { name: String, reason: String },
-    /// The dynamic loader has no static thread-local storage left for the module `name`
-    /// (initial- and local-exec code needs its block at a fixed offset in every thread; glibc
-    /// keeps `glibc.rtld.optional_static_tls` bytes for modules loaded late).
+    /// The dynamic loader has no static thread-local storage left for the module or library
+    /// `name` (initial- and local-exec code needs its block at a fixed offset in every thread;
+    /// glibc keeps `glibc.rtld.optional_static_tls` bytes for modules loaded late).
     StaticTls { name: String, reason: String },
     /// A loaded library's reference to `symbol`, at `slot`, could not be redirected to the
     /// symbol's copy (a copy relocation): the page could not be made writable.

@@ -28,8 +28,9 @@ pub trait Executor: Send {
     /// Ok once the library and its dependencies are loaded and their constructors have run.
     /// Loading a library again is Ok and changes nothing, so a session may link several units
     /// against one library. Err names the library and the loader's reason:
-    /// [`TargetError::LoadLibrary`] in process, [`TargetError::Refused`] with the same text
-    /// from a remote executor.
+    /// [`TargetError::LoadLibrary`] in process ([`TargetError::StaticTls`] when the library
+    /// needs static TLS the loader has no room for), [`TargetError::Refused`] with the same
+    /// text from a remote executor.
     fn load_library(&mut self, path: &Path) -> Result<(), TargetError>;
 
     /// Load a shared object given as bytes (it never touches the disk), like `load_library`

@@ -6,12 +6,14 @@
 //! [`TransportStats`]. Failures are [`TargetError`]s. Implementations live elsewhere: the
 //! in-process executor and the executor server in `rjitlink-executor`, the client of a remote
 //! executor in `rjitlink-remote`. Memory reaches the target through the `MemoryMapper` of
-//! `rjitlink-memory`, which [`Executor::memory`] hands out.
+//! `rjitlink-memory`, which [`Executor::memory`] hands out. [`static_tls`] starts processes
+//! that run linked code with room for thread-local storage loaded late.
 
 mod error;
 mod executor;
 mod module;
 mod program;
+pub mod static_tls;
 mod symbol;
 
 pub use error::{full_message, signal_name, TargetError};
