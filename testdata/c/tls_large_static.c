@@ -1,13 +1,14 @@
 // More static TLS than glibc keeps spare for modules loaded after startup (its surplus is
-// about 1.5 KiB): a 64 KiB .tbss array and an 8 KiB initialised .tdata array, read through
-// initial exec, in main and in threads that each fill their own copy.
+// about 1.5 KiB), within the 16 KiB rjitlink asks for: an 8 KiB .tbss array and a 4 KiB
+// initialised .tdata array, read through initial exec, in main and in threads that each fill
+// their own copy.
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #define IE __attribute__((tls_model("initial-exec")))
-#define BIG (64 * 1024)
-#define IMAGE 2048
+#define BIG (8 * 1024)
+#define IMAGE 1024
 
 __thread unsigned char big[BIG] IE;
 __thread int image[IMAGE] IE = {[0 ... IMAGE - 2] = 3, [IMAGE - 1] = 7};
