@@ -172,33 +172,9 @@ impl Case {
     /// Run with rjitlink in `mode`: the exit status of rjitlink, and the program's output
     /// (for TCP, what the executor printed).
     pub fn run_jit(&self, mode: Mode, extra: &[&str]) -> Result<Output, Failed> {
-        match mode {
-            Mode::InProcess => run_with_timeout(&mut self.rjitlink_command(extra)),
-            Mode::Remote | Mode::RemoteCopy => {
-                let mut flags = vec!["--executor=remote"];
-                if let Mode::RemoteCopy = mode {
-                    flags.push("--memory=copy");
-                }
-                flags.extend_from_slice(extra);
-                run_with_timeout(&mut self.rjitlink_command(&flags))
-            }
-            Mode::Tcp => {
-                let executor = TcpExecutor::start()?;
-                let flag = executor.flag();
-                let mut flags = vec![flag.as_str()];
-                flags.extend_from_slice(extra);
-                let mut command = self.rjitlink_command(&flags);
-                command.env("RJITLINK_TOKEN", TEST_TOKEN);
-                let mut client = run_with_timeout(&mut command)?;
-                let (stdout, stderr) = executor.finish();
-                if !client.stdout.is_empty() {
-                    return Err("under tcp the program's output belongs to the executor".into());
-                }
-                client.stdout = stdout;
-                client.stderr.extend_from_slice(&stderr);
-                Ok(client)
-            }
-        }
+        run_jit(mode, |flags| {
+            self.rjitlink_command(&[flags, extra].concat())
+        })
     }
 
     /// Run natively and with rjitlink; stdout and exit status must agree.
@@ -235,5 +211,35 @@ impl Case {
     /// rjitlink must fail with exit status 125 and `expected` in a one-line error.
     pub fn expect_link_error(&self, expected: &str) -> Result<(), Failed> {
         expect_error(&mut self.rjitlink_command(&[]), expected)
+    }
+}
+
+/// Run an `rjitlink run` command in `mode`: `rjitlink_command` makes it with the mode's flags
+/// among its options. Returns the exit status of rjitlink, and the program's output (for TCP,
+/// what the executor printed).
+pub fn run_jit(
+    mode: Mode,
+    rjitlink_command: impl Fn(&[&str]) -> Command,
+) -> Result<Output, Failed> {
+    match mode {
+        Mode::InProcess => run_with_timeout(&mut rjitlink_command(&[])),
+        Mode::Remote => run_with_timeout(&mut rjitlink_command(&["--executor=remote"])),
+        Mode::RemoteCopy => run_with_timeout(&mut rjitlink_command(&[
+            "--executor=remote",
+            "--memory=copy",
+        ])),
+        Mode::Tcp => {
+            let executor = TcpExecutor::start()?;
+            let mut command = rjitlink_command(&[&executor.flag()]);
+            command.env("RJITLINK_TOKEN", TEST_TOKEN);
+            let mut client = run_with_timeout(&mut command)?;
+            let (stdout, stderr) = executor.finish();
+            if !client.stdout.is_empty() {
+                return Err("under tcp the program's output belongs to the executor".into());
+            }
+            client.stdout = stdout;
+            client.stderr.extend_from_slice(&stderr);
+            Ok(client)
+        }
     }
 }
