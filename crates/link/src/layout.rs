@@ -137,7 +137,7 @@ pub fn layout(
     let (thread_local, mut sections): (Vec<InputSection>, Vec<InputSection>) = sections
         .into_iter()
         .partition(|section| section.thread_local);
-    let tls = TlsBlock::layout(thread_local)?;
+    let tls = TlsBlock::layout(db, thread_local)?;
     // Within a segment: input order, except that sections sharing a C-identifier name stay
     // together (for __start_/__stop_), unwind tables come together (one table for the
     // unwinder), and zero-fill sections come last.

@@ -107,6 +107,10 @@ impl TlsGotPlan {
     }
 }
 
+/// The largest alignment of a TLS block: the module's file pads its initial image to it, and
+/// glibc aligns every thread's copy to it.
+const MAX_BLOCK_ALIGN: u64 = 1 << 16;
+
 /// The unit's thread-local block: `.tdata` sections (the initial image), then `.tbss`.
 #[derive(Default)]
 pub struct TlsBlock {
@@ -123,8 +127,23 @@ pub struct TlsBlock {
 impl TlsBlock {
     /// Lay out `sections` (all thread-local), `.tdata` first, in input order otherwise. Err if
     /// the block would be larger than the code model reaches.
-    pub fn layout(mut sections: Vec<InputSection>) -> Result<TlsBlock, LinkError> {
+    pub fn layout(
+        db: &SymbolDb<'_>,
+        mut sections: Vec<InputSection>,
+    ) -> Result<TlsBlock, LinkError> {
         sections.sort_by_key(|section| section.nobits);
+        if let Some(section) = sections.iter().find(|s| s.align > MAX_BLOCK_ALIGN) {
+            let object = &db.objects[section.object.index()];
+            return Err(LinkError::Section {
+                file: object.name.clone(),
+                section: String::from_utf8_lossy(object.section_name(section.index as usize))
+                    .into_owned(),
+                problem: format!(
+                    "is thread-local with alignment {:#x}, more than the {MAX_BLOCK_ALIGN:#x} rjitlink gives a TLS block",
+                    section.align
+                ),
+            });
+        }
         let mut block = TlsBlock {
             align: 1,
             ..TlsBlock::default()

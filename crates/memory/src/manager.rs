@@ -464,7 +464,7 @@ mod tests {
         let manager = manager(1 << 20);
         let in_flight = manager.allocate(&request(&[1]), false).unwrap();
         let call = |a| TargetCall {
-            function: TargetAddr(record as usize as u64),
+            function: TargetAddr(record as *const () as u64),
             args: [a, 7],
         };
         let actions = [
