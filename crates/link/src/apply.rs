@@ -135,7 +135,7 @@ pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), Lin
     if let Some(tls) = context.tls {
         // The TLS GOT entries hold the loader's words as they are.
         let start = context.layout.tls_got.get() as usize;
-        for (i, word) in tls.words().iter().enumerate() {
+        for (i, word) in tls.words.iter().enumerate() {
             let at = start + i * 8;
             image[at..at + 8].copy_from_slice(&word.to_le_bytes());
         }
@@ -433,11 +433,11 @@ fn thread_local_value(
         TlsAccess::GotThreadPointerOffset => entry(TlsEntry::InitialExec(symbol)),
         TlsAccess::Descriptor => entry(TlsEntry::Descriptor(symbol)),
         TlsAccess::ThreadPointerOffset => {
-            let block = loaded()?.block_offset().ok_or(TlsProblem::NotThreadLocal)?;
+            let block = loaded()?.block_offset.ok_or(TlsProblem::NotThreadLocal)?;
             Ok(Some(block.wrapping_add(offset()? as u64) as i64))
         }
         TlsAccess::ModuleId => {
-            let module = loaded()?.module_id().ok_or(TlsProblem::NotThreadLocal)?;
+            let module = loaded()?.module_id.ok_or(TlsProblem::NotThreadLocal)?;
             Ok(Some(module as i64))
         }
     }

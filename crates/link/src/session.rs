@@ -2,7 +2,6 @@
 //! against the units before it (a REPL's use), all in one slab; units can be freed.
 //! `Session::link` reads as the list of the link's phases.
 
-use crate::apply::ApplyContext;
 use crate::error::LinkError;
 use crate::image::{allocate, apply_image, image_addresses, image_bytes, Image};
 use crate::input::{default_inputs, LinkInputs};
@@ -151,21 +150,12 @@ impl Session {
 
         let memory = allocate(&layout, &self.memory, times)?;
         let addresses = image_addresses(&db, &layout, &memory, times);
-        let tls_context = ApplyContext {
-            db: &db,
-            layout: &layout,
-            addresses: &addresses,
-            tls: None,
-        };
-        let tls = load_thread_locals(&tls_context, executor, times)?;
-        let (tls_values, tls_module) = match tls {
-            Some(LoadedTls { values, module }) => (Some(values), Some(module)),
-            None => (None, None),
-        };
-        if let Some(module) = tls_module {
+        let tls = load_thread_locals(&db, &layout, &addresses, executor, times)?;
+        let tls_values = tls.map(|LoadedTls { values, module }| {
             // First, so that it is undone last.
             plugins.insert(0, Box::new(TlsModule::new(module)));
-        }
+            values
+        });
         let mut actions = Vec::new();
         let applied = apply_image(&db, &layout, memory, addresses, tls_values.as_ref(), times)
             .and_then(|image| {
@@ -188,7 +178,7 @@ impl Session {
             Ok(image) => image,
             Err(error) => {
                 // Only the TLS module is in the target yet.
-                if tls_module.is_some() {
+                if tls_values.is_some() {
                     let _ = plugins[0].free(executor);
                 }
                 return Err(error);

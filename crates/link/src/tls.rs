@@ -25,7 +25,7 @@
 //! loaded late is small (see README). General dynamic, local dynamic and descriptors work
 //! with a block of any size.
 
-use crate::addresses::UNLOADED;
+use crate::addresses::{Addresses, UNLOADED};
 use crate::apply::{apply_section, ApplyContext};
 use crate::elf::LE;
 use crate::error::{LinkError, UndefinedSymbol};
@@ -205,32 +205,14 @@ pub fn symbol_offset(db: &SymbolDb<'_>, layout: &Layout, symbol: SymbolRef) -> O
     start.get().checked_add(sym.st_value(LE)).map(TlsOffset)
 }
 
-/// What the loader computed for the unit's TLS: the words of its TLS GOT entries.
+/// What the loader computed for the unit's TLS.
 pub struct TlsValues {
-    words: Vec<u64>,
-    plan_words: HashMap<TlsEntry, u64>,
-}
-
-impl TlsValues {
-    /// The words the entry's GOT words hold, in order.
-    pub fn words(&self) -> &[u64] {
-        &self.words
-    }
-
-    /// This unit's module id (from its local-dynamic entry).
-    pub fn module_id(&self) -> Option<u64> {
-        self.word(TlsEntry::LocalDynamic)
-    }
-
-    /// This unit's block's offset from the thread pointer.
-    pub fn block_offset(&self) -> Option<u64> {
-        self.word(TlsEntry::BlockOffset)
-    }
-
-    fn word(&self, entry: TlsEntry) -> Option<u64> {
-        let at = *self.plan_words.get(&entry)?;
-        self.words.get(at as usize).copied()
-    }
+    /// The TLS GOT's words, in table order.
+    pub words: Vec<u64>,
+    /// This unit's module id, when some access needs it (its local-dynamic entry's).
+    pub module_id: Option<u64>,
+    /// This unit's block's offset from the thread pointer, when local exec needs it.
+    pub block_offset: Option<u64>,
 }
 
 /// The unit's TLS module, loaded in the target.
@@ -243,18 +225,25 @@ pub struct LoadedTls {
 /// final addresses, the word table — and load it in the target. `None` when the unit has no
 /// thread-local storage.
 pub fn load_thread_locals(
-    context: &ApplyContext<'_, '_>,
+    db: &SymbolDb<'_>,
+    layout: &Layout,
+    addresses: &Addresses,
     executor: &mut dyn Executor,
     times: &PhaseTimes,
 ) -> Result<Option<LoadedTls>, LinkError> {
-    let layout = context.layout;
     let plan = &layout.got_plan.tls;
     if layout.tls.is_empty() && plan.is_empty() {
         return Ok(None);
     }
     let _span = times.span("tls");
-    let initial_image = initial_image(context)?;
-    let (symbols, relocations) = table_relocations(context.db, layout)?;
+    let context = ApplyContext {
+        db,
+        layout,
+        addresses,
+        tls: None,
+    };
+    let initial_image = initial_image(&context)?;
+    let (symbols, relocations) = table_relocations(db, layout)?;
     let module = SharedObject {
         soname: MODULE_NAME.as_bytes(),
         symbols: &symbols,
@@ -275,7 +264,7 @@ pub fn load_thread_locals(
     };
     let loaded = executor
         .load_module(MODULE_NAME, &module.bytes, table)
-        .map_err(|error| match undefined_library_symbol(context.db, &error) {
+        .map_err(|error| match undefined_library_symbol(db, &error) {
             Some(undefined) => LinkError::Undefined(vec![undefined]),
             None => LinkError::target("cannot set up thread-local storage")(error),
         })?;
@@ -285,11 +274,15 @@ pub fn load_thread_locals(
             "the target returned a TLS word table of the wrong size",
         ));
     }
+    let word = |entry| Some(loaded.words[plan.word(entry)? as usize]);
+    let (module_id, block_offset) = (word(TlsEntry::LocalDynamic), word(TlsEntry::BlockOffset));
+    let values = TlsValues {
+        words: loaded.words,
+        module_id,
+        block_offset,
+    };
     Ok(Some(LoadedTls {
-        values: TlsValues {
-            words: loaded.words,
-            plan_words: plan.word_of.clone(),
-        },
+        values,
         module: loaded.handle,
     }))
 }
