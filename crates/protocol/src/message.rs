@@ -29,16 +29,24 @@ pub type SymbolKindCode = u8;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
-    /// The first message: the linker's protocol version and the executor's secret token.
+    /// The first message: the linker's protocol version and its nonce for the authentication
+    /// (see `auth`; a spawned executor needs none, and ignores it).
     Hello {
         version: u32,
-        token: &'a [u8],
+        nonce: &'a [u8],
     },
-    /// Reserve address space; with `shared`, backed by memory the linker can map too.
+    /// The linker's proof that it knows the token, answering a `Challenge`.
+    Authenticate {
+        proof: &'a [u8],
+    },
+    /// Reserve address space; with `shared`, backed by a memory file the linker can map too,
+    /// which holds `nonce` (the linker's, fresh) just past the range: reading it back there,
+    /// the linker knows it mapped that very file.
     Reserve {
         size: u64,
         placement: Placement,
         shared: bool,
+        nonce: &'a [u8],
     },
     /// Copy `length` bytes into reserved memory (the copy mapper). The bytes follow the frame
     /// on the stream, raw, so that the executor reads them straight into place.
@@ -88,26 +96,63 @@ pub enum Request<'a> {
     },
     Run(RunProgram<'a>),
     Shutdown,
+    /// While a program runs over TCP: bytes for its standard input, at most the window the
+    /// executor has granted (`STDIN_WINDOW`, given back by `InputConsumed`).
+    Input {
+        data: &'a [u8],
+    },
+    /// While a program runs over TCP: its standard input has ended.
+    InputClosed,
+    /// While a program runs over TCP: the linker can no longer write the program's standard
+    /// output (1) or error (2), a closed pipe: the program's next write there fails as it
+    /// would natively (SIGPIPE).
+    OutputClosed {
+        stream: u8,
+    },
+}
+
+/// The program's standard output, in `Output` and `OutputClosed`.
+pub const STDOUT: u8 = 1;
+/// The program's standard error, in `Output` and `OutputClosed`.
+pub const STDERR: u8 = 2;
+
+fn decode_stream(code: u8) -> Result<u8, DecodeError> {
+    match code {
+        STDOUT | STDERR => Ok(code),
+        _ => Err(DecodeError(format!("invalid output stream {code}"))),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response<'a> {
+    /// The executor accepts the linker. Over TCP, `proof` is its proof that it knows the
+    /// token, covering the other fields (see `auth`); a spawned executor's is empty.
     Hello {
         version: u32,
         page_size: u64,
         pid: u32,
         capabilities: u64,
+        proof: &'a [u8],
+    },
+    /// The executor's nonce: the linker must now prove that it knows the token.
+    Challenge {
+        nonce: &'a [u8],
+    },
+    /// The executor authenticated the linker and will not serve it (`reason`, e.g. it serves
+    /// as many linkers as it may); `proof` vouches for the reason.
+    Refused {
+        reason: &'a [u8],
+        proof: &'a [u8],
     },
     Done,
     Failed(&'a [u8]),
     Reserved(TargetRange),
     /// A shared reservation: memory file descriptor `fd` of the executor (also passed over a
-    /// Unix socket right after this frame) holds the range's bytes at offset 0 and `nonce` just
-    /// past them, so the linker can prove it mapped the same memory.
+    /// Unix socket right after this frame) holds the range's bytes at offset 0, then one page
+    /// with the request's nonce at its start.
     ReservedShared {
         range: TargetRange,
         fd: u32,
-        nonce: &'a [u8],
     },
     Addresses(Vec<Option<TargetAddr>>),
     SymbolInfos(Vec<Option<(SymbolKindCode, u64)>>),
@@ -120,6 +165,16 @@ pub enum Response<'a> {
     Exited(i32),
     /// The process serving the connection was killed by this signal.
     Terminated(i32),
+    /// While a program runs over TCP: bytes it wrote to its standard output or error.
+    Output {
+        stream: u8,
+        data: &'a [u8],
+    },
+    /// While a program runs over TCP: it has taken this many more bytes of its input, which
+    /// the linker may send again (`Request::Input`).
+    InputConsumed {
+        bytes: u64,
+    },
 }
 
 fn protection_code(protection: Protection) -> u8 {
@@ -183,13 +238,14 @@ fn decode_addresses(d: &mut Decoder<'_>) -> Result<Vec<TargetAddr>, DecodeError>
 impl<'a> Request<'a> {
     pub fn encode(&self, e: &mut Encoder) {
         match self {
-            Request::Hello { version, token } => {
-                e.u8(0).bytes(&crate::MAGIC).u32(*version).bytes(token);
+            Request::Hello { version, nonce } => {
+                e.u8(0).bytes(&crate::MAGIC).u32(*version).bytes(nonce);
             }
             Request::Reserve {
                 size,
                 placement,
                 shared,
+                nonce,
             } => {
                 e.u8(1).u64(*size).u8(u8::from(*shared));
                 match placement {
@@ -197,6 +253,7 @@ impl<'a> Request<'a> {
                     Placement::Below2GiB => e.u8(1).u64(0),
                     Placement::At(address) => e.u8(2).u64(address.get()),
                 };
+                e.bytes(nonce);
             }
             Request::Write { address, length } => {
                 e.u8(2).u64(address.get()).u64(*length);
@@ -272,6 +329,18 @@ impl<'a> Request<'a> {
             Request::UnloadModule { handle } => {
                 e.u8(14).u64(*handle);
             }
+            Request::Authenticate { proof } => {
+                e.u8(15).bytes(proof);
+            }
+            Request::Input { data } => {
+                e.u8(16).bytes(data);
+            }
+            Request::InputClosed => {
+                e.u8(17);
+            }
+            Request::OutputClosed { stream } => {
+                e.u8(18).u8(*stream);
+            }
         }
     }
 
@@ -286,7 +355,7 @@ impl<'a> Request<'a> {
                     }
                     Request::Hello {
                         version: d.u32()?,
-                        token: d.bytes()?,
+                        nonce: d.bytes()?,
                     }
                 }
                 1 => {
@@ -302,6 +371,7 @@ impl<'a> Request<'a> {
                         size,
                         placement,
                         shared,
+                        nonce: d.bytes()?,
                     }
                 }
                 2 => Request::Write {
@@ -376,6 +446,12 @@ impl<'a> Request<'a> {
                     table_count: d.u64()?,
                 },
                 14 => Request::UnloadModule { handle: d.u64()? },
+                15 => Request::Authenticate { proof: d.bytes()? },
+                16 => Request::Input { data: d.bytes()? },
+                17 => Request::InputClosed,
+                18 => Request::OutputClosed {
+                    stream: decode_stream(d.u8()?)?,
+                },
                 kind => return Err(DecodeError(format!("unknown request kind {kind}"))),
             }
         };
@@ -392,13 +468,15 @@ impl<'a> Response<'a> {
                 page_size,
                 pid,
                 capabilities,
+                proof,
             } => {
                 e.u8(0)
                     .bytes(&crate::MAGIC)
                     .u32(*version)
                     .u64(*page_size)
                     .u32(*pid)
-                    .u64(*capabilities);
+                    .u64(*capabilities)
+                    .bytes(proof);
             }
             Response::Done => {
                 e.u8(1);
@@ -428,10 +506,10 @@ impl<'a> Response<'a> {
             Response::Exited(status) => {
                 e.u8(6).i32(*status);
             }
-            Response::ReservedShared { range, fd, nonce } => {
+            Response::ReservedShared { range, fd } => {
                 e.u8(8);
                 encode_range(e, *range);
-                e.u32(*fd).bytes(nonce);
+                e.u32(*fd);
             }
             Response::Terminated(signal) => {
                 e.u8(7).i32(*signal);
@@ -441,6 +519,18 @@ impl<'a> Response<'a> {
                 for word in words {
                     e.u64(*word);
                 }
+            }
+            Response::Challenge { nonce } => {
+                e.u8(10).bytes(nonce);
+            }
+            Response::Refused { reason, proof } => {
+                e.u8(11).bytes(reason).bytes(proof);
+            }
+            Response::Output { stream, data } => {
+                e.u8(12).u8(*stream).bytes(data);
+            }
+            Response::InputConsumed { bytes } => {
+                e.u8(13).u64(*bytes);
             }
         }
     }
@@ -458,6 +548,7 @@ impl<'a> Response<'a> {
                         page_size: d.u64()?,
                         pid: d.u32()?,
                         capabilities: d.u64()?,
+                        proof: d.bytes()?,
                     }
                 }
                 1 => Response::Done,
@@ -481,7 +572,6 @@ impl<'a> Response<'a> {
                 8 => Response::ReservedShared {
                     range: decode_range(&mut d)?,
                     fd: d.u32()?,
-                    nonce: d.bytes()?,
                 },
                 9 => Response::Module {
                     handle: d.u64()?,
@@ -489,6 +579,16 @@ impl<'a> Response<'a> {
                         .map(|_| d.u64())
                         .collect::<Result<_, _>>()?,
                 },
+                10 => Response::Challenge { nonce: d.bytes()? },
+                11 => Response::Refused {
+                    reason: d.bytes()?,
+                    proof: d.bytes()?,
+                },
+                12 => Response::Output {
+                    stream: decode_stream(d.u8()?)?,
+                    data: d.bytes()?,
+                },
+                13 => Response::InputConsumed { bytes: d.u64()? },
                 kind => return Err(DecodeError(format!("unknown response kind {kind}"))),
             }
         };
@@ -511,13 +611,18 @@ mod tests {
     fn requests_survive_encoding() {
         round_trip(Request::Hello {
             version: 1,
-            token: b"secret",
+            nonce: b"0123456789abcdef0123456789abcdef",
         });
+        round_trip(Request::Authenticate { proof: &[7; 32] });
         round_trip(Request::Reserve {
             size: 1 << 30,
             placement: Placement::At(TargetAddr(0x4000_0000)),
             shared: true,
+            nonce: b"nonce",
         });
+        round_trip(Request::Input { data: b"line\n" });
+        round_trip(Request::InputClosed);
+        round_trip(Request::OutputClosed { stream: STDERR });
         round_trip(Request::Write {
             address: TargetAddr(0x1000),
             length: 3,
@@ -576,6 +681,40 @@ mod tests {
         });
         response_round_trip(Response::Addresses(vec![Some(TargetAddr(0x1000)), None]));
         response_round_trip(Response::Exited(3));
+        response_round_trip(Response::Hello {
+            version: 3,
+            page_size: 4096,
+            pid: 42,
+            capabilities: 1,
+            proof: &[1; 32],
+        });
+        response_round_trip(Response::Challenge { nonce: &[2; 32] });
+        response_round_trip(Response::Refused {
+            reason: b"busy",
+            proof: &[3; 32],
+        });
+        response_round_trip(Response::ReservedShared {
+            range: TargetRange {
+                start: TargetAddr(0x7000_0000),
+                len: 1 << 20,
+            },
+            fd: 5,
+        });
+        response_round_trip(Response::Output {
+            stream: STDOUT,
+            data: b"out",
+        });
+        response_round_trip(Response::InputConsumed { bytes: 1 << 16 });
+    }
+
+    #[test]
+    fn output_streams_are_checked() {
+        let mut e = Encoder::default();
+        e.u8(12).u8(3).bytes(b"x");
+        assert!(Response::decode(&e.bytes).is_err());
+        let mut e = Encoder::default();
+        e.u8(18).u8(0);
+        assert!(Request::decode(&e.bytes).is_err());
     }
 
     #[test]
@@ -655,7 +794,7 @@ mod tests {
             let len = (next() % 64) as usize;
             let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             if let Some(first) = bytes.first_mut() {
-                *first %= 16; // mostly valid kinds, so decoding gets past the first byte
+                *first %= 20; // mostly valid kinds, so decoding gets past the first byte
             }
             let _ = Request::decode(&bytes);
             let _ = Response::decode(&bytes);
