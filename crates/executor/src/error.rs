@@ -23,10 +23,23 @@ pub enum ServeError {
     },
     /// The linker closed the connection before saying hello.
     ClosedBeforeHello,
-    /// The linker presented the wrong token, or none.
+    /// The linker's proof of the token is wrong: it does not know the token.
     WrongToken,
-    /// The linker's first message was not a hello.
+    /// The linker's first message was not a hello (or its nonce is malformed).
     NotHello,
+    /// The linker closed the connection after the challenge, without proving anything.
+    ClosedBeforeProof,
+    /// The linker answered the challenge with something else than its proof.
+    NotProof,
+    /// The linker was authenticated, and turned away: `limit` linkers are being served.
+    Busy { limit: usize },
+    /// The linker closed the connection while its program ran: the program was ended.
+    LinkerGone,
+    /// A system call failed; `context` says what was being done.
+    System {
+        context: String,
+        source: std::io::Error,
+    },
     /// The linker speaks another protocol version.
     VersionMismatch { ours: u32, theirs: u32 },
     /// The linker asked to write outside the memory this executor reserved; the payload
@@ -41,13 +54,29 @@ impl fmt::Display for ServeError {
         match self {
             ServeError::Protocol(e) => e.fmt(f),
             ServeError::Io(e) => e.fmt(f),
-            ServeError::Token(_) => f.write_str("cannot read /dev/urandom for a token"),
+            ServeError::Token(_) => f.write_str("no random bytes for a token or nonce"),
             ServeError::Listen { address, .. } => write!(f, "cannot listen on {address}"),
             ServeError::ClosedBeforeHello => {
                 f.write_str("the linker closed the connection before saying hello")
             }
-            ServeError::WrongToken => f.write_str("wrong or missing token"),
-            ServeError::NotHello => f.write_str("the first message is not a hello"),
+            ServeError::WrongToken => {
+                f.write_str("authentication failed: wrong or missing token")
+            }
+            ServeError::NotHello => f.write_str("the first message is not a well-formed hello"),
+            ServeError::ClosedBeforeProof => {
+                f.write_str("the linker closed the connection instead of authenticating")
+            }
+            ServeError::NotProof => {
+                f.write_str("the linker answered the challenge with something else")
+            }
+            ServeError::Busy { limit } => write!(
+                f,
+                "turned a linker away: {limit} are being served (--max-clients)"
+            ),
+            ServeError::LinkerGone => f.write_str(
+                "the linker closed the connection while its program ran; the program was ended",
+            ),
+            ServeError::System { context, .. } => f.write_str(context),
             ServeError::VersionMismatch { ours, theirs } => write!(
                 f,
                 "protocol version mismatch: the executor speaks version {ours}, the linker version {theirs}"
@@ -61,7 +90,9 @@ impl fmt::Display for ServeError {
 impl Error for ServeError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            ServeError::Token(source) | ServeError::Listen { source, .. } => Some(source),
+            ServeError::Token(source)
+            | ServeError::Listen { source, .. }
+            | ServeError::System { source, .. } => Some(source),
             // These print their inner error's message as their own.
             ServeError::Protocol(e) => e.source(),
             ServeError::Io(e) => e.source(),

@@ -2,16 +2,21 @@
 //! external symbols in its own address space and runs the program.
 //!
 //! [`InProcess`] is the executor living in the linker's own process (it implements the
-//! `Executor` trait of `rjitlink-target`); [`serve`] and [`listen`] serve a remote linker,
-//! whose side of the connection is `rjitlink-remote`. Both do the same target operations
-//! (`target`, `interpose`), one code path for the two.
+//! `Executor` trait of `rjitlink-target`); [`serve`] serves the linker that spawned this
+//! process and [`listen`] linkers over TCP (`listener`, with `relay` carrying a program's
+//! standard streams), whose side of the connection is `rjitlink-remote`. Both do the same
+//! target operations (`target`, `interpose`), one code path for the two.
 
 mod error;
 mod inprocess;
 mod interpose;
+mod listener;
+mod relay;
 mod server;
 mod target;
 
 pub use error::ServeError;
 pub use inprocess::InProcess;
-pub use server::{generate_token, listen, serve, serve_inherited_socket};
+pub use listener::{listen, ListenOptions, DEFAULT_MAX_CLIENTS};
+pub use rjitlink_protocol::{Token, TokenError};
+pub use server::{serve, serve_inherited_socket};

@@ -1,41 +1,60 @@
 //! The executor service: serves one linker over a connection, doing the target operations in
-//! this process, and the TCP listener that serves linkers one at a time.
+//! this process.
 //!
-//! Nothing a client sends can crash the service: every frame is checked, memory requests must
-//! lie in ranges the service reserved, and any violation closes the connection. (Code the
-//! client links and runs can of course do anything: that is what an authenticated client is
-//! for, and why TCP connections must present the token.)
+//! Nothing a client sends can crash the service: every frame is checked, and every address a
+//! request names is checked against memory the service owns before anything touches it —
+//! memory requests must lie in its reservations, calls (finalize actions, the program's entry,
+//! init and fini functions) must go to code it holds or to a function of a loaded library, and
+//! their pointer arguments and copy relocations must lie in its live segments. A request that
+//! fails a check is refused with a message, and the connection goes on. (Code the client links
+//! and runs can of course do anything once called: that is what an authenticated client is
+//! for, and why TCP connections must prove that they know the token.)
 
 use crate::error::ServeError;
 use crate::interpose::interpose;
+use crate::relay;
 use crate::target::{run_program, symbol_info, Libraries};
 use rjitlink_memory::{
-    InProcessMapper, MemoryMapper, Protection, SegmentProtection, TargetAddr, TargetRange,
+    InProcessMapper, MemoryMapper, Placement, Protection, SegmentProtection, TargetAddr,
+    TargetCall, TargetRange,
 };
 use rjitlink_protocol::{Connection, Request, Response, Transport, PROTOCOL_VERSION};
 use rjitlink_target::{full_message, Interposition, ModuleHandle, Program, SymbolKind, WordTable};
 use std::ffi::{c_int, c_void};
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// How long a new connection may take to say hello.
+/// How long a spawned executor's linker may take to say hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Compare secrets in time independent of where they differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The largest reservation granted: far beyond any slab, far below the 128 TiB of a user
+/// address space, so that sizes from the wire cannot overflow the arithmetic on them.
+const MAX_RESERVATION: u64 = 1 << 46;
+
+/// The nonce a shared reservation's file holds for the linker: long enough to be
+/// unguessable, short enough to fit the page after the range.
+const NONCE_LENGTHS: std::ops::RangeInclusive<usize> = 16..=64;
+
+/// Where the program's standard streams go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProgramIo {
+    /// This process's own, which a spawned executor inherited from its linker.
+    Inherited,
+    /// Over the connection (TCP): the program runs in a child whose streams this process
+    /// relays to and from the linker (`relay`).
+    OverConnection,
 }
 
-/// A fresh random token: 16 bytes from the kernel, as hex.
-pub fn generate_token() -> Result<String, ServeError> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .map_err(ServeError::Token)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+/// What this executor says of itself in its hello.
+pub(crate) fn executor_info() -> rjitlink_protocol::auth::ExecutorInfo {
+    rjitlink_protocol::auth::ExecutorInfo {
+        version: PROTOCOL_VERSION,
+        page_size: rjitlink_memory::page_size() as u64,
+        pid: std::process::id(),
+        capabilities: rjitlink_protocol::CAPABILITY_SHARED_MEMORY,
+    }
 }
 
 /// The target state one connection works on.
@@ -45,17 +64,38 @@ struct Service {
     reservations: Vec<TargetRange>,
     /// Reservations backed by a memory file the linker maps too.
     shared: Vec<(TargetRange, OwnedFd)>,
+    /// Segments made live by `Initialize` and not deinitialized since, with their protection:
+    /// the memory that calls may run and pointers may point into.
+    live: Vec<SegmentProtection>,
 }
 
-/// A shared reservation: `len` bytes at `range`, mapped from a new memory file that also
-/// holds `nonce` just past them. Returns the file.
+/// Whether `[start, start + len)` lies inside `range`, with no wrap-around however large the
+/// numbers (they come from the wire).
+fn inside(range: TargetRange, start: u64, len: u64) -> bool {
+    let Some(end) = start.checked_add(len) else {
+        return false;
+    };
+    start >= range.start.get() && end <= range.start.get().saturating_add(range.len as u64)
+}
+
+/// A shared reservation: `size` bytes, mapped from a new memory file that also holds `nonce`
+/// at the start of the page after them. Returns the range and the file.
 fn reserve_shared(
     mapper: &InProcessMapper,
     size: usize,
-    placement: rjitlink_memory::Placement,
+    placement: Placement,
     nonce: &[u8],
 ) -> Result<(TargetRange, OwnedFd), String> {
     let range = mapper.reserve(size, placement).map_err(|e| e.to_string())?;
+    let page = mapper.page_size();
+    let Some(file_size) = range
+        .len
+        .checked_add(page)
+        .and_then(|size| libc::off_t::try_from(size).ok())
+    else {
+        let _ = mapper.release(range);
+        return Err("reservation too large for a memory file".into());
+    };
     // SAFETY: plain system calls on a descriptor we own; the MAP_FIXED mapping replaces only
     // the reservation we just made.
     unsafe {
@@ -68,8 +108,6 @@ fn reserve_shared(
             ));
         }
         let fd = OwnedFd::from_raw_fd(fd);
-        let page = mapper.page_size();
-        let file_size = (range.len + page) as libc::off_t;
         let mapped = libc::ftruncate(fd.as_raw_fd(), file_size) == 0
             && libc::pwrite(
                 fd.as_raw_fd(),
@@ -127,32 +165,90 @@ fn remap_shared(range: TargetRange, fd: i32, offset: u64, shared: bool) -> Resul
     Ok(())
 }
 
+/// The live segment that holds `[address, address + len)`, among `live`.
+fn live_segment(live: &[SegmentProtection], address: u64, len: u64) -> Option<&SegmentProtection> {
+    live.iter()
+        .find(|segment| inside(segment.range, address, len))
+}
+
+/// Err unless `address` may be called: it lies in live executable memory of this service
+/// (linked code), or a loaded library has a function starting exactly there (what the
+/// linker looked up, such as `__register_frame` or `__cxa_finalize`). `what` names it.
+fn check_function(live: &[SegmentProtection], address: u64, what: &str) -> Result<(), String> {
+    if live_segment(live, address, 1)
+        .is_some_and(|segment| segment.protection == Protection::ReadExecute)
+    {
+        return Ok(());
+    }
+    if symbol_info(TargetAddr(address)).is_some_and(|info| info.kind == SymbolKind::Function) {
+        return Ok(());
+    }
+    Err(format!(
+        "refused: {what} {address:#x} is neither code this executor holds nor a function of a loaded library"
+    ))
+}
+
+/// Err unless the calls in `actions` go to functions (`check_function`) and each argument
+/// is 0 or points into live memory of this service: every action the linker makes takes a
+/// pointer into the image (an unwind table, a `__dso_handle`, an IFUNC's resolver and slot).
+fn check_actions(live: &[SegmentProtection], actions: &[TargetCall]) -> Result<(), String> {
+    for action in actions {
+        check_function(live, action.function.get(), "a call to")?;
+        for &argument in &action.args {
+            if argument != 0 && live_segment(live, argument, 1).is_none() {
+                return Err(format!(
+                    "refused: the call to {} has the argument {argument:#x}, which points outside the memory this executor holds",
+                    action.function
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Service {
+    fn new() -> Service {
+        Service {
+            mapper: InProcessMapper::new(),
+            libraries: Libraries::default(),
+            reservations: Vec::new(),
+            shared: Vec::new(),
+            live: Vec::new(),
+        }
+    }
+
     /// The memory file and offset behind `range`, if it lies in a shared reservation.
     fn shared_file(&self, range: TargetRange) -> Option<(i32, u64)> {
         self.shared
             .iter()
-            .find(|(s, _)| s.contains(range))
+            .find(|(s, _)| inside(*s, range.start.get(), range.len as u64))
             .map(|(s, fd)| (fd.as_raw_fd(), range.start - s.start))
     }
 
     /// Err unless `[start, start + len)` lies inside one reservation.
     fn check_range(&self, start: TargetAddr, len: usize) -> Result<(), String> {
-        let end = start
-            .get()
-            .checked_add(len as u64)
-            .ok_or("address overflow")?;
         if self
             .reservations
             .iter()
-            .any(|r| start >= r.start && end <= r.end().get())
+            .any(|r| inside(*r, start.get(), len as u64))
         {
             Ok(())
         } else {
             Err(format!(
-                "{start}..{end:#x} is not inside memory reserved by this executor"
+                "{start}..{:#x} is not inside memory reserved by this executor",
+                start.get().saturating_add(len as u64)
             ))
         }
+    }
+
+    /// A reservation's size from the wire, checked.
+    fn reservation_size(size: u64) -> Result<usize, String> {
+        if size > MAX_RESERVATION {
+            return Err(format!(
+                "refused: a reservation of {size} bytes is larger than this executor grants ({MAX_RESERVATION} bytes)"
+            ));
+        }
+        usize::try_from(size).map_err(|_| "size too large".into())
     }
 
     /// The memory a `Write` of `length` bytes at `address` fills, made writable, if it lies in
@@ -162,6 +258,7 @@ impl Service {
         self.check_range(address, length)?;
         let page = self.mapper.page_size() as u64;
         let start = address.get() & !(page - 1);
+        // Inside a reservation, checked above: no overflow.
         let end = (address.get() + length as u64).next_multiple_of(page);
         self.mapper
             .prepare(TargetRange {
@@ -174,16 +271,58 @@ impl Service {
         Ok(unsafe { std::slice::from_raw_parts_mut(address.get() as *mut u8, length) })
     }
 
+    /// A shared reservation, answered (with its file over a Unix socket) on `connection`.
+    fn reserve_shared(
+        &mut self,
+        connection: &mut Connection,
+        id: u64,
+        size: u64,
+        placement: Placement,
+        nonce: &[u8],
+    ) -> Result<(), ServeError> {
+        let reserved = Service::reservation_size(size).and_then(|size| {
+            if !NONCE_LENGTHS.contains(&nonce.len()) {
+                return Err(format!(
+                    "refused: a shared reservation's nonce must have {} to {} bytes",
+                    NONCE_LENGTHS.start(),
+                    NONCE_LENGTHS.end()
+                ));
+            }
+            reserve_shared(&self.mapper, size, placement, nonce)
+        });
+        match reserved {
+            Ok((range, fd)) => {
+                connection.respond(
+                    id,
+                    &Response::ReservedShared {
+                        range,
+                        fd: fd.as_raw_fd() as u32,
+                    },
+                )?;
+                if let Some(socket) = connection.transport().unix_socket() {
+                    rjitlink_protocol::send_fd(socket, fd.as_raw_fd())?;
+                }
+                self.reservations.push(range);
+                self.shared.push((range, fd));
+            }
+            Err(message) => connection.respond(id, &Response::Failed(message.as_bytes()))?,
+        }
+        Ok(())
+    }
+
     fn handle(&mut self, request: Request<'_>) -> Result<Response<'static>, String> {
         let map_error = |e: rjitlink_memory::MapError| e.to_string();
         Ok(match request {
-            Request::Hello { .. } => return Err("unexpected hello".into()),
+            Request::Hello { .. } | Request::Authenticate { .. } => {
+                return Err("unexpected hello".into())
+            }
             Request::Reserve {
                 size,
                 placement,
                 shared: false,
+                nonce: _,
             } => {
-                let size = usize::try_from(size).map_err(|_| "size too large")?;
+                let size = Service::reservation_size(size)?;
                 let range = self.mapper.reserve(size, placement).map_err(map_error)?;
                 self.reservations.push(range);
                 Response::Reserved(range)
@@ -192,6 +331,10 @@ impl Service {
                 for segment in &segments {
                     self.check_range(segment.range.start, segment.range.len)?;
                 }
+                // The actions run once the segments are live: check them against that.
+                let mut live = self.live.clone();
+                live.extend(segments.iter().filter(|s| s.range.len > 0));
+                check_actions(&live, &actions)?;
                 // Writable data in shared memory becomes a private copy-on-write mapping of
                 // the same pages: the program's writes, and those of children it forks, must
                 // stay the program's own (a MAP_SHARED page stays shared across fork).
@@ -204,19 +347,29 @@ impl Service {
                     let (fd, offset) = self.shared_file(segment.range).expect("partitioned");
                     remap_shared(segment.range, fd, offset, false)?;
                 }
-                self.mapper.initialize(&rest, &actions).map_err(map_error)?;
+                self.mapper.initialize(&rest, &[]).map_err(map_error)?;
+                self.live = live;
+                // Checked above to call code this service holds or a library function,
+                // with pointers into its live memory.
+                self.mapper.initialize(&[], &actions).map_err(map_error)?;
                 Response::Done
             }
             Request::Deinitialize { ranges, actions } => {
                 for range in &ranges {
                     self.check_range(range.start, range.len)?;
                 }
+                check_actions(&self.live, &actions)?;
                 let (shared, private): (Vec<TargetRange>, Vec<TargetRange>) = ranges
                     .iter()
                     .partition(|range| self.shared_file(**range).is_some());
                 self.mapper
                     .deinitialize(&private, &actions)
                     .map_err(map_error)?;
+                self.live.retain(|segment| {
+                    !ranges
+                        .iter()
+                        .any(|r| inside(*r, segment.range.start.get(), segment.range.len as u64))
+                });
                 for range in shared {
                     // Back to the shared, inaccessible reservation, dropping private copies;
                     // punching the range out of the memory file frees its pages (the linker's
@@ -249,6 +402,9 @@ impl Service {
                     .ok_or("release of a range that is not a reservation")?;
                 self.mapper.release(range).map_err(map_error)?;
                 self.reservations.swap_remove(index);
+                self.live.retain(|segment| {
+                    !inside(range, segment.range.start.get(), segment.range.len as u64)
+                });
                 // Closing the memory file frees it once the linker unmaps its view.
                 self.shared.retain(|(r, _)| *r != range);
                 Response::Done
@@ -321,10 +477,13 @@ impl Service {
                     })
                     .collect();
                 for copy in &copies {
-                    self.check_range(copy.copy, copy.size as usize)?;
+                    self.check_copy(copy)?;
                 }
                 interpose(&copies).map_err(|e| full_message(&e))?;
                 Response::Done
+            }
+            Request::Input { .. } | Request::InputClosed | Request::OutputClosed { .. } => {
+                return Err("no program is running".into())
             }
             Request::Reserve { shared: true, .. }
             | Request::Write { .. }
@@ -334,9 +493,57 @@ impl Service {
             }
         })
     }
-}
 
-use std::os::unix::ffi::OsStrExt;
+    /// Err unless `copy` copies a data object of a loaded library, whole, into writable live
+    /// memory of this service: what a copy relocation is.
+    fn check_copy(&self, copy: &Interposition) -> Result<(), String> {
+        let name = String::from_utf8_lossy(&copy.name);
+        match symbol_info(copy.original) {
+            Some(info) if info.kind == SymbolKind::Data && copy.size <= info.size => {}
+            _ => {
+                return Err(format!(
+                    "refused: the copy of `{name}` names {} as its original, which is not a data object of {} bytes in a loaded library",
+                    copy.original, copy.size
+                ))
+            }
+        }
+        if self
+            .reservations
+            .iter()
+            .any(|r| inside(*r, copy.original.get(), 1))
+        {
+            return Err(format!(
+                "refused: the copy of `{name}` names its original {} in memory this executor reserved",
+                copy.original
+            ));
+        }
+        match live_segment(&self.live, copy.copy.get(), copy.size) {
+            Some(segment) if segment.protection == Protection::ReadWrite => Ok(()),
+            _ => Err(format!(
+                "refused: the copy of `{name}` at {} ({} bytes) is not in writable memory this executor holds",
+                copy.copy, copy.size
+            )),
+        }
+    }
+
+    /// Err unless the program's entry, init and fini functions may be called.
+    fn check_program(&self, program: &Program) -> Result<(), String> {
+        check_function(&self.live, program.entry.get(), "the entry")?;
+        for &init in &program.init {
+            check_function(&self.live, init.get(), "the init function")?;
+        }
+        for &fini in &program.fini {
+            check_function(&self.live, fini.get(), "the fini function")?;
+        }
+        if let Some(arg) = program.args.iter().find(|arg| arg.contains(&0)) {
+            return Err(format!(
+                "refused: the program argument {:?} holds a NUL byte",
+                String::from_utf8_lossy(arg)
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The connection and request id to answer when the running program exits.
 static EXIT_REPORT: Mutex<Option<(Connection, u64)>> = Mutex::new(None);
@@ -351,29 +558,16 @@ extern "C" fn report_exit(status: c_int, _: *mut c_void) {
     }
 }
 
-/// Serve one linker: handshake (with `token`, if one is required), then requests until the
-/// linker shuts down or closes. A `Run` request does not return: the program's exit is this
-/// process's exit, reported to the linker first.
-pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<(), ServeError> {
+/// Serve the linker that spawned this process, which needs no authentication: handshake,
+/// then requests until the linker shuts down or closes. A `Run` request does not return: the
+/// program's exit is this process's exit, reported to the linker first.
+pub fn serve(stream: Box<dyn Transport>) -> Result<(), ServeError> {
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     let mut connection = Connection::new(stream);
+    connection.set_max_frame(rjitlink_protocol::MAX_HANDSHAKE_FRAME);
     let (id, version) = match connection.next_request()? {
         None => return Err(ServeError::ClosedBeforeHello),
-        Some((
-            id,
-            Request::Hello {
-                version,
-                token: presented,
-            },
-        )) => {
-            if let Some(token) = token {
-                if !same_secret(presented, token) {
-                    // Closed before anything is served or even answered.
-                    return Err(ServeError::WrongToken);
-                }
-            }
-            (id, version)
-        }
+        Some((id, Request::Hello { version, .. })) => (id, version),
         Some(_) => return Err(ServeError::NotHello),
     };
     if version != PROTOCOL_VERSION {
@@ -384,23 +578,25 @@ pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<(), Ser
         connection.respond(id, &Response::Failed(error.to_string().as_bytes()))?;
         return Err(error);
     }
+    let info = executor_info();
     connection.respond(
         id,
         &Response::Hello {
-            version: PROTOCOL_VERSION,
-            page_size: rjitlink_memory::page_size() as u64,
-            pid: std::process::id(),
-            capabilities: rjitlink_protocol::CAPABILITY_SHARED_MEMORY,
+            version: info.version,
+            page_size: info.page_size,
+            pid: info.pid,
+            capabilities: info.capabilities,
+            proof: b"",
         },
     )?;
     connection.transport().set_read_timeout(None)?;
+    connection.set_max_frame(rjitlink_protocol::MAX_FRAME);
+    serve_requests(connection, ProgramIo::Inherited)
+}
 
-    let mut service = Service {
-        mapper: InProcessMapper::new(),
-        libraries: Libraries::default(),
-        reservations: Vec::new(),
-        shared: Vec::new(),
-    };
+/// Serve an authenticated (or spawning) linker's requests until it shuts down or closes.
+pub(crate) fn serve_requests(mut connection: Connection, io: ProgramIo) -> Result<(), ServeError> {
+    let mut service = Service::new();
     loop {
         let Some((id, request)) = connection.next_request()? else {
             return Ok(());
@@ -414,30 +610,10 @@ pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<(), Ser
                 size,
                 placement,
                 shared: true,
+                nonce,
             } => {
-                let mut nonce = [0u8; 16];
-                nonce.copy_from_slice(&generate_token()?.as_bytes()[..16]);
-                let size = usize::try_from(size).unwrap_or(usize::MAX);
-                match reserve_shared(&service.mapper, size, placement, &nonce) {
-                    Ok((range, fd)) => {
-                        connection.respond(
-                            id,
-                            &Response::ReservedShared {
-                                range,
-                                fd: fd.as_raw_fd() as u32,
-                                nonce: &nonce,
-                            },
-                        )?;
-                        if let Some(socket) = connection.transport().unix_socket() {
-                            rjitlink_protocol::send_fd(socket, fd.as_raw_fd())?;
-                        }
-                        service.reservations.push(range);
-                        service.shared.push((range, fd));
-                    }
-                    Err(message) => {
-                        connection.respond(id, &Response::Failed(message.as_bytes()))?
-                    }
-                }
+                let nonce = nonce.to_vec();
+                service.reserve_shared(&mut connection, id, size, placement, &nonce)?;
             }
             Request::Run(run) => {
                 let program = Program {
@@ -446,6 +622,13 @@ pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<(), Ser
                     fini: run.fini,
                     args: run.args.iter().map(|a| a.to_vec()).collect(),
                 };
+                if let Err(message) = service.check_program(&program) {
+                    connection.respond(id, &Response::Failed(message.as_bytes()))?;
+                    continue;
+                }
+                if io == ProgramIo::OverConnection {
+                    return relay::run(connection, id, &program);
+                }
                 *EXIT_REPORT.lock().unwrap_or_else(|e| e.into_inner()) = Some((connection, id));
                 match run_program(&program, Some(report_exit)) {
                     Ok(never) => match never {},
@@ -482,73 +665,12 @@ pub fn serve(stream: Box<dyn Transport>, token: Option<&[u8]>) -> Result<(), Ser
     }
 }
 
-/// Serve linkers over TCP, one at a time, each in a forked child so that a program's exit or
-/// crash ends only that child. If the child dies by a signal, the linker is told so.
-pub fn listen(address: &str, token: &[u8]) -> Result<(), ServeError> {
-    let listener = TcpListener::bind(address).map_err(|source| ServeError::Listen {
-        address: address.to_owned(),
-        source,
-    })?;
-    let local = listener.local_addr()?;
-    if !local.ip().is_loopback() {
-        eprintln!(
-            "rjitlink executor: warning: listening on {local}, reachable from other machines: anyone with the token can run code here"
-        );
-    }
-    println!("rjitlink executor listening on {local}");
-    std::io::stdout().flush()?;
-    loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                eprintln!("rjitlink executor: accept failed: {e}");
-                continue;
-            }
-        };
-        // SAFETY: this process is single-threaded here, so the child may run anything.
-        match unsafe { libc::fork() } {
-            -1 => eprintln!(
-                "rjitlink executor: fork failed: {}",
-                std::io::Error::last_os_error()
-            ),
-            0 => {
-                drop(listener);
-                let status = match serve(Box::new(stream), Some(token)) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        eprintln!("rjitlink executor: {peer}: {}", full_message(&e));
-                        1
-                    }
-                };
-                std::process::exit(status);
-            }
-            child => report_child_end(child, stream),
-        }
-    }
-}
-
-/// Wait for the child serving `stream`; if a signal killed it, tell the linker.
-fn report_child_end(child: libc::pid_t, stream: TcpStream) {
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    while unsafe { libc::waitpid(child, &mut status, 0) } == -1 {
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return;
-        }
-    }
-    if libc::WIFSIGNALED(status) {
-        let mut connection = Connection::new(Box::new(stream));
-        let _ = connection.respond(0, &Response::Terminated(libc::WTERMSIG(status)));
-    }
-}
-
 /// Serve the linker that spawned this process, on the socket at file descriptor `fd`.
 ///
 /// The executor is part of the spawning linker's run: it dies with it (PR_SET_PDEATHSIG), so
 /// that a killed linker leaves no process holding its memory. `parent` is the linker's pid,
 /// to catch a linker that died before that was set.
 pub fn serve_inherited_socket(fd: i32, parent: u32) -> Result<(), ServeError> {
-    use std::os::fd::FromRawFd;
     // SAFETY: prctl and getppid have no memory-safety preconditions.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -562,5 +684,54 @@ pub fn serve_inherited_socket(fd: i32, parent: u32) -> Result<(), ServeError> {
         libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
         std::os::unix::net::UnixStream::from_raw_fd(fd)
     };
-    serve(Box::new(stream), None)
+    serve(Box::new(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(start: u64, len: usize, protection: Protection) -> SegmentProtection {
+        SegmentProtection {
+            range: TargetRange {
+                start: TargetAddr(start),
+                len,
+            },
+            protection,
+        }
+    }
+
+    #[test]
+    fn ranges_from_the_wire_never_wrap() {
+        let range = TargetRange {
+            start: TargetAddr(0x1000),
+            len: 0x1000,
+        };
+        assert!(inside(range, 0x1000, 0x1000));
+        assert!(!inside(range, 0x1000, 0x1001));
+        assert!(!inside(range, u64::MAX, 2));
+        assert!(!inside(range, 0xfff, 1));
+    }
+
+    #[test]
+    fn wild_actions_are_refused() {
+        let live = [
+            segment(0x10000, 0x1000, Protection::ReadExecute),
+            segment(0x11000, 0x1000, Protection::ReadWrite),
+        ];
+        let call = |function, args| TargetCall {
+            function: TargetAddr(function),
+            args,
+        };
+        assert!(check_actions(&live, &[call(0x10010, [0x11000, 0])]).is_ok());
+        // Code in data, wild code, a wild pointer argument.
+        assert!(check_actions(&live, &[call(0x11000, [0, 0])]).is_err());
+        assert!(check_actions(&live, &[call(0xdead_0000, [0, 0])]).is_err());
+        let refused = check_actions(&live, &[call(0x10010, [0x11000, 8])]).unwrap_err();
+        assert!(refused.contains("0x8, which points outside"), "{refused}");
+        // A library function is callable (libc's own `getpid`, found by the loader).
+        let getpid = libc::getpid as *const () as u64;
+        assert!(check_function(&live, getpid, "a call to").is_ok());
+        assert!(check_function(&live, getpid + 1, "a call to").is_err());
+    }
 }
