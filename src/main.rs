@@ -41,10 +41,18 @@ enum Command {
 
 #[derive(Args)]
 struct ExecutorArgs {
-    /// Serve linkers over TCP, one at a time, at HOST:PORT or PORT (HOST defaults to 127.0.0.1).
-    /// Clients must present the token from RJITLINK_TOKEN, or the one printed at start.
+    /// Serve linkers over TCP at HOST:PORT or PORT (HOST defaults to 127.0.0.1), several at
+    /// once. Each must prove that it knows the token (RJITLINK_TOKEN, at least 16 bytes, or
+    /// the one printed at start); the token itself never crosses the network.
     #[arg(long, value_name = "[HOST:]PORT", conflicts_with = "fd")]
     listen: Option<String>,
+    /// With --listen: serve at most N linkers at once; more are told the executor is busy.
+    #[arg(long, value_name = "N", requires = "listen", default_value_t = rjitlink_executor::DEFAULT_MAX_CLIENTS, value_parser = parse_max_clients)]
+    max_clients: usize,
+    /// With --listen: stop (ending every program it runs) when standard input reaches its
+    /// end, so that a supervisor can end the executor by closing a pipe.
+    #[arg(long, requires = "listen")]
+    exit_with_stdin: bool,
     /// Serve the linker that spawned this process on the socket at descriptor FD.
     #[arg(long, value_name = "FD", hide = true, requires = "parent")]
     fd: Option<i32>,
@@ -171,6 +179,23 @@ fn parse_number(text: &str) -> Result<u64, String> {
     .map_err(|_| format!("`{text}` is not a number"))
 }
 
+fn parse_max_clients(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}` is not a number from 1 to 4096")),
+    }
+}
+
+/// The token shared with a TCP executor, from RJITLINK_TOKEN.
+fn token_from_environment() -> Result<Option<rjitlink_remote::Token>> {
+    use std::os::unix::ffi::OsStrExt;
+    match std::env::var_os("RJITLINK_TOKEN") {
+        None => Ok(None),
+        Some(token) if token.is_empty() => Ok(None),
+        Some(token) => Ok(Some(rjitlink_remote::Token::new(token.as_bytes())?)),
+    }
+}
+
 fn parse_address(text: &str) -> Result<u64, String> {
     let address = parse_number(text)?;
     if address % 4096 != 0 {
@@ -199,7 +224,14 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         }
         ExecutorChoice::InProcess => Box::new(InProcess::new()),
         ExecutorChoice::Remote => Box::new(Remote::spawn(memory)?),
-        ExecutorChoice::Tcp(address) => Box::new(Remote::connect(address, memory)?),
+        ExecutorChoice::Tcp(address) => {
+            let Some(token) = token_from_environment()? else {
+                anyhow::bail!(
+                    "RJITLINK_TOKEN is not set: --executor=tcp needs the token of the executor (it prints one at start if it was given none)"
+                );
+            };
+            Box::new(Remote::connect(address, &token, memory)?)
+        }
     };
     let mut session = Session::new(
         executor,
@@ -279,15 +311,25 @@ fn executor(args: ExecutorArgs) -> Result<u8> {
     } else {
         format!("127.0.0.1:{listen}")
     };
-    let token = match std::env::var("RJITLINK_TOKEN") {
-        Ok(token) if !token.is_empty() => token,
-        _ => {
-            let token = rjitlink_executor::generate_token()?;
-            println!("RJITLINK_TOKEN={token}");
+    let token = match token_from_environment()? {
+        Some(token) => token,
+        None => {
+            let token = rjitlink_executor::Token::generate()
+                .map_err(|e| anyhow::anyhow!("cannot generate a token: {e}"))?;
+            println!(
+                "RJITLINK_TOKEN={}",
+                String::from_utf8_lossy(token.as_bytes())
+            );
             token
         }
     };
-    rjitlink_executor::listen(&address, token.as_bytes())?;
+    // The programs it runs get this process's environment: not the secret.
+    std::env::remove_var("RJITLINK_TOKEN");
+    let options = rjitlink_executor::ListenOptions {
+        max_clients: args.max_clients,
+        exit_with_stdin: args.exit_with_stdin,
+    };
+    rjitlink_executor::listen(&address, &token, &options)?;
     Ok(0)
 }
 

@@ -1,11 +1,22 @@
 //! The connection to a remote executor, shared by the `Remote` executor and its memory mapper:
-//! the deferred handshake, one call (request, response, and what the response means), and the
-//! memory requests both mappers send.
+//! the handshakes (deferred with a spawned executor, authenticated over TCP), one call
+//! (request, response, and what the response means), and the memory requests both mappers
+//! send.
 
 use rjitlink_memory::{MapError, SegmentProtection, TargetCall, TargetRange};
-use rjitlink_protocol::{Connection, ProtocolError, Request, Response, PROTOCOL_VERSION};
+use rjitlink_protocol::auth::{ExecutorInfo, Nonces, NONCE_LEN};
+use rjitlink_protocol::{
+    Connection, ProtocolError, Request, Response, Token, MAX_FRAME, MAX_HANDSHAKE_FRAME,
+    PROTOCOL_VERSION,
+};
 use rjitlink_target::{full_message, TargetError};
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long the TCP handshake may take in all. The executor may hold back a peer whose
+/// handshakes failed before (for up to 10 s) and gives each handshake 5 s.
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(20);
 
 /// The connection to the executor, and a hello sent but not yet answered (a spawned
 /// executor starts while the linker reads its inputs).
@@ -50,6 +61,7 @@ pub(crate) fn announced_version() -> u32 {
 }
 
 /// What the executor says of itself in its answer to hello.
+#[derive(Debug)]
 pub(crate) struct ExecutorHello {
     pub(crate) page_size: u64,
     pub(crate) pid: u32,
@@ -57,7 +69,8 @@ pub(crate) struct ExecutorHello {
     pub(crate) capabilities: u64,
 }
 
-/// The executor's answer to hello, checked.
+/// A spawned executor's answer to hello, checked. (It is this linker's own child on a socket
+/// pair: there is nothing to authenticate.)
 pub(crate) fn check_hello(
     hello: Result<Response<'_>, ProtocolError>,
 ) -> Result<ExecutorHello, TargetError> {
@@ -67,6 +80,7 @@ pub(crate) fn check_hello(
             page_size,
             pid,
             capabilities,
+            proof: _,
         }) => {
             if version != announced_version() {
                 return Err(TargetError::VersionMismatch {
@@ -75,7 +89,7 @@ pub(crate) fn check_hello(
                 });
             }
             Ok(ExecutorHello {
-                page_size,
+                page_size: checked_page_size(page_size)?,
                 pid,
                 capabilities,
             })
@@ -92,6 +106,146 @@ pub(crate) fn check_hello(
 /// The executor's message refusing a request.
 pub(crate) fn refused(message: &[u8]) -> TargetError {
     TargetError::Refused(String::from_utf8_lossy(message).into_owned())
+}
+
+/// The executor's page size, if it is one: the mappers align to it.
+fn checked_page_size(page_size: u64) -> Result<u64, TargetError> {
+    if page_size.is_power_of_two() && (4096..=1 << 30).contains(&page_size) {
+        Ok(page_size)
+    } else {
+        Err(TargetError::UnexpectedHandshake {
+            response: format!("a page size of {page_size} bytes"),
+        })
+    }
+}
+
+/// Why a TCP executor was not accepted: it did not prove that it knows the token.
+#[derive(Debug)]
+enum AuthError {
+    /// It answered hello without a challenge, as if no proof were needed.
+    NoChallenge,
+    /// Its challenge holds no proper nonce.
+    BadChallenge,
+    /// Its proof (of its hello or of a refusal) is wrong.
+    WrongProof,
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self {
+            AuthError::NoChallenge => "it answered without asking for proof of the token",
+            AuthError::BadChallenge => "its challenge is malformed",
+            AuthError::WrongProof => "its proof is wrong",
+        };
+        write!(
+            f,
+            "the executor did not prove that it knows RJITLINK_TOKEN ({what}): it is not the executor meant, or its token differs"
+        )
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+fn not_proven(error: AuthError) -> TargetError {
+    TargetError::Handshake(Box::new(error))
+}
+
+/// A message from an executor that has not proved who it is: shown, but as plain text of
+/// bounded length, so that it cannot play with the user's terminal.
+fn unproven_message(message: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(message).chars().take(200).collect();
+    format!("the executor says: {}", text.escape_debug())
+}
+
+/// A handshake failure from the connection.
+fn handshake_error(error: ProtocolError) -> TargetError {
+    match error {
+        ProtocolError::Closed => TargetError::ClosedInHandshake,
+        e => TargetError::Handshake(Box::new(e)),
+    }
+}
+
+/// The linker's side of the TCP handshake (see `rjitlink_protocol::auth`): prove that it
+/// knows `token`, and accept nothing from the executor — no answer, no number — before the
+/// executor has proved that it knows it too. Until then frames are small and the whole
+/// exchange has a deadline.
+pub(crate) fn authenticate(
+    connection: &mut Connection,
+    token: &Token,
+) -> Result<ExecutorHello, TargetError> {
+    connection.set_max_frame(MAX_HANDSHAKE_FRAME);
+    connection
+        .set_deadline(Some(Instant::now() + HANDSHAKE_DEADLINE))
+        .map_err(handshake_error)?;
+    let linker_nonce = rjitlink_protocol::auth::nonce()?;
+    let version = announced_version();
+    let id = connection
+        .send_request(&Request::Hello {
+            version,
+            nonce: &linker_nonce,
+        })
+        .map_err(handshake_error)?;
+    let executor_nonce: [u8; NONCE_LEN] = match connection.receive_response(id) {
+        Ok(Response::Challenge { nonce }) => nonce
+            .try_into()
+            .map_err(|_| not_proven(AuthError::BadChallenge))?,
+        // Another version: its words, plainly, since there is nothing else to go by.
+        Ok(Response::Failed(message)) => {
+            return Err(TargetError::Refused(unproven_message(message)))
+        }
+        Ok(Response::Hello { .. }) => return Err(not_proven(AuthError::NoChallenge)),
+        Ok(_) => return Err(not_proven(AuthError::NoChallenge)),
+        Err(e) => return Err(handshake_error(e)),
+    };
+    let nonces = Nonces {
+        linker: &linker_nonce,
+        executor: &executor_nonce,
+    };
+    let proof = token.linker_proof(nonces);
+    let id = connection
+        .send_request(&Request::Authenticate { proof: &proof })
+        .map_err(handshake_error)?;
+    let hello = match connection.receive_response(id) {
+        Ok(Response::Hello {
+            version: theirs,
+            page_size,
+            pid,
+            capabilities,
+            proof,
+        }) => {
+            let info = ExecutorInfo {
+                version: theirs,
+                page_size,
+                pid,
+                capabilities,
+            };
+            if !token.check_executor_proof(nonces, &info, proof) {
+                return Err(not_proven(AuthError::WrongProof));
+            }
+            if theirs != version {
+                return Err(TargetError::VersionMismatch {
+                    ours: version,
+                    theirs,
+                });
+            }
+            ExecutorHello {
+                page_size: checked_page_size(page_size)?,
+                pid,
+                capabilities,
+            }
+        }
+        Ok(Response::Refused { reason, proof }) => {
+            if !token.check_refusal_proof(nonces, reason, proof) {
+                return Err(not_proven(AuthError::WrongProof));
+            }
+            return Err(refused(reason));
+        }
+        Ok(_) => return Err(not_proven(AuthError::WrongProof)),
+        Err(e) => return Err(handshake_error(e)),
+    };
+    connection.set_deadline(None).map_err(handshake_error)?;
+    connection.set_max_frame(MAX_FRAME);
+    Ok(hello)
 }
 
 /// Lock the connection, first finishing a deferred handshake.

@@ -40,6 +40,7 @@ impl MemoryMapper for RemoteCopyMapper {
                 size: size as u64,
                 placement,
                 shared: false,
+                nonce: b"",
             },
             |r| match r {
                 Response::Reserved(range) => Some(range),

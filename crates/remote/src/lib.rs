@@ -3,14 +3,17 @@
 //! or listening on TCP), and linked memory reaches it through one of two mappers — shared
 //! pages ([`SharedMemoryMapper`]) or bytes sent at finalize ([`RemoteCopyMapper`]).
 //!
-//! Modules, lowest first: `connection` (the connection both the executor and its mapper use),
-//! one module per mapper, then `remote`.
+//! Modules, lowest first: `connection` (the connection both the executor and its mapper use,
+//! and the handshakes), one module per mapper, `stdio` (a program's standard streams over
+//! TCP), then `remote`.
 
 mod connection;
 mod copy_mapper;
 mod remote;
 mod shared_mapper;
+mod stdio;
 
 pub use copy_mapper::RemoteCopyMapper;
 pub use remote::{MemoryMode, Remote};
+pub use rjitlink_protocol::{Token, TokenError};
 pub use shared_mapper::SharedMemoryMapper;

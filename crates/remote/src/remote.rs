@@ -2,13 +2,13 @@
 //! the choice of the mapper its memory goes through.
 
 use crate::connection::{
-    announced_version, call, check_hello, lock, ready, refused, share, ExecutorHello,
+    announced_version, authenticate, call, lock, ready, refused, share, ExecutorHello,
     SharedConnection,
 };
 use crate::copy_mapper::RemoteCopyMapper;
 use crate::shared_mapper::SharedMemoryMapper;
-use rjitlink_memory::{MemoryMapper, Placement, TargetAddr};
-use rjitlink_protocol::{Connection, Copy, ProtocolError, Request, Response, RunProgram};
+use rjitlink_memory::{MapError, MemoryMapper, Placement, TargetAddr};
+use rjitlink_protocol::{Connection, Copy, ProtocolError, Request, Response, RunProgram, Token};
 use rjitlink_target::{
     Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, SymbolKind,
     TargetError, TransportStats, WordTable,
@@ -39,6 +39,9 @@ pub struct Remote {
     child: Option<Child>,
     /// The executor's process id, from the handshake.
     pub pid: u32,
+    /// The program's standard streams travel over the connection (TCP); a spawned executor
+    /// shares the linker's.
+    stdio_over_connection: bool,
 }
 
 /// A failed system call, saying what was being done.
@@ -93,7 +96,7 @@ impl Remote {
         let hello = connection
             .send_request(&Request::Hello {
                 version: announced_version(),
-                token: b"",
+                nonce: b"",
             })
             .map_err(|e| TargetError::Connection(Box::new(e)))?;
         let connection = share(connection, Some(hello));
@@ -108,6 +111,7 @@ impl Remote {
             connection,
             child: Some(child),
             pid,
+            stdio_over_connection: false,
         };
         if memory == MemoryMode::Copy {
             remote.use_copy_mapper();
@@ -115,26 +119,42 @@ impl Remote {
         Ok(remote)
     }
 
-    /// Connect to `rjitlink executor --listen` at `address`, presenting RJITLINK_TOKEN.
-    /// Shared memory works only when both ends are on one machine: it is tried with a
-    /// one-page reservation, and `Auto` falls back to copying.
-    pub fn connect(address: &str, memory: MemoryMode) -> Result<Remote, TargetError> {
+    /// Connect to `rjitlink executor --listen` at `address`, both sides proving that they
+    /// know `token` (which is never sent). The program's standard streams are this process's,
+    /// carried over the connection.
+    ///
+    /// Shared memory works only when both ends are on one machine (the connection then has
+    /// the same address at both ends): it is tried with a one-page reservation, and `Auto`
+    /// falls back to copying.
+    pub fn connect(
+        address: &str,
+        token: &Token,
+        memory: MemoryMode,
+    ) -> Result<Remote, TargetError> {
         let stream = std::net::TcpStream::connect(address).map_err(system(format!(
             "cannot connect to the executor at {address}"
         )))?;
         stream.set_nodelay(true)?;
-        let token = std::env::var("RJITLINK_TOKEN").unwrap_or_default();
-        let mut remote = Remote::handshake(
-            Box::new(stream),
-            token.as_bytes(),
-            None,
-            memory != MemoryMode::Copy,
-        )?;
+        let same_machine = match (stream.local_addr(), stream.peer_addr()) {
+            (Ok(local), Ok(peer)) => local.ip() == peer.ip(),
+            _ => false,
+        };
+        let mut connection = Connection::new(Box::new(stream));
+        let hello = authenticate(&mut connection, token)?;
+        let mut remote = Remote::after_handshake(connection, hello, memory != MemoryMode::Copy)?;
+        remote.stdio_over_connection = true;
         if remote.shared_memory {
-            let probe = remote
-                .mapper
-                .reserve(remote.mapper.page_size(), Placement::Anywhere)
-                .and_then(|range| remote.mapper.release(range));
+            let probe = if same_machine {
+                remote
+                    .mapper
+                    .reserve(remote.mapper.page_size(), Placement::Anywhere)
+                    .and_then(|range| remote.mapper.release(range))
+            } else {
+                Err(MapError::Executor(
+                    "shared memory with the executor is not possible: it is on another machine"
+                        .into(),
+                ))
+            };
             match (probe, memory) {
                 (Ok(()), _) => {}
                 (Err(_), MemoryMode::Auto) => remote.use_copy_mapper(),
@@ -152,24 +172,17 @@ impl Remote {
         self.shared_memory = false;
     }
 
-    fn handshake(
-        stream: Box<dyn rjitlink_protocol::Transport>,
-        token: &[u8],
-        child: Option<Child>,
+    /// A TCP executor that has proved itself and said `hello`.
+    fn after_handshake(
+        connection: Connection,
+        hello: ExecutorHello,
         shared_memory: bool,
     ) -> Result<Remote, TargetError> {
-        stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
-        let mut connection = Connection::new(stream);
-        let hello = connection.call(&Request::Hello {
-            version: announced_version(),
-            token,
-        });
         let ExecutorHello {
             page_size,
             pid,
             capabilities,
-        } = check_hello(hello)?;
-        connection.transport().set_read_timeout(None)?;
+        } = hello;
         let connection = share(connection, None);
         let can_share = capabilities & rjitlink_protocol::CAPABILITY_SHARED_MEMORY != 0;
         if shared_memory && !can_share {
@@ -183,8 +196,9 @@ impl Remote {
             )),
             shared_memory: true,
             connection,
-            child,
+            child: None,
             pid,
+            stdio_over_connection: false,
         };
         if !shared_memory {
             remote.use_copy_mapper();
@@ -351,6 +365,9 @@ impl Executor for Remote {
             fini: program.fini.clone(),
             args: program.args.iter().map(Vec::as_slice).collect(),
         });
+        if self.stdio_over_connection {
+            return crate::stdio::run(&self.connection, &request);
+        }
         let shared = self.connection.clone();
         let outcome = {
             let mut locked = match ready(&shared) {

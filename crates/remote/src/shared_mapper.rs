@@ -1,6 +1,12 @@
 //! The shared-memory mapper: the executor backs its reservation with a memory file and hands
 //! it over; the linker maps the same pages and writes code and data straight into them.
 //! Finalizing sends only protections — no section content crosses the connection.
+//!
+//! The linker maps no file but the executor's memory file, and checks that it is one before
+//! writing anything: over TCP, where it is opened by its /proc path, that path must name a
+//! memory file of the executor's before it is opened; every file must then be an unlinked
+//! in-memory file of exactly the size asked for; and a nonce of the linker's choosing, which
+//! only the executor was told, must be in it just past the range.
 
 use crate::connection::{
     deinitialize_remote, initialize_remote, map_error, ready, refused, release_remote,
@@ -12,7 +18,76 @@ use rjitlink_memory::{
 use rjitlink_protocol::{receive_fd, Request, Response};
 use rjitlink_target::TargetError;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Mutex;
+
+/// The name the executor gives its memory files (`memfd_create`); /proc shows it as
+/// `/memfd:rjitlink-slab (deleted)`.
+const MEMORY_FILE_PREFIX: &[u8] = b"/memfd:rjitlink-slab";
+
+/// Bytes of the nonce the linker asks the executor to write past a shared range.
+const NONCE_LEN: usize = 16;
+
+/// Open the executor's memory file `fd` by its /proc path: it is on this machine, but no Unix
+/// socket carries descriptors (TCP). What the path names is checked first, so that nothing
+/// else is opened — not a device, a FIFO or a file on disk of whatever process has that pid.
+fn open_executor_memory(pid: u32, fd: u32) -> Result<OwnedFd, String> {
+    let path = format!("/proc/{pid}/fd/{fd}");
+    let target = std::fs::read_link(&path)
+        .map_err(|e| format!("cannot open the executor's memory: {e} (not on this machine?)"))?;
+    if !target
+        .as_os_str()
+        .as_bytes()
+        .starts_with(MEMORY_FILE_PREFIX)
+    {
+        return Err(format!(
+            "{path} is not the executor's memory file (another machine, or another process?)"
+        ));
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(&path)
+        .map(OwnedFd::from)
+        .map_err(|e| format!("cannot open the executor's memory: {e}"))
+}
+
+/// Err unless `fd` is a memory file of `len` bytes: an in-memory file (tmpfs or hugetlbfs),
+/// regular, linked nowhere, named as the executor names its own.
+fn check_memory_file(fd: &OwnedFd, len: usize) -> Result<(), String> {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    let mut statfs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: fstat and fstatfs fill the structures for a descriptor we own.
+    let (stat, statfs) = unsafe {
+        if libc::fstat(fd.as_raw_fd(), stat.as_mut_ptr()) != 0
+            || libc::fstatfs(fd.as_raw_fd(), statfs.as_mut_ptr()) != 0
+        {
+            return Err(format!(
+                "cannot examine the executor's memory: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        (stat.assume_init(), statfs.assume_init())
+    };
+    let name = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map(|path| path.as_os_str().as_bytes().starts_with(MEMORY_FILE_PREFIX))
+        .unwrap_or(false);
+    let in_memory = matches!(statfs.f_type, TMPFS_MAGIC | HUGETLBFS_MAGIC);
+    if stat.st_mode & libc::S_IFMT != libc::S_IFREG || stat.st_nlink != 0 || !in_memory || !name {
+        return Err("the file the executor named is not its memory file".into());
+    }
+    if u64::try_from(stat.st_size) != Ok(len as u64) {
+        return Err(format!(
+            "the executor's memory file has {} bytes, not the {len} expected",
+            stat.st_size
+        ));
+    }
+    Ok(())
+}
 
 /// The linker's view of one shared reservation.
 struct View {
@@ -45,10 +120,21 @@ impl SharedMemoryMapper {
         }
     }
 
-    /// Map the executor's memory file and check, by the nonce past the range, that it is
-    /// the executor's memory and not some other file.
+    /// Check that `fd` is the executor's memory file for `range`, map it, and check, by the
+    /// nonce past the range, that it is the very file the executor made for this request.
     fn map_view(&self, range: TargetRange, fd: &OwnedFd, nonce: &[u8]) -> Result<View, String> {
-        let local_len = range.len + self.page_size;
+        let page = self.page_size;
+        if !range.start.get().is_multiple_of(page as u64) || !range.len.is_multiple_of(page) {
+            return Err(format!(
+                "the executor's range {} is not page-aligned",
+                range.start
+            ));
+        }
+        let local_len = range
+            .len
+            .checked_add(page)
+            .ok_or("the executor's range is too large")?;
+        check_memory_file(fd, local_len)?;
         // SAFETY: a shared mapping of a memory file of at least `local_len` bytes.
         let local = unsafe {
             libc::mmap(
@@ -88,15 +174,19 @@ impl MemoryMapper for SharedMemoryMapper {
     }
 
     fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rjitlink_protocol::auth::random_bytes(&mut nonce)
+            .map_err(|e| map_error(format!("no random bytes for a nonce: {e}")))?;
         let mut locked = ready(&self.connection).map_err(target_map_error)?;
         let connection = &mut locked.connection;
         let response = connection.call(&Request::Reserve {
             size: size as u64,
             placement,
             shared: true,
+            nonce: &nonce,
         });
-        let (range, fd_number, nonce) = match response {
-            Ok(Response::ReservedShared { range, fd, nonce }) => (range, fd, nonce.to_vec()),
+        let (range, fd_number) = match response {
+            Ok(Response::ReservedShared { range, fd }) => (range, fd),
             Ok(Response::Failed(message)) => return Err(target_map_error(refused(message))),
             Ok(other) => {
                 return Err(target_map_error(TargetError::UnexpectedResponse {
@@ -109,17 +199,17 @@ impl MemoryMapper for SharedMemoryMapper {
         // Over a Unix socket the descriptor follows the response; otherwise open it by path.
         let fd: Result<OwnedFd, String> = match connection.transport().unix_socket() {
             Some(socket) => receive_fd(socket).map_err(|e| e.to_string()),
-            None => std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(format!("/proc/{}/fd/{fd_number}", self.executor_pid))
-                .map(OwnedFd::from)
-                .map_err(|e| {
-                    format!("cannot open the executor's memory: {e} (not on this machine?)")
-                }),
+            None => open_executor_memory(self.executor_pid, fd_number),
         };
         drop(locked);
-        let view = fd.and_then(|fd| self.map_view(range, &fd, &nonce));
+        let view = if range.len < size {
+            Err(format!(
+                "the executor reserved {} bytes for {size} asked",
+                range.len
+            ))
+        } else {
+            fd.and_then(|fd| self.map_view(range, &fd, &nonce))
+        };
         match view {
             Ok(view) => {
                 self.views
@@ -187,5 +277,45 @@ impl Drop for SharedMemoryMapper {
             // SAFETY: the view's own mapping; nothing uses it once the mapper is gone.
             unsafe { libc::munmap(view.local as *mut libc::c_void, view.local_len) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    fn memfd(name: &std::ffi::CStr, len: i64) -> OwnedFd {
+        // SAFETY: a fresh descriptor, owned from here.
+        let fd = unsafe { OwnedFd::from_raw_fd(libc::memfd_create(name.as_ptr(), 0)) };
+        // SAFETY: sizing our own file.
+        assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }, 0);
+        fd
+    }
+
+    #[test]
+    fn only_an_executor_memory_file_of_the_right_size_passes() {
+        assert!(check_memory_file(&memfd(c"rjitlink-slab", 8192), 8192).is_ok());
+        let wrong_size = check_memory_file(&memfd(c"rjitlink-slab", 4096), 8192).unwrap_err();
+        assert!(wrong_size.contains("4096 bytes"), "{wrong_size}");
+        assert!(check_memory_file(&memfd(c"someone-else", 8192), 8192).is_err());
+        // A file on disk, even of the right size, is not one.
+        let path = std::env::temp_dir().join(format!("rjitlink-not-memory-{}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(8192).unwrap();
+        let result = check_memory_file(&OwnedFd::from(file), 8192);
+        std::fs::remove_file(&path).unwrap();
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn no_other_file_is_opened_by_its_proc_path() {
+        // This process's stdin, stdout and a descriptor that does not exist.
+        let pid = std::process::id();
+        for fd in [0, 1, 999_999] {
+            assert!(open_executor_memory(pid, fd).is_err());
+        }
+        let memory = memfd(c"rjitlink-slab", 4096);
+        assert!(open_executor_memory(pid, memory.as_raw_fd() as u32).is_ok());
     }
 }

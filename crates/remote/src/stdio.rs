@@ -1,0 +1,157 @@
+//! The linker's side of a program run over TCP: the program's standard streams are the
+//! linker's. Its output and error come as `Output` frames and are written to the linker's
+//! own (a closed pipe there is told to the executor, where the program's next write fails as
+//! it would natively); a thread reads the linker's standard input and sends it within the
+//! window the executor grants; the run ends with the program's status.
+
+use crate::connection::{ready, refused, SharedConnection};
+use rjitlink_protocol::{
+    FrameWriter, ProtocolError, Request, Response, STDERR, STDIN_WINDOW, STDOUT,
+};
+use rjitlink_target::TargetError;
+use std::io::{self, Write};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Bytes of input read and sent at a time.
+const CHUNK: usize = 64 << 10;
+
+/// How much input the executor can take now: the window left.
+struct Window {
+    credit: Mutex<u64>,
+    grown: Condvar,
+}
+
+fn connection_error(error: ProtocolError) -> TargetError {
+    match error {
+        ProtocolError::Closed => TargetError::ClosedWhileRunning,
+        e => TargetError::Connection(Box::new(e)),
+    }
+}
+
+/// Write all of `bytes` to descriptor `fd`, unbuffered (the program's own buffering is what
+/// the user sees, as natively), waiting if the descriptor is non-blocking and full.
+fn write_fd(fd: i32, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: writing our own buffer.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            match error.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    let mut writable = libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut writable, 1, -1) };
+                    continue;
+                }
+                _ => return Err(error),
+            }
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
+}
+
+/// Read the linker's standard input and send it, never more than the window allows; at its
+/// end (or on an error reading it) say so. Ends when the connection fails.
+fn forward_input(writer: Arc<Mutex<FrameWriter>>, window: Arc<Window>) {
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        let allowed = {
+            let mut credit = window.credit.lock().unwrap_or_else(|e| e.into_inner());
+            while *credit == 0 {
+                credit = window.grown.wait(credit).unwrap_or_else(|e| e.into_inner());
+            }
+            (*credit).min(CHUNK as u64) as usize
+        };
+        // SAFETY: reading into our own buffer, at most its length.
+        let n = unsafe { libc::read(0, buffer.as_mut_ptr().cast(), allowed) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
+        if n <= 0 {
+            let _ = writer.send(&Request::InputClosed);
+            return;
+        }
+        *window.credit.lock().unwrap_or_else(|e| e.into_inner()) -= n as u64;
+        if writer
+            .send(&Request::Input {
+                data: &buffer[..n as usize],
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Send `request` (a `Run`) and relay the program's standard streams until it ends: Ok with
+/// its exit status, Err `Terminated` if a signal killed it.
+pub(crate) fn run(
+    connection: &SharedConnection,
+    request: &Request<'_>,
+) -> Result<i32, TargetError> {
+    let mut locked = ready(connection)?;
+    let connection = &mut locked.connection;
+    let writer = Arc::new(Mutex::new(connection.writer().map_err(connection_error)?));
+    // What rjitlink wrote itself comes before the program's output.
+    let _ = io::stdout().flush();
+    let id = connection.send_request(request).map_err(connection_error)?;
+    let window = Arc::new(Window {
+        credit: Mutex::new(STDIN_WINDOW),
+        grown: Condvar::new(),
+    });
+    {
+        let (writer, window) = (writer.clone(), window.clone());
+        // Detached: blocked reading a terminal, it ends with the process.
+        std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || forward_input(writer, window))
+            .map_err(|source| TargetError::System {
+                context: "cannot start the thread that forwards standard input".into(),
+                source,
+            })?;
+    }
+    // A stream the linker can no longer write (a closed pipe): the program's output there is
+    // dropped, and the executor told once.
+    let mut closed = [false; 2];
+    loop {
+        match connection.receive_response(id) {
+            Ok(Response::Output { stream, data }) => {
+                let index = usize::from(stream == STDERR);
+                if closed[index] {
+                    continue;
+                }
+                let fd = if stream == STDOUT { 1 } else { 2 };
+                if write_fd(fd, data).is_err() {
+                    closed[index] = true;
+                    let _ = writer
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .send(&Request::OutputClosed { stream });
+                }
+            }
+            Ok(Response::InputConsumed { bytes }) => {
+                let mut credit = window.credit.lock().unwrap_or_else(|e| e.into_inner());
+                // The executor gives back only what it was sent: never more than the window.
+                *credit = credit.saturating_add(bytes).min(STDIN_WINDOW);
+                window.grown.notify_one();
+            }
+            Ok(Response::Exited(status)) => return Ok(status),
+            Ok(Response::Terminated(signal)) => return Err(TargetError::Terminated { signal }),
+            Ok(Response::Failed(message)) => return Err(refused(message)),
+            Ok(other) => {
+                return Err(TargetError::UnexpectedResponse {
+                    request: Some("run"),
+                    response: format!("{other:?}"),
+                })
+            }
+            Err(e) => return Err(connection_error(e)),
+        }
+    }
+}
