@@ -24,6 +24,8 @@
 //! - `generated_errors`: errors on inputs made by damaging a good object
 //! - `cli`: command-line behaviour
 //! - `executor`: the remote and TCP executors
+//! - `tcp_executor`: the TCP executor facing the network: authentication, hostile clients,
+//!   limits, and programs' endings and streams over the connection
 //! - `damaged_input`: randomly damaged objects never crash rjitlink
 //!
 //! Their shared helpers are in tests/harness/.
@@ -35,6 +37,7 @@ mod cli;
 mod damaged_input;
 mod executor;
 mod generated_errors;
+mod tcp_executor;
 mod testdata_programs;
 
 use libtest_mimic::Arguments;
@@ -45,6 +48,7 @@ fn main() {
     trials.extend(generated_errors::trials());
     trials.extend(cli::trials());
     trials.extend(executor::trials());
+    trials.extend(tcp_executor::trials());
     trials.extend(damaged_input::trials());
 
     libtest_mimic::run(&args, trials).exit();
