@@ -102,6 +102,12 @@ pub(crate) fn run(connection: Connection, id: u64, program: &Program) -> Result<
     let (stdin_read, stdin_write) = pipe()?;
     let (stdout_read, stdout_write) = pipe()?;
     let (stderr_read, stderr_write) = pipe()?;
+    // This side's ends only: each end of a pipe is its own open file, so the program's stay
+    // blocking, as a process's standard streams are.
+    for fd in [&stdin_write, &stdout_read, &stderr_read] {
+        set_nonblocking(fd)?;
+    }
+    let socket = connection.transport().as_raw_fd();
     let parent = std::process::id();
     // SAFETY: flushing stdio is always allowed; the child must not write this process's
     // buffered output a second time.
@@ -118,7 +124,7 @@ pub(crate) fn run(connection: Connection, id: u64, program: &Program) -> Result<
             stdout_write.as_raw_fd(),
             stderr_write.as_raw_fd(),
         ];
-        become_program(parent, streams, program);
+        become_program(parent, streams, socket, program);
     }
     // Both sides set the group, so that it is set whichever runs first.
     // SAFETY: plain system calls on our own child.
@@ -134,11 +140,8 @@ pub(crate) fn run(connection: Connection, id: u64, program: &Program) -> Result<
     }
     // SAFETY: a fresh descriptor we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
-    for fd in [&stdin_write, &stdout_read, &stderr_read] {
-        set_nonblocking(fd)?;
-    }
     let mut relay = Relay {
-        socket: connection.transport().as_raw_fd(),
+        socket,
         connection,
         id,
         child,
@@ -158,9 +161,9 @@ pub(crate) fn run(connection: Connection, id: u64, program: &Program) -> Result<
     result
 }
 
-/// In the forked child: make the pipes the standard streams, close everything else, and run
-/// the program. Never returns.
-fn become_program(parent: u32, streams: [RawFd; 3], program: &Program) -> ! {
+/// In the forked child: make the pipes the standard streams, close everything else (the
+/// linker's connection, `socket`, above all), and run the program. Never returns.
+fn become_program(parent: u32, streams: [RawFd; 3], socket: RawFd, program: &Program) -> ! {
     // SAFETY: system calls in our own process; the descriptors are ours.
     unsafe {
         libc::setpgid(0, 0);
@@ -176,7 +179,9 @@ fn become_program(parent: u32, streams: [RawFd; 3], program: &Program) -> ! {
         }
         // Everything else belongs to the service: the connection, the memory files (their
         // mappings stay), the listener's channel. The program starts with its three streams
-        // alone, as a process does.
+        // alone, as a process does; the connection is closed by name too, in case the kernel
+        // has no close_range (before 5.9).
+        libc::close(socket);
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
         // A native program starts with SIGPIPE at its default (the Rust runtime of this
         // process ignores it): writing to a closed pipe must end it as it would natively.
