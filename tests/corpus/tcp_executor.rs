@@ -828,6 +828,20 @@ fn program_matrix() -> Result<(), Failed> {
             .into());
         }
     }
+    // Both ways at once: 3 MiB through `cat`, each direction with its backpressure.
+    let cat = cli_case("cat.c")?;
+    let mut command = cat.rjitlink_command(&[&executor.flag()]);
+    command.env("RJITLINK_TOKEN", TEST_TOKEN);
+    let output = run_fed(&mut command, &input, false)?;
+    if output.stdout != input || !output.status.success() {
+        return Err(format!(
+            "cat over tcp: {} of {} bytes back, {}",
+            output.stdout.len(),
+            input.len(),
+            output.status
+        )
+        .into());
+    }
     Ok(())
 }
 

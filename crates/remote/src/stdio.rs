@@ -1,8 +1,13 @@
 //! The linker's side of a program run over TCP: the program's standard streams are the
 //! linker's. Its output and error come as `Output` frames and are written to the linker's
 //! own (a closed pipe there is told to the executor, where the program's next write fails as
-//! it would natively); a thread reads the linker's standard input and sends it within the
-//! window the executor grants; the run ends with the program's status.
+//! it would natively); a thread reads the linker's standard input within the window the
+//! executor grants; the run ends with the program's status.
+//!
+//! Only one thread writes to the connection, taking what to send from a channel: the thread
+//! that reads the program's output must never wait for the connection (the executor may be
+//! waiting for it to read), and the thread that reads standard input may wait on a terminal
+//! forever.
 
 use crate::connection::{ready, refused, SharedConnection};
 use rjitlink_protocol::{
@@ -10,7 +15,15 @@ use rjitlink_protocol::{
 };
 use rjitlink_target::TargetError;
 use std::io::{self, Write};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
+
+/// What goes to the executor while the program runs.
+enum Outgoing {
+    Input(Vec<u8>),
+    InputClosed,
+    OutputClosed(u8),
+}
 
 /// Bytes of input read and sent at a time.
 const CHUNK: usize = 64 << 10;
@@ -56,9 +69,24 @@ fn write_fd(fd: i32, mut bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Read the linker's standard input and send it, never more than the window allows; at its
-/// end (or on an error reading it) say so. Ends when the connection fails.
-fn forward_input(writer: Arc<Mutex<FrameWriter>>, window: Arc<Window>) {
+/// Send what comes on `outgoing`, in order, until the connection fails or nothing more can
+/// come.
+fn send_all(mut writer: FrameWriter, outgoing: Receiver<Outgoing>) {
+    for message in outgoing {
+        let request = match &message {
+            Outgoing::Input(data) => Request::Input { data },
+            Outgoing::InputClosed => Request::InputClosed,
+            Outgoing::OutputClosed(stream) => Request::OutputClosed { stream: *stream },
+        };
+        if writer.send(&request).is_err() {
+            return;
+        }
+    }
+}
+
+/// Read the linker's standard input and pass it on, never more than the window allows; at
+/// its end (or on an error reading it) say so. Ends when nothing more can be sent.
+fn forward_input(outgoing: Sender<Outgoing>, window: Arc<Window>) {
     let mut buffer = vec![0u8; CHUNK];
     loop {
         let allowed = {
@@ -73,21 +101,30 @@ fn forward_input(writer: Arc<Mutex<FrameWriter>>, window: Arc<Window>) {
         if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
             continue;
         }
-        let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
         if n <= 0 {
-            let _ = writer.send(&Request::InputClosed);
+            let _ = outgoing.send(Outgoing::InputClosed);
             return;
         }
         *window.credit.lock().unwrap_or_else(|e| e.into_inner()) -= n as u64;
-        if writer
-            .send(&Request::Input {
-                data: &buffer[..n as usize],
-            })
+        if outgoing
+            .send(Outgoing::Input(buffer[..n as usize].to_vec()))
             .is_err()
         {
             return;
         }
     }
+}
+
+/// Start a detached thread named `name` running `work`.
+fn detached(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), TargetError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+        .map(drop)
+        .map_err(|source| TargetError::System {
+            context: format!("cannot start the thread that forwards {name}"),
+            source,
+        })
 }
 
 /// Send `request` (a `Run`) and relay the program's standard streams until it ends: Ok with
@@ -98,7 +135,7 @@ pub(crate) fn run(
 ) -> Result<i32, TargetError> {
     let mut locked = ready(connection)?;
     let connection = &mut locked.connection;
-    let writer = Arc::new(Mutex::new(connection.writer().map_err(connection_error)?));
+    let writer = connection.writer().map_err(connection_error)?;
     // What rjitlink wrote itself comes before the program's output.
     let _ = io::stdout().flush();
     let id = connection.send_request(request).map_err(connection_error)?;
@@ -106,16 +143,12 @@ pub(crate) fn run(
         credit: Mutex::new(STDIN_WINDOW),
         grown: Condvar::new(),
     });
+    let (outgoing, to_send) = channel();
+    // Detached: they end with the process (the input thread may wait on a terminal).
+    detached("the program's input", move || send_all(writer, to_send))?;
     {
-        let (writer, window) = (writer.clone(), window.clone());
-        // Detached: blocked reading a terminal, it ends with the process.
-        std::thread::Builder::new()
-            .name("stdin".into())
-            .spawn(move || forward_input(writer, window))
-            .map_err(|source| TargetError::System {
-                context: "cannot start the thread that forwards standard input".into(),
-                source,
-            })?;
+        let (outgoing, window) = (outgoing.clone(), window.clone());
+        detached("standard input", move || forward_input(outgoing, window))?;
     }
     // A stream the linker can no longer write (a closed pipe): the program's output there is
     // dropped, and the executor told once.
@@ -130,10 +163,7 @@ pub(crate) fn run(
                 let fd = if stream == STDOUT { 1 } else { 2 };
                 if write_fd(fd, data).is_err() {
                     closed[index] = true;
-                    let _ = writer
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .send(&Request::OutputClosed { stream });
+                    let _ = outgoing.send(Outgoing::OutputClosed(stream));
                 }
             }
             Ok(Response::InputConsumed { bytes }) => {
