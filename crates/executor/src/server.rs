@@ -1,14 +1,16 @@
 //! The executor service: serves one linker over a connection, doing the target operations in
 //! this process.
 //!
-//! Nothing a client sends can crash the service: every frame is checked, and every address a
+//! No frame a client sends can crash the service: every frame is checked, and every address a
 //! request names is checked against memory the service owns before anything touches it —
 //! memory requests must lie in its reservations, calls (finalize actions, the program's entry,
 //! init and fini functions) must go to code it holds or to a function of a loaded library, and
 //! their pointer arguments and copy relocations must lie in its live segments. A request that
-//! fails a check is refused with a message, and the connection goes on. (Code the client links
-//! and runs can of course do anything once called: that is what an authenticated client is
-//! for, and why TCP connections must prove that they know the token.)
+//! fails a check is refused with a message, and the connection goes on. What the client has
+//! the dynamic loader load (a library, a generated object) and the code it links and has
+//! called can of course do anything: that is what an authenticated client is for, and why
+//! TCP clients must prove that they know the token. If that code kills this process, the
+//! listener tells the linker by which signal.
 
 use crate::error::ServeError;
 use crate::interpose::interpose;
