@@ -10,6 +10,7 @@ mod error;
 mod inprocess;
 mod interpose;
 mod server;
+mod signals;
 mod target;
 
 pub use error::ServeError;

@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 /// Libraries loaded into this process for linked code, in load order.
-#[derive(Default)]
 pub struct Libraries {
     handles: Vec<*mut c_void>,
     /// Modules from `load_module`, by the handle given out; only these may be unloaded.
@@ -21,6 +20,19 @@ pub struct Libraries {
 
 // SAFETY: dlopen handles are process-global and may be used from any thread.
 unsafe impl Send for Libraries {}
+
+impl Default for Libraries {
+    /// No libraries yet. Made in the thread that will run the program, before it loads any:
+    /// the signal actions rjitlink's process has now are noted, to be put back as the user
+    /// started rjitlink before the program runs, unless a library's constructor changes them.
+    fn default() -> Self {
+        crate::signals::note_before_libraries();
+        Libraries {
+            handles: Vec::new(),
+            modules: Vec::new(),
+        }
+    }
+}
 
 fn dlerror_message() -> String {
     // SAFETY: dlerror returns NULL or a valid C string owned by the loader.
@@ -283,9 +295,10 @@ extern "C" {
     fn on_exit(function: ExitObserver, argument: *mut c_void) -> c_int;
 }
 
-/// Run a linked program in this process as a process runs its main: init functions, the entry
-/// with (argc, argv, envp), then `exit` with its status (which runs fini functions and atexit
-/// handlers). Never returns. `observer`, if given, sees the exit status last of all.
+/// Run a linked program in this process as a process runs its main: the signal state the user
+/// started rjitlink with, init functions, the entry with (argc, argv, envp), then `exit` with
+/// its status (which runs fini functions and atexit handlers). Never returns. `observer`, if
+/// given, sees the exit status last of all.
 pub fn run_program(
     program: &Program,
     observer: Option<ExitObserver>,
@@ -307,6 +320,8 @@ pub fn run_program(
     {
         return Err(TargetError::AlreadyRan);
     }
+    // From here on the program runs: no more errors to return.
+    crate::signals::restore_for_program();
     // SAFETY: everything below calls into code the linker produced for this purpose. The
     // argv strings live until exit because this function never returns.
     unsafe {

@@ -81,6 +81,9 @@ impl Remote {
         // The executor starts with room for the static TLS of modules loaded late, and puts
         // the user's GLIBC_TUNABLES back before anything runs.
         rjitlink_target::static_tls::add_surplus(&mut command);
+        // And the signal state the user started the linker with, for the program (the
+        // executor's own is not it: `Command` empties the mask and resets SIGPIPE).
+        rjitlink_target::signals::pass_on(&mut command);
         let child = command
             .spawn()
             .map_err(system("cannot start the executor"))?;

@@ -1,0 +1,121 @@
+//! The program's signals, as they would be natively: the state the user started rjitlink with
+//! put back before the program runs ([`restore_for_program`]), and no thread of the linker's
+//! that could take a signal meant for the program ([`keep_linker_threads_out`]).
+//!
+//! Only what rjitlink changed is put back. Libraries the program links are loaded before it
+//! runs, and their constructors may install handlers (natively they run before `main` too):
+//! those are theirs to keep. So the actions are noted as the first libraries are about to load
+//! ([`note_before_libraries`]), and a signal is reset only if its action is still the one
+//! noted.
+
+use rjitlink_target::signals::{self, blocked_signals, signal_set, SIGNALS};
+use std::ffi::c_int;
+use std::sync::OnceLock;
+
+/// This process's signal actions and the calling thread's mask and alternate signal stack
+/// before any library of the program was loaded: rjitlink's own, and the Rust runtime's.
+struct BeforeLibraries {
+    /// The handler of each signal (`SIG_DFL`, `SIG_IGN` or a function), by signal number - 1.
+    handlers: [usize; 64],
+    blocked: u64,
+    /// The alternate signal stack (the Rust runtime's for the main thread), if one is set.
+    altstack: Option<usize>,
+}
+
+static BEFORE_LIBRARIES: OnceLock<BeforeLibraries> = OnceLock::new();
+
+fn alternate_stack() -> Option<usize> {
+    let mut stack = std::mem::MaybeUninit::<libc::stack_t>::zeroed();
+    // SAFETY: with no new stack, sigaltstack only stores the current one.
+    let stack = unsafe {
+        libc::sigaltstack(std::ptr::null(), stack.as_mut_ptr());
+        stack.assume_init()
+    };
+    (stack.ss_flags & libc::SS_DISABLE == 0).then_some(stack.ss_sp as usize)
+}
+
+fn handler(signal: c_int) -> Option<usize> {
+    signals::action(signal).map(|action| action.sa_sigaction)
+}
+
+/// Note the signal actions before the program's libraries load; only the first call counts.
+/// Called as a target starts loading libraries, in the thread that will run the program.
+pub(crate) fn note_before_libraries() {
+    BEFORE_LIBRARIES.get_or_init(|| {
+        let mut handlers = [libc::SIG_DFL; 64];
+        for signal in SIGNALS {
+            handlers[signal as usize - 1] = handler(signal).unwrap_or(libc::SIG_DFL);
+        }
+        BeforeLibraries {
+            handlers,
+            blocked: blocked_signals(),
+            altstack: alternate_stack(),
+        }
+    });
+}
+
+/// Put back the signal state the user started rjitlink with, where rjitlink changed it, in the
+/// thread that runs the program: the actions of signals that were at their default or ignored,
+/// the signal mask, and no alternate signal stack (the Rust runtime's, for its stack overflow
+/// handler).
+pub(crate) fn restore_for_program() {
+    note_before_libraries();
+    let before = BEFORE_LIBRARIES.get().expect("noted just above");
+    let startup = signals::startup();
+    for signal in SIGNALS {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        let Some(current) = handler(signal) else {
+            continue;
+        };
+        let wanted = if startup.is_ignored(signal) {
+            libc::SIG_IGN
+        } else {
+            libc::SIG_DFL
+        };
+        if current == before.handlers[signal as usize - 1] && current != wanted {
+            // SAFETY: a zeroed sigaction with a plain disposition: no flags, no mask.
+            unsafe {
+                let mut action = std::mem::zeroed::<libc::sigaction>();
+                action.sa_sigaction = wanted;
+                libc::sigaction(signal, &action, std::ptr::null_mut());
+            }
+        }
+    }
+    if before.altstack.is_some() && alternate_stack() == before.altstack {
+        let disable = libc::stack_t {
+            ss_sp: std::ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        // SAFETY: no handler runs on the stack now (this is not a handler), so it may go.
+        unsafe { libc::sigaltstack(&disable, std::ptr::null_mut()) };
+    }
+    if blocked_signals() == before.blocked {
+        set_blocked(startup.blocked);
+    }
+}
+
+/// Set the calling thread's signal mask. (glibc leaves out the signals it keeps for itself.)
+fn set_blocked(blocked: u64) {
+    let set = signal_set(blocked);
+    // SAFETY: an initialized set.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
+}
+
+/// Start the linker's worker threads (rayon's global pool) with every signal blocked, so that
+/// they never take a signal meant for the program run in this process: the kernel gives a
+/// signal sent to the process to any thread that does not block it, and a program expects its
+/// handlers to run in its own threads, `sigwait` to see what it blocked, and `pause` in its
+/// only thread to return. A new thread inherits its creator's mask, so the pool is made with
+/// the mask full, which is then put back.
+///
+/// If the global pool exists already, its threads are left as they are.
+pub(crate) fn keep_linker_threads_out() {
+    let previous = blocked_signals();
+    set_blocked(u64::MAX);
+    // Err only if the pool was made earlier (see above).
+    let _ = rayon::ThreadPoolBuilder::new().build_global();
+    set_blocked(previous);
+}
