@@ -288,11 +288,25 @@ extern "C" fn run_fini_functions() {
 }
 
 /// Called with the exit status as the process exits, after the program's own exit handlers
-/// and fini functions and after stdio is flushed.
+/// and fini functions and after stdio is flushed; only in the process that ran the program,
+/// never in a child it forked (whose exit is not the program's).
 pub type ExitObserver = extern "C" fn(c_int, *mut c_void);
 
 extern "C" {
     fn on_exit(function: ExitObserver, argument: *mut c_void) -> c_int;
+}
+
+/// The exit observer of `run_program`, and the process it observes.
+static EXIT_OBSERVER: OnceLock<(ExitObserver, u32)> = OnceLock::new();
+
+extern "C" fn observe_exit(status: c_int, argument: *mut c_void) {
+    // A child the program forked inherits the exit handlers: its exit must not be reported
+    // as the program's.
+    if let Some(&(observer, pid)) = EXIT_OBSERVER.get() {
+        if std::process::id() == pid {
+            observer(status, argument);
+        }
+    }
 }
 
 /// Run a linked program in this process as a process runs its main: the signal state the user
@@ -326,8 +340,10 @@ pub fn run_program(
     // argv strings live until exit because this function never returns.
     unsafe {
         if let Some(observer) = observer {
-            // Registered first, so it runs after every other exit handler.
-            on_exit(observer, std::ptr::null_mut());
+            if EXIT_OBSERVER.set((observer, std::process::id())).is_ok() {
+                // Registered first, so it runs after every other exit handler.
+                on_exit(observe_exit, std::ptr::null_mut());
+            }
         }
         libc::atexit(run_fini_functions);
         let envp = environ;
