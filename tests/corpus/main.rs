@@ -9,12 +9,15 @@
 //! - `asflags: FLAGS`     extra assembler flags
 //! - `args: ARGS`         the program's arguments
 //! - `native-ldflags: FLAGS`  extra flags for the native link only (e.g. -no-pie)
+//! - `stdin: FILE`        the program's stdin (path relative to it; otherwise it has none)
 //! - `expect-error: TEXT` (testdata/errors) rjitlink must fail with this in its one-line error
 //!
 //! C programs run in three builds: `-O0` (the compiler's default PIE code), `-O2 -fPIC`, and
 //! `-O2 -fno-pic -fno-pie` (absolute addresses: linked natively with -no-pie, placed below
 //! 2 GiB by rjitlink, with copy relocations for the library data it reads directly).
-//! Assembly programs check their own relocated values and must exit 0 both ways.
+//! Assembly programs check their own relocated values and must exit 0 both ways. A program
+//! killed by a signal natively must be killed by it in process too; a remote executor killed
+//! by it makes rjitlink say so and exit with 128 + the signal's number, as shells report it.
 //! Every program runs in every executor mode: in process, remote (socket pair) and TCP.
 //!
 //! The suites, one file each, are registered here in one binary so that all their trials
