@@ -28,6 +28,8 @@
 //! - `cli`: command-line behaviour
 //! - `executor`: the remote and TCP executors
 //! - `damaged_input`: randomly damaged objects never crash rjitlink
+//! - `native_behaviour`: programs behave as natively where a native run's output cannot say
+//!   so (a reader that leaves, the user's signal state)
 //!
 //! Their shared helpers are in tests/harness/.
 
@@ -38,6 +40,7 @@ mod cli;
 mod damaged_input;
 mod executor;
 mod generated_errors;
+mod native_behaviour;
 mod testdata_programs;
 
 use libtest_mimic::Arguments;
@@ -49,6 +52,7 @@ fn main() {
     trials.extend(cli::trials());
     trials.extend(executor::trials());
     trials.extend(damaged_input::trials());
+    trials.extend(native_behaviour::trials());
 
     libtest_mimic::run(&args, trials).exit();
 }

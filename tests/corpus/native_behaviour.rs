@@ -1,0 +1,160 @@
+//! Trials that a program behaves under rjitlink as natively where the corpus cannot say so
+//! with a native run's output alone: a writer whose reader goes away (`| head -1`), and the
+//! signal state a user starts rjitlink with (nohup, `trap '' PIPE`, a blocked signal).
+
+use crate::harness::case::{Build, Case};
+use crate::harness::mode::Mode;
+use crate::harness::process::{run_with_timeout, RUN_TIMEOUT};
+use crate::harness::tcp::{TcpExecutor, TEST_TOKEN};
+use libtest_mimic::{Failed, Trial};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        Trial::test(
+            "native_behaviour::sigpipe_ends_a_writer_whose_reader_left",
+            || {
+                // `write_forever | head -1`: natively the writer dies by SIGPIPE. (Under TCP the
+                // program's stdout is the listener's until TCP executors forward it.)
+                let case = program("cli", "write_forever.c")?;
+                let native = read_one_line(&mut Command::new(case.link_native()?))?;
+                if native.0.signal() != Some(libc::SIGPIPE) {
+                    return Err(format!("natively: {native:?}").into());
+                }
+                for mode in [Mode::InProcess, Mode::Remote, Mode::RemoteCopy] {
+                    let (status, stderr) = read_one_line(&mut case.rjitlink_command(flags(mode)))?;
+                    let ok = match mode {
+                        Mode::InProcess => status.signal() == Some(libc::SIGPIPE),
+                        _ => {
+                            status.code() == Some(128 + libc::SIGPIPE)
+                                && stderr.contains("executor terminated by signal SIGPIPE")
+                        }
+                    };
+                    if !ok {
+                        return Err(format!("{}: {status}, stderr {stderr:?}", mode.name()).into());
+                    }
+                }
+                Ok(())
+            },
+        ),
+        Trial::test(
+            "native_behaviour::program_inherits_the_users_signal_state",
+            || {
+                // Started by a parent that blocks and ignores signals, the program has the same
+                // mask and ignored signals as natively, in every mode: for TCP, the listener is
+                // the one so started. In process, also when rjitlink runs itself again for static
+                // TLS (the library needs more than the default surplus).
+                let mut case = program("c", "signal_state.c")?;
+                let native =
+                    run_with_timeout(users_signal_state(&mut Command::new(case.link_native()?)))?;
+                let expected = String::from_utf8_lossy(&native.stdout).into_owned();
+                if !["blocked: 2 10 34\n", "1: ignored\n", "13: ignored\n"]
+                    .iter()
+                    .all(|line| expected.contains(line))
+                {
+                    return Err(format!("the native run did not inherit: {expected}").into());
+                }
+                let check = |what: &str, stdout: &[u8]| -> Result<(), Failed> {
+                    if stdout != native.stdout {
+                        return Err(format!(
+                            "{what}: expected\n{expected}got\n{}",
+                            String::from_utf8_lossy(stdout)
+                        )
+                        .into());
+                    }
+                    Ok(())
+                };
+                for mode in [Mode::InProcess, Mode::Remote, Mode::RemoteCopy] {
+                    let output = run_with_timeout(users_signal_state(
+                        &mut case.rjitlink_command(flags(mode)),
+                    ))?;
+                    check(mode.name(), &output.stdout)?;
+                }
+                let mut listener = Command::new(crate::harness::rjitlink());
+                users_signal_state(&mut listener);
+                let executor = TcpExecutor::start_with(listener)?;
+                let mut command = case.rjitlink_command(&[&executor.flag()]);
+                run_with_timeout(command.env("RJITLINK_TOKEN", TEST_TOKEN))?;
+                check("tcp", &executor.finish().0)?;
+                let library = crate::executor::static_tls_library(&case.dir, 8000)?;
+                case.libs.push(library.display().to_string());
+                let output = run_with_timeout(users_signal_state(&mut case.rjitlink_command(&[])))?;
+                check("in process, run again for static TLS", &output.stdout)
+            },
+        ),
+    ]
+}
+
+/// A program of testdata/`dir`, compiled at -O0.
+fn program(dir: &str, name: &str) -> Result<Case, Failed> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(dir)
+        .join(name);
+    Case::new(&source, Build::O0)
+}
+
+/// rjitlink's flags for a mode run on this machine.
+fn flags(mode: Mode) -> &'static [&'static str] {
+    match mode {
+        Mode::InProcess => &[],
+        Mode::Remote => &["--executor=remote"],
+        Mode::RemoteCopy => &["--executor=remote", "--memory=copy"],
+        Mode::Tcp => unreachable!("a TCP executor is started by the test"),
+    }
+}
+
+/// Make `command` start as the child of a user who blocked SIGINT, SIGUSR1 and a real-time
+/// signal and ignored SIGHUP (nohup) and SIGPIPE (`trap '' PIPE`).
+fn users_signal_state(command: &mut Command) -> &mut Command {
+    // SAFETY: only async-signal-safe calls between fork and exec, on memory of their own.
+    unsafe {
+        command.pre_exec(|| {
+            let mut set = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigemptyset(&mut set);
+            for signal in [libc::SIGINT, libc::SIGUSR1, 34] {
+                libc::sigaddset(&mut set, signal);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            Ok(())
+        })
+    }
+}
+
+/// Run `command` as `command | head -1` would: read one line of its stdout, then close the
+/// pipe. How it ended, and its stderr.
+fn read_one_line(command: &mut Command) -> Result<(ExitStatus, String), Failed> {
+    use std::io::{BufRead, Read};
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).map_err(|e| e.to_string())?;
+    drop(stdout);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if start.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(
+                format!("{command:?} still wrote {RUN_TIMEOUT:?} after its reader left").into(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    Ok((status, stderr))
+}
