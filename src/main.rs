@@ -356,8 +356,7 @@ fn restart_with_static_tls_surplus() -> Option<std::io::Error> {
     if !static_tls::add_surplus(&mut command) {
         return None;
     }
-    // `Command` resets the signal mask and SIGPIPE: the user's state travels in the
-    // environment instead.
+    // `Command` resets SIGPIPE: the user's signal state travels in the environment instead.
     signals::pass_on(&mut command);
     Some(command.exec())
 }

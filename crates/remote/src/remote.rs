@@ -82,7 +82,7 @@ impl Remote {
         // the user's GLIBC_TUNABLES back before anything runs.
         rjitlink_target::static_tls::add_surplus(&mut command);
         // And the signal state the user started the linker with, for the program (the
-        // executor's own is not it: `Command` empties the mask and resets SIGPIPE).
+        // executor's own is not it: `Command` resets SIGPIPE).
         rjitlink_target::signals::pass_on(&mut command);
         let child = command
             .spawn()

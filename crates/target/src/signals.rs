@@ -4,9 +4,10 @@
 //! default action, since exec drops handlers). By the time linked code runs, rjitlink's process
 //! is no longer in that state: the Rust runtime ignores SIGPIPE before `main` (so that a write
 //! to a closed pipe fails with EPIPE) and handles SIGSEGV and SIGBUS on an alternate stack (to
-//! report stack overflows), and the standard library's `Command` starts every process with an
-//! empty signal mask and SIGPIPE at its default, losing whatever the user started rjitlink with
-//! (`trap '' PIPE`, a blocked SIGINT...).
+//! report stack overflows). And the standard library's `Command` starts every process with
+//! SIGPIPE at its default, so that a process rjitlink starts (an executor, or rjitlink run
+//! again) cannot tell whether the user started rjitlink with SIGPIPE ignored (`trap '' PIPE`);
+//! some versions of it empty the signal mask too.
 //!
 //! So the state is recorded as rjitlink starts, before the Rust runtime changes it (by a
 //! function in `.init_array`, which the C runtime runs before `main`); it travels to every
