@@ -1,6 +1,7 @@
 //! Trials that a program behaves under rjitlink as natively where the corpus cannot say so
-//! with a native run's output alone: a writer whose reader goes away (`| head -1`), and the
-//! signal state a user starts rjitlink with (nohup, `trap '' PIPE`, a blocked signal).
+//! with a native run's output alone: a writer whose reader goes away (`| head -1`), the signal
+//! state a user starts rjitlink with (nohup, `trap '' PIPE`, a blocked signal), and standard
+//! descriptors the user closed.
 
 use crate::harness::case::{Build, Case};
 use crate::harness::mode::Mode;
@@ -85,7 +86,52 @@ pub fn trials() -> Vec<Trial> {
                 check("in process, run again for static TLS", &output.stdout)
             },
         ),
+        Trial::test(
+            "native_behaviour::closed_standard_descriptors_stay_closed",
+            || {
+                // `program <&- >&-`: the program finds stdin and stdout closed, and its first open
+                // gets descriptor 0. (Under TCP the program's descriptors are the listener's,
+                // which prints its address on stdout.)
+                let case = program("cli", "standard_descriptors.c")?;
+                let native = run_with_timeout(close_stdin_and_stdout(&mut Command::new(
+                    case.link_native()?,
+                )))?;
+                let expected = "fd 0: closed\nfd 1: closed\nfd 2: open\nopen gives 0\n";
+                if native.stderr != expected.as_bytes() {
+                    return Err(format!("natively: {native:?}").into());
+                }
+                let runs = [Mode::InProcess, Mode::Remote, Mode::RemoteCopy]
+                    .map(|mode| (mode.name(), case.rjitlink_command(flags(mode))));
+                let mut restarted = program("cli", "standard_descriptors.c")?;
+                let library = crate::executor::static_tls_library(&restarted.dir, 8000)?;
+                restarted.libs.push(library.display().to_string());
+                let runs = runs.into_iter().chain([(
+                    "in process, run again for static TLS",
+                    restarted.rjitlink_command(&[]),
+                )]);
+                for (what, mut command) in runs {
+                    let output = run_with_timeout(close_stdin_and_stdout(&mut command))?;
+                    if output.stderr != native.stderr || !output.status.success() {
+                        return Err(format!("{what}: {output:?}").into());
+                    }
+                }
+                Ok(())
+            },
+        ),
     ]
+}
+
+/// Make `command` start with stdin and stdout closed.
+fn close_stdin_and_stdout(command: &mut Command) -> &mut Command {
+    // SAFETY: only async-signal-safe calls between fork and exec. (The stdio `Command` set up
+    // is in place by then, and closed here.)
+    unsafe {
+        command.pre_exec(|| {
+            libc::close(0);
+            libc::close(1);
+            Ok(())
+        })
+    }
 }
 
 /// A program of testdata/`dir`, compiled at -O0.

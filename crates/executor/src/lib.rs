@@ -10,7 +10,7 @@ mod error;
 mod inprocess;
 mod interpose;
 mod server;
-mod signals;
+mod start_state;
 mod target;
 
 pub use error::ServeError;

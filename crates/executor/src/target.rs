@@ -26,7 +26,7 @@ impl Default for Libraries {
     /// the signal actions rjitlink's process has now are noted, to be put back as the user
     /// started rjitlink before the program runs, unless a library's constructor changes them.
     fn default() -> Self {
-        crate::signals::note_before_libraries();
+        crate::start_state::note_before_libraries();
         Libraries {
             handles: Vec::new(),
             modules: Vec::new(),
@@ -309,10 +309,10 @@ extern "C" fn observe_exit(status: c_int, argument: *mut c_void) {
     }
 }
 
-/// Run a linked program in this process as a process runs its main: the signal state the user
-/// started rjitlink with, init functions, the entry with (argc, argv, envp), then `exit` with
-/// its status (which runs fini functions and atexit handlers). Never returns. `observer`, if
-/// given, sees the exit status last of all.
+/// Run a linked program in this process as a process runs its main: the signal state and
+/// standard descriptors the user started rjitlink with, init functions, the entry with (argc,
+/// argv, envp), then `exit` with its status (which runs fini functions and atexit handlers).
+/// Never returns. `observer`, if given, sees the exit status last of all.
 pub fn run_program(
     program: &Program,
     observer: Option<ExitObserver>,
@@ -335,7 +335,7 @@ pub fn run_program(
         return Err(TargetError::AlreadyRan);
     }
     // From here on the program runs: no more errors to return.
-    crate::signals::restore_for_program();
+    crate::start_state::restore_for_program();
     // SAFETY: everything below calls into code the linker produced for this purpose. The
     // argv strings live until exit because this function never returns.
     unsafe {

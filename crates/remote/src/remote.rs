@@ -81,9 +81,10 @@ impl Remote {
         // The executor starts with room for the static TLS of modules loaded late, and puts
         // the user's GLIBC_TUNABLES back before anything runs.
         rjitlink_target::static_tls::add_surplus(&mut command);
-        // And the signal state the user started the linker with, for the program (the
-        // executor's own is not it: `Command` resets SIGPIPE).
-        rjitlink_target::signals::pass_on(&mut command);
+        // And the signals and standard descriptors the user started the linker with, for the
+        // program (the executor's own are not those: `Command` resets SIGPIPE, and the
+        // linker's runtime put /dev/null on closed descriptors).
+        rjitlink_target::start_state::pass_on(&mut command);
         let child = command
             .spawn()
             .map_err(system("cannot start the executor"))?;

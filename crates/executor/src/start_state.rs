@@ -1,6 +1,6 @@
-//! The program's signals, as they would be natively: the state the user started rjitlink with
-//! put back before the program runs ([`restore_for_program`]), and no thread of the linker's
-//! that could take a signal meant for the program ([`keep_linker_threads_out`]).
+//! The program starts as it would natively: the signal state and standard descriptors the user
+//! started rjitlink with are put back before it runs ([`restore_for_program`]), and no thread of
+//! the linker's can take a signal meant for it ([`keep_linker_threads_out`]).
 //!
 //! Only what rjitlink changed is put back. Libraries the program links are loaded before it
 //! runs, and their constructors may install handlers (natively they run before `main` too):
@@ -8,7 +8,7 @@
 //! ([`note_before_libraries`]), and a signal is reset only if its action is still the one
 //! noted.
 
-use rjitlink_target::signals::{self, blocked_signals, signal_set, SIGNALS};
+use rjitlink_target::start_state::{self, blocked_signals, signal_set, SIGNALS};
 use std::ffi::c_int;
 use std::sync::OnceLock;
 
@@ -35,7 +35,7 @@ fn alternate_stack() -> Option<usize> {
 }
 
 fn handler(signal: c_int) -> Option<usize> {
-    signals::action(signal).map(|action| action.sa_sigaction)
+    start_state::action(signal).map(|action| action.sa_sigaction)
 }
 
 /// Note the signal actions before the program's libraries load; only the first call counts.
@@ -54,14 +54,14 @@ pub(crate) fn note_before_libraries() {
     });
 }
 
-/// Put back the signal state the user started rjitlink with, where rjitlink changed it, in the
-/// thread that runs the program: the actions of signals that were at their default or ignored,
-/// the signal mask, and no alternate signal stack (the Rust runtime's, for its stack overflow
-/// handler).
+/// Put back the state the user started rjitlink with, where rjitlink changed it, in the thread
+/// that runs the program: the actions of signals that were at their default or ignored, the
+/// signal mask, no alternate signal stack (the Rust runtime's, for its stack overflow handler),
+/// and closed standard descriptors.
 pub(crate) fn restore_for_program() {
     note_before_libraries();
     let before = BEFORE_LIBRARIES.get().expect("noted just above");
-    let startup = signals::startup();
+    let startup = start_state::startup();
     for signal in SIGNALS {
         if signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
@@ -95,6 +95,23 @@ pub(crate) fn restore_for_program() {
     if blocked_signals() == before.blocked {
         set_blocked(startup.blocked);
     }
+    for fd in (0..3).filter(|&fd| startup.is_closed(fd) && is_dev_null(fd)) {
+        // SAFETY: the /dev/null the Rust runtime opened in its place; nothing else uses it.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Whether `fd` is open on /dev/null (the character device 1:3), as the Rust runtime leaves a
+/// standard descriptor it found closed. Anything else was put there since, and is kept.
+fn is_dev_null(fd: c_int) -> bool {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: fstat fills `stat` or fails.
+    if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: filled by the successful call.
+    let stat = unsafe { stat.assume_init() };
+    stat.st_mode & libc::S_IFMT == libc::S_IFCHR && stat.st_rdev == libc::makedev(1, 3)
 }
 
 /// Set the calling thread's signal mask. (glibc leaves out the signals it keeps for itself.)

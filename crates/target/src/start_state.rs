@@ -1,13 +1,15 @@
-//! The signal state a program starts with: which signals are blocked and which ignored.
+//! What a program inherits as it starts and rjitlink's process no longer has by the time linked
+//! code runs: which signals are blocked and which ignored, and which standard descriptors (0,
+//! 1, 2) are closed.
 //!
-//! A program started natively inherits both from its parent (every other signal is at its
-//! default action, since exec drops handlers). By the time linked code runs, rjitlink's process
-//! is no longer in that state: the Rust runtime ignores SIGPIPE before `main` (so that a write
-//! to a closed pipe fails with EPIPE) and handles SIGSEGV and SIGBUS on an alternate stack (to
-//! report stack overflows). And the standard library's `Command` starts every process with
-//! SIGPIPE at its default, so that a process rjitlink starts (an executor, or rjitlink run
-//! again) cannot tell whether the user started rjitlink with SIGPIPE ignored (`trap '' PIPE`);
-//! some versions of it empty the signal mask too.
+//! A program started natively inherits these from its parent (every signal not ignored is at
+//! its default action, since exec drops handlers). The Rust runtime changes them before `main`:
+//! it ignores SIGPIPE (so that a write to a closed pipe fails with EPIPE), handles SIGSEGV and
+//! SIGBUS on an alternate stack (to report stack overflows), and opens /dev/null on a closed
+//! standard descriptor. And the standard library's `Command` starts every process with SIGPIPE
+//! at its default, so that a process rjitlink starts (an executor, or rjitlink run again)
+//! cannot tell whether the user started rjitlink with SIGPIPE ignored (`trap '' PIPE`); some
+//! versions of it empty the signal mask too.
 //!
 //! So the state is recorded as rjitlink starts, before the Rust runtime changes it (by a
 //! function in `.init_array`, which the C runtime runs before `main`); it travels to every
@@ -17,38 +19,46 @@
 
 use std::ffi::c_int;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
-/// Carries [`startup`]'s state to a process rjitlink starts, as `BLOCKED:IGNORED` (hex
-/// [`SignalState`] bit sets). Removed from the environment before the program runs.
-pub const INHERITED_VAR: &str = "RJITLINK_SIGNAL_STATE";
+/// Carries [`startup`]'s state to a process rjitlink starts, as `BLOCKED:IGNORED:CLOSED` (hex
+/// [`StartState`] bit sets). Removed from the environment before the program runs.
+pub const INHERITED_VAR: &str = "RJITLINK_START_STATE";
 
 /// Linux numbers signals 1 to 64 (the kernel's signal set is 64 bits wide).
 pub const SIGNALS: std::ops::RangeInclusive<c_int> = 1..=64;
 
-/// Which signals are blocked in a thread and which are ignored by its process: bit `n - 1` of
-/// each set stands for signal `n`.
+/// Which signals are blocked in a thread and which are ignored by its process (bit `n - 1` of
+/// each set stands for signal `n`), and which standard descriptors are closed (bit `fd`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SignalState {
+pub struct StartState {
     pub blocked: u64,
     pub ignored: u64,
+    pub closed: u8,
 }
 
 fn bit(signal: c_int) -> u64 {
     1 << (signal - 1)
 }
 
-impl SignalState {
-    /// The calling thread's signal mask and the process's ignored signals, now. Only system
-    /// calls: safe to call before the Rust runtime is set up.
-    pub fn of_this_thread() -> SignalState {
-        let mut state = SignalState {
+impl StartState {
+    /// The calling thread's signal mask, the process's ignored signals and closed standard
+    /// descriptors, now. Only system calls: safe to call before the Rust runtime is set up.
+    pub fn of_this_thread() -> StartState {
+        let mut state = StartState {
             blocked: blocked_signals(),
             ignored: 0,
+            closed: 0,
         };
         for signal in SIGNALS {
             if action(signal).is_some_and(|action| action.sa_sigaction == libc::SIG_IGN) {
                 state.ignored |= bit(signal);
+            }
+        }
+        for fd in 0..3 {
+            // SAFETY: F_GETFD only reads the descriptor's flags.
+            if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+                state.closed |= 1 << fd;
             }
         }
         state
@@ -62,18 +72,27 @@ impl SignalState {
         self.ignored & bit(signal) != 0
     }
 
+    /// Whether standard descriptor `fd` (0, 1 or 2) is closed.
+    pub fn is_closed(&self, fd: c_int) -> bool {
+        (0..3).contains(&fd) && self.closed & (1 << fd) != 0
+    }
+
     /// As [`INHERITED_VAR`] carries it.
     pub fn encode(&self) -> String {
-        format!("{:x}:{:x}", self.blocked, self.ignored)
+        format!("{:x}:{:x}:{:x}", self.blocked, self.ignored, self.closed)
     }
 
     /// The inverse of [`encode`](Self::encode); `None` for anything it did not write.
-    pub fn decode(text: &str) -> Option<SignalState> {
-        let (blocked, ignored) = text.split_once(':')?;
-        Some(SignalState {
-            blocked: u64::from_str_radix(blocked, 16).ok()?,
-            ignored: u64::from_str_radix(ignored, 16).ok()?,
-        })
+    pub fn decode(text: &str) -> Option<StartState> {
+        let mut fields = text.split(':');
+        let state = StartState {
+            blocked: u64::from_str_radix(fields.next()?, 16).ok()?,
+            ignored: u64::from_str_radix(fields.next()?, 16).ok()?,
+            closed: u8::from_str_radix(fields.next()?, 16)
+                .ok()
+                .filter(|closed| *closed < 8)?,
+        };
+        fields.next().is_none().then_some(state)
     }
 }
 
@@ -118,41 +137,44 @@ pub fn signal_set(blocked: u64) -> libc::sigset_t {
 static RECORDED: AtomicBool = AtomicBool::new(false);
 static STARTUP_BLOCKED: AtomicU64 = AtomicU64::new(0);
 static STARTUP_IGNORED: AtomicU64 = AtomicU64::new(0);
+static STARTUP_CLOSED: AtomicU8 = AtomicU8::new(0);
 
-fn record(state: SignalState) {
+fn record(state: StartState) {
     STARTUP_BLOCKED.store(state.blocked, Ordering::Relaxed);
     STARTUP_IGNORED.store(state.ignored, Ordering::Relaxed);
+    STARTUP_CLOSED.store(state.closed, Ordering::Relaxed);
     RECORDED.store(true, Ordering::Release);
 }
 
 extern "C" fn record_at_startup() {
-    record(SignalState::of_this_thread());
+    record(StartState::of_this_thread());
 }
 
-/// Run by the C runtime before `main`, so before the Rust runtime ignores SIGPIPE. (`#[used]`
+/// Run by the C runtime before `main`, so before the Rust runtime changes anything. (`#[used]`
 /// keeps it in any program that links this crate.)
 #[used]
 #[link_section = ".init_array"]
 static RECORD_AT_STARTUP: extern "C" fn() = record_at_startup;
 
-/// The signal state the program should start with: this process's at startup, or the one
-/// inherited from the rjitlink that started it. If nothing was recorded (a program whose C
-/// runtime did not run `.init_array`), the calling thread's now, without the Rust runtime's
-/// SIGPIPE.
-pub fn startup() -> SignalState {
+/// The state the program should start with: this process's at startup, or the one inherited
+/// from the rjitlink that started it. If nothing was recorded (a program whose C runtime did
+/// not run `.init_array`), the calling thread's now, without the Rust runtime's SIGPIPE (its
+/// /dev/null on closed descriptors cannot be told from the user's).
+pub fn startup() -> StartState {
     if RECORDED.load(Ordering::Acquire) {
-        return SignalState {
+        return StartState {
             blocked: STARTUP_BLOCKED.load(Ordering::Relaxed),
             ignored: STARTUP_IGNORED.load(Ordering::Relaxed),
+            closed: STARTUP_CLOSED.load(Ordering::Relaxed),
         };
     }
-    let mut now = SignalState::of_this_thread();
+    let mut now = StartState::of_this_thread();
     now.ignored &= !bit(libc::SIGPIPE);
     now
 }
 
 /// Give a process rjitlink starts to run linked code (an executor, or rjitlink run again) the
-/// signal state to start the program with.
+/// state to start the program with.
 pub fn pass_on(command: &mut Command) {
     command.env(INHERITED_VAR, startup().encode());
 }
@@ -167,7 +189,7 @@ pub fn adopt_inherited() {
         return;
     };
     std::env::remove_var(INHERITED_VAR);
-    if let Some(state) = value.to_str().and_then(SignalState::decode) {
+    if let Some(state) = value.to_str().and_then(StartState::decode) {
         record(state);
     }
 }
@@ -179,20 +201,30 @@ mod tests {
     #[test]
     fn states_round_trip() {
         for state in [
-            SignalState::default(),
-            SignalState {
+            StartState::default(),
+            StartState {
                 blocked: bit(libc::SIGINT) | bit(64),
                 ignored: bit(libc::SIGPIPE) | bit(1),
+                closed: 0b010,
             },
-            SignalState {
+            StartState {
                 blocked: u64::MAX,
                 ignored: u64::MAX,
+                closed: 0b111,
             },
         ] {
-            assert_eq!(SignalState::decode(&state.encode()), Some(state));
+            assert_eq!(StartState::decode(&state.encode()), Some(state));
         }
-        for garbage in ["", ":", "1", "x:1", "1:2:3", "10000000000000000:0"] {
-            assert_eq!(SignalState::decode(garbage), None, "{garbage}");
+        for garbage in [
+            "",
+            "::",
+            "1:2",
+            "x:1:0",
+            "1:2:3:4",
+            "1:2:8",
+            "10000000000000000:0:0",
+        ] {
+            assert_eq!(StartState::decode(garbage), None, "{garbage}");
         }
     }
 
@@ -202,7 +234,7 @@ mod tests {
         // recorded before it did has SIGPIPE as the harness's parent left it, and cargo starts
         // tests with SIGPIPE at its default.
         assert!(RECORDED.load(Ordering::Acquire));
-        assert!(SignalState::of_this_thread().is_ignored(libc::SIGPIPE));
+        assert!(StartState::of_this_thread().is_ignored(libc::SIGPIPE));
         assert!(!startup().is_ignored(libc::SIGPIPE));
         let set = signal_set(bit(libc::SIGINT) | bit(64));
         // SAFETY: an initialized set.
