@@ -23,16 +23,15 @@ fn testdata(dir: &str) -> Vec<PathBuf> {
 }
 
 /// Programs whose TCP runs wait for the TCP executor to carry what they need, with why: the
-/// program's stdin and stdout (a TCP executor's program has the listener's), and endings that
-/// never call `exit` (`_exit`, exec), which only the executor's report brings over TCP. Their
-/// TCP trials are ignored until it does; every other mode runs.
-const WAITING_FOR_TCP: [(&str, &str); 4] = [
+/// program's stdin and stdout (a TCP executor's program has the listener's), endings that
+/// never call `exit` (`_exit`, exec), which only the executor's report brings over TCP, and
+/// the connection's descriptor moved out of the program's way (as a spawned executor's is).
+/// Their TCP trials are ignored until it does; every other mode runs.
+const WAITING_FOR_TCP: [(&str, &str); 5] = [
     ("exec_status", "an exec'd program's status"),
     ("exit_without_handlers", "_exit's status"),
-    (
-        "large_output",
-        "stdout forwarded without waiting for the listener's reader",
-    ),
+    ("first_descriptor", "the connection's descriptor out of the program's way"),
+    ("large_output", "stdout forwarded without waiting for the listener's reader"),
     ("stdin_read", "stdin forwarded"),
 ];
 

@@ -1,6 +1,7 @@
 //! The program starts as it would natively: the signal state and standard descriptors the user
-//! started rjitlink with are put back before it runs ([`restore_for_program`]), and no thread of
-//! the linker's can take a signal meant for it ([`keep_linker_threads_out`]).
+//! started rjitlink with are put back before it runs ([`restore_for_program`]), no thread of
+//! the linker's can take a signal meant for it ([`keep_linker_threads_out`]), and descriptors
+//! an executor keeps are out of the way of the program's ([`out_of_the_programs_way`]).
 //!
 //! Only what rjitlink changed is put back. Libraries the program links are loaded before it
 //! runs, and their constructors may install handlers (natively they run before `main` too):
@@ -10,6 +11,7 @@
 
 use rjitlink_target::start_state::{self, blocked_signals, signal_set, SIGNALS};
 use std::ffi::c_int;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 
 /// This process's signal actions and the calling thread's mask and alternate signal stack
@@ -135,4 +137,32 @@ pub(crate) fn keep_linker_threads_out() {
     // Err only if the pool was made earlier (see above).
     let _ = rayon::ThreadPoolBuilder::new().build_global();
     set_blocked(previous);
+}
+
+/// The lowest descriptor an executor's own descriptors are moved to: well above those a program
+/// opens, within the usual limit of 1024.
+const HIGH_DESCRIPTOR: c_int = 1000;
+
+/// `fd` moved to a high descriptor (close-on-exec), so that the program's first `open` gets 3
+/// as natively, not the number after the executor's connection and memory files. Kept where it
+/// is if the descriptor limit leaves no high one.
+pub(crate) fn out_of_the_programs_way(fd: OwnedFd) -> OwnedFd {
+    let mut limit = std::mem::MaybeUninit::<libc::rlimit>::zeroed();
+    // SAFETY: getrlimit fills `limit` or fails.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, limit.as_mut_ptr()) } == 0 {
+        // SAFETY: filled by the successful call.
+        unsafe { limit.assume_init() }.rlim_cur
+    } else {
+        0
+    };
+    let floor = HIGH_DESCRIPTOR.min(c_int::try_from(soft / 2).unwrap_or(c_int::MAX));
+    if fd.as_raw_fd() >= floor {
+        return fd;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor for the same file, or fails.
+    match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) } {
+        -1 => fd,
+        // SAFETY: a new descriptor, ours alone; `fd` is closed as it drops.
+        high => unsafe { OwnedFd::from_raw_fd(high) },
+    }
 }
