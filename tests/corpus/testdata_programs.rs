@@ -30,8 +30,14 @@ fn testdata(dir: &str) -> Vec<PathBuf> {
 const WAITING_FOR_TCP: [(&str, &str); 5] = [
     ("exec_status", "an exec'd program's status"),
     ("exit_without_handlers", "_exit's status"),
-    ("first_descriptor", "the connection's descriptor out of the program's way"),
-    ("large_output", "stdout forwarded without waiting for the listener's reader"),
+    (
+        "first_descriptor",
+        "the connection's descriptor out of the program's way",
+    ),
+    (
+        "large_output",
+        "stdout forwarded without waiting for the listener's reader",
+    ),
     ("stdin_read", "stdin forwarded"),
 ];
 

@@ -144,8 +144,9 @@ pub(crate) fn keep_linker_threads_out() {
 const HIGH_DESCRIPTOR: c_int = 1000;
 
 /// `fd` moved to a high descriptor (close-on-exec), so that the program's first `open` gets 3
-/// as natively, not the number after the executor's connection and memory files. Kept where it
-/// is if the descriptor limit leaves no high one.
+/// as natively, not the number after the executor's connection and memory files: from
+/// [`HIGH_DESCRIPTOR`], or with a lower descriptor limit from 16 below it. Kept where it is if
+/// that is no higher.
 pub(crate) fn out_of_the_programs_way(fd: OwnedFd) -> OwnedFd {
     let mut limit = std::mem::MaybeUninit::<libc::rlimit>::zeroed();
     // SAFETY: getrlimit fills `limit` or fails.
@@ -155,7 +156,7 @@ pub(crate) fn out_of_the_programs_way(fd: OwnedFd) -> OwnedFd {
     } else {
         0
     };
-    let floor = HIGH_DESCRIPTOR.min(c_int::try_from(soft / 2).unwrap_or(c_int::MAX));
+    let floor = HIGH_DESCRIPTOR.min(c_int::try_from(soft.saturating_sub(16)).unwrap_or(c_int::MAX));
     if fd.as_raw_fd() >= floor {
         return fd;
     }
