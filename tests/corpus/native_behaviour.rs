@@ -1,7 +1,7 @@
 //! Trials that a program behaves under rjitlink as natively where the corpus cannot say so
 //! with a native run's output alone: a writer whose reader goes away (`| head -1`), the signal
-//! state a user starts rjitlink with (nohup, `trap '' PIPE`, a blocked signal), and standard
-//! descriptors the user closed.
+//! state a user starts rjitlink with (nohup, `trap '' PIPE`, a blocked signal), standard
+//! descriptors the user closed, and signals for the program: Ctrl-C, and one sent to rjitlink.
 
 use crate::harness::case::{Build, Case};
 use crate::harness::mode::Mode;
@@ -118,7 +118,165 @@ pub fn trials() -> Vec<Trial> {
                 Ok(())
             },
         ),
+        Trial::test("native_behaviour::ctrl_c_reaches_the_program", || {
+            // Ctrl-C on the program's terminal: the terminal sends SIGINT to the foreground
+            // process group, which the program handles. Under a remote executor rjitlink must
+            // not die of it (killing the executor before the program is done).
+            let case = program("cli", "interrupted.c")?;
+            let expected = "ready\nreceived SIGINT\n";
+            let mut runs = vec![("natively", Command::new(case.link_native()?))];
+            for mode in [Mode::InProcess, Mode::Remote, Mode::RemoteCopy] {
+                runs.push((mode.name(), case.rjitlink_command(flags(mode))));
+            }
+            for (what, mut command) in runs {
+                let terminal = Terminal::open()?;
+                let mut child = terminal.control(&mut command)?;
+                wait_for_ready(&mut child)?;
+                terminal.type_ctrl_c()?;
+                check_ending(what, child, expected)?;
+            }
+            Ok(())
+        }),
+        Trial::test(
+            "native_behaviour::a_signal_sent_to_rjitlink_reaches_the_program",
+            || {
+                // `kill PID` of what the user started: the program handles SIGTERM. Under a remote
+                // executor rjitlink passes it on.
+                let case = program("cli", "interrupted.c")?;
+                let expected = "ready\nreceived SIGTERM\n";
+                let mut runs = vec![("natively", Command::new(case.link_native()?))];
+                for mode in [Mode::InProcess, Mode::Remote, Mode::RemoteCopy] {
+                    runs.push((mode.name(), case.rjitlink_command(flags(mode))));
+                }
+                for (what, mut command) in runs {
+                    let mut child = command
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .map_err(|e| format!("{what}: {e}"))?;
+                    wait_for_ready(&mut child)?;
+                    // SAFETY: sending a signal to our own child.
+                    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                    check_ending(what, child, expected)?;
+                }
+                Ok(())
+            },
+        ),
     ]
+}
+
+/// A pseudo-terminal, to be the controlling terminal of a program under test.
+struct Terminal {
+    master: std::os::fd::OwnedFd,
+    slave: std::ffi::CString,
+}
+
+impl Terminal {
+    fn open() -> Result<Terminal, Failed> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain calls on a new descriptor we own; ptsname's static buffer is copied
+        // at once (this test thread is the only one using it).
+        unsafe {
+            let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            if master < 0 {
+                return Err(format!("posix_openpt: {}", std::io::Error::last_os_error()).into());
+            }
+            let master = std::os::fd::OwnedFd::from_raw_fd(master);
+            use std::os::fd::AsRawFd;
+            let name = libc::ptsname(master.as_raw_fd());
+            if libc::grantpt(master.as_raw_fd()) != 0
+                || libc::unlockpt(master.as_raw_fd()) != 0
+                || name.is_null()
+            {
+                return Err(format!("pseudo-terminal: {}", std::io::Error::last_os_error()).into());
+            }
+            let slave = std::ffi::CStr::from_ptr(name).to_owned();
+            Ok(Terminal { master, slave })
+        }
+    }
+
+    /// Spawn `command` as the leader of a new session whose controlling terminal (and stdin)
+    /// is this one, so that it is the terminal's foreground process group, with stdout piped.
+    fn control(&self, command: &mut Command) -> Result<std::process::Child, Failed> {
+        let slave = self.slave.clone();
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let fd = libc::open(slave.as_ptr(), libc::O_RDWR);
+                if fd < 0 || libc::ioctl(fd, libc::TIOCSCTTY, 0) != 0 || libc::dup2(fd, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+                Ok(())
+            });
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {command:?}: {e}").into())
+    }
+
+    /// Ctrl-C, as typed on the terminal.
+    fn type_ctrl_c(&self) -> Result<(), Failed> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: writing one byte from a live buffer to our descriptor.
+        if unsafe { libc::write(self.master.as_raw_fd(), b"\x03".as_ptr().cast(), 1) } != 1 {
+            return Err(format!("cannot type Ctrl-C: {}", std::io::Error::last_os_error()).into());
+        }
+        Ok(())
+    }
+}
+
+/// Read the program's first line, which must be `ready`: it has set its handlers up.
+fn wait_for_ready(child: &mut std::process::Child) -> Result<(), Failed> {
+    use std::io::Read;
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    // Byte by byte: the rest of the output is read with the ending.
+    while line.last() != Some(&b'\n') {
+        match stdout.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            _ => break,
+        }
+    }
+    if line != b"ready\n" {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("expected `ready`, got {:?}", String::from_utf8_lossy(&line)).into());
+    }
+    Ok(())
+}
+
+/// The program must end by exiting 3 after printing the rest of `expected` (its first line was
+/// read already).
+fn check_ending(what: &str, mut child: std::process::Child, expected: &str) -> Result<(), Failed> {
+    use std::io::Read;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if start.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{what}: still running {RUN_TIMEOUT:?} after the signal").into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let _ = child.stdout.take().unwrap().read_to_string(&mut stdout);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    if format!("ready\n{stdout}") != expected || status.code() != Some(3) {
+        return Err(format!("{what}: {status}, stdout {stdout:?}, stderr {stderr:?}").into());
+    }
+    Ok(())
 }
 
 /// Make `command` start with stdin and stdout closed.

@@ -6,6 +6,7 @@ use crate::connection::{
     SharedConnection,
 };
 use crate::copy_mapper::RemoteCopyMapper;
+use crate::relay::{wait_unreaped, Relay};
 use crate::shared_mapper::SharedMemoryMapper;
 use rjitlink_memory::{MemoryMapper, Placement, TargetAddr};
 use rjitlink_protocol::{Connection, Copy, ProtocolError, Request, Response, RunProgram};
@@ -236,7 +237,7 @@ impl Remote {
     /// handlers of libraries have run, and nothing for `_exit`, exec (the new program's status
     /// is the one that counts) or a signal. Waiting for the process, not for the connection to
     /// close, also returns as soon as the program ends when children it forked still hold the
-    /// connection open.
+    /// connection open. Meanwhile signals sent to the linker go to the program (`relay`).
     fn run_spawned(&mut self, request: &Request<'_>) -> Result<i32, TargetError> {
         let sent = match ready(&self.connection) {
             Ok(mut locked) => locked
@@ -250,8 +251,13 @@ impl Remote {
         };
         let id = sent.map_err(|error| self.explain(error))?;
         let child = self.child.as_mut().expect("a spawned executor");
-        let status = child
-            .wait()
+        // Signals sent to rjitlink are the program's while it runs; relaying stops before the
+        // executor is reaped, while its pid is still its own.
+        let relay = Relay::start(child.id());
+        let ended = wait_unreaped(child.id());
+        drop(relay);
+        let status = ended
+            .and_then(|()| child.wait())
             .map_err(system("cannot wait for the executor"))?;
         // The executor answers `Failed` if it could not start the program at all.
         if let Some(message) = self.answer_after_exit(id) {
