@@ -1,11 +1,12 @@
 //! Trials that a program behaves under rjitlink as natively where the corpus cannot say so
 //! with a native run's output alone: a writer whose reader goes away (`| head -1`), the signal
 //! state a user starts rjitlink with (nohup, `trap '' PIPE`, a blocked signal), standard
-//! descriptors the user closed, and signals for the program: Ctrl-C, and one sent to rjitlink.
+//! descriptors the user closed, signals a library's constructor sets up, and signals for the
+//! program: Ctrl-C, and one sent to rjitlink.
 
 use crate::harness::case::{Build, Case};
 use crate::harness::mode::Mode;
-use crate::harness::process::{run_with_timeout, RUN_TIMEOUT};
+use crate::harness::process::{checked, run_with_timeout, RUN_TIMEOUT};
 use crate::harness::tcp::{TcpExecutor, TEST_TOKEN};
 use libtest_mimic::{Failed, Trial};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -118,6 +119,29 @@ pub fn trials() -> Vec<Trial> {
                 Ok(())
             },
         ),
+        Trial::test("native_behaviour::library_constructors_keep_their_signals", || {
+            // A library the program links sets signals up in its constructor: the program
+            // starts with them, as natively, in every mode.
+            let mut case = program("c", "signal_state.c")?;
+            let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata/cli/lib/signal_library.c");
+            let library = case.dir.join("libsignal_library.so");
+            checked(
+                Command::new("cc")
+                    .args(["-shared", "-fPIC"])
+                    .arg(&source)
+                    .arg("-o")
+                    .arg(&library),
+            )?;
+            case.libs.push(library.display().to_string());
+            // Loaded though nothing in the program refers to it, as rjitlink loads it.
+            case.native_ldflags.push("-Wl,--no-as-needed".to_owned());
+            for mode in Mode::ALL {
+                case.compare_with_native(mode)
+                    .map_err(|e| format!("{}: {}", mode.name(), e.message().unwrap_or("")))?;
+            }
+            Ok(())
+        }),
         Trial::test("native_behaviour::ctrl_c_reaches_the_program", || {
             // Ctrl-C on the program's terminal: the terminal sends SIGINT to the foreground
             // process group, which the program handles. Under a remote executor rjitlink must

@@ -58,7 +58,7 @@ pub struct Case {
     pub inputs: Vec<PathBuf>,
     pub libs: Vec<String>,
     pub args: Vec<String>,
-    native_ldflags: Vec<String>,
+    pub native_ldflags: Vec<String>,
     /// Extra rjitlink options, from the `rjitlink-flags` directive.
     rjitlink_flags: Vec<String>,
     /// The program's stdin, from the `stdin` directive (none otherwise).

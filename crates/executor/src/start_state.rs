@@ -3,28 +3,20 @@
 //! the linker's can take a signal meant for it ([`keep_linker_threads_out`]), and descriptors
 //! an executor keeps are out of the way of the program's ([`out_of_the_programs_way`]).
 //!
-//! Only what rjitlink changed is put back. Libraries the program links are loaded before it
-//! runs, and their constructors may install handlers (natively they run before `main` too):
-//! those are theirs to keep. So the actions are noted as the first libraries are about to load
-//! ([`note_before_libraries`]), and a signal is reset only if its action is still the one
-//! noted.
+//! Everything is put back but what the program's libraries changed: they are loaded before it
+//! runs, and their constructors may install handlers (natively they run before `main` too), so
+//! what changes while one loads is noted ([`LibraryLoad`]) and kept.
 
 use rjitlink_target::start_state::{self, blocked_signals, signal_set, SIGNALS};
 use std::ffi::c_int;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// This process's signal actions and the calling thread's mask and alternate signal stack
-/// before any library of the program was loaded: rjitlink's own, and the Rust runtime's.
-struct BeforeLibraries {
-    /// The handler of each signal (`SIG_DFL`, `SIG_IGN` or a function), by signal number - 1.
-    handlers: [usize; 64],
-    blocked: u64,
-    /// The alternate signal stack (the Rust runtime's for the main thread), if one is set.
-    altstack: Option<usize>,
-}
-
-static BEFORE_LIBRARIES: OnceLock<BeforeLibraries> = OnceLock::new();
+/// Signals whose action a library changed as it loaded: bit `n - 1` for signal `n`.
+static LIBRARY_ACTIONS: AtomicU64 = AtomicU64::new(0);
+/// Whether a library changed the signal mask, or the alternate signal stack, as it loaded.
+static LIBRARY_MASK: AtomicBool = AtomicBool::new(false);
+static LIBRARY_ALTSTACK: AtomicBool = AtomicBool::new(false);
 
 fn alternate_stack() -> Option<usize> {
     let mut stack = std::mem::MaybeUninit::<libc::stack_t>::zeroed();
@@ -36,39 +28,67 @@ fn alternate_stack() -> Option<usize> {
     (stack.ss_flags & libc::SS_DISABLE == 0).then_some(stack.ss_sp as usize)
 }
 
-fn handler(signal: c_int) -> Option<usize> {
-    start_state::action(signal).map(|action| action.sa_sigaction)
+fn handlers() -> [usize; 64] {
+    let mut handlers = [libc::SIG_DFL; 64];
+    for signal in SIGNALS {
+        if let Some(action) = start_state::action(signal) {
+            handlers[signal as usize - 1] = action.sa_sigaction;
+        }
+    }
+    handlers
 }
 
-/// Note the signal actions before the program's libraries load; only the first call counts.
-/// Called as a target starts loading libraries, in the thread that will run the program.
-pub(crate) fn note_before_libraries() {
-    BEFORE_LIBRARIES.get_or_init(|| {
-        let mut handlers = [libc::SIG_DFL; 64];
-        for signal in SIGNALS {
-            handlers[signal as usize - 1] = handler(signal).unwrap_or(libc::SIG_DFL);
-        }
-        BeforeLibraries {
-            handlers,
+/// The signal state as a library of the program starts loading, in the thread loading it (the
+/// one that runs the program), to see what its constructors change.
+pub(crate) struct LibraryLoad {
+    handlers: [usize; 64],
+    blocked: u64,
+    altstack: Option<usize>,
+}
+
+impl LibraryLoad {
+    pub(crate) fn start() -> LibraryLoad {
+        LibraryLoad {
+            handlers: handlers(),
             blocked: blocked_signals(),
             altstack: alternate_stack(),
         }
-    });
+    }
+
+    /// After the library loaded (or failed to): note what changed, to be kept for the program.
+    pub(crate) fn finish(self) {
+        let changed = self
+            .handlers
+            .iter()
+            .zip(handlers())
+            .enumerate()
+            .filter(|(_, (before, after))| **before != *after)
+            .fold(0, |changed, (index, _)| changed | 1 << index);
+        LIBRARY_ACTIONS.fetch_or(changed, Ordering::Relaxed);
+        if blocked_signals() != self.blocked {
+            LIBRARY_MASK.store(true, Ordering::Relaxed);
+        }
+        if alternate_stack() != self.altstack {
+            LIBRARY_ALTSTACK.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
-/// Put back the state the user started rjitlink with, where rjitlink changed it, in the thread
-/// that runs the program: the actions of signals that were at their default or ignored, the
-/// signal mask, no alternate signal stack (the Rust runtime's, for its stack overflow handler),
-/// and closed standard descriptors.
+/// Put back the state the user started rjitlink with, in the thread that runs the program:
+/// every signal at its default action or ignored as it was, the signal mask, no alternate
+/// signal stack (the Rust runtime's, for its stack overflow handler), closed standard
+/// descriptors. What the program's libraries changed as they loaded is theirs, and kept.
 pub(crate) fn restore_for_program() {
-    note_before_libraries();
-    let before = BEFORE_LIBRARIES.get().expect("noted just above");
     let startup = start_state::startup();
+    let library_actions = LIBRARY_ACTIONS.load(Ordering::Relaxed);
     for signal in SIGNALS {
-        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+        if signal == libc::SIGKILL
+            || signal == libc::SIGSTOP
+            || library_actions & (1 << (signal - 1)) != 0
+        {
             continue;
         }
-        let Some(current) = handler(signal) else {
+        let Some(current) = start_state::action(signal) else {
             continue;
         };
         let wanted = if startup.is_ignored(signal) {
@@ -76,7 +96,7 @@ pub(crate) fn restore_for_program() {
         } else {
             libc::SIG_DFL
         };
-        if current == before.handlers[signal as usize - 1] && current != wanted {
+        if current.sa_sigaction != wanted {
             // SAFETY: a zeroed sigaction with a plain disposition: no flags, no mask.
             unsafe {
                 let mut action = std::mem::zeroed::<libc::sigaction>();
@@ -85,7 +105,7 @@ pub(crate) fn restore_for_program() {
             }
         }
     }
-    if before.altstack.is_some() && alternate_stack() == before.altstack {
+    if !LIBRARY_ALTSTACK.load(Ordering::Relaxed) && alternate_stack().is_some() {
         let disable = libc::stack_t {
             ss_sp: std::ptr::null_mut(),
             ss_flags: libc::SS_DISABLE,
@@ -94,7 +114,7 @@ pub(crate) fn restore_for_program() {
         // SAFETY: no handler runs on the stack now (this is not a handler), so it may go.
         unsafe { libc::sigaltstack(&disable, std::ptr::null_mut()) };
     }
-    if blocked_signals() == before.blocked {
+    if !LIBRARY_MASK.load(Ordering::Relaxed) {
         set_blocked(startup.blocked);
     }
     for fd in (0..3).filter(|&fd| startup.is_closed(fd) && is_dev_null(fd)) {

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 /// Libraries loaded into this process for linked code, in load order.
+#[derive(Default)]
 pub struct Libraries {
     handles: Vec<*mut c_void>,
     /// Modules from `load_module`, by the handle given out; only these may be unloaded.
@@ -20,19 +21,6 @@ pub struct Libraries {
 
 // SAFETY: dlopen handles are process-global and may be used from any thread.
 unsafe impl Send for Libraries {}
-
-impl Default for Libraries {
-    /// No libraries yet. Made in the thread that will run the program, before it loads any:
-    /// the signal actions rjitlink's process has now are noted, to be put back as the user
-    /// started rjitlink before the program runs, unless a library's constructor changes them.
-    fn default() -> Self {
-        crate::start_state::note_before_libraries();
-        Libraries {
-            handles: Vec::new(),
-            modules: Vec::new(),
-        }
-    }
-}
 
 fn dlerror_message() -> String {
     // SAFETY: dlerror returns NULL or a valid C string owned by the loader.
@@ -51,8 +39,11 @@ impl Libraries {
     /// dlopen with RTLD_NOW | RTLD_GLOBAL. Err names the library and the loader's reason.
     pub fn load(&mut self, path: &Path) -> Result<(), TargetError> {
         let c_path = CString::new(path.as_os_str().as_bytes())?;
+        // What the library's constructors do to signals is the program's, as natively.
+        let signals = crate::start_state::LibraryLoad::start();
         // SAFETY: a valid C string; dlopen runs the library's constructors, which is intended.
         let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        signals.finish();
         if handle.is_null() {
             let reason = dlerror_message();
             // A library with initial-exec TLS needs static TLS too: the same error as a
