@@ -119,29 +119,32 @@ pub fn trials() -> Vec<Trial> {
                 Ok(())
             },
         ),
-        Trial::test("native_behaviour::library_constructors_keep_their_signals", || {
-            // A library the program links sets signals up in its constructor: the program
-            // starts with them, as natively, in every mode.
-            let mut case = program("c", "signal_state.c")?;
-            let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("testdata/cli/lib/signal_library.c");
-            let library = case.dir.join("libsignal_library.so");
-            checked(
-                Command::new("cc")
-                    .args(["-shared", "-fPIC"])
-                    .arg(&source)
-                    .arg("-o")
-                    .arg(&library),
-            )?;
-            case.libs.push(library.display().to_string());
-            // Loaded though nothing in the program refers to it, as rjitlink loads it.
-            case.native_ldflags.push("-Wl,--no-as-needed".to_owned());
-            for mode in Mode::ALL {
-                case.compare_with_native(mode)
-                    .map_err(|e| format!("{}: {}", mode.name(), e.message().unwrap_or("")))?;
-            }
-            Ok(())
-        }),
+        Trial::test(
+            "native_behaviour::library_constructors_keep_their_signals",
+            || {
+                // A library the program links sets signals up in its constructor: the program
+                // starts with them, as natively, in every mode.
+                let mut case = program("c", "signal_state.c")?;
+                let source =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cli/lib/signal_library.c");
+                let library = case.dir.join("libsignal_library.so");
+                checked(
+                    Command::new("cc")
+                        .args(["-shared", "-fPIC"])
+                        .arg(&source)
+                        .arg("-o")
+                        .arg(&library),
+                )?;
+                case.libs.push(library.display().to_string());
+                // Loaded though nothing in the program refers to it, as rjitlink loads it.
+                case.native_ldflags.push("-Wl,--no-as-needed".to_owned());
+                for mode in Mode::ALL {
+                    case.compare_with_native(mode)
+                        .map_err(|e| format!("{}: {}", mode.name(), e.message().unwrap_or("")))?;
+                }
+                Ok(())
+            },
+        ),
         Trial::test("native_behaviour::ctrl_c_reaches_the_program", || {
             // Ctrl-C on the program's terminal: the terminal sends SIGINT to the foreground
             // process group, which the program handles. Under a remote executor rjitlink must

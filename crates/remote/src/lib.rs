@@ -4,14 +4,14 @@
 //! pages ([`SharedMemoryMapper`]) or bytes sent at finalize ([`RemoteCopyMapper`]).
 //!
 //! Modules, lowest first: `connection` (the connection both the executor and its mapper use),
-//! one module per mapper, `relay` (signals for the program, while a spawned executor runs it),
+//! one module per mapper, `signal_relay` (signals for the program, while a spawned executor runs it),
 //! then `remote`.
 
 mod connection;
 mod copy_mapper;
-mod relay;
 mod remote;
 mod shared_mapper;
+mod signal_relay;
 
 pub use copy_mapper::RemoteCopyMapper;
 pub use remote::{MemoryMode, Remote};

@@ -6,8 +6,8 @@ use crate::connection::{
     SharedConnection,
 };
 use crate::copy_mapper::RemoteCopyMapper;
-use crate::relay::{wait_unreaped, Relay};
 use crate::shared_mapper::SharedMemoryMapper;
+use crate::signal_relay::{wait_unreaped, Relay};
 use rjitlink_memory::{MemoryMapper, Placement, TargetAddr};
 use rjitlink_protocol::{Connection, Copy, ProtocolError, Request, Response, RunProgram};
 use rjitlink_target::{
@@ -237,7 +237,8 @@ impl Remote {
     /// handlers of libraries have run, and nothing for `_exit`, exec (the new program's status
     /// is the one that counts) or a signal. Waiting for the process, not for the connection to
     /// close, also returns as soon as the program ends when children it forked still hold the
-    /// connection open. Meanwhile signals sent to the linker go to the program (`relay`).
+    /// connection open. Meanwhile signals sent to the linker go to the program
+    /// (`signal_relay`).
     fn run_spawned(&mut self, request: &Request<'_>) -> Result<i32, TargetError> {
         let sent = match ready(&self.connection) {
             Ok(mut locked) => locked
