@@ -240,6 +240,11 @@ impl Remote {
     /// connection open. Meanwhile signals sent to the linker go to the program
     /// (`signal_relay`).
     fn run_spawned(&mut self, request: &Request<'_>) -> Result<i32, TargetError> {
+        let child = self.child.as_ref().expect("a spawned executor").id();
+        // Signals sent to rjitlink are the program's from before it can start (it may handle
+        // them as soon as it runs); relaying stops before the executor is reaped, while its pid
+        // is still its own.
+        let relay = Relay::start(child);
         let sent = match ready(&self.connection) {
             Ok(mut locked) => locked
                 .connection
@@ -250,15 +255,17 @@ impl Remote {
                 }),
             Err(error) => Err(error),
         };
-        let id = sent.map_err(|error| self.explain(error))?;
-        let child = self.child.as_mut().expect("a spawned executor");
-        // Signals sent to rjitlink are the program's while it runs; relaying stops before the
-        // executor is reaped, while its pid is still its own.
-        let relay = Relay::start(child.id());
-        let ended = wait_unreaped(child.id());
+        let id = match sent {
+            Ok(id) => id,
+            Err(error) => {
+                drop(relay);
+                return Err(self.explain(error));
+            }
+        };
+        let ended = wait_unreaped(child);
         drop(relay);
         let status = ended
-            .and_then(|()| child.wait())
+            .and_then(|()| self.child.as_mut().expect("a spawned executor").wait())
             .map_err(system("cannot wait for the executor"))?;
         // The executor answers `Failed` if it could not start the program at all.
         if let Some(message) = self.answer_after_exit(id) {
