@@ -120,6 +120,33 @@ pub fn trials() -> Vec<Trial> {
             },
         ),
         Trial::test(
+            "native_behaviour::a_child_outliving_the_program_does_not_hold_rjitlink",
+            || {
+                // The program's child lives on, detached; the program ends with _exit(2). rjitlink
+                // ends with it, however long the child lives.
+                let case = program("cli", "daemon_child.c")?;
+                for mode in [Mode::InProcess, Mode::Remote, Mode::RemoteCopy] {
+                    let start = Instant::now();
+                    let output = run_with_timeout(&mut case.rjitlink_command(flags(mode)))?;
+                    let took = start.elapsed();
+                    let child = String::from_utf8_lossy(&output.stdout)
+                        .trim()
+                        .parse::<i32>();
+                    if let Ok(child) = child {
+                        // SAFETY: ending the process the program left behind.
+                        unsafe { libc::kill(child, libc::SIGKILL) };
+                    }
+                    if output.status.code() != Some(2)
+                        || child.is_err()
+                        || took > Duration::from_secs(10)
+                    {
+                        return Err(format!("{}: {output:?} after {took:?}", mode.name()).into());
+                    }
+                }
+                Ok(())
+            },
+        ),
+        Trial::test(
             "native_behaviour::library_constructors_keep_their_signals",
             || {
                 // A library the program links sets signals up in its constructor: the program
