@@ -10,7 +10,7 @@ use rjitlink_link::{
 };
 use rjitlink_memory::{MapError, SlabConfig, TargetAddr, DEFAULT_SLAB_SIZE};
 use rjitlink_remote::{MemoryMode, Remote};
-use rjitlink_target::{static_tls, Executor, TargetError};
+use rjitlink_target::{start_state, static_tls, Executor, TargetError};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
@@ -398,6 +398,9 @@ fn restart_with_static_tls_surplus() -> Option<std::io::Error> {
     if !static_tls::add_surplus(&mut command) {
         return None;
     }
+    // `Command` resets SIGPIPE, and the Rust runtime put /dev/null on closed standard
+    // descriptors: the user's state travels in the environment instead.
+    start_state::pass_on(&mut command);
     Some(command.exec())
 }
 
@@ -406,6 +409,9 @@ fn main() -> ExitCode {
     // surplus gets the user's GLIBC_TUNABLES back, so the program sees the environment the
     // user gave (the loader has sized the surplus already).
     let has_surplus = static_tls::restore_user_tunables();
+    // Likewise the signals and standard descriptors the user started the first rjitlink with,
+    // which the program gets back before it runs.
+    start_state::adopt_inherited();
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
         Err(e) => {

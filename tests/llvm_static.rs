@@ -112,7 +112,7 @@ fn describe(output: &Output) -> String {
 
 fn trial(mode: Mode) -> Result<(), Failed> {
     let build = shared_build()?;
-    let jit = run_jit(mode, |flags| {
+    let jit = run_jit(mode, None, |flags| {
         let mut command = Command::new(rjitlink());
         // -lstdc++: c++ adds it to the native link; rjitlink, like cc, needs it said.
         command

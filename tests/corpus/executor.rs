@@ -485,7 +485,7 @@ fn read(path: &Path) -> Result<Vec<u8>, Failed> {
 
 /// testdata/cli/lib/static_tls_library.c built in `dir` as a shared library with `bytes` of
 /// initial-exec TLS.
-fn static_tls_library(dir: &Path, bytes: u32) -> Result<PathBuf, Failed> {
+pub(crate) fn static_tls_library(dir: &Path, bytes: u32) -> Result<PathBuf, Failed> {
     let source =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cli/lib/static_tls_library.c");
     let library = dir.join(format!("libstatic_tls_{bytes}.so"));

@@ -9,12 +9,15 @@
 //! - `asflags: FLAGS`     extra assembler flags
 //! - `args: ARGS`         the program's arguments
 //! - `native-ldflags: FLAGS`  extra flags for the native link only (e.g. -no-pie)
+//! - `stdin: FILE`        the program's stdin (path relative to it; otherwise it has none)
 //! - `expect-error: TEXT` (testdata/errors) rjitlink must fail with this in its one-line error
 //!
 //! C programs run in three builds: `-O0` (the compiler's default PIE code), `-O2 -fPIC`, and
 //! `-O2 -fno-pic -fno-pie` (absolute addresses: linked natively with -no-pie, placed below
 //! 2 GiB by rjitlink, with copy relocations for the library data it reads directly).
-//! Assembly programs check their own relocated values and must exit 0 both ways.
+//! Assembly programs check their own relocated values and must exit 0 both ways. A program
+//! killed by a signal natively must be killed by it in process too; a remote executor killed
+//! by it makes rjitlink say so and exit with 128 + the signal's number, as shells report it.
 //! Every program runs in every executor mode: in process, remote (socket pair) and TCP.
 //!
 //! The suites, one file each, are registered here in one binary so that all their trials
@@ -27,6 +30,8 @@
 //! - `tcp_executor`: the TCP executor facing the network: authentication, hostile clients,
 //!   limits, and programs' endings and streams over the connection
 //! - `damaged_input`: randomly damaged objects never crash rjitlink
+//! - `native_behaviour`: programs behave as natively where a native run's output cannot say
+//!   so (a reader that leaves, the user's signal state)
 //!
 //! Their shared helpers are in tests/harness/.
 
@@ -37,6 +42,7 @@ mod cli;
 mod damaged_input;
 mod executor;
 mod generated_errors;
+mod native_behaviour;
 mod tcp_executor;
 mod testdata_programs;
 
@@ -50,6 +56,7 @@ fn main() {
     trials.extend(executor::trials());
     trials.extend(tcp_executor::trials());
     trials.extend(damaged_input::trials());
+    trials.extend(native_behaviour::trials());
 
     libtest_mimic::run(&args, trials).exit();
 }

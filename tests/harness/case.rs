@@ -3,7 +3,7 @@
 
 use super::directives::Directives;
 use super::mode::Mode;
-use super::process::{checked, expect_error, run_with_timeout};
+use super::process::{checked, expect_error, run_with_input};
 use super::rjitlink;
 use super::scratch::scratch_dir;
 use super::tcp::{TcpExecutor, TEST_TOKEN};
@@ -58,9 +58,11 @@ pub struct Case {
     pub inputs: Vec<PathBuf>,
     pub libs: Vec<String>,
     pub args: Vec<String>,
-    native_ldflags: Vec<String>,
+    pub native_ldflags: Vec<String>,
     /// Extra rjitlink options, from the `rjitlink-flags` directive.
     rjitlink_flags: Vec<String>,
+    /// The program's stdin, from the `stdin` directive (none otherwise).
+    pub stdin: Option<Vec<u8>>,
 }
 
 impl Case {
@@ -131,6 +133,16 @@ impl Case {
         if matches!(build, Build::O2NoPic) {
             native_ldflags.push("-no-pie".to_owned());
         }
+        let stdin = match directives.get("stdin") {
+            Some(file) => {
+                let path = base.join(file);
+                Some(
+                    std::fs::read(&path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+                )
+            }
+            None => None,
+        };
         Ok(Case {
             dir,
             inputs,
@@ -138,6 +150,7 @@ impl Case {
             args,
             native_ldflags,
             rjitlink_flags: directives.words("rjitlink-flags"),
+            stdin,
         })
     }
 
@@ -171,32 +184,32 @@ impl Case {
 
     /// Run with rjitlink in `mode`: the exit status of rjitlink, and the program's output.
     pub fn run_jit(&self, mode: Mode, extra: &[&str]) -> Result<Output, Failed> {
-        run_jit(mode, |flags| {
+        run_jit(mode, self.stdin.as_deref(), |flags| {
             self.rjitlink_command(&[flags, extra].concat())
         })
     }
 
-    /// Run natively and with rjitlink; stdout and exit status must agree.
+    /// Run natively and with rjitlink; stdout and exit status must agree. A program killed by
+    /// a signal natively must be killed by it under rjitlink: in process, rjitlink dies by it;
+    /// a remote executor's death by it makes rjitlink say so and exit with 128 + its number.
     pub fn compare_with_native(&self, mode: Mode) -> Result<(), Failed> {
         let native_exe = self.link_native()?;
         let mut native_command = Command::new(&native_exe);
         // argv[0] is the first input's path under rjitlink: give the native run the same.
-        use std::os::unix::process::CommandExt;
+        use std::os::unix::process::{CommandExt, ExitStatusExt};
         native_command.arg0(&self.inputs[0]).args(&self.args);
-        let native = run_with_timeout(&mut native_command)?;
+        let native = run_with_input(&mut native_command, self.stdin.as_deref())?;
         let jit = self.run_jit(mode, &[])?;
-        let describe = |output: &Output| {
-            format!(
-                "status {}\n--- stdout\n{}--- stderr\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            )
+        let same_ending = match (native.status.signal(), mode) {
+            (None, _) => native.status.code() == jit.status.code(),
+            (Some(signal), Mode::InProcess) => jit.status.signal() == Some(signal),
+            (Some(signal), _) => {
+                jit.status.code() == Some(128 + signal)
+                    && String::from_utf8_lossy(&jit.stderr)
+                        .contains("rjitlink: error: executor terminated by signal SIG")
+            }
         };
-        if native.status.code().is_none() {
-            return Err(format!("the native program crashed: {}", describe(&native)).into());
-        }
-        if native.stdout != jit.stdout || native.status.code() != jit.status.code() {
+        if native.stdout != jit.stdout || !same_ending {
             return Err(format!(
                 "rjitlink differs from the native link\n=== native: {}\n=== rjitlink: {}",
                 describe(&native),
@@ -213,25 +226,46 @@ impl Case {
     }
 }
 
-/// Run an `rjitlink run` command in `mode`: `rjitlink_command` makes it with the mode's flags
-/// among its options. Returns the exit status of rjitlink, and the program's output.
+/// How a run ended and what it printed, for a failure message (long output cut short).
+fn describe(output: &Output) -> String {
+    fn shown(bytes: &[u8]) -> String {
+        const SHOWN: usize = 4096;
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(SHOWN)]).into_owned();
+        if bytes.len() > SHOWN {
+            format!("{text}\n[... {} bytes in all]\n", bytes.len())
+        } else {
+            text
+        }
+    }
+    format!(
+        "status {}\n--- stdout\n{}--- stderr\n{}",
+        output.status,
+        shown(&output.stdout),
+        shown(&output.stderr)
+    )
+}
+
+/// Run an `rjitlink run` command in `mode`, with `input` as its stdin (`None`: no stdin):
+/// `rjitlink_command` makes it with the mode's flags among its options. Returns the exit status
+/// of rjitlink, and the program's output (under TCP too: the connection carries it).
 pub fn run_jit(
     mode: Mode,
+    input: Option<&[u8]>,
     rjitlink_command: impl Fn(&[&str]) -> Command,
 ) -> Result<Output, Failed> {
     match mode {
-        Mode::InProcess => run_with_timeout(&mut rjitlink_command(&[])),
-        Mode::Remote => run_with_timeout(&mut rjitlink_command(&["--executor=remote"])),
-        Mode::RemoteCopy => run_with_timeout(&mut rjitlink_command(&[
-            "--executor=remote",
-            "--memory=copy",
-        ])),
+        Mode::InProcess => run_with_input(&mut rjitlink_command(&[]), input),
+        Mode::Remote => run_with_input(&mut rjitlink_command(&["--executor=remote"]), input),
+        Mode::RemoteCopy => run_with_input(
+            &mut rjitlink_command(&["--executor=remote", "--memory=copy"]),
+            input,
+        ),
         Mode::Tcp => {
             // The program's streams are rjitlink's, carried over the connection.
             let executor = TcpExecutor::start()?;
             let mut command = rjitlink_command(&[&executor.flag()]);
             command.env("RJITLINK_TOKEN", TEST_TOKEN);
-            run_with_timeout(&mut command)
+            run_with_input(&mut command, input)
         }
     }
 }

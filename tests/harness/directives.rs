@@ -23,7 +23,7 @@ impl Directives {
             })
             .collect::<Vec<(String, String)>>();
         // A misspelt directive would silently change what a test checks.
-        const KNOWN: [&str; 10] = [
+        const KNOWN: [&str; 11] = [
             "with",
             "archive",
             "libs",
@@ -34,6 +34,7 @@ impl Directives {
             "rjitlink-flags",
             "shared-library",
             "expect-error",
+            "stdin",
         ];
         if let Some((key, _)) = directives
             .iter()

@@ -1,5 +1,5 @@
-//! Running commands: with no stdin and a timeout (a hang is a failure), and checking that
-//! they succeed, or fail as rjitlink fails.
+//! Running commands: with no stdin or a given one, and a timeout (a hang is a failure), and
+//! checking that they succeed, or fail as rjitlink fails.
 
 use libtest_mimic::Failed;
 use std::process::{Command, Output, Stdio};
@@ -24,24 +24,71 @@ pub fn checked(command: &mut Command) -> Result<Output, Failed> {
 
 /// Run a command with no stdin and the test timeout; a hang fails the test.
 pub fn run_with_timeout(command: &mut Command) -> Result<Output, Failed> {
+    run_with_input(command, None)
+}
+
+/// Run a command with `input` as its stdin (`None`: no stdin) and the test timeout; a hang
+/// fails the test. Its output is read as it comes, so that a program writing more than a pipe
+/// holds is not left waiting for a reader.
+pub fn run_with_input(command: &mut Command, input: Option<&[u8]>) -> Result<Output, Failed> {
+    use std::io::{Read, Write};
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = input.unwrap_or_default().to_vec();
+        // A program may end without reading all its input: a failed write is no failure, and
+        // the writer is not waited for.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let start = Instant::now();
-    loop {
-        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
-            return child.wait_with_output().map_err(|e| e.to_string().into());
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
         }
         if start.elapsed() > RUN_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
+            // The readers are left behind: whatever the command started may hold the pipes.
             return Err(format!("{command:?} did not finish within {RUN_TIMEOUT:?}").into());
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().map_err(|_| "reading stdout failed")?,
+        stderr: stderr.join().map_err(|_| "reading stderr failed")?,
+    })
 }
 
 /// The command must fail as rjitlink fails: status 125, one line `rjitlink: error: ...` that

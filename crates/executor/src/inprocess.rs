@@ -23,7 +23,10 @@ impl Default for InProcess {
 }
 
 impl InProcess {
+    /// An executor for this process. Starts the linker's worker threads if they are not
+    /// running yet, so that they never take the program's signals (see `start_state`).
     pub fn new() -> Self {
+        crate::start_state::keep_linker_threads_out();
         InProcess {
             mapper: Arc::new(InProcessMapper::new()),
             libraries: Libraries::default(),

@@ -13,6 +13,7 @@ mod interpose;
 mod listener;
 mod relay;
 mod server;
+mod start_state;
 mod target;
 
 pub use error::ServeError;

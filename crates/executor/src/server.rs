@@ -109,7 +109,7 @@ fn reserve_shared(
                 std::io::Error::last_os_error()
             ));
         }
-        let fd = OwnedFd::from_raw_fd(fd);
+        let fd = crate::start_state::out_of_the_programs_way(OwnedFd::from_raw_fd(fd));
         let mapped = libc::ftruncate(fd.as_raw_fd(), file_size) == 0
             && libc::pwrite(
                 fd.as_raw_fd(),
@@ -680,13 +680,13 @@ pub fn serve_inherited_socket(fd: i32, parent: u32) -> Result<(), ServeError> {
             return Err(ServeError::ParentGone);
         }
     }
-    // SAFETY: the spawning linker passes a socket at this descriptor, owned by us from now on;
-    // it must not leak into the program's own children.
-    let stream = unsafe {
-        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        std::os::unix::net::UnixStream::from_raw_fd(fd)
-    };
-    serve(Box::new(stream))
+    // SAFETY: the spawning linker passes a socket at this descriptor, owned by us from now on.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let socket = crate::start_state::out_of_the_programs_way(socket);
+    // Close-on-exec (a moved descriptor is already), so as not to leak into the program's own
+    // children. SAFETY: setting a flag of our own descriptor.
+    unsafe { libc::fcntl(socket.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    serve(Box::new(std::os::unix::net::UnixStream::from(socket)))
 }
 
 #[cfg(test)]

@@ -39,8 +39,11 @@ impl Libraries {
     /// dlopen with RTLD_NOW | RTLD_GLOBAL. Err names the library and the loader's reason.
     pub fn load(&mut self, path: &Path) -> Result<(), TargetError> {
         let c_path = CString::new(path.as_os_str().as_bytes())?;
+        // What the library's constructors do to signals is the program's, as natively.
+        let signals = crate::start_state::LibraryLoad::start();
         // SAFETY: a valid C string; dlopen runs the library's constructors, which is intended.
         let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        signals.finish();
         if handle.is_null() {
             let reason = dlerror_message();
             // A library with initial-exec TLS needs static TLS too: the same error as a
@@ -276,16 +279,31 @@ extern "C" fn run_fini_functions() {
 }
 
 /// Called with the exit status as the process exits, after the program's own exit handlers
-/// and fini functions and after stdio is flushed.
+/// and fini functions and after stdio is flushed; only in the process that ran the program,
+/// never in a child it forked (whose exit is not the program's).
 pub type ExitObserver = extern "C" fn(c_int, *mut c_void);
 
 extern "C" {
     fn on_exit(function: ExitObserver, argument: *mut c_void) -> c_int;
 }
 
-/// Run a linked program in this process as a process runs its main: init functions, the entry
-/// with (argc, argv, envp), then `exit` with its status (which runs fini functions and atexit
-/// handlers). Never returns. `observer`, if given, sees the exit status last of all.
+/// The exit observer of `run_program`, and the process it observes.
+static EXIT_OBSERVER: OnceLock<(ExitObserver, u32)> = OnceLock::new();
+
+extern "C" fn observe_exit(status: c_int, argument: *mut c_void) {
+    // A child the program forked inherits the exit handlers: its exit must not be reported
+    // as the program's.
+    if let Some(&(observer, pid)) = EXIT_OBSERVER.get() {
+        if std::process::id() == pid {
+            observer(status, argument);
+        }
+    }
+}
+
+/// Run a linked program in this process as a process runs its main: the signal state and
+/// standard descriptors the user started rjitlink with, init functions, the entry with (argc,
+/// argv, envp), then `exit` with its status (which runs fini functions and atexit handlers).
+/// Never returns. `observer`, if given, sees the exit status last of all.
 pub fn run_program(
     program: &Program,
     observer: Option<ExitObserver>,
@@ -307,12 +325,16 @@ pub fn run_program(
     {
         return Err(TargetError::AlreadyRan);
     }
+    // From here on the program runs: no more errors to return.
+    crate::start_state::restore_for_program();
     // SAFETY: everything below calls into code the linker produced for this purpose. The
     // argv strings live until exit because this function never returns.
     unsafe {
         if let Some(observer) = observer {
-            // Registered first, so it runs after every other exit handler.
-            on_exit(observer, std::ptr::null_mut());
+            if EXIT_OBSERVER.set((observer, std::process::id())).is_ok() {
+                // Registered first, so it runs after every other exit handler.
+                on_exit(observe_exit, std::ptr::null_mut());
+            }
         }
         libc::atexit(run_fini_functions);
         let envp = environ;

@@ -5,12 +5,14 @@
 //!
 //! Modules, lowest first: `connection` (the connection both the executor and its mapper use,
 //! and the handshakes), one module per mapper, `stdio` (a program's standard streams over
-//! TCP), then `remote`.
+//! TCP), `signal_relay` (signals for the program, while a spawned executor runs it), then
+//! `remote`.
 
 mod connection;
 mod copy_mapper;
 mod remote;
 mod shared_mapper;
+mod signal_relay;
 mod stdio;
 
 pub use copy_mapper::RemoteCopyMapper;

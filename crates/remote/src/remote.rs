@@ -7,6 +7,7 @@ use crate::connection::{
 };
 use crate::copy_mapper::RemoteCopyMapper;
 use crate::shared_mapper::SharedMemoryMapper;
+use crate::signal_relay::{wait_unreaped, Relay};
 use rjitlink_memory::{MapError, MemoryMapper, Placement, TargetAddr};
 use rjitlink_protocol::{Connection, Copy, ProtocolError, Request, Response, RunProgram, Token};
 use rjitlink_target::{
@@ -84,6 +85,10 @@ impl Remote {
         // The executor starts with room for the static TLS of modules loaded late, and puts
         // the user's GLIBC_TUNABLES back before anything runs.
         rjitlink_target::static_tls::add_surplus(&mut command);
+        // And the signals and standard descriptors the user started the linker with, for the
+        // program (the executor's own are not those: `Command` resets SIGPIPE, and the
+        // linker's runtime put /dev/null on closed descriptors).
+        rjitlink_target::start_state::pass_on(&mut command);
         let child = command
             .spawn()
             .map_err(system("cannot start the executor"))?;
@@ -239,6 +244,77 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// Run the program in the executor this linker spawned, which is this process's child: how
+    /// the executor process ends is how the program ended, its exit status or the signal that
+    /// killed it. What the executor reports is not: it reports `exit` only, before the exit
+    /// handlers of libraries have run, and nothing for `_exit`, exec (the new program's status
+    /// is the one that counts) or a signal. Waiting for the process, not for the connection to
+    /// close, also returns as soon as the program ends when children it forked still hold the
+    /// connection open. Meanwhile signals sent to the linker go to the program
+    /// (`signal_relay`).
+    fn run_spawned(&mut self, request: &Request<'_>) -> Result<i32, TargetError> {
+        let child = self.child.as_ref().expect("a spawned executor").id();
+        // Signals sent to rjitlink are the program's from before it can start (it may handle
+        // them as soon as it runs); relaying stops before the executor is reaped, while its pid
+        // is still its own.
+        let relay = Relay::start(child);
+        let sent = match ready(&self.connection) {
+            Ok(mut locked) => locked
+                .connection
+                .send_request(request)
+                .map_err(|e| match e {
+                    ProtocolError::Closed => TargetError::Closed,
+                    e => TargetError::Connection(Box::new(e)),
+                }),
+            Err(error) => Err(error),
+        };
+        let id = match sent {
+            Ok(id) => id,
+            Err(error) => {
+                drop(relay);
+                return Err(self.explain(error));
+            }
+        };
+        let ended = wait_unreaped(child);
+        drop(relay);
+        let status = ended
+            .and_then(|()| self.child.as_mut().expect("a spawned executor").wait())
+            .map_err(system("cannot wait for the executor"))?;
+        // The executor answers `Failed` if it could not start the program at all.
+        if let Some(message) = self.answer_after_exit(id) {
+            return Err(refused(&message));
+        }
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Ok(code),
+            (_, Some(signal)) => Err(TargetError::Terminated { signal }),
+            _ => Err(TargetError::Ended { status }),
+        }
+    }
+
+    /// After the spawned executor exited: its refusal to run request `id`, if that is what it
+    /// left on the connection. Reads only what is there (a child of the program may hold the
+    /// connection open, and would never close it).
+    fn answer_after_exit(&mut self, id: u64) -> Option<Vec<u8>> {
+        let mut locked = lock(&self.connection);
+        let socket = locked.connection.transport().unix_socket()?;
+        let mut poll = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(socket),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no waiting.
+        if unsafe { libc::poll(&mut poll, 1, 0) } != 1 || poll.revents & libc::POLLIN == 0 {
+            return None;
+        }
+        match locked.connection.receive_response(id) {
+            Ok(Response::Failed(message)) => Some(message.to_vec()),
+            _ => None,
+        }
+    }
+}
+
 impl Executor for Remote {
     fn memory(&self) -> Arc<dyn MemoryMapper> {
         self.mapper.clone()
@@ -367,6 +443,9 @@ impl Executor for Remote {
         });
         if self.stdio_over_connection {
             return crate::stdio::run(&self.connection, &request);
+        }
+        if self.child.is_some() {
+            return self.run_spawned(&request);
         }
         let shared = self.connection.clone();
         let outcome = {

@@ -7,12 +7,14 @@
 //! in-process executor and the executor server in `rjitlink-executor`, the client of a remote
 //! executor in `rjitlink-remote`. Memory reaches the target through the `MemoryMapper` of
 //! `rjitlink-memory`, which [`Executor::memory`] hands out. [`static_tls`] starts processes
-//! that run linked code with room for thread-local storage loaded late.
+//! that run linked code with room for thread-local storage loaded late, and [`start_state`]
+//! with the signal state and standard descriptors the user started rjitlink with.
 
 mod error;
 mod executor;
 mod module;
 mod program;
+pub mod start_state;
 pub mod static_tls;
 mod symbol;
 
