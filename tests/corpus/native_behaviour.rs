@@ -79,8 +79,10 @@ pub fn trials() -> Vec<Trial> {
                 users_signal_state(&mut listener);
                 let executor = TcpExecutor::start_with(listener)?;
                 let mut command = case.rjitlink_command(&[&executor.flag()]);
-                run_with_timeout(command.env("RJITLINK_TOKEN", TEST_TOKEN))?;
-                check("tcp", &executor.finish().0)?;
+                // The program's output comes back over the connection.
+                let output = run_with_timeout(command.env("RJITLINK_TOKEN", TEST_TOKEN))?;
+                check("tcp", &output.stdout)?;
+                drop(executor);
                 let library = crate::executor::static_tls_library(&case.dir, 8000)?;
                 case.libs.push(library.display().to_string());
                 let output = run_with_timeout(users_signal_state(&mut case.rjitlink_command(&[])))?;
@@ -91,8 +93,8 @@ pub fn trials() -> Vec<Trial> {
             "native_behaviour::closed_standard_descriptors_stay_closed",
             || {
                 // `program <&- >&-`: the program finds stdin and stdout closed, and its first open
-                // gets descriptor 0. (Under TCP the program's descriptors are the listener's,
-                // which prints its address on stdout.)
+                // gets descriptor 0. (Not over TCP: there the program's streams are pipes to the
+                // connection, which carries EOF but not a closed descriptor.)
                 let case = program("cli", "standard_descriptors.c")?;
                 let native = run_with_timeout(close_stdin_and_stdout(&mut Command::new(
                     case.link_native()?,
