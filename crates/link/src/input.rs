@@ -292,7 +292,7 @@ fn map_thin_members(path: &Path, data: &[u8]) -> Result<Vec<(Vec<u8>, MappedByte
 }
 
 /// GNU ld scripts are short ASCII text files.
-fn linker_script_text(data: &[u8]) -> Option<&str> {
+pub(crate) fn linker_script_text(data: &[u8]) -> Option<&str> {
     if data.len() > 64 * 1024 {
         return None;
     }
@@ -302,20 +302,20 @@ fn linker_script_text(data: &[u8]) -> Option<&str> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum ScriptName {
+pub(crate) enum ScriptName {
     Path(String),
     Library(String),
 }
 
 #[derive(Debug, PartialEq, Eq)]
-struct ScriptEntry {
+pub(crate) struct ScriptEntry {
     name: ScriptName,
     as_needed: bool,
 }
 
 /// The files a GNU ld script adds through `GROUP(...)`, `INPUT(...)` and `AS_NEEDED(...)`.
 /// Other commands (`OUTPUT_FORMAT`, `SEARCH_DIR`, ...) do not add inputs and are skipped.
-fn parse_linker_script(text: &str) -> Result<Vec<ScriptEntry>, &'static str> {
+pub(crate) fn parse_linker_script(text: &str) -> Result<Vec<ScriptEntry>, &'static str> {
     let mut without_comments = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("/*") {

@@ -24,6 +24,8 @@ mod apply;
 mod archive;
 mod elf;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod ids;
 mod image;
 mod input;
