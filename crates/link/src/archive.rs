@@ -2,7 +2,7 @@
 //! Members are parsed only when the link pulls them in.
 
 use crate::elf::{ObjectFile, LE};
-use crate::error::LinkError;
+use crate::error::{escape_bytes, escape_path, LinkError};
 use crate::input::{MappedBytes, MappedFile};
 use object::elf;
 use object::read::archive::{ArchiveFile, ArchiveOffset};
@@ -37,7 +37,7 @@ impl<'data> Archive<'data> {
         thin_members: &'data [(Vec<u8>, MappedBytes)],
     ) -> Result<Archive<'data>, LinkError> {
         let archive = ArchiveFile::parse(data)
-            .map_err(|e| LinkError::input(path.display(), format!("invalid archive: {e}")))?;
+            .map_err(|e| LinkError::input(escape_path(path), format!("invalid archive: {e}")))?;
         Ok(Archive {
             path,
             data,
@@ -52,7 +52,7 @@ impl<'data> Archive<'data> {
         &self,
         archive_id: u32,
     ) -> Result<Vec<(&'data [u8], MemberRef)>, LinkError> {
-        let path = self.path.display();
+        let path = escape_path(self.path);
         let invalid_index = |e: object::Error| {
             LinkError::input(&path, format!("invalid archive symbol index: {e}"))
         };
@@ -93,14 +93,14 @@ impl<'data> Archive<'data> {
     /// aligns members to 2 bytes only: `object` is built with its `unaligned` feature, so ELF
     /// structures are read in place wherever they lie.
     pub fn member(&self, offset: ArchiveOffset) -> Result<(String, &'data [u8]), LinkError> {
-        let path = self.path.display();
+        let path = escape_path(self.path);
         let member = self.archive.member(offset).map_err(|e| {
             LinkError::input(
                 &path,
                 format!("invalid archive member at offset {}: {e}", offset.0),
             )
         })?;
-        let member_name = String::from_utf8_lossy(member.name());
+        let member_name = escape_bytes(member.name());
         let name = format!("{path}({member_name})");
         let data = if member.is_thin() {
             self.thin_members

@@ -28,7 +28,7 @@
 use crate::addresses::{Addresses, UNLOADED};
 use crate::apply::{apply_section, ApplyContext};
 use crate::elf::LE;
-use crate::error::{LinkError, UndefinedSymbol};
+use crate::error::{escape_bytes, LinkError, UndefinedSymbol};
 use crate::ids::{ImageOffset, ObjectId, TlsOffset};
 use crate::layout::Layout;
 use crate::resolve::{LinkerSymbol, Resolution, SymbolDb};
@@ -136,8 +136,7 @@ impl TlsBlock {
             let object = &db.objects[section.object.index()];
             return Err(LinkError::Section {
                 file: object.name.clone(),
-                section: String::from_utf8_lossy(object.section_name(section.index as usize))
-                    .into_owned(),
+                section: escape_bytes(object.section_name(section.index as usize)),
                 problem: format!(
                     "is thread-local with alignment {:#x}, more than the {MAX_BLOCK_ALIGN:#x} rjitlink gives a TLS block",
                     section.align
