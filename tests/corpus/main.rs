@@ -24,7 +24,8 @@
 //! - `generated_errors`: errors on inputs made by damaging a good object
 //! - `cli`: command-line behaviour
 //! - `executor`: the remote and TCP executors
-//! - `damaged_input`: randomly damaged objects never crash rjitlink
+//! - `damaged_input`: randomly damaged objects never crash rjitlink; the inputs of
+//!   testdata/damaged fail with the errors testdata/damaged/EXPECT names
 //!
 //! Their shared helpers are in tests/harness/.
 
@@ -46,6 +47,7 @@ fn main() {
     trials.extend(cli::trials());
     trials.extend(executor::trials());
     trials.extend(damaged_input::trials());
+    trials.extend(damaged_input::regression_trials());
 
     libtest_mimic::run(&args, trials).exit();
 }
