@@ -17,6 +17,8 @@ fn main() {
     header[..4].copy_from_slice(b"\x7fELF");
     header[16] = 3; // ET_DYN
     std::fs::write(&library, header).unwrap();
+    // To triage an input: RJITLINK_FUZZ_VERBOSE=1 target/release/link < input
+    let verbose = std::env::var_os("RJITLINK_FUZZ_VERBOSE").is_some();
     afl::fuzz!(|data: &[u8]| {
         let mut inputs = Vec::new();
         for (i, file) in split_files(data).into_iter().enumerate() {
@@ -49,7 +51,14 @@ fn main() {
                 keep_symbols: true,
             },
         );
-        if let Ok(unit) = session.link(&options, &PhaseTimes::default()) {
+        let linked = session.link(&options, &PhaseTimes::default());
+        if verbose {
+            match &linked {
+                Ok(unit) => eprintln!("linked: {} bytes", unit.linked_bytes),
+                Err(error) => eprintln!("error: {error}"),
+            }
+        }
+        if let Ok(unit) = linked {
             let _ = session.free(unit.id);
         }
     });
