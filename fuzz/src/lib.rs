@@ -180,6 +180,11 @@ impl Executor for StubExecutor {
     fn interpose(&mut self, _: &[Interposition]) -> Result<(), TargetError> {
         Ok(())
     }
+    /// Libraries then load after resolving, on the linking thread: the same input takes the
+    /// same path every time.
+    fn is_this_process(&self) -> bool {
+        true
+    }
     fn run(&mut self, _: &Program) -> Result<i32, TargetError> {
         Err(TargetError::Refused(
             "the fuzzing executor runs nothing".into(),
