@@ -38,7 +38,10 @@ ar rcS "$work/unindexed.a" "$work/helper.o"
 { cat "$work/main.o"; sep; printf 'GROUP ( lib2.a AS_NEEDED ( -l2 ) )\n'; sep; cat "$work/indexed.a"; } > "$out/link/main-script-archive"
 cp "$work/indexed.a" "$work/unindexed.a" "$work/thin.a" "$out/archive/"
 ar rcs "$work/several.a" "$work/helper.o" "$work/main.o"
-cp "$work/several.a" "$out/archive/"
+# A member name longer than 15 bytes goes to the GNU long-name table.
+cp "$work/helper.o" "$work/a_member_with_a_long_name.o"
+ar rcs "$work/long-names.a" "$work/a_member_with_a_long_name.o" "$work/main.o"
+cp "$work/several.a" "$work/long-names.a" "$out/archive/"
 
 # Linker scripts.
 for s in /usr/lib/x86_64-linux-gnu/libc.so /usr/lib/x86_64-linux-gnu/libm.so; do
