@@ -149,20 +149,24 @@ impl TlsBlock {
         };
         let mut offset = 0u64;
         for section in sections {
-            let at = offset
+            let end = offset
                 .checked_next_multiple_of(section.align)
-                .filter(|&at| at.checked_add(section.size).is_some())
-                .ok_or(LinkError::ImageTooLarge {
-                    size: u64::MAX,
-                    limit: HostArch::MAX_IMAGE_SIZE,
-                })?;
-            offset = at + section.size;
-            if offset >= HostArch::MAX_IMAGE_SIZE {
-                return Err(LinkError::ImageTooLarge {
-                    size: offset,
-                    limit: HostArch::MAX_IMAGE_SIZE,
+                .and_then(|at| Some((at, at.checked_add(section.size)?)))
+                .filter(|&(_, end)| end < HostArch::MAX_IMAGE_SIZE);
+            let Some((at, end)) = end else {
+                let object = &db.objects[section.object.index()];
+                return Err(LinkError::Section {
+                    file: object.name.clone(),
+                    section: escape_bytes(object.section_name(section.index as usize)),
+                    problem: format!(
+                        "of {:#x} bytes (alignment {:#x}) does not fit in the {} MiB the code model allows for a thread-local block",
+                        section.size,
+                        section.align,
+                        HostArch::MAX_IMAGE_SIZE >> 20
+                    ),
                 });
-            }
+            };
+            offset = end;
             if !section.nobits {
                 block.initial_size = offset;
             }
