@@ -49,7 +49,7 @@ for s in /usr/lib/x86_64-linux-gnu/libc.so /usr/lib/x86_64-linux-gnu/libm.so; do
 done
 printf 'INPUT(-lfoo, bar.o)\n' > "$out/script/input"
 printf '/* c */ GROUP ( a.o AS_NEEDED ( -lb c.so ) ) SEARCH_DIR(/x)\n' > "$out/script/group"
-for s in "$root"/testdata/damaged/*.script "$root"/testdata/errors/lib/*.script; do
+for s in "$root"/testdata/errors/*.ld "$root"/testdata/errors/lib/cycle_a.ld; do
     [ -f "$s" ] && cp "$s" "$out/script/"
 done
 
