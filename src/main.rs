@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rjitlink_executor::InProcess;
 use rjitlink_link::{
-    InputArg, LinkError, LinkOptions, PhaseTimes, SearchPath, Session, SessionOptions,
+    escape_bytes, InputArg, LinkError, LinkOptions, PhaseTimes, SearchPath, Session, SessionOptions,
 };
 use rjitlink_memory::{MapError, SlabConfig, TargetAddr, DEFAULT_SLAB_SIZE};
 use rjitlink_remote::{MemoryMode, Remote};
@@ -246,7 +246,7 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
     let times = PhaseTimes::default();
     let linked = session.link(&options, &times)?;
     for warning in &linked.warnings {
-        eprintln!("rjitlink: warning: {warning}");
+        eprintln!("rjitlink: warning: {}", escape_bytes(warning.as_bytes()));
     }
     if args.show_times {
         eprint!("{}", times.report());
@@ -335,6 +335,16 @@ fn executor(args: ExecutorArgs) -> Result<u8> {
 
 /// What to print for an error, one line per problem, with the command line's hints.
 fn error_lines(error: &anyhow::Error) -> Vec<String> {
+    // Names from inputs reach the messages of the target's errors too (a library's path in
+    // the loader's message): every line is escaped for the terminal, which leaves the
+    // linker's own escaped names as they are.
+    error_text(error)
+        .iter()
+        .map(|line| escape_bytes(line.as_bytes()))
+        .collect()
+}
+
+fn error_text(error: &anyhow::Error) -> Vec<String> {
     // The remote executor's errors about shared memory are what --memory=shared asked for.
     if let Some(TargetError::NoSharedMemory | TargetError::SharedMemory(_)) =
         error.downcast_ref::<TargetError>()

@@ -29,7 +29,8 @@
 //! - `executor`: the remote and TCP executors
 //! - `tcp_executor`: the TCP executor facing the network: authentication, hostile clients,
 //!   limits, and programs' endings and streams over the connection
-//! - `damaged_input`: randomly damaged objects never crash rjitlink
+//! - `damaged_input`: randomly damaged objects never crash rjitlink; the inputs of
+//!   testdata/damaged fail with the errors testdata/damaged/EXPECT names
 //! - `native_behaviour`: programs behave as natively where a native run's output cannot say
 //!   so (a reader that leaves, the user's signal state)
 //!
@@ -57,6 +58,7 @@ fn main() {
     trials.extend(tcp_executor::trials());
     trials.extend(damaged_input::trials());
     trials.extend(native_behaviour::trials());
+    trials.extend(damaged_input::regression_trials());
 
     libtest_mimic::run(&args, trials).exit();
 }

@@ -110,6 +110,10 @@ pub fn expect_errors(command: &mut Command, expected: &[&str]) -> Result<(), Fai
     if stderr.contains("panicked") {
         return fail("rjitlink panicked");
     }
+    // Names from inputs are escaped: nothing but the line ends may reach the terminal raw.
+    if stderr.chars().any(|c| c.is_control() && c != '\n') {
+        return fail("control characters in the error message");
+    }
     let lines: Vec<&str> = stderr.lines().collect();
     if lines.len() != expected.len() || !lines.iter().all(|l| l.starts_with("rjitlink: error: ")) {
         return fail(&format!(

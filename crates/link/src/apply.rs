@@ -3,7 +3,7 @@
 
 use crate::addresses::{Addresses, UNLOADED};
 use crate::elf::LE;
-use crate::error::{LinkError, RelocationProblem, TlsProblem};
+use crate::error::{escape_bytes, LinkError, RelocationProblem, TlsProblem};
 use crate::ids::{GotSlot, PltStub};
 use crate::layout::{Layout, PlacedSection};
 use crate::resolve::{Resolution, SymbolDb, SymbolLocation};
@@ -152,9 +152,19 @@ pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), Lin
         if section.nobits || section.size == 0 {
             continue;
         }
+        // Layout placed the sections in order, without overlap, inside the image; if it ever
+        // did not, this is an error rather than a panic.
+        let overlap = || LinkError::Internal("sections overlap or lie outside the image");
+        let gap = offset.get().checked_sub(cursor).ok_or_else(overlap)?;
         let tail = std::mem::take(&mut rest);
-        let (_, tail) = tail.split_at_mut((offset.get() - cursor) as usize);
-        let (slice, tail) = tail.split_at_mut(section.size as usize);
+        let (_, tail) = usize::try_from(gap)
+            .ok()
+            .and_then(|gap| tail.split_at_mut_checked(gap))
+            .ok_or_else(overlap)?;
+        let (slice, tail) = usize::try_from(section.size)
+            .ok()
+            .and_then(|size| tail.split_at_mut_checked(size))
+            .ok_or_else(overlap)?;
         rest = tail;
         cursor = offset.get() + section.size;
         jobs.push((section, context.addresses.at(*offset), slice));
@@ -229,7 +239,16 @@ pub fn apply_section(
 ) -> Result<(), LinkError> {
     let db = context.db;
     let object = &db.objects[section.object.index()];
-    out.copy_from_slice(object.section_data(section.index as usize));
+    let data = object.section_data(section.index as usize);
+    if data.len() != out.len() {
+        // Parse checked that every loaded section's bytes lie in its file: not reached.
+        return Err(LinkError::Section {
+            file: object.name.clone(),
+            section: escape_bytes(object.section_name(section.index as usize)),
+            problem: "lies outside the file".into(),
+        });
+    }
+    out.copy_from_slice(data);
     let got_base = context.addresses.at(context.layout.got);
     let values = &context.addresses.symbol_values[section.object.index()];
     // For `.eh_frame`: where each record starts and whether it is an FDE, read when first

@@ -2,11 +2,12 @@
 //! Members are parsed only when the link pulls them in.
 
 use crate::elf::{ObjectFile, LE};
-use crate::error::LinkError;
-use crate::input::MappedFile;
+use crate::error::{escape_bytes, escape_path, LinkError};
+use crate::input::{MappedBytes, MappedFile};
 use object::elf;
 use object::read::archive::{ArchiveFile, ArchiveOffset};
 use object::read::elf::Sym as _;
+use std::path::Path;
 
 /// A member of an archive, identified by its header's offset in the archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -17,15 +18,32 @@ pub struct MemberRef {
 
 /// One archive of the link.
 pub struct Archive<'data> {
-    pub file: &'data MappedFile,
+    path: &'data Path,
+    data: &'data [u8],
+    /// For a thin archive: each member's own file, by member name.
+    thin_members: &'data [(Vec<u8>, MappedBytes)],
     archive: ArchiveFile<'data>,
 }
 
 impl<'data> Archive<'data> {
     pub fn parse(file: &'data MappedFile) -> Result<Archive<'data>, LinkError> {
-        let archive = ArchiveFile::parse(file.data())
-            .map_err(|e| LinkError::input(file.path.display(), format!("invalid archive: {e}")))?;
-        Ok(Archive { file, archive })
+        Archive::from_bytes(&file.path, file.data(), &file.thin_members)
+    }
+
+    /// An archive whose bytes are `data`; `path` is for messages.
+    pub fn from_bytes(
+        path: &'data Path,
+        data: &'data [u8],
+        thin_members: &'data [(Vec<u8>, MappedBytes)],
+    ) -> Result<Archive<'data>, LinkError> {
+        let archive = ArchiveFile::parse(data)
+            .map_err(|e| LinkError::input(escape_path(path), format!("invalid archive: {e}")))?;
+        Ok(Archive {
+            path,
+            data,
+            thin_members,
+            archive,
+        })
     }
 
     /// Every (symbol name, member) pair the archive offers, from its symbol index, or, for an
@@ -34,7 +52,7 @@ impl<'data> Archive<'data> {
         &self,
         archive_id: u32,
     ) -> Result<Vec<(&'data [u8], MemberRef)>, LinkError> {
-        let path = self.file.path.display();
+        let path = escape_path(self.path);
         let invalid_index = |e: object::Error| {
             LinkError::input(&path, format!("invalid archive symbol index: {e}"))
         };
@@ -75,25 +93,24 @@ impl<'data> Archive<'data> {
     /// aligns members to 2 bytes only: `object` is built with its `unaligned` feature, so ELF
     /// structures are read in place wherever they lie.
     pub fn member(&self, offset: ArchiveOffset) -> Result<(String, &'data [u8]), LinkError> {
-        let path = self.file.path.display();
+        let path = escape_path(self.path);
         let member = self.archive.member(offset).map_err(|e| {
             LinkError::input(
                 &path,
                 format!("invalid archive member at offset {}: {e}", offset.0),
             )
         })?;
-        let member_name = String::from_utf8_lossy(member.name());
+        let member_name = escape_bytes(member.name());
         let name = format!("{path}({member_name})");
         let data = if member.is_thin() {
-            self.file
-                .thin_members
+            self.thin_members
                 .iter()
                 .find(|(n, _)| n.as_slice() == member.name())
                 .map(|(_, bytes)| bytes.data())
                 .ok_or_else(|| LinkError::input(&name, "thin archive member was not mapped"))?
         } else {
             member
-                .data(self.file.data())
+                .data(self.data)
                 .map_err(|e| LinkError::input(&name, format!("truncated archive member: {e}")))?
         };
         Ok((name, data))

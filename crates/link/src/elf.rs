@@ -1,9 +1,8 @@
 //! One ELF relocatable object, borrowed from its mmap with `object`'s low-level ELF API.
 //! Parsing validates everything later phases index with, so they can index without panicking.
 
-use crate::error::LinkError;
+use crate::error::{escape_bytes, LinkError};
 use object::elf;
-use object::read::elf::Sym as _;
 use object::read::elf::{FileHeader, SectionHeader, SectionTable, SymbolTable};
 use object::{LittleEndian, SectionIndex};
 use rjitlink_arch::{machine_name, Arch, HostArch};
@@ -78,10 +77,7 @@ impl<'data> ObjectFile<'data> {
 
         let mut relocations: Vec<&'data [Rela]> = vec![&[]; sections.len()];
         for section in sections.iter() {
-            let section_name = || {
-                String::from_utf8_lossy(sections.section_name(LE, section).unwrap_or(b"?"))
-                    .into_owned()
-            };
+            let section_name = || escape_bytes(sections.section_name(LE, section).unwrap_or(b"?"));
             match section.sh_type(LE) {
                 elf::SHT_RELA => {
                     let target = section.sh_info(LE) as usize;
@@ -120,16 +116,18 @@ impl<'data> ObjectFile<'data> {
                         });
                     }
                 }
-                elf::SHT_NOBITS => {}
-                _ if section.sh_flags(LE) & u64::from(elf::SHF_ALLOC) != 0 => {
-                    section.data(LE, data).map_err(|e| {
-                        fail(format!(
-                            "section {} lies outside the file (truncated file?): {e}",
-                            section_name()
-                        ))
-                    })?;
-                }
                 _ => {}
+            }
+            // Every loaded section is copied into the image whole, whatever its type (a
+            // relocation section marked SHF_ALLOC too): its bytes must lie in the file.
+            let loaded = section.sh_flags(LE) & u64::from(elf::SHF_ALLOC) != 0;
+            if loaded && section.sh_type(LE) != elf::SHT_NOBITS {
+                section.data(LE, data).map_err(|e| {
+                    fail(format!(
+                        "section {} lies outside the file (truncated file?): {e}",
+                        section_name()
+                    ))
+                })?;
             }
         }
         let first_global = match symbols.section().0 {
@@ -185,13 +183,17 @@ impl<'data> ObjectFile<'data> {
             return format!("symbol #{index}");
         };
         if symbol.st_type() == elf::STT_SECTION {
-            let shndx = usize::from(symbol.st_shndx(LE));
-            return format!(
-                "section {}",
-                String::from_utf8_lossy(self.section_name(shndx))
-            );
+            // The section index may be anything an input says (SHN_ABS, SHN_XINDEX with an
+            // extended index, past the table): name the section only where there is one.
+            return match self
+                .symbol_section(index, symbol)
+                .filter(|&section| section < self.sections.len())
+            {
+                Some(section) => format!("section {}", escape_bytes(self.section_name(section))),
+                None => format!("section symbol #{index}"),
+            };
         }
-        String::from_utf8_lossy(self.symbol_name(symbol)).into_owned()
+        escape_bytes(self.symbol_name(symbol))
     }
 
     /// The index of the first non-local symbol (sh_info of the symbol table).

@@ -7,7 +7,72 @@ use rjitlink_arch::{Range, UnsupportedReloc};
 use rjitlink_memory::MapError;
 use rjitlink_target::TargetError;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Bytes from an input (a symbol, section or member name, a path) as text that is safe to
+/// print on a terminal: printable UTF-8 stays as it is, and every other byte — control
+/// characters such as ESC or `\r`, invalid UTF-8, and the invisible characters that reorder
+/// or hide text — is written `\xNN`. A name could otherwise move the cursor, recolour or
+/// rewrite the terminal, or hide the rest of the message. Every message that carries a name
+/// from an input passes it through here (or through `Display` of `LinkError`, which escapes
+/// its fields the same way).
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        push_escaped(&mut text, chunk.valid());
+        for byte in chunk.invalid() {
+            push_byte(&mut text, *byte);
+        }
+    }
+    text
+}
+
+/// `escape_bytes` for a path (whose bytes on Linux are any but NUL).
+pub fn escape_path(path: &Path) -> String {
+    escape_bytes(path.as_os_str().as_encoded_bytes())
+}
+
+/// Whether `c` must not reach a terminal as it is: control characters, and the format
+/// characters that reorder text or make it invisible (bidirectional overrides and isolates,
+/// zero-width characters, the byte order mark).
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+fn push_byte(text: &mut String, byte: u8) {
+    use std::fmt::Write as _;
+    let _ = write!(text, "\\x{byte:02x}");
+}
+
+fn push_escaped(text: &mut String, valid: &str) {
+    for c in valid.chars() {
+        if needs_escape(c) {
+            let mut utf8 = [0u8; 4];
+            for byte in c.encode_utf8(&mut utf8).bytes() {
+                push_byte(text, byte);
+            }
+        } else {
+            text.push(c);
+        }
+    }
+}
+
+/// Displays text escaped as `escape_bytes` does: for the text fields of errors, which may
+/// hold names from inputs. Our own wording has nothing to escape, and escaped text is left as
+/// it is, so a field escaped when the error was made comes out the same.
+struct Printable<'a>(&'a str);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.0.chars().any(needs_escape) {
+            return f.write_str(self.0);
+        }
+        let mut text = String::with_capacity(self.0.len() + 8);
+        push_escaped(&mut text, self.0);
+        f.write_str(&text)
+    }
+}
 
 /// A link failure.
 #[derive(Debug)]
@@ -228,8 +293,9 @@ impl fmt::Display for UndefinedSymbol {
         let referrer = self.referenced_by.as_deref().unwrap_or("the entry point");
         write!(
             f,
-            "undefined symbol `{}` (referenced by {referrer})",
-            self.symbol
+            "undefined symbol `{}` (referenced by {})",
+            Printable(&self.symbol),
+            Printable(referrer)
         )
     }
 }
@@ -238,7 +304,7 @@ impl fmt::Display for RelocationProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RelocationProblem::Unsupported { reason, symbol } => {
-                write!(f, "{reason} against `{symbol}`")
+                write!(f, "{reason} against `{}`", Printable(symbol))
             }
             RelocationProblem::InvalidSymbolIndex(index) => {
                 write!(f, "invalid symbol index {index}")
@@ -249,7 +315,8 @@ impl fmt::Display for RelocationProblem {
                 section_size,
             } => write!(
                 f,
-                "{relocation} against `{symbol}` lies outside its section (size {section_size:#x})"
+                "{relocation} against `{}` lies outside its section (size {section_size:#x})",
+                Printable(symbol)
             ),
             RelocationProblem::Overflow {
                 relocation,
@@ -261,7 +328,8 @@ impl fmt::Display for RelocationProblem {
             } => {
                 write!(
                     f,
-                    "{relocation} against `{symbol}`: value {value:#x} does not fit in {bits} bits {}",
+                    "{relocation} against `{}`: value {value:#x} does not fit in {bits} bits {}",
+                    Printable(symbol),
                     range.describe()
                 )?;
                 match hint {
@@ -271,20 +339,23 @@ impl fmt::Display for RelocationProblem {
             }
             RelocationProblem::SymbolNotLoaded { relocation, symbol } => write!(
                 f,
-                "{relocation} against `{symbol}`: the symbol lies in a section that is not loaded (a discarded COMDAT copy or a non-allocated section)"
+                "{relocation} against `{}`: the symbol lies in a section that is not loaded (a discarded COMDAT copy or a non-allocated section)",
+                Printable(symbol)
             ),
             RelocationProblem::LibrarySymbolSize { relocation, symbol } => write!(
                 f,
-                "{relocation} against `{symbol}`: the size of a symbol defined in a shared library is not known"
+                "{relocation} against `{}`: the size of a symbol defined in a shared library is not known",
+                Printable(symbol)
             ),
             RelocationProblem::ThreadLocal {
                 relocation,
                 symbol,
                 problem,
-            } => write!(f, "{relocation} against `{symbol}`: {problem}"),
+            } => write!(f, "{relocation} against `{}`: {problem}", Printable(symbol)),
             RelocationProblem::NoSlotPlanned { relocation, symbol } => write!(
                 f,
-                "{relocation} against `{symbol}`: internal error: no GOT slot was planned"
+                "{relocation} against `{}`: internal error: no GOT slot was planned",
+                Printable(symbol)
             ),
         }
     }
@@ -295,36 +366,63 @@ impl fmt::Display for LinkError {
         match self {
             LinkError::Io {
                 path, operation, ..
-            } => write!(f, "cannot {operation} {}", path.display()),
+            } => write!(f, "cannot {operation} {}", escape_path(path)),
             LinkError::LibraryNotFound { name, script } => match script {
-                Some(script) => write!(f, "{}: cannot find -l{name}", script.display()),
-                None => write!(f, "cannot find -l{name}"),
+                Some(script) => write!(
+                    f,
+                    "{}: cannot find -l{}",
+                    escape_path(script),
+                    Printable(name)
+                ),
+                None => write!(f, "cannot find -l{}", Printable(name)),
             },
-            LinkError::ScriptInputNotFound { script, file } => {
-                write!(f, "{}: cannot find {file}", script.display())
+            LinkError::ScriptInputNotFound { script, file } => write!(
+                f,
+                "{}: cannot find {}",
+                escape_path(script),
+                Printable(file)
+            ),
+            LinkError::Input { file, problem } => {
+                write!(f, "{}: {}", Printable(file), Printable(problem))
             }
-            LinkError::Input { file, problem } => write!(f, "{file}: {problem}"),
             LinkError::Section {
                 file,
                 section,
                 problem,
-            } => write!(f, "{file}: section {section} {problem}"),
+            } => write!(
+                f,
+                "{}: section {} {}",
+                Printable(file),
+                Printable(section),
+                Printable(problem)
+            ),
             LinkError::Symbol {
                 file: Some(file),
                 symbol,
                 problem,
-            } => write!(f, "{file}: symbol {symbol} {problem}"),
+            } => write!(
+                f,
+                "{}: symbol {} {}",
+                Printable(file),
+                Printable(symbol),
+                Printable(problem)
+            ),
             LinkError::Symbol {
                 file: None,
                 symbol,
                 problem,
-            } => write!(f, "symbol {symbol} {problem}"),
+            } => write!(f, "symbol {} {}", Printable(symbol), Printable(problem)),
             LinkError::Relocation {
                 file,
                 section,
                 offset,
                 problem,
-            } => write!(f, "{file}: {section}+{offset:#x}: {problem}"),
+            } => write!(
+                f,
+                "{}: {}+{offset:#x}: {problem}",
+                Printable(file),
+                Printable(section)
+            ),
             LinkError::Undefined(symbols) => {
                 for (i, symbol) in symbols.iter().enumerate() {
                     if i > 0 {
@@ -340,21 +438,27 @@ impl fmt::Display for LinkError {
                 second,
             } => write!(
                 f,
-                "duplicate symbol `{symbol}`: defined in {first} and in {second}"
+                "duplicate symbol `{}`: defined in {} and in {}",
+                Printable(symbol),
+                Printable(first),
+                Printable(second)
             ),
-            LinkError::Entry { symbol, problem } => match problem {
-                EntryProblem::Undefined => {
-                    write!(f, "entry symbol `{symbol}` is not defined by any input")
+            LinkError::Entry { symbol, problem } => {
+                let symbol = Printable(symbol);
+                match problem {
+                    EntryProblem::Undefined => {
+                        write!(f, "entry symbol `{symbol}` is not defined by any input")
+                    }
+                    EntryProblem::NotInUnit => write!(
+                        f,
+                        "entry symbol `{symbol}` is defined only in a shared library or an earlier unit, not by the linked objects"
+                    ),
+                    EntryProblem::NotLoaded => write!(
+                        f,
+                        "entry symbol `{symbol}` lies in a section that is not loaded"
+                    ),
                 }
-                EntryProblem::NotInUnit => write!(
-                    f,
-                    "entry symbol `{symbol}` is defined only in a shared library or an earlier unit, not by the linked objects"
-                ),
-                EntryProblem::NotLoaded => write!(
-                    f,
-                    "entry symbol `{symbol}` lies in a section that is not loaded"
-                ),
-            },
+            }
             LinkError::ImageTooLarge { size, limit } => write!(
                 f,
                 "the linked image needs {size:#x} bytes, more than the {} MiB the code model allows",
@@ -365,7 +469,7 @@ impl fmt::Display for LinkError {
             LinkError::Internal(what) => write!(f, "internal error: {what}"),
             LinkError::Target { context, source } => match context {
                 Some(context) => f.write_str(context),
-                None => write!(f, "{source}"),
+                None => write!(f, "{}", Printable(&source.to_string())),
             },
         }
     }
@@ -387,5 +491,51 @@ impl std::error::Error for LinkError {
             } => source.source(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped_for_the_terminal() {
+        assert_eq!(escape_bytes(b"printf"), "printf");
+        assert_eq!(escape_bytes("größe_π".as_bytes()), "größe_π");
+        assert_eq!(
+            escape_bytes(b"\x1b[31mred\r\n\x7f\\"),
+            "\\x1b[31mred\\x0d\\x0a\\x7f\\"
+        );
+        // Invalid UTF-8 byte by byte; a C1 control and a right-to-left override by their bytes.
+        assert_eq!(escape_bytes(b"a\xff\xc3b"), "a\\xff\\xc3b");
+        assert_eq!(
+            escape_bytes("x\u{85}y\u{202e}".as_bytes()),
+            "x\\xc2\\x85y\\xe2\\x80\\xae"
+        );
+        // Escaping twice changes nothing: errors escape fields made from escaped names.
+        let once = escape_bytes(b"\x1bname\xfe");
+        assert_eq!(escape_bytes(once.as_bytes()), once);
+    }
+
+    #[test]
+    fn error_display_escapes_every_field() {
+        let error = LinkError::Relocation {
+            file: "a\x1b.o".into(),
+            section: ".text\r".into(),
+            offset: 4,
+            problem: Box::new(RelocationProblem::InvalidSymbolIndex(9)),
+        };
+        assert_eq!(
+            error.to_string(),
+            "a\\x1b.o: .text\\x0d+0x4: invalid symbol index 9"
+        );
+        let error = LinkError::Undefined(vec![UndefinedSymbol {
+            symbol: "\u{7}bell".into(),
+            referenced_by: Some("b.o\n".into()),
+        }]);
+        assert_eq!(
+            error.to_string(),
+            "undefined symbol `\\x07bell` (referenced by b.o\\x0a)"
+        );
     }
 }

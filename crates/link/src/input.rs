@@ -2,7 +2,7 @@
 //! libc.so and libm.so are text files naming the real libraries), and the libraries `cc` links
 //! by default. Everything is mmapped once here; later phases borrow from `LinkInputs`.
 
-use crate::error::LinkError;
+use crate::error::{escape_path, LinkError};
 use crate::timing::PhaseTimes;
 use memmap2::Mmap;
 use object::read::archive::ArchiveFile;
@@ -137,9 +137,10 @@ impl LinkInputs {
     ) -> Result<LinkInputs, LinkError> {
         let _span = times.span("inputs");
         let mut inputs = LinkInputs::default();
+        let mut scripts = ScriptExpansion::default();
         for arg in args {
             match arg {
-                InputArg::Path(path) => inputs.add_path(path, search, false, 0)?,
+                InputArg::Path(path) => inputs.add_path(path, search, false, &mut scripts)?,
                 InputArg::Library(name) => {
                     let path =
                         search
@@ -148,7 +149,7 @@ impl LinkInputs {
                                 name: name.clone(),
                                 script: None,
                             })?;
-                    inputs.add_path(&path, search, false, 0)?;
+                    inputs.add_path(&path, search, false, &mut scripts)?;
                 }
             }
         }
@@ -160,7 +161,7 @@ impl LinkInputs {
         path: &Path,
         search: &SearchPath,
         as_needed: bool,
-        script_depth: u32,
+        scripts: &mut ScriptExpansion,
     ) -> Result<(), LinkError> {
         let map = map_file(path)?;
         let data: &[u8] = &map;
@@ -175,11 +176,11 @@ impl LinkInputs {
                 }),
                 Some(other) => {
                     return Err(LinkError::input(
-                        path.display(),
+                        escape_path(path),
                         format!("not a relocatable object or shared library (ELF e_type {other})"),
                     ))
                 }
-                None => return Err(LinkError::input(path.display(), "truncated ELF header")),
+                None => return Err(LinkError::input(escape_path(path), "truncated ELF header")),
             }
         } else if data.starts_with(b"!<arch>\n") || data.starts_with(b"!<thin>\n") {
             let thin_members = if data.starts_with(b"!<thin>\n") {
@@ -194,19 +195,15 @@ impl LinkInputs {
                 thin_members,
             });
         } else if let Some(script) = linker_script_text(data) {
-            if script_depth > 8 {
-                return Err(LinkError::input(
-                    path.display(),
-                    "linker scripts nest too deeply",
-                ));
-            }
+            scripts.enter(path)?;
             let entries = parse_linker_script(script).map_err(|problem| {
                 LinkError::input(
-                    path.display(),
+                    escape_path(path),
                     format!("cannot parse linker script: {problem}"),
                 )
             })?;
             for entry in entries {
+                scripts.count_input(path)?;
                 let entry_path =
                     match &entry.name {
                         ScriptName::Library(name) => {
@@ -223,18 +220,14 @@ impl LinkInputs {
                                 file: file.clone(),
                             })?,
                     };
-                self.add_path(
-                    &entry_path,
-                    search,
-                    as_needed || entry.as_needed,
-                    script_depth + 1,
-                )?;
+                self.add_path(&entry_path, search, as_needed || entry.as_needed, scripts)?;
             }
+            scripts.leave();
         } else if data.is_empty() {
-            return Err(LinkError::input(path.display(), "file is empty"));
+            return Err(LinkError::input(escape_path(path), "file is empty"));
         } else {
             return Err(LinkError::input(
-                path.display(),
+                escape_path(path),
                 "not an ELF file, archive or linker script",
             ));
         }
@@ -248,6 +241,71 @@ impl LinkInputs {
             map,
             thin_members: Vec::new(),
         });
+    }
+}
+
+/// How deeply linker scripts may name one another (Debian's libc.so names libraries only).
+const MAX_SCRIPT_DEPTH: usize = 8;
+/// How many inputs the linker scripts of one link may name in all, counting each time a
+/// script is named again. Scripts that name one another several times each grow
+/// exponentially with their depth (ten copies at eight levels is 10^8 inputs from a few hundred
+/// bytes); this stops them in well under a second.
+const MAX_SCRIPT_INPUTS: usize = 10_000;
+
+/// The linker scripts being expanded, outermost first, and how many inputs scripts have named.
+#[derive(Default)]
+struct ScriptExpansion {
+    /// Each as `canonicalize` names it (so that another path to the same file is seen as the
+    /// same script), or as given where that fails.
+    open: Vec<PathBuf>,
+    inputs: usize,
+}
+
+impl ScriptExpansion {
+    /// Start expanding `script`. Err if it is being expanded already (it names itself,
+    /// through others or directly) or if scripts nest too deeply.
+    fn enter(&mut self, script: &Path) -> Result<(), LinkError> {
+        let canonical = std::fs::canonicalize(script).unwrap_or_else(|_| script.to_owned());
+        if let Some(first) = self.open.iter().position(|open| *open == canonical) {
+            let chain: Vec<String> = self.open[first..]
+                .iter()
+                .chain([&canonical])
+                .map(|path| escape_path(path))
+                .collect();
+            return Err(LinkError::input(
+                escape_path(script),
+                format!("linker script includes itself ({})", chain.join(" -> ")),
+            ));
+        }
+        if self.open.len() >= MAX_SCRIPT_DEPTH {
+            return Err(LinkError::input(
+                escape_path(script),
+                format!(
+                    "linker scripts nest more than {MAX_SCRIPT_DEPTH} deep (included from {})",
+                    escape_path(self.open.last().map_or(script, PathBuf::as_path))
+                ),
+            ));
+        }
+        self.open.push(canonical);
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.open.pop();
+    }
+
+    /// Count one input that `script` names. Err past `MAX_SCRIPT_INPUTS`.
+    fn count_input(&mut self, script: &Path) -> Result<(), LinkError> {
+        self.inputs += 1;
+        if self.inputs > MAX_SCRIPT_INPUTS {
+            return Err(LinkError::input(
+                escape_path(script),
+                format!(
+                    "linker scripts name more than {MAX_SCRIPT_INPUTS} inputs (scripts that name one another repeatedly?)"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -269,7 +327,7 @@ fn map_file(path: &Path) -> Result<Mmap, LinkError> {
 /// A thin archive stores only member names: map each member's file, relative to the archive.
 fn map_thin_members(path: &Path, data: &[u8]) -> Result<Vec<(Vec<u8>, MappedBytes)>, LinkError> {
     let invalid =
-        |e: object::Error| LinkError::input(path.display(), format!("invalid archive: {e}"));
+        |e: object::Error| LinkError::input(escape_path(path), format!("invalid archive: {e}"));
     let archive = ArchiveFile::parse(data).map_err(invalid)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut members = Vec::new();
@@ -279,10 +337,10 @@ fn map_thin_members(path: &Path, data: &[u8]) -> Result<Vec<(Vec<u8>, MappedByte
         let member_path = dir.join(std::str::from_utf8(name).unwrap_or_default());
         let map = map_file(&member_path).map_err(|e| {
             LinkError::input(
-                path.display(),
+                escape_path(path),
                 format!(
                     "cannot open thin archive member {}: {e}",
-                    member_path.display()
+                    escape_path(&member_path)
                 ),
             )
         })?;
@@ -292,7 +350,7 @@ fn map_thin_members(path: &Path, data: &[u8]) -> Result<Vec<(Vec<u8>, MappedByte
 }
 
 /// GNU ld scripts are short ASCII text files.
-fn linker_script_text(data: &[u8]) -> Option<&str> {
+pub(crate) fn linker_script_text(data: &[u8]) -> Option<&str> {
     if data.len() > 64 * 1024 {
         return None;
     }
@@ -302,20 +360,20 @@ fn linker_script_text(data: &[u8]) -> Option<&str> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum ScriptName {
+pub(crate) enum ScriptName {
     Path(String),
     Library(String),
 }
 
 #[derive(Debug, PartialEq, Eq)]
-struct ScriptEntry {
+pub(crate) struct ScriptEntry {
     name: ScriptName,
     as_needed: bool,
 }
 
 /// The files a GNU ld script adds through `GROUP(...)`, `INPUT(...)` and `AS_NEEDED(...)`.
 /// Other commands (`OUTPUT_FORMAT`, `SEARCH_DIR`, ...) do not add inputs and are skipped.
-fn parse_linker_script(text: &str) -> Result<Vec<ScriptEntry>, &'static str> {
+pub(crate) fn parse_linker_script(text: &str) -> Result<Vec<ScriptEntry>, &'static str> {
     let mut without_comments = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("/*") {

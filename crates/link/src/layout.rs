@@ -3,7 +3,7 @@
 //! in this order: code (r-x), read-only data (r--, including the GOT) and writable data (rw-,
 //! zero-fill sections last).
 
-use crate::error::LinkError;
+use crate::error::{escape_bytes, LinkError};
 use crate::ids::{GlobalId, GotSlot, ImageOffset, ObjectId, PltStub};
 use crate::resolve::{LinkerSymbol, Resolution, SymbolDb};
 use crate::scan::{GotPlan, Scan};
@@ -106,21 +106,69 @@ impl Layout {
     }
 }
 
-/// Assigns offsets in one segment.
+/// Assigns offsets in the image, segment after segment. Sizes and alignments come from the
+/// inputs and may be anything: every placement is checked to end within the largest image the
+/// code model allows, so no offset ever wraps and every later `offset + size` fits.
 struct SegmentBuilder {
+    /// At most `HostArch::MAX_IMAGE_SIZE`.
     offset: u64,
 }
 
-impl SegmentBuilder {
-    fn place(&mut self, size: u64, align: u64) -> ImageOffset {
-        self.offset = self.offset.next_multiple_of(align);
-        let at = ImageOffset(self.offset);
-        self.offset += size;
-        at
+/// A placement that would end past the largest image: how large the image would need to be
+/// (saturated at `u64::MAX` where even that wraps).
+#[derive(Clone, Copy, Debug)]
+struct TooLarge {
+    needed: u64,
+}
+
+impl TooLarge {
+    fn image_error(self) -> LinkError {
+        LinkError::ImageTooLarge {
+            size: self.needed,
+            limit: HostArch::MAX_IMAGE_SIZE,
+        }
     }
 }
 
-/// The layout phase. Err if the image is larger than the code model allows.
+impl SegmentBuilder {
+    /// Place `size` bytes at the next multiple of `align` (a power of two).
+    fn place(&mut self, size: u64, align: u64) -> Result<ImageOffset, TooLarge> {
+        let at = self.offset.checked_next_multiple_of(align);
+        let end = at.and_then(|at| at.checked_add(size));
+        match (at, end) {
+            (Some(at), Some(end)) if end <= HostArch::MAX_IMAGE_SIZE => {
+                self.offset = end;
+                Ok(ImageOffset(at))
+            }
+            _ => Err(TooLarge {
+                needed: end.unwrap_or(u64::MAX),
+            }),
+        }
+    }
+
+    /// Round up to `align` (the page size, between segments).
+    fn align(&mut self, align: u64) -> Result<(), TooLarge> {
+        self.place(0, align).map(|_| ())
+    }
+}
+
+/// The error for a section that does not fit in the image.
+fn section_too_large(db: &SymbolDb<'_>, section: &InputSection) -> LinkError {
+    let object = &db.objects[section.object.index()];
+    LinkError::Section {
+        file: object.name.clone(),
+        section: escape_bytes(object.section_name(section.index as usize)),
+        problem: format!(
+            "of {:#x} bytes (alignment {:#x}) does not fit in the {} MiB the code model allows for an image",
+            section.size,
+            section.align,
+            HostArch::MAX_IMAGE_SIZE >> 20
+        ),
+    }
+}
+
+/// The layout phase. Err if the image is larger than the code model allows (naming the
+/// section or common symbol that does not fit, where one does not).
 pub fn layout(
     db: &SymbolDb<'_>,
     scan: Scan,
@@ -167,33 +215,42 @@ pub fn layout(
     let mut builder = SegmentBuilder { offset: 0 };
     let (mut got, mut plt, mut dso_handle) = (ImageOffset(0), ImageOffset(0), ImageOffset(0));
     let mut ifunc_thunk = None;
-    let slots_size = got_plan.slots.len() as u64 * HostArch::GOT_SLOT_SIZE;
-    let got_size = slots_size + got_plan.tls.words() * 8;
-    let place_got = |builder: &mut SegmentBuilder| builder.place(got_size, HostArch::GOT_SLOT_SIZE);
+    // Counts of what the link made, bounded by the inputs' relocations: saturating is enough
+    // for the placement to refuse them.
+    let slots_size = (got_plan.slots.len() as u64).saturating_mul(HostArch::GOT_SLOT_SIZE);
+    let got_size = slots_size.saturating_add(got_plan.tls.words().saturating_mul(8));
+    let place_got = |builder: &mut SegmentBuilder| {
+        builder
+            .place(got_size, HostArch::GOT_SLOT_SIZE)
+            .map_err(TooLarge::image_error)
+    };
     let mut commons = HashMap::default();
     let mut copy_slots = BTreeMap::new();
     let mut eh_frames = Vec::new();
     let mut remaining = sections.into_iter().peekable();
     for segment in SegmentKind::ALL {
-        builder.offset = builder.offset.next_multiple_of(page_size);
+        builder.align(page_size).map_err(TooLarge::image_error)?;
         let start = builder.offset;
         // Synthetic contents go first in their segment, before the zero-fill sections.
         match segment {
             SegmentKind::Code => {
-                let size = got_plan.stubs.len() as u64 * HostArch::PLT_STUB_SIZE;
-                plt = builder.place(size, HostArch::PLT_ALIGN);
+                let size = (got_plan.stubs.len() as u64).saturating_mul(HostArch::PLT_STUB_SIZE);
+                plt = builder
+                    .place(size, HostArch::PLT_ALIGN)
+                    .map_err(TooLarge::image_error)?;
                 if !got_plan.ifuncs.is_empty() {
-                    ifunc_thunk = Some(builder.place(HostArch::IFUNC_THUNK_SIZE, 16));
+                    let thunk = builder.place(HostArch::IFUNC_THUNK_SIZE, 16);
+                    ifunc_thunk = Some(thunk.map_err(TooLarge::image_error)?);
                 }
             }
             // The target writes IFUNCs' slots once the image is live: then the GOT must be
             // writable, as ld's is until RELRO makes it read-only.
-            SegmentKind::ReadOnly if got_plan.ifuncs.is_empty() => got = place_got(&mut builder),
+            SegmentKind::ReadOnly if got_plan.ifuncs.is_empty() => got = place_got(&mut builder)?,
             SegmentKind::ReadOnly => {}
             SegmentKind::Data => {
-                dso_handle = builder.place(8, 8);
+                dso_handle = builder.place(8, 8).map_err(TooLarge::image_error)?;
                 if !got_plan.ifuncs.is_empty() {
-                    got = place_got(&mut builder);
+                    got = place_got(&mut builder)?;
                 }
             }
         }
@@ -205,7 +262,9 @@ pub fn layout(
                 true => 4,
                 false => section.align,
             };
-            let offset = builder.place(section.size, align);
+            let offset = builder
+                .place(section.size, align)
+                .map_err(|_| section_too_large(db, &section))?;
             if section.eh_frame {
                 eh_frame_start.get_or_insert(offset);
                 let last = !remaining
@@ -214,7 +273,9 @@ pub fn layout(
                 if let (true, Some(start)) = (last, eh_frame_start) {
                     eh_frames.push(start);
                     // The terminator: working memory reads zero until written.
-                    builder.place(EH_FRAME_TERMINATOR, 4);
+                    builder
+                        .place(EH_FRAME_TERMINATOR, 4)
+                        .map_err(TooLarge::image_error)?;
                 }
             }
             section_offsets[section.object.index()][section.index as usize] = Some(offset);
@@ -222,14 +283,39 @@ pub fn layout(
         }
         if segment == SegmentKind::Data {
             for (index, global) in db.globals.iter().enumerate() {
-                if let Resolution::Common { size, align, .. } = global.resolution {
-                    let at = builder.place(size, align.next_power_of_two());
+                if let Resolution::Common {
+                    object,
+                    symbol,
+                    size,
+                    align,
+                } = global.resolution
+                {
+                    let common_error = |problem: String| {
+                        let file = &db.objects[object.index()];
+                        LinkError::Symbol {
+                            file: Some(file.name.clone()),
+                            symbol: file.describe_symbol(symbol as usize),
+                            problem,
+                        }
+                    };
+                    // A common symbol's value is its alignment: any number an input says.
+                    let align = align.checked_next_power_of_two().ok_or_else(|| {
+                        common_error(format!(
+                            "is a common symbol with alignment {align:#x}, which no image can satisfy"
+                        ))
+                    })?;
+                    let at = builder.place(size, align).map_err(|_| {
+                        common_error(format!(
+                            "is a common symbol of {size:#x} bytes (alignment {align:#x}), more than fits in the {} MiB the code model allows for an image",
+                            HostArch::MAX_IMAGE_SIZE >> 20
+                        ))
+                    })?;
                     commons.insert(GlobalId::from_index(index), at);
                 }
             }
             // The copies' true alignment is unknown: 16 serves every C type.
             for (&id, &size) in &copies {
-                let offset = builder.place(size, 16);
+                let offset = builder.place(size, 16).map_err(TooLarge::image_error)?;
                 copy_slots.insert(id, CopySlot { offset, size });
             }
         }
@@ -238,7 +324,8 @@ pub fn layout(
             size: builder.offset - start,
         };
     }
-    let total_size = builder.offset.next_multiple_of(page_size);
+    builder.align(page_size).map_err(TooLarge::image_error)?;
+    let total_size = builder.offset;
     if total_size >= HostArch::MAX_IMAGE_SIZE {
         return Err(LinkError::ImageTooLarge {
             size: total_size,

@@ -24,6 +24,8 @@ mod apply;
 mod archive;
 mod elf;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod ids;
 mod image;
 mod input;
@@ -40,7 +42,10 @@ mod timing;
 mod tls;
 mod unit;
 
-pub use error::{EntryProblem, LinkError, RelocationProblem, TlsProblem, UndefinedSymbol};
+pub use error::{
+    escape_bytes, escape_path, EntryProblem, LinkError, RelocationProblem, TlsProblem,
+    UndefinedSymbol,
+};
 pub use ids::{GlobalId, ImageOffset, ObjectId};
 pub use input::{default_inputs, InputArg, SearchPath};
 pub use options::{LinkOptions, SessionOptions};

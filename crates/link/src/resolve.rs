@@ -5,7 +5,7 @@
 
 use crate::archive::{Archive, MemberRef};
 use crate::elf::{is_c_identifier, ObjectFile, LE};
-use crate::error::{EntryProblem, LinkError, UndefinedSymbol};
+use crate::error::{escape_bytes, escape_path, EntryProblem, LinkError, UndefinedSymbol};
 use crate::ids::{GlobalId, ObjectId};
 use crate::input::{FileKind, LinkInputs, SharedLibrary};
 use crate::timing::PhaseTimes;
@@ -172,7 +172,7 @@ impl<'data> SymbolDb<'data> {
     }
 
     pub fn global_name(&self, id: GlobalId) -> String {
-        String::from_utf8_lossy(self.global(id).name).into_owned()
+        escape_bytes(self.global(id).name)
     }
 
     /// The global named `name`, if any object mentions it.
@@ -474,7 +474,7 @@ pub fn resolve<'data>(
     let mut objects = Vec::new();
     for file in &inputs.files {
         match file.kind {
-            FileKind::Object => objects.push((file.path.display().to_string(), file.data())),
+            FileKind::Object => objects.push((escape_path(&file.path), file.data())),
             FileKind::Archive => archives.push(Archive::parse(file)?),
         }
     }
@@ -736,7 +736,7 @@ fn resolve_externals(
             continue;
         }
         undefined.push(UndefinedSymbol {
-            symbol: String::from_utf8_lossy(global.name).into_owned(),
+            symbol: escape_bytes(global.name),
             referenced_by: global
                 .referenced_by
                 .map(|object| db.objects[object.index()].name.clone()),

@@ -3,7 +3,7 @@
 //! identifier (for `__start_`/`__stop_`).
 
 use crate::elf::{is_c_identifier, LE};
-use crate::error::{LinkError, RelocationProblem};
+use crate::error::{escape_bytes, LinkError, RelocationProblem};
 use crate::ids::ObjectId;
 use crate::resolve::SymbolDb;
 use object::elf;
@@ -144,7 +144,7 @@ pub fn input_sections(db: &SymbolDb<'_>) -> Result<Vec<InputSection>, LinkError>
                 if !align.is_power_of_two() {
                     return Err(LinkError::Section {
                         file: object.name.clone(),
-                        section: String::from_utf8_lossy(name).into_owned(),
+                        section: escape_bytes(name),
                         problem: format!("has alignment {align}, which is not a power of two"),
                     });
                 }
@@ -190,7 +190,7 @@ impl InputSection {
         let object = &db.objects[self.object.index()];
         LinkError::Relocation {
             file: object.name.clone(),
-            section: String::from_utf8_lossy(object.section_name(self.index as usize)).into_owned(),
+            section: escape_bytes(object.section_name(self.index as usize)),
             offset,
             problem: Box::new(problem),
         }

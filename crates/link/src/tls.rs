@@ -28,7 +28,7 @@
 use crate::addresses::{Addresses, UNLOADED};
 use crate::apply::{apply_section, ApplyContext};
 use crate::elf::LE;
-use crate::error::{LinkError, UndefinedSymbol};
+use crate::error::{escape_bytes, LinkError, UndefinedSymbol};
 use crate::ids::{ImageOffset, ObjectId, TlsOffset};
 use crate::layout::Layout;
 use crate::resolve::{LinkerSymbol, Resolution, SymbolDb};
@@ -136,8 +136,7 @@ impl TlsBlock {
             let object = &db.objects[section.object.index()];
             return Err(LinkError::Section {
                 file: object.name.clone(),
-                section: String::from_utf8_lossy(object.section_name(section.index as usize))
-                    .into_owned(),
+                section: escape_bytes(object.section_name(section.index as usize)),
                 problem: format!(
                     "is thread-local with alignment {:#x}, more than the {MAX_BLOCK_ALIGN:#x} rjitlink gives a TLS block",
                     section.align
@@ -150,20 +149,24 @@ impl TlsBlock {
         };
         let mut offset = 0u64;
         for section in sections {
-            let at = offset
+            let end = offset
                 .checked_next_multiple_of(section.align)
-                .filter(|&at| at.checked_add(section.size).is_some())
-                .ok_or(LinkError::ImageTooLarge {
-                    size: u64::MAX,
-                    limit: HostArch::MAX_IMAGE_SIZE,
-                })?;
-            offset = at + section.size;
-            if offset >= HostArch::MAX_IMAGE_SIZE {
-                return Err(LinkError::ImageTooLarge {
-                    size: offset,
-                    limit: HostArch::MAX_IMAGE_SIZE,
+                .and_then(|at| Some((at, at.checked_add(section.size)?)))
+                .filter(|&(_, end)| end < HostArch::MAX_IMAGE_SIZE);
+            let Some((at, end)) = end else {
+                let object = &db.objects[section.object.index()];
+                return Err(LinkError::Section {
+                    file: object.name.clone(),
+                    section: escape_bytes(object.section_name(section.index as usize)),
+                    problem: format!(
+                        "of {:#x} bytes (alignment {:#x}) does not fit in the {} MiB the code model allows for a thread-local block",
+                        section.size,
+                        section.align,
+                        HostArch::MAX_IMAGE_SIZE >> 20
+                    ),
                 });
-            }
+            };
+            offset = end;
             if !section.nobits {
                 block.initial_size = offset;
             }
