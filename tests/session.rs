@@ -598,6 +598,39 @@ fn threads_started_before_the_link_get_their_own_thread_locals() {
 }
 
 #[test]
+fn live_units_each_have_their_own_thread_locals() {
+    let _serial = one_at_a_time();
+    let objects: Vec<PathBuf> = (1..=3)
+        .map(|i| {
+            compile(
+                &format!("own_thread_locals_{i}"),
+                &format!(
+                    "__thread int counter = {i}00;\nint bump_{i}(void) {{ return ++counter; }}\n"
+                ),
+            )
+        })
+        .collect();
+    let mut session = session(1 << 30);
+    let times = PhaseTimes::default();
+    let units: Vec<_> = objects
+        .iter()
+        .map(|object| session.link(&options(object), &times).unwrap())
+        .collect();
+    let bump = |i: usize| {
+        let address = session.lookup(&format!("bump_{i}")).unwrap();
+        // SAFETY: `int bump_N(void)`, finalized.
+        let bump: extern "C" fn() -> i32 = unsafe { std::mem::transmute(address.get()) };
+        bump()
+    };
+    // Each unit's TLS module is its own, however many are loaded at once.
+    assert_eq!([bump(1), bump(2), bump(3)], [101, 201, 301]);
+    assert_eq!([bump(3), bump(1), bump(2)], [302, 102, 202]);
+    for unit in units {
+        session.free(unit.id).unwrap();
+    }
+}
+
+#[test]
 fn a_remote_executor_loads_and_unloads_modules() {
     // 8000 bytes of initial-exec TLS: more than glibc's default surplus leaves, which the
     // executor rjitlink spawns is started with room for.

@@ -15,8 +15,11 @@ use std::sync::OnceLock;
 #[derive(Default)]
 pub struct Libraries {
     handles: Vec<*mut c_void>,
-    /// Modules from `load_module`, by the handle given out; only these may be unloaded.
-    modules: Vec<*mut c_void>,
+    /// Modules from `load_module`, by the handle given out, with their memory files; only
+    /// these may be unloaded.
+    modules: Vec<(*mut c_void, std::fs::File)>,
+    /// The memory files of images loaded for good (`load_image`).
+    images: Vec<std::fs::File>,
 }
 
 // SAFETY: dlopen handles are process-global and may be used from any thread.
@@ -73,7 +76,9 @@ impl Libraries {
     /// dlopen a shared object from bytes: written to an anonymous memory file and loaded
     /// through /proc/self/fd, so nothing reaches the disk. RTLD_GLOBAL, not kept for lookups.
     pub fn load_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError> {
-        open_image(name, image, libc::RTLD_NOW | libc::RTLD_GLOBAL).map(|_| ())
+        let (_, file) = open_image(name, image, libc::RTLD_NOW | libc::RTLD_GLOBAL)?;
+        self.images.push(file);
+        Ok(())
     }
 
     /// dlopen a generated module from bytes, privately, and read back `table` from its
@@ -97,7 +102,7 @@ impl Libraries {
                     image.len()
                 ))
             })?;
-        let handle = open_image(name, image, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
+        let (handle, file) = open_image(name, image, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
         let mut map: *const LinkMap = std::ptr::null();
         // SAFETY: a live handle; RTLD_DI_LINKMAP stores a pointer to the loader's link_map.
         let found = unsafe {
@@ -124,7 +129,7 @@ impl Libraries {
                 .map(|i| start.add(i).read_unaligned())
                 .collect()
         };
-        self.modules.push(handle);
+        self.modules.push((handle, file));
         Ok(LoadedModule {
             handle: ModuleHandle(handle as u64),
             words,
@@ -136,11 +141,12 @@ impl Libraries {
         let index = self
             .modules
             .iter()
-            .position(|&handle| handle as u64 == module.0)
+            .position(|&(handle, _)| handle as u64 == module.0)
             .ok_or_else(|| {
                 TargetError::Refused(format!("no module with handle {:#x} is loaded", module.0))
             })?;
-        let handle = self.modules.swap_remove(index);
+        // The memory file closes once the module is unloaded.
+        let (handle, _file) = self.modules.swap_remove(index);
         // SAFETY: a handle from dlopen that was not closed yet.
         if unsafe { libc::dlclose(handle) } != 0 {
             return Err(TargetError::Refused(format!(
@@ -185,7 +191,15 @@ fn is_static_tls_failure(reason: &str) -> bool {
 
 /// dlopen a shared object from bytes: written to an anonymous memory file and loaded through
 /// /proc/self/fd, so nothing reaches the disk.
-fn open_image(name: &str, image: &[u8], flags: c_int) -> Result<*mut c_void, TargetError> {
+/// dlopen `image` through a memory file; returns the handle and the file. The loader knows an
+/// object by the path it was opened under, and returns a loaded object for a path that matches
+/// it: the file must stay open while its object is loaded, so that no other image is opened
+/// under its /proc/self/fd path meanwhile (a second TLS module would be the first again).
+fn open_image(
+    name: &str,
+    image: &[u8],
+    flags: c_int,
+) -> Result<(*mut c_void, std::fs::File), TargetError> {
     use std::io::Write;
     use std::os::fd::{AsRawFd, FromRawFd};
     let c_name = CString::new(name)?;
@@ -216,7 +230,7 @@ fn open_image(name: &str, image: &[u8], flags: c_int) -> Result<*mut c_void, Tar
             reason,
         });
     }
-    Ok(handle)
+    Ok((handle, file))
 }
 
 extern "C" {
