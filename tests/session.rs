@@ -300,6 +300,122 @@ fn failed_links_give_their_memory_back() {
     }
 }
 
+/// This process's memory mappings.
+fn mapping_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// Link `options` `times` times in `session`, each link failing with an error `expected`
+/// accepts; the slab's memory in use must stay at zero, and the process's mappings flat.
+fn fail_repeatedly(
+    session: &mut Session,
+    options: &LinkOptions,
+    times: usize,
+    expected: impl Fn(&LinkError) -> bool,
+) {
+    let mut mappings_after_warmup = 0;
+    for iteration in 0..times {
+        let error = session.link(options, &PhaseTimes::default()).unwrap_err();
+        assert!(expected(&error), "iteration {iteration}: {error:#}");
+        assert_eq!(
+            session.memory_stats().bytes_in_use,
+            0,
+            "iteration {iteration} kept memory"
+        );
+        if iteration == 10 {
+            mappings_after_warmup = mapping_count();
+        }
+    }
+    let mappings = mapping_count();
+    assert!(
+        mappings <= mappings_after_warmup + 10,
+        "mappings grew from {mappings_after_warmup} to {mappings} over {times} failed links"
+    );
+}
+
+/// `options` without cc's default libraries, for objects that need none.
+fn bare_options(object: &Path) -> LinkOptions {
+    LinkOptions {
+        default_libraries: false,
+        ..options(object)
+    }
+}
+
+#[test]
+fn links_failing_after_allocation_a_thousand_times_keep_nothing() {
+    let _serial = one_at_a_time();
+    let mut session = Session::new(
+        Box::new(ExportsFail(InProcess::new())),
+        SessionOptions {
+            slab: SlabConfig {
+                size: 64 << 20,
+                address: None,
+            },
+            keep_symbols: true,
+        },
+    );
+
+    // Apply: a relocation overflows.
+    let overflow = bare_options(&assemble("pc32_overflow_repeated", PC32_OVERFLOW));
+    fail_repeatedly(&mut session, &overflow, 1000, |error| {
+        matches!(error, LinkError::Relocation { .. })
+    });
+
+    // The TLS phase: a megabyte of initial-exec TLS has no room in static TLS, so the
+    // unit's TLS module fails to load.
+    let huge_tls = compile(
+        "huge_static_tls",
+        "__attribute__((tls_model(\"initial-exec\"))) __thread char huge[1 << 20];\n\
+         char *huge_address(void) { return huge; }\n",
+    );
+    fail_repeatedly(&mut session, &bare_options(&huge_tls), 1000, |error| {
+        matches!(
+            error,
+            LinkError::Target {
+                source: TargetError::StaticTls { .. },
+                ..
+            }
+        )
+    });
+
+    // Finalize, after the TLS module loaded: the entry lies in a section that is not loaded.
+    // Each module left loaded would take static TLS for good, so a few failures in, the
+    // link would fail differently.
+    let small_tls = compile(
+        "small_static_tls",
+        "__attribute__((tls_model(\"initial-exec\"))) __thread char block[256];\n\
+         char *block_address(void) { return block; }\n",
+    );
+    let mut tls_unit_without_entry = bare_options(&small_tls);
+    tls_unit_without_entry.inputs.push(InputArg::Path(assemble(
+        "entry_not_loaded_tls",
+        ENTRY_NOT_LOADED,
+    )));
+    tls_unit_without_entry.entry = Some("not_loaded".to_owned());
+    fail_repeatedly(&mut session, &tls_unit_without_entry, 1000, |error| {
+        matches!(
+            error,
+            LinkError::Entry {
+                problem: EntryProblem::NotLoaded,
+                ..
+            }
+        )
+    });
+
+    // A finalize plugin: the exports fail to load after the copy relocations redirected
+    // libc's `environ` and `stdout` into the unit; they are handed back.
+    let mut exporting = options(&compile_non_pic("reads_libc_data_exports", READS_LIBC_DATA));
+    exporting.export_dynamic = true;
+    fail_repeatedly(&mut session, &exporting, 1000, |error| {
+        matches!(error, LinkError::Target { .. })
+    });
+    drop(session);
+    libc_uses_its_data("RJITLINK_NEVER_SET", "");
+}
+
 #[test]
 fn link_errors_are_values_with_their_place() {
     let _serial = one_at_a_time();
@@ -435,43 +551,148 @@ impl Executor for ExportsFail {
     }
 }
 
-#[test]
-fn memory_libraries_still_refer_to_outlives_a_failed_finalize() {
-    let _serial = one_at_a_time();
-    // Non-PIC code reads libc's `environ` directly: the image holds a copy, and libc's own
-    // references are redirected to it before the exports fail to load.
+/// Non-PIC code that reads libc's `stdout` and `environ` directly: the image holds copies, and
+/// libc's own references (and those of every loaded object) are redirected to them.
+const READS_LIBC_DATA: &str = "#include <stdio.h>\nextern char **environ;\n\
+    FILE *copied_stdout(void) { return stdout; }\n\
+    char **copied_environ(void) { return environ; }\n";
+
+fn compile_non_pic(name: &str, source: &str) -> PathBuf {
     let mut cc = Command::new("cc");
     cc.args(["-c", "-O1", "-fno-pic", "-fno-pie"]);
-    let object = build(
-        "reads_environ",
-        "c",
-        "extern char **environ;\nchar **read_environ(void) { return environ; }\n",
-        cc,
+    build(name, "c", source, cc)
+}
+
+/// Use libc's `stdout` and `environ` as libc itself reaches them (through its GOT): if they
+/// point into freed memory, this crashes.
+fn libc_uses_its_data(variable: &str, value: &str) {
+    // An empty value stands for an unset variable.
+    match value {
+        "" => assert!(std::env::var_os(variable).is_none()),
+        value => assert_eq!(std::env::var(variable).as_deref(), Ok(value)),
+    }
+    extern "C" {
+        fn printf(format: *const std::ffi::c_char, ...) -> std::ffi::c_int;
+    }
+    // SAFETY: printf with a format and a string; it prints nothing but reads `stdout`.
+    let printed = unsafe { printf(c"%s".as_ptr(), c"".as_ptr()) };
+    assert_eq!(printed, 0);
+}
+
+/// The unit's function `name` as `extern "C" fn() -> u64`.
+fn unit_function(session: &Session, name: &str) -> extern "C" fn() -> u64 {
+    let address = session.lookup(name).unwrap().get();
+    // SAFETY: the test's units define these functions with no arguments, returning a pointer.
+    unsafe { std::mem::transmute(address) }
+}
+
+#[test]
+fn freeing_a_unit_with_copies_hands_the_data_back_to_libc() {
+    let _serial = one_at_a_time();
+    let object = compile_non_pic("reads_libc_data", READS_LIBC_DATA);
+    let mut session = session(64 << 20);
+    let times = PhaseTimes::default();
+    for round in 0..3 {
+        let unit = session.link(&options(&object), &times).unwrap();
+        // libc's writes now go to the unit's copy, which its own code reads.
+        let variable = format!("RJITLINK_COPY_TEST_{round}");
+        std::env::set_var(&variable, "set while copied");
+        let environ = unit_function(&session, "copied_environ")() as *const *const std::ffi::c_char;
+        // SAFETY: the unit's copy of `environ`, a NULL-terminated array of C strings.
+        let seen = unsafe {
+            (0..)
+                .map(|i| *environ.add(i))
+                .take_while(|entry| !entry.is_null())
+                .any(|entry| {
+                    std::ffi::CStr::from_ptr(entry)
+                        .to_bytes()
+                        .starts_with(variable.as_bytes())
+                })
+        };
+        assert!(
+            seen,
+            "the unit reads libc's current environ through its copy"
+        );
+        assert_ne!(unit_function(&session, "copied_stdout")(), 0);
+        session.free(unit.id).unwrap();
+        // Nothing of the unit is kept: libc refers to its own data again, with its value.
+        assert_eq!(session.memory_stats().bytes_in_use, 0);
+        libc_uses_its_data(&variable, "set while copied");
+        std::env::remove_var(&variable);
+    }
+}
+
+#[test]
+fn copies_of_one_object_in_several_units_are_handed_back_in_any_order() {
+    let _serial = one_at_a_time();
+    let object = compile_non_pic("reads_libc_data_chained", READS_LIBC_DATA);
+    let mut session = session(64 << 20);
+    let times = PhaseTimes::default();
+    // First freed first (each handed back to the one before it), then last freed first.
+    for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2]] {
+        let units: Vec<_> = (0..3)
+            .map(|i| {
+                let unit = session.link(&options(&object), &times).unwrap();
+                std::env::set_var(format!("RJITLINK_CHAIN_{i}"), "linked");
+                unit
+            })
+            .collect();
+        for (freed, &index) in order.iter().enumerate() {
+            session.free(units[index].id).unwrap();
+            // libc and the latest live unit agree on where environ is.
+            std::env::set_var(format!("RJITLINK_CHAIN_FREED_{freed}"), "yes");
+            for i in 0..3 {
+                libc_uses_its_data(&format!("RJITLINK_CHAIN_{i}"), "linked");
+            }
+            for earlier in 0..=freed {
+                libc_uses_its_data(&format!("RJITLINK_CHAIN_FREED_{earlier}"), "yes");
+            }
+        }
+        assert_eq!(session.memory_stats().bytes_in_use, 0);
+        for i in 0..3 {
+            std::env::remove_var(format!("RJITLINK_CHAIN_{i}"));
+            std::env::remove_var(format!("RJITLINK_CHAIN_FREED_{i}"));
+        }
+    }
+}
+
+#[test]
+fn a_remote_executor_gets_copied_data_back_from_a_freed_unit() {
+    let _serial = one_at_a_time();
+    let copier = compile_non_pic("reads_libc_data_remote", READS_LIBC_DATA);
+    // Run in the executor after the unit is freed: libc's printf and getenv must still find
+    // `stdout` and `environ`.
+    let program = compile(
+        "uses_libc_data",
+        "#include <stdio.h>\n#include <stdlib.h>\n\
+         int main(void) { printf(\"%s\", \"\"); fflush(stdout); return getenv(\"PATH\") ? 37 : 38; }\n",
     );
-    let path_before = std::env::var("PATH");
-    let mut session = Session::new(
-        Box::new(ExportsFail(InProcess::new())),
-        SessionOptions {
-            slab: SlabConfig {
-                size: 64 << 20,
-                address: None,
+    for mode in [MemoryMode::Copy, MemoryMode::Shared] {
+        let remote =
+            Remote::spawn_program(Path::new(env!("CARGO_BIN_EXE_rjitlink")), mode).unwrap();
+        let mut session = Session::new(
+            Box::new(remote),
+            SessionOptions {
+                slab: SlabConfig {
+                    size: 64 << 20,
+                    address: None,
+                },
+                keep_symbols: true,
             },
-            keep_symbols: true,
-        },
-    );
-    let mut exporting = options(&object);
-    exporting.export_dynamic = true;
-    let error = session
-        .link(&exporting, &PhaseTimes::default())
-        .unwrap_err();
-    assert!(
-        matches!(error, LinkError::Target { .. }),
-        "the exports should fail: {error}"
-    );
-    // libc now reads `environ` from the unit's memory: it must stay, with the slab around it.
-    assert!(session.memory_stats().bytes_in_use > 0);
-    drop(session);
-    assert_eq!(std::env::var("PATH"), path_before);
+        );
+        let times = PhaseTimes::default();
+        let unit = session.link(&options(&copier), &times).unwrap();
+        session.free(unit.id).unwrap();
+        assert_eq!(session.memory_stats().bytes_in_use, 0, "{mode:?}");
+        let mut with_main = options(&program);
+        with_main.entry = Some("main".to_owned());
+        let linked = session.link(&with_main, &times).unwrap();
+        let status = session
+            .executor()
+            .run(&linked.program(vec![b"uses_libc_data".to_vec()]).unwrap())
+            .unwrap();
+        assert_eq!(status, 37, "{mode:?}");
+    }
 }
 
 #[test]
@@ -506,8 +727,7 @@ fn freeing_a_unit_runs_its_exit_handlers() {
 #[test]
 fn exceptions_work_again_in_a_unit_linked_where_a_freed_one_was() {
     let _serial = one_at_a_time();
-    // -fPIC: no copy relocations, which would keep each unit's memory (see
-    // `memory_libraries_still_refer_to_outlives_a_failed_finalize`).
+    // -fPIC, as C++ code for a session usually is.
     let mut cxx = Command::new("c++");
     cxx.args(["-c", "-O1", "-fPIC"]);
     let object = build(

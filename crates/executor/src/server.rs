@@ -496,36 +496,41 @@ impl Service {
         })
     }
 
-    /// Err unless `copy` copies a data object of a loaded library, whole, into writable live
-    /// memory of this service: what a copy relocation is.
+    /// Err unless `copy` moves a data object between a loaded library and writable live memory
+    /// of this service, either way, or between two places of the latter: what a copy
+    /// relocation is, and its undo (a freed unit hands the data back to the library, or to an
+    /// earlier unit's copy).
     fn check_copy(&self, copy: &Interposition) -> Result<(), String> {
         let name = String::from_utf8_lossy(&copy.name);
-        match symbol_info(copy.original) {
-            Some(info) if info.kind == SymbolKind::Data && copy.size <= info.size => {}
-            _ => {
-                return Err(format!(
-                    "refused: the copy of `{name}` names {} as its original, which is not a data object of {} bytes in a loaded library",
-                    copy.original, copy.size
-                ))
-            }
-        }
-        if self
-            .reservations
-            .iter()
-            .any(|r| inside(*r, copy.original.get(), 1))
-        {
+        if !self.holds_copyable(copy.original, copy.size) {
             return Err(format!(
-                "refused: the copy of `{name}` names its original {} in memory this executor reserved",
-                copy.original
+                "refused: the copy of `{name}` names {} as its original, which is not a data object of {} bytes in a loaded library, nor writable memory this executor holds",
+                copy.original, copy.size
             ));
         }
-        match live_segment(&self.live, copy.copy.get(), copy.size) {
-            Some(segment) if segment.protection == Protection::ReadWrite => Ok(()),
-            _ => Err(format!(
-                "refused: the copy of `{name}` at {} ({} bytes) is not in writable memory this executor holds",
+        if !self.holds_copyable(copy.copy, copy.size) {
+            return Err(format!(
+                "refused: the copy of `{name}` at {} ({} bytes) is not in writable memory this executor holds, nor a data object of a loaded library",
                 copy.copy, copy.size
-            )),
+            ));
         }
+        Ok(())
+    }
+
+    /// Whether `size` bytes at `address` are writable live memory of this service, or a data
+    /// object of at least that size in a loaded library (outside memory it reserved).
+    fn holds_copyable(&self, address: TargetAddr, size: u64) -> bool {
+        let held = live_segment(&self.live, address.get(), size)
+            .is_some_and(|segment| segment.protection == Protection::ReadWrite);
+        let library_data = || {
+            !self
+                .reservations
+                .iter()
+                .any(|r| inside(*r, address.get(), 1))
+                && symbol_info(address)
+                    .is_some_and(|info| info.kind == SymbolKind::Data && size <= info.size)
+        };
+        held || library_data()
     }
 
     /// Err unless the program's entry, init and fini functions may be called.

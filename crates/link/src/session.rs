@@ -7,7 +7,7 @@ use crate::image::{allocate, apply_image, image_addresses, image_bytes, Image};
 use crate::input::{default_inputs, LinkInputs};
 use crate::layout::layout;
 use crate::options::{LinkOptions, SessionOptions};
-use crate::plugins::{self, LinkContext, Plugin, TlsModule};
+use crate::plugins::{self, CopyChains, LinkContext, Plugin, TlsModule};
 use crate::resolve::resolve;
 use crate::scan::scan;
 use crate::timing::PhaseTimes;
@@ -73,6 +73,8 @@ pub struct Session {
     symbols: HashMap<Vec<u8>, SessionSymbol>,
     /// Each unit, `None` once freed.
     units: Vec<Option<LiveUnit>>,
+    /// Where library data that units copied lives now (see `plugins::copy_relocations`).
+    copies: CopyChains,
 }
 
 impl Session {
@@ -84,6 +86,7 @@ impl Session {
             keep_symbols: options.keep_symbols,
             symbols: HashMap::default(),
             units: Vec::new(),
+            copies: CopyChains::default(),
         }
     }
 
@@ -107,9 +110,10 @@ impl Session {
     }
 
     /// Free a unit: its plugins undo their work in the target (last first), its memory goes
-    /// back to the slab and its symbols are forgotten. A unit whose copies of library data or
-    /// exported symbols the target's libraries still refer to keeps its memory live. Err if it
-    /// is not live, or if the target failed to undo something (the unit is gone all the same).
+    /// back to the slab and its symbols are forgotten. A unit whose exported symbols the
+    /// target's loader serves, or whose work in the target could not be undone, keeps its
+    /// memory live. Err if it is not live, or if the target failed to undo something (the unit
+    /// is gone all the same).
     pub fn free(&mut self, unit: UnitId) -> Result<(), LinkError> {
         let live = self
             .units
@@ -126,7 +130,7 @@ impl Session {
         options: &LinkOptions,
         times: &PhaseTimes,
     ) -> Result<LinkedUnit, LinkError> {
-        let mut plugins = plugins::for_link(options);
+        let mut plugins = plugins::for_link(options, &self.copies);
         let executor = &mut *self.executor;
         let mut inputs = options.inputs.clone();
         if options.default_libraries {
@@ -177,10 +181,9 @@ impl Session {
         let Image { memory, addresses } = match applied {
             Ok(image) => image,
             Err(error) => {
-                // Only the TLS module is in the target yet.
-                if tls_values.is_some() {
-                    let _ = plugins[0].free(executor);
-                }
+                // Only the TLS module can be in the target yet; the memory goes back as the
+                // image is dropped.
+                let _ = plugins::free_all(&mut plugins, executor);
                 return Err(error);
             }
         };
@@ -238,12 +241,8 @@ fn free_unit(unit: LiveUnit, executor: &mut dyn Executor) -> Result<(), LinkErro
         memory,
         mut plugins,
     } = unit;
-    let mut result = Ok(());
-    for plugin in plugins.iter_mut().rev() {
-        let freed = plugin.free(executor);
-        result = result.and(freed);
-    }
-    if plugins.iter().any(|plugin| plugin.pins_memory()) {
+    let (result, pinned) = plugins::free_all(&mut plugins, executor);
+    if pinned {
         memory.leak();
         return result;
     }

@@ -6,7 +6,7 @@
 use crate::error::{EntryProblem, LinkError};
 use crate::image::image_bytes;
 use crate::layout::{Layout, PlacedSection};
-use crate::plugins::{LinkContext, Plugin};
+use crate::plugins::{free_all, LinkContext, Plugin};
 use crate::resolve::Resolution;
 use crate::sections::InitKind;
 use crate::timing::PhaseTimes;
@@ -43,8 +43,8 @@ pub struct FinalizeRequest<'a> {
     pub definitions: bool,
 }
 
-/// The finalize phase. On Err the memory goes back to the slab and the plugins that had
-/// finalized are undone.
+/// The finalize phase. On Err every plugin's work in the target is undone (the TLS module
+/// too) and the memory goes back to the slab, unless the target still refers into it.
 pub fn finalize(
     link: &LinkContext<'_, '_>,
     memory: InFlight,
@@ -55,23 +55,31 @@ pub fn finalize(
     times: &PhaseTimes,
 ) -> Result<Unit, LinkError> {
     let _span = times.span("finalize");
-    let entry = match request.entry {
-        Some(entry) => Some(entry_address(link, entry)?),
-        None => None,
+    // Plugins may hold target state from before finalize (the TLS module), so every failure
+    // undoes them all; `free` of a plugin that did nothing does nothing.
+    let entry = match request.entry.map(|entry| entry_address(link, entry)) {
+        Some(Err(error)) => {
+            let _ = free_all(&mut plugins, target);
+            return Err(error);
+        }
+        entry => entry.transpose().expect("errors handled above"),
     };
     // Read before finalizing: a copying mapper drops the working memory once it is sent.
     let init = table_functions(link.layout, image_bytes(&memory), Table::Init);
     let fini = table_functions(link.layout, image_bytes(&memory), Table::Fini);
-    let memory = memory.finalize(actions)?;
+    let memory = match memory.finalize(actions) {
+        Ok(memory) => memory,
+        Err(error) => {
+            let _ = free_all(&mut plugins, target);
+            return Err(error.into());
+        }
+    };
     for index in 0..plugins.len() {
         if let Err(error) = plugins[index].finalize(link, target) {
             // Undo what ran, the failed plugin's part too, last first; then free the memory
             // unless the target still refers into it.
-            let started = &mut plugins[..=index];
-            for plugin in started.iter_mut().rev() {
-                let _ = plugin.free(target);
-            }
-            if started.iter().any(|plugin| plugin.pins_memory()) {
+            let (_, pinned) = free_all(&mut plugins, target);
+            if pinned {
                 memory.leak();
             }
             return Err(error);

@@ -78,9 +78,14 @@ pub trait Executor: Send {
     /// original through its GOT refer to the copy instead, as the dynamic loader does for an
     /// executable's copy relocations. Call after the image is finalized, before it runs.
     ///
+    /// The operation is symmetric: with `original` and `copy` swapped it undoes itself — the
+    /// data's current value moves back and the libraries' references with it — which is how a
+    /// freed unit hands library data back. An end may also be an earlier unit's copy.
+    ///
     /// Ok at once, without asking the target, when `copies` is empty. Err
     /// ([`TargetError::Interpose`] in process) names the symbol whose reference could not be
-    /// redirected; a remote executor refuses copies outside the memory it reserved.
+    /// redirected; a remote executor refuses an end that is neither memory it reserved nor a
+    /// library's data object of at least `size` bytes.
     fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError>;
 
     /// Run a linked program: preinit and init functions, the entry with (argc, argv, envp), then

@@ -18,13 +18,14 @@ pub struct SymbolInfo {
 }
 
 /// A copy relocation: library data the linked code reads directly (PC32 or 32-bit absolute)
-/// gets a copy in the linked image, and the libraries are redirected to use that copy.
+/// gets a copy in the linked image, and the libraries are redirected to use that copy. The
+/// data moves from `original` to `copy`; swapped, the same operation moves it back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Interposition {
     pub name: Vec<u8>,
-    /// Where the library defines it.
+    /// Where the data lives now: the library's definition (or an earlier unit's copy).
     pub original: TargetAddr,
-    /// Where the linked image holds the copy.
+    /// Where it moves to: the linked image's copy (or, handing it back, where it came from).
     pub copy: TargetAddr,
     pub size: u64,
 }

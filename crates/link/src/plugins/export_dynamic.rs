@@ -20,7 +20,8 @@ const SONAME: &str = "rjitlink-exports.so";
 /// Exports the unit's global definitions to the target's dynamic loader.
 #[derive(Default)]
 pub struct ExportDynamic {
-    /// The exports were (or may have been) loaded.
+    /// The exports were loaded. (A load the target refused left nothing behind; one whose
+    /// answer never came took the target with it.)
     loaded: bool,
 }
 
@@ -36,10 +37,11 @@ impl Plugin for ExportDynamic {
         target: &mut dyn Executor,
     ) -> Result<(), LinkError> {
         let image = exported_symbols_image(link);
-        self.loaded = true;
         target
             .load_library_image(SONAME, &image)
-            .map_err(LinkError::target("cannot export the program's symbols"))
+            .map_err(LinkError::target("cannot export the program's symbols"))?;
+        self.loaded = true;
+        Ok(())
     }
 }
 

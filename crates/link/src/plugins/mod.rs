@@ -14,9 +14,11 @@
 //!    protections, in one round trip remotely), each with its undo for when it is freed.
 //! 4. `finalize`: the memory is live; a plugin asks the target for what it needs before the
 //!    unit runs (an executor operation, the same in process and remote).
-//! 5. `free`: the unit is being freed; plugins undo `finalize`, in reverse order, before its
-//!    memory (and with it the calls from `after_apply`) is undone. A plugin whose work cannot
-//!    be undone says so (`pins_memory`), and the memory then stays live.
+//! 5. `free`: the unit is being freed, or its link failed after target work began; plugins
+//!    undo `finalize`, in reverse order, before its memory (and with it the calls from
+//!    `after_apply`) is undone. `free` may be called without `finalize` having run, and must
+//!    then do nothing. A plugin whose work cannot be undone says so (`pins_memory`), and the
+//!    memory then stays live.
 
 mod copy_relocations;
 mod eh_frame;
@@ -26,6 +28,7 @@ mod ifunc;
 mod static_destructors;
 mod tls_module;
 
+pub use copy_relocations::CopyChains;
 pub use tls_module::TlsModule;
 
 use crate::addresses::Addresses;
@@ -76,7 +79,7 @@ pub trait Plugin: Send {
         Ok(())
     }
 
-    /// The unit is being freed: undo `finalize`.
+    /// The unit is being freed (or its link failed): undo `finalize`, if it ran.
     fn free(&mut self, _target: &mut dyn Executor) -> Result<(), LinkError> {
         Ok(())
     }
@@ -86,20 +89,36 @@ pub trait Plugin: Send {
         Vec::new()
     }
 
-    /// Whether the target now refers into the unit's memory in a way `free` cannot undo (a
-    /// library's GOT entry, a symbol the dynamic loader serves). Such a unit's memory stays
-    /// live for the rest of the process when the unit is freed or its finalize fails.
+    /// Whether the target still refers into the unit's memory in a way `free` did not undo (a
+    /// symbol the dynamic loader serves, an undo that failed). Asked after `free`; such a
+    /// unit's memory stays live for the rest of the process.
     fn pins_memory(&self) -> bool {
         false
     }
 }
 
-/// The plugins a link with `options` runs, in order.
-pub fn for_link(options: &LinkOptions) -> Vec<Box<dyn Plugin>> {
+/// Undo the plugins' work in the target, last first: every plugin's `free` runs, the first
+/// failure is reported. Also returns whether the unit's memory must stay live (`pins_memory`).
+pub fn free_all(
+    plugins: &mut [Box<dyn Plugin>],
+    target: &mut dyn Executor,
+) -> (Result<(), LinkError>, bool) {
+    let mut result = Ok(());
+    for plugin in plugins.iter_mut().rev() {
+        let freed = plugin.free(target);
+        result = result.and(freed);
+    }
+    let pinned = plugins.iter().any(|plugin| plugin.pins_memory());
+    (result, pinned)
+}
+
+/// The plugins a link with `options` runs, in order; `copies` is the session's record of
+/// library data its units copied.
+pub fn for_link(options: &LinkOptions, copies: &CopyChains) -> Vec<Box<dyn Plugin>> {
     let mut plugins: Vec<Box<dyn Plugin>> = vec![
         // First: every other target call may run code that calls an IFUNC.
         Box::<ifunc::Ifuncs>::default(),
-        Box::<copy_relocations::CopyRelocations>::default(),
+        Box::new(copy_relocations::CopyRelocations::new(copies)),
         Box::<eh_frame::EhFrames>::default(),
         // After the unwind tables: their undo at free comes first, while destructors can
         // still throw and catch.
