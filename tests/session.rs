@@ -96,9 +96,9 @@ fn a_later_unit_calls_into_an_earlier_one() {
     let entry = session
         .lookup("b_entry")
         .expect("b_entry is defined by unit b");
-    assert!(entry >= unit_b.range.start && entry < unit_b.range.end());
+    assert!(unit_b.contains(entry));
     let add = session.lookup("add_numbers").unwrap();
-    assert!(add >= unit_a.range.start && add < unit_a.range.end());
+    assert!(unit_a.contains(add));
     // SAFETY: b_entry is `int b_entry(void)`, finalized and executable.
     let b_entry: extern "C" fn() -> i32 = unsafe { std::mem::transmute(entry.get()) };
     // b wrote a's `offset` and called a's function: 2 + 3 + 1000.
@@ -149,6 +149,7 @@ fn linking_and_freeing_a_thousand_units_returns_the_memory() {
     );
     assert_eq!(session.memory_stats().bytes_in_use, 0);
     assert_eq!(session.memory_stats().allocations_served, 1000);
+    assert_eq!(session.live_units(), 0, "freed units leave no bookkeeping");
 
     // Freeing gives the pages back to the system, not only to the slab: 100 live units hold
     // 100 MiB more; once freed, resident memory falls back.
@@ -294,7 +295,8 @@ fn failed_links_give_their_memory_back() {
         }
         assert_eq!(session.memory_stats().allocations_served, 64);
         let unit = session.link(&options(&good), &times).unwrap();
-        assert_eq!(session.memory_stats().bytes_in_use, unit.range.len as u64);
+        let held: usize = unit.ranges.iter().map(|range| range.len).sum();
+        assert_eq!(session.memory_stats().bytes_in_use, held as u64);
         session.free(unit.id).unwrap();
         assert_eq!(session.memory_stats().bytes_in_use, 0);
     }
@@ -334,6 +336,7 @@ fn fail_repeatedly(
         mappings <= mappings_after_warmup + 10,
         "mappings grew from {mappings_after_warmup} to {mappings} over {times} failed links"
     );
+    assert_eq!(session.live_units(), 0);
 }
 
 /// `options` without cc's default libraries, for objects that need none.
@@ -696,6 +699,53 @@ fn a_remote_executor_gets_copied_data_back_from_a_freed_unit() {
 }
 
 #[test]
+fn freeing_a_unit_uncovers_the_definitions_it_shadowed() {
+    let _serial = one_at_a_time();
+    let objects: Vec<PathBuf> = (1..=3)
+        .map(|i| {
+            compile(
+                &format!("defines_f_{i}"),
+                &format!("int shadowed(void) {{ return {i}; }}\n"),
+            )
+        })
+        .collect();
+    let call = |session: &Session| {
+        session.lookup("shadowed").map(|address| {
+            // SAFETY: `int shadowed(void)`, finalized.
+            let function: extern "C" fn() -> i32 = unsafe { std::mem::transmute(address.get()) };
+            function()
+        })
+    };
+    let mut session = session(1 << 30);
+    let times = PhaseTimes::default();
+    let units: Vec<_> = objects
+        .iter()
+        .map(|object| session.link(&options(object), &times).unwrap())
+        .collect();
+    assert_eq!(call(&session), Some(3), "the latest definition is visible");
+    // Freeing one in the middle changes nothing visible; freeing the latest uncovers the one
+    // before it, not a freed one.
+    session.free(units[1].id).unwrap();
+    assert_eq!(call(&session), Some(3));
+    session.free(units[2].id).unwrap();
+    assert_eq!(call(&session), Some(1));
+    // A later link resolves against the uncovered definition too.
+    let caller = compile(
+        "calls_shadowed",
+        "int shadowed(void);\nint call_shadowed(void) { return shadowed() * 10; }\n",
+    );
+    let calling = session.link(&options(&caller), &times).unwrap();
+    let address = session.lookup("call_shadowed").unwrap();
+    // SAFETY: `int call_shadowed(void)`, finalized.
+    let call_shadowed: extern "C" fn() -> i32 = unsafe { std::mem::transmute(address.get()) };
+    assert_eq!(call_shadowed(), 10);
+    session.free(calling.id).unwrap();
+    session.free(units[0].id).unwrap();
+    assert_eq!(call(&session), None);
+    assert_eq!(session.live_units(), 0);
+}
+
+#[test]
 fn freeing_a_unit_runs_its_exit_handlers() {
     let _serial = one_at_a_time();
     let counter = compile("exit_counter", "int handlers_run;\n");
@@ -749,7 +799,7 @@ fn exceptions_work_again_in_a_unit_linked_where_a_freed_one_was() {
     let mut ranges = Vec::new();
     for round in 0..3 {
         let unit = session.link(&with_libstdcxx, &times).unwrap();
-        ranges.push(unit.range.start);
+        ranges.push(unit.ranges.clone());
         let function = session.lookup("throw_and_catch").unwrap();
         // SAFETY: `int throw_and_catch(int)`, finalized.
         let function: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(function.get()) };

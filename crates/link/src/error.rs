@@ -136,7 +136,7 @@ pub enum LinkError {
     /// Target memory could not be had or set up. Displays as the `MapError` itself.
     Memory(MapError),
     /// `Session::free` of a unit that is not live (never linked, or freed already).
-    UnitNotLive(u32),
+    UnitNotLive(u64),
     /// Something rjitlink itself got wrong: a bug to report.
     Internal(&'static str),
     /// The target failed a request (loading a library, looking symbols up, ...). Without a

@@ -18,9 +18,10 @@ use rjitlink_memory::{Finalized, MemoryManager, SlabStats, TargetAddr, TargetRan
 use rjitlink_target::{Executor, Program, TransportStats};
 use std::sync::Arc;
 
-/// Identifies a linked unit of a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct UnitId(u32);
+/// Identifies a linked unit of a session. Ids are never reused within a session, so a stale
+/// id never names a later unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UnitId(u64);
 
 /// A linked unit, live in the target.
 #[derive(Debug)]
@@ -31,8 +32,9 @@ pub struct LinkedUnit {
     /// Init (preinit first) and fini functions, in call order.
     pub init: Vec<TargetAddr>,
     pub fini: Vec<TargetAddr>,
-    /// The target memory holding the unit.
-    pub range: TargetRange,
+    /// The target memory holding the unit: one range of whole pages, or, for a small unit
+    /// whose segments share pages with other units', one range per non-empty segment.
+    pub ranges: Vec<TargetRange>,
     /// Bytes of code and data linked: the contents of the loaded sections (not zero-fill
     /// sections, the GOT, stubs or page padding).
     pub linked_bytes: u64,
@@ -41,6 +43,13 @@ pub struct LinkedUnit {
 }
 
 impl LinkedUnit {
+    /// Whether `address` lies in the unit's memory.
+    pub fn contains(&self, address: TargetAddr) -> bool {
+        self.ranges
+            .iter()
+            .any(|range| address >= range.start && address < range.end())
+    }
+
     /// The program to run: the entry with `args` (`argv[0]` included).
     pub fn program(&self, args: Vec<Vec<u8>>) -> Option<Program> {
         Some(Program {
@@ -58,10 +67,12 @@ struct SessionSymbol {
     unit: UnitId,
 }
 
-/// A unit the session keeps alive: its memory, and the plugins that set it up in the target.
+/// A unit the session keeps alive: its memory, the plugins that set it up in the target, and
+/// the names it defines.
 struct LiveUnit {
     memory: Finalized,
     plugins: Vec<Box<dyn Plugin>>,
+    names: Box<[Arc<[u8]>]>,
 }
 
 /// Links units into the target behind an executor.
@@ -69,10 +80,14 @@ pub struct Session {
     executor: Box<dyn Executor>,
     memory: Arc<MemoryManager>,
     keep_symbols: bool,
-    /// Global definitions of live units (a later unit's definition shadows an earlier one).
-    symbols: HashMap<Vec<u8>, SessionSymbol>,
-    /// Each unit, `None` once freed.
-    units: Vec<Option<LiveUnit>>,
+    /// Global definitions of live units by name, in link order: the last is the one visible
+    /// (a later unit's definition shadows an earlier one), and freeing its unit uncovers the
+    /// one before. Names no live unit defines have no entry.
+    symbols: HashMap<Arc<[u8]>, Vec<SessionSymbol>>,
+    /// The live units, and only those: a freed unit leaves nothing behind.
+    units: HashMap<UnitId, LiveUnit>,
+    /// The id the next unit gets.
+    next_unit: u64,
     /// Where library data that units copied lives now (see `plugins::copy_relocations`).
     copies: CopyChains,
 }
@@ -85,7 +100,8 @@ impl Session {
             memory,
             keep_symbols: options.keep_symbols,
             symbols: HashMap::default(),
-            units: Vec::new(),
+            units: HashMap::default(),
+            next_unit: 0,
             copies: CopyChains::default(),
         }
     }
@@ -102,25 +118,41 @@ impl Session {
         self.memory.stats()
     }
 
-    /// The address of a global defined by a live unit.
+    /// How many units are live (linked and not freed).
+    pub fn live_units(&self) -> usize {
+        self.units.len()
+    }
+
+    /// The address of a global defined by a live unit: the latest definition.
     pub fn lookup(&self, name: &str) -> Option<TargetAddr> {
-        self.symbols
-            .get(name.as_bytes())
-            .map(|symbol| symbol.address)
+        visible(&self.symbols, name.as_bytes())
     }
 
     /// Free a unit: its plugins undo their work in the target (last first), its memory goes
-    /// back to the slab and its symbols are forgotten. A unit whose exported symbols the
-    /// target's loader serves, or whose work in the target could not be undone, keeps its
-    /// memory live. Err if it is not live, or if the target failed to undo something (the unit
-    /// is gone all the same).
+    /// back to the slab and its definitions are forgotten, uncovering those of earlier live
+    /// units that it shadowed. A unit whose exported symbols the target's loader serves, or
+    /// whose work in the target could not be undone, keeps its memory live. Err if it is not
+    /// live, or if the target failed to undo something (the unit is gone all the same).
     pub fn free(&mut self, unit: UnitId) -> Result<(), LinkError> {
         let live = self
             .units
-            .get_mut(unit.0 as usize)
-            .and_then(Option::take)
+            .remove(&unit)
             .ok_or(LinkError::UnitNotLive(unit.0))?;
-        self.symbols.retain(|_, symbol| symbol.unit != unit);
+        for name in live.names.iter() {
+            let std::collections::hash_map::Entry::Occupied(mut entry) =
+                self.symbols.entry(name.clone())
+            else {
+                continue;
+            };
+            let definitions = entry.get_mut();
+            // Searched from the end: the unit freed is most often a recent one.
+            if let Some(index) = definitions.iter().rposition(|d| d.unit == unit) {
+                definitions.remove(index);
+            }
+            if definitions.is_empty() {
+                entry.remove();
+            }
+        }
         free_unit(live, &mut *self.executor)
     }
 
@@ -139,7 +171,7 @@ impl Session {
         let inputs = LinkInputs::open(&inputs, &options.search, times)?;
 
         let symbols = &self.symbols;
-        let earlier_units = |name: &[u8]| symbols.get(name).map(|symbol| symbol.address);
+        let earlier_units = |name: &[u8]| visible(symbols, name);
         let entry = options.entry.as_deref();
         let mut db = resolve(&inputs, entry, executor, &earlier_units, times)?;
         for plugin in &mut plugins {
@@ -212,26 +244,53 @@ impl Session {
             warnings,
             plugins,
         } = unit;
-        let id = UnitId(self.units.len() as u32);
-        for definition in definitions {
-            let symbol = SessionSymbol {
-                address: definition.address,
-                unit: id,
-            };
-            self.symbols.insert(definition.name, symbol);
-        }
-        let range = memory.range();
-        self.units.push(Some(LiveUnit { memory, plugins }));
+        let id = UnitId(self.next_unit);
+        self.next_unit += 1;
+        let names = definitions
+            .into_iter()
+            .map(|definition| {
+                let symbol = SessionSymbol {
+                    address: definition.address,
+                    unit: id,
+                };
+                let name: Arc<[u8]> = definition.name.into();
+                match self.symbols.get_mut(&name) {
+                    // The map's key is shared, not copied again.
+                    Some(definitions) => definitions.push(symbol),
+                    None => {
+                        self.symbols.insert(name.clone(), vec![symbol]);
+                    }
+                }
+                name
+            })
+            .collect();
+        let ranges = memory.ranges();
+        self.units.insert(
+            id,
+            LiveUnit {
+                memory,
+                plugins,
+                names,
+            },
+        );
         LinkedUnit {
             id,
             entry,
             init,
             fini,
-            range,
+            ranges,
             linked_bytes,
             warnings,
         }
     }
+}
+
+/// The visible (latest) definition of `name` among the live units.
+fn visible(symbols: &HashMap<Arc<[u8]>, Vec<SessionSymbol>>, name: &[u8]) -> Option<TargetAddr> {
+    symbols
+        .get(name)
+        .and_then(|definitions| definitions.last())
+        .map(|symbol| symbol.address)
 }
 
 /// Undo a unit's plugins, last first, then free its memory — unless the target still refers
@@ -240,6 +299,7 @@ fn free_unit(unit: LiveUnit, executor: &mut dyn Executor) -> Result<(), LinkErro
     let LiveUnit {
         memory,
         mut plugins,
+        ..
     } = unit;
     let (result, pinned) = plugins::free_all(&mut plugins, executor);
     if pinned {
@@ -252,8 +312,10 @@ fn free_unit(unit: LiveUnit, executor: &mut dyn Executor) -> Result<(), LinkErro
 impl Drop for Session {
     /// Free the live units, last first, before the slab goes away.
     fn drop(&mut self) {
-        while let Some(unit) = self.units.pop() {
-            if let Some(unit) = unit {
+        let mut ids: Vec<UnitId> = self.units.keys().copied().collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        for id in ids {
+            if let Some(unit) = self.units.remove(&id) {
                 let _ = free_unit(unit, &mut *self.executor);
             }
         }

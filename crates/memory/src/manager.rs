@@ -297,6 +297,11 @@ impl Finalized {
         self.range
     }
 
+    /// The target ranges the allocation holds.
+    pub fn ranges(&self) -> Vec<TargetRange> {
+        vec![self.range]
+    }
+
     /// Keep the memory live and in use for the rest of the process: for memory the target
     /// still refers to in ways that cannot be undone (a library's GOT entry redirected into it).
     /// No deallocation calls run, the range never returns to the slab, and the slab itself is
