@@ -238,6 +238,68 @@ fn shared_memory_units_are_reused_and_their_pages_freed() {
     );
 }
 
+#[test]
+fn copying_a_large_zero_fill_section_sends_only_what_is_not_zero() {
+    let _serial = one_at_a_time();
+    // A unit that fills a megabyte with non-zero bytes, freed first: the large unit's
+    // zero-fill section reuses its range, and must read zero all the same.
+    let dirty = assemble(
+        "dirty_megabyte",
+        "    .data\n    .globl dirty\ndirty:\n    .fill 1 << 20, 1, 0x5a\n\
+         .section .note.GNU-stack,\"\",@progbits\n",
+    );
+    let large = compile(
+        "large_zero_fill",
+        "char zero_fill[256 << 20];\nint initialized = 5;\n\
+         int main(void) {\n\
+           for (long i = 0; i < (4 << 20); i++) if (zero_fill[i]) return 1;\n\
+           for (long i = 0; i < (long)sizeof zero_fill; i += 4096) if (zero_fill[i]) return 2;\n\
+           return initialized;\n\
+         }\n",
+    );
+    let remote =
+        Remote::spawn_program(Path::new(env!("CARGO_BIN_EXE_rjitlink")), MemoryMode::Copy).unwrap();
+    let mut session = Session::new(
+        Box::new(remote),
+        SessionOptions {
+            slab: SlabConfig {
+                size: 512 << 20,
+                address: None,
+            },
+            keep_symbols: true,
+        },
+    );
+    let times = PhaseTimes::default();
+    let sent = |session: &Session| session.transport_stats().unwrap().bytes_sent;
+    let before = sent(&session);
+    let unit = session.link(&options(&dirty), &times).unwrap();
+    assert!(
+        sent(&session) - before > 1 << 20,
+        "the dirty megabyte is sent"
+    );
+    let dirty_start = unit.ranges[0].start;
+    session.free(unit.id).unwrap();
+
+    let before = sent(&session);
+    let mut with_main = options(&large);
+    with_main.entry = Some("main".to_owned());
+    let linked = session.link(&with_main, &times).unwrap();
+    let sent_for_large = sent(&session) - before;
+    assert!(
+        sent_for_large < 256 << 10,
+        "a unit of 256 MiB of zero-fill sent {sent_for_large} bytes"
+    );
+    assert!(
+        linked.ranges.iter().any(|range| range.start == dirty_start),
+        "the large unit reuses the freed range"
+    );
+    let status = session
+        .executor()
+        .run(&linked.program(vec![b"large_zero_fill".to_vec()]).unwrap())
+        .unwrap();
+    assert_eq!(status, 5, "zero-fill reads zero, data is in place");
+}
+
 /// `leaq FAR(%rip)` against an absolute symbol 16 GiB away: the link allocates memory and then
 /// fails in apply (the psABI's PC32 field holds ±2 GiB). The `leaq` is 7 bytes, its rel32 at
 /// offset 3.

@@ -1,21 +1,45 @@
-//! The RPC-copy mapper: links into local buffers and sends the bytes at finalize.
+//! The RPC-copy mapper: links into local buffers and sends the bytes at finalize — only the
+//! pages that hold something: the executor's fresh memory already reads zero, so zero-fill
+//! sections (a 900 MiB `.bss`) cost nothing on the wire.
 
 use crate::connection::{
     call, deinitialize_remote, initialize_remote, interpret, map_error, ready, release_remote,
     target_map_error, SharedConnection,
 };
 use rjitlink_memory::{
-    MapError, MemoryMapper, Placement, SegmentProtection, TargetCall, TargetRange, WorkingMemory,
+    MapError, MemoryMapper, Placement, SegmentProtection, TargetAddr, TargetCall, TargetRange,
+    WorkingMemory,
 };
 use rjitlink_protocol::{Request, Response};
 use std::sync::Mutex;
+
+/// Zero pages between two runs of pages to send that are sent rather than split at: fewer
+/// round trips for a few bytes more.
+const ZERO_GAP_PAGES: usize = 16;
 
 /// Links into local buffers; `initialize` sends the bytes, then the protections.
 pub struct RemoteCopyMapper {
     connection: SharedConnection,
     page_size: usize,
     /// Working memory of prepared ranges not yet initialized.
-    working: Mutex<Vec<(TargetRange, Box<[u8]>)>>,
+    working: Mutex<Vec<Buffer>>,
+}
+
+/// Linker-side memory for one prepared range: an anonymous mapping of its own, so that the
+/// pages the link never touched are known without reading them (`mincore`).
+struct Buffer {
+    range: TargetRange,
+    ptr: *mut u8,
+}
+
+// SAFETY: a buffer is a private mapping owned by the mapper; the linker writes disjoint parts.
+unsafe impl Send for Buffer {}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: the buffer's own mapping, no longer used.
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.range.len) };
+    }
 }
 
 impl RemoteCopyMapper {
@@ -26,6 +50,52 @@ impl RemoteCopyMapper {
             working: Mutex::new(Vec::new()),
         }
     }
+
+    /// Write `bytes` at `address` in the target: one round trip.
+    fn write(&self, address: TargetAddr, bytes: &[u8]) -> Result<(), MapError> {
+        let mut locked = ready(&self.connection).map_err(target_map_error)?;
+        let request = Request::Write {
+            address,
+            length: bytes.len() as u64,
+        };
+        interpret(locked.connection.call_with_payload(&request, bytes), |r| {
+            matches!(r, Response::Done).then_some(())
+        })
+        .map_err(target_map_error)
+    }
+}
+
+/// The byte ranges of `bytes` (which start on a page boundary) worth sending: pages that were
+/// written and are not all zero, joined across short gaps.
+fn nonzero_runs(bytes: &[u8], page_size: usize) -> Vec<std::ops::Range<usize>> {
+    let pages = bytes.len().div_ceil(page_size);
+    let mut resident = vec![1u8; pages];
+    // SAFETY: `bytes` is a page-aligned part of a mapping of ours, `resident` has a byte per
+    // page. On failure every page counts as resident, and is read.
+    if unsafe {
+        libc::mincore(
+            bytes.as_ptr() as *mut libc::c_void,
+            bytes.len(),
+            resident.as_mut_ptr(),
+        )
+    } != 0
+    {
+        resident.fill(1);
+    }
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for (page, chunk) in bytes.chunks(page_size).enumerate() {
+        // A page never touched is not resident: it reads zero, and reading it would map it.
+        if resident[page] & 1 == 0 || chunk.iter().all(|&byte| byte == 0) {
+            continue;
+        }
+        let start = page * page_size;
+        let end = start + chunk.len();
+        match runs.last_mut() {
+            Some(run) if start - run.end <= ZERO_GAP_PAGES * page_size => run.end = end,
+            _ => runs.push(start..end),
+        }
+    }
+    runs
 }
 
 impl MemoryMapper for RemoteCopyMapper {
@@ -51,12 +121,29 @@ impl MemoryMapper for RemoteCopyMapper {
     }
 
     fn prepare(&self, range: TargetRange) -> Result<WorkingMemory, MapError> {
-        let mut buffer = vec![0u8; range.len].into_boxed_slice();
-        let ptr = buffer.as_mut_ptr();
+        // SAFETY: a new private anonymous mapping; it reads zero until written.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                range.len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(MapError::System {
+                operation: "mmap",
+                range,
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        let ptr = ptr as *mut u8;
         self.working
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((range, buffer));
+            .push(Buffer { range, ptr });
         Ok(WorkingMemory {
             ptr,
             len: range.len,
@@ -70,29 +157,26 @@ impl MemoryMapper for RemoteCopyMapper {
     ) -> Result<(), MapError> {
         let mut working = self.working.lock().unwrap_or_else(|e| e.into_inner());
         for segment in segments.iter().filter(|s| s.range.len > 0) {
-            let (range, buffer) = working
+            let buffer = working
                 .iter()
-                .find(|(r, _)| r.contains(segment.range))
+                .find(|b| b.range.contains(segment.range))
                 .ok_or_else(|| {
                     map_error(format!(
                         "segment at {} was never prepared",
                         segment.range.start
                     ))
                 })?;
-            let offset = (segment.range.start - range.start) as usize;
-            let bytes = &buffer[offset..offset + segment.range.len];
-            let mut locked = ready(&self.connection).map_err(target_map_error)?;
-            let request = Request::Write {
-                address: segment.range.start,
-                length: bytes.len() as u64,
-            };
-            interpret(locked.connection.call_with_payload(&request, bytes), |r| {
-                matches!(r, Response::Done).then_some(())
-            })
-            .map_err(target_map_error)?;
+            let offset = (segment.range.start - buffer.range.start) as usize;
+            // SAFETY: inside the buffer's mapping (checked above), written by the link, which
+            // is over.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(buffer.ptr.add(offset), segment.range.len) };
+            for run in nonzero_runs(bytes, self.page_size) {
+                self.write(segment.range.start + run.start as u64, &bytes[run])?;
+            }
         }
         // The bytes are in place: the local copies are no longer needed.
-        working.retain(|(range, _)| !segments.iter().any(|s| range.contains(s.range)));
+        working.retain(|buffer| !segments.iter().any(|s| buffer.range.contains(s.range)));
         drop(working);
         initialize_remote(&self.connection, segments, actions)
     }
@@ -102,11 +186,50 @@ impl MemoryMapper for RemoteCopyMapper {
         self.working
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|(prepared, _)| !ranges.iter().any(|r| r.contains(*prepared)));
+            .retain(|buffer| !ranges.iter().any(|r| r.contains(buffer.range)));
         deinitialize_remote(&self.connection, ranges, actions)
     }
 
     fn release(&self, range: TargetRange) -> Result<(), MapError> {
         release_remote(&self.connection, range)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_written_nonzero_pages_are_sent() {
+        let page = rjitlink_memory::page_size();
+        let pages = 64;
+        // SAFETY: a private anonymous mapping for the test, unmapped at the end.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                pages * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        } as *mut u8;
+        // SAFETY: the mapping above.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, pages * page) };
+        assert!(nonzero_runs(bytes, page).is_empty(), "untouched");
+        bytes[0] = 1;
+        // Written, but zero: not sent.
+        bytes[2 * page] = 0;
+        // Within the gap: joined to the first run.
+        bytes[3 * page + 5] = 7;
+        // Beyond it: a run of its own, ending with the partial last page.
+        bytes[40 * page] = 1;
+        assert_eq!(
+            nonzero_runs(bytes, page),
+            [0..4 * page, 40 * page..41 * page]
+        );
+        assert_eq!(nonzero_runs(&bytes[..40 * page + 10], page).len(), 2);
+        // SAFETY: unmapping the test's mapping.
+        unsafe { libc::munmap(ptr as *mut libc::c_void, pages * page) };
     }
 }
