@@ -22,7 +22,8 @@ pub fn trials() -> Vec<Trial> {
     vec![
         Trial::test("executor::shared_memory_sends_no_code", || {
             // CPython's PIC archive: several MiB of code and data. From the transport's own
-            // counters: shared memory sends under 2% of that, copying at least all of it.
+            // counters: shared memory sends under 2% of that, copying most of it (not the
+            // pages that are all zero: the executor's memory reads zero already).
             let dir = String::from_utf8(
                 checked(Command::new("/usr/bin/python3.11-config").arg("--configdir"))?.stdout,
             )
@@ -44,7 +45,7 @@ pub fn trials() -> Vec<Trial> {
                 let ok = if check == 0 {
                     sent * 50 < linked
                 } else {
-                    sent >= linked
+                    sent * 10 >= linked * 9
                 };
                 if !ok {
                     return Err(format!(
