@@ -173,6 +173,58 @@ fn linking_and_freeing_a_thousand_units_returns_the_memory() {
     );
 }
 
+#[test]
+fn a_hundred_thousand_small_units_live_at_once() {
+    let _serial = one_at_a_time();
+    // A function and a word of data: a few bytes of code and data, as a REPL's units are.
+    let object = assemble(
+        "tiny_unit",
+        "    .text\n    .globl tiny\ntiny:\n    movl tiny_data(%rip), %eax\n    ret\n\
+         .data\n    .globl tiny_data\ntiny_data:\n    .long 7\n\
+         .section .note.GNU-stack,\"\",@progbits\n",
+    );
+    let options = bare_options(&object);
+    // The default slab: whole pages for each unit (three mappings and three pages) would
+    // exhaust both the kernel's mappings and the slab.
+    let mut session = session(rjitlink_memory::DEFAULT_SLAB_SIZE);
+    let link = |session: &mut Session, count: usize| {
+        for _ in 0..count {
+            session.link(&options, &PhaseTimes::default()).unwrap();
+        }
+    };
+    link(&mut session, 1000);
+    let (mappings_before, resident_before) = (mapping_count(), resident_bytes());
+    link(&mut session, 99_000);
+    let (mappings, resident) = (mapping_count(), resident_bytes());
+    eprintln!(
+        "99,000 more units: mappings {mappings_before} -> {mappings}, resident {} -> {} KiB",
+        resident_before >> 10,
+        resident >> 10
+    );
+    assert_eq!(session.live_units(), 100_000);
+    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        mappings < limit,
+        "{mappings} mappings, the limit is {limit}"
+    );
+    assert!(
+        mappings - mappings_before < 200,
+        "99,000 units took {} mappings",
+        mappings - mappings_before
+    );
+    let per_unit = resident.saturating_sub(resident_before) / 99_000;
+    assert!(per_unit < 2048, "{per_unit} bytes of memory per unit");
+    // The latest unit's definitions are the visible ones, and work.
+    let tiny = session.lookup("tiny").unwrap();
+    // SAFETY: `int tiny(void)`, finalized.
+    let tiny: extern "C" fn() -> i32 = unsafe { std::mem::transmute(tiny.get()) };
+    assert_eq!(tiny(), 7);
+}
+
 /// This process's resident shared memory (pages of memory files it has mapped and touched).
 fn resident_shared_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();

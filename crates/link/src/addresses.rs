@@ -1,10 +1,12 @@
-//! The final address of everything a relocation can name, computed once the image's base is
-//! known: per global, and per object per symbol (so applying a relocation is a lookup).
+//! The final address of everything a relocation can name, computed once the image's segments
+//! have their places in the target: per global, and per object per symbol (so applying a
+//! relocation is a lookup).
 
 use crate::elf::{ObjectFile, LE};
 use crate::ids::{GlobalId, ImageOffset, ObjectId};
 use crate::layout::Layout;
 use crate::resolve::{LinkerSymbol, Resolution, SymbolDb, SymbolLocation};
+use crate::sections::SegmentKind;
 use crate::symbols::SymbolRef;
 use crate::tls::{in_block, THREAD_LOCAL};
 use object::elf;
@@ -12,9 +14,64 @@ use object::read::elf::Sym as _;
 use rayon::prelude::*;
 use rjitlink_memory::TargetAddr;
 
+/// Where the image's segments lie in the target. Each segment is contiguous, but segments
+/// need not lie together or in order: a small image's segments are pieces of pages shared with
+/// other units (see `rjitlink_memory::MemoryManager`).
+#[derive(Clone, Copy, Debug)]
+pub struct ImagePlacement {
+    /// Per segment (by `SegmentKind`): its start in the image, its size, its address.
+    segments: [(ImageOffset, u64, TargetAddr); 3],
+}
+
+impl ImagePlacement {
+    /// Segment `k` of `layout` at `addresses[k]`.
+    pub fn new(layout: &Layout, addresses: [TargetAddr; 3]) -> ImagePlacement {
+        let segment = |k: usize| {
+            (
+                layout.segments[k].start,
+                layout.segments[k].size,
+                addresses[k],
+            )
+        };
+        ImagePlacement {
+            segments: [segment(0), segment(1), segment(2)],
+        }
+    }
+
+    /// The address of the image's byte at `offset`. An offset where one segment ends and the
+    /// next starts is the next one's start; an empty segment is never chosen.
+    pub fn at(&self, offset: ImageOffset) -> TargetAddr {
+        let (start, _, address) = self
+            .segments
+            .iter()
+            .rev()
+            .find(|(start, size, _)| *size > 0 && *start <= offset)
+            .copied()
+            .unwrap_or(self.segments[0]);
+        address.wrapping_offset(offset.get().wrapping_sub(start.get()) as i64)
+    }
+
+    /// The address just past the bytes `[start, stop)` of the image, which lie in one segment.
+    pub fn end(&self, start: ImageOffset, stop: ImageOffset) -> TargetAddr {
+        self.at(start) + (stop.get() - start.get())
+    }
+
+    /// Whether `[start, end)` lies within one segment.
+    pub fn contains(&self, start: u64, end: u64) -> bool {
+        self.segments.iter().any(|&(_, size, address)| {
+            size > 0 && start >= address.get() && end <= address.get() + size
+        })
+    }
+
+    /// The address of segment `kind`'s first byte.
+    pub fn segment(&self, kind: SegmentKind) -> TargetAddr {
+        self.segments[kind as usize].2
+    }
+}
+
 /// Final addresses of everything a relocation can name.
 pub struct Addresses {
-    pub base: TargetAddr,
+    pub placement: ImagePlacement,
     /// Per global; `None` where the defining section is not loaded.
     pub globals: Vec<Option<TargetAddr>>,
     /// Per object, per symbol: the value relocations use (`UNLOADED` where the symbol lies in
@@ -28,7 +85,7 @@ pub const UNLOADED: u64 = u64::MAX;
 
 impl Addresses {
     pub fn at(&self, offset: ImageOffset) -> TargetAddr {
-        self.base + offset.get()
+        self.placement.at(offset)
     }
 }
 
@@ -39,7 +96,7 @@ pub fn defined_address(
     object_id: ObjectId,
     index: usize,
     layout: &Layout,
-    base: TargetAddr,
+    placement: &ImagePlacement,
 ) -> Option<TargetAddr> {
     let symbol = object.symbol(index)?;
     let value = symbol.st_value(LE);
@@ -49,20 +106,26 @@ pub fn defined_address(
         _ => {
             let section = object.symbol_section(index, symbol)?;
             let offset = layout.section_offset(object_id, section)?;
-            Some(base + offset.get() + value)
+            // From the section's own start: a symbol at its end stays in its segment.
+            Some(placement.at(offset) + value)
         }
     }
 }
 
 /// Where the stub standing for `symbol` lies, if it has one that stands for it: locals have
 /// stubs only when they are IFUNCs.
-fn stub_address(layout: &Layout, base: TargetAddr, symbol: SymbolRef) -> Option<TargetAddr> {
+fn stub_address(
+    layout: &Layout,
+    placement: &ImagePlacement,
+    symbol: SymbolRef,
+) -> Option<TargetAddr> {
     let stub = layout.got_plan.stub(symbol)?;
-    Some(base + layout.plt_stub(stub).get())
+    Some(placement.at(layout.plt_stub(stub)))
 }
 
-/// The addresses of everything, for an image at `base`.
-pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addresses {
+/// The addresses of everything, for an image placed as `placement` says.
+pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, placement: ImagePlacement) -> Addresses {
+    let base = &placement;
     let globals = db
         .globals
         .par_iter()
@@ -82,16 +145,16 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
             Resolution::Common { .. } => layout
                 .commons
                 .get(&GlobalId::from_index(index))
-                .map(|offset| base + offset.get()),
+                .map(|&offset| base.at(offset)),
             Resolution::External(address) => Some(
                 layout
                     .copies
                     .get(&GlobalId::from_index(index))
-                    .map_or(address, |copy| base + copy.offset.get()),
+                    .map_or(address, |copy| base.at(copy.offset)),
             ),
             Resolution::UndefinedWeak | Resolution::Undefined => Some(TargetAddr(0)),
-            Resolution::Linker(LinkerSymbol::GotBase) => Some(base + layout.got.get()),
-            Resolution::Linker(LinkerSymbol::DsoHandle) => Some(base + layout.dso_handle.get()),
+            Resolution::Linker(LinkerSymbol::GotBase) => Some(base.at(layout.got)),
+            Resolution::Linker(LinkerSymbol::DsoHandle) => Some(base.at(layout.dso_handle)),
             // Thread-local: no address (`symbol_values` marks it).
             Resolution::Linker(LinkerSymbol::TlsModuleBase) => None,
             Resolution::Linker(
@@ -103,13 +166,10 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
                     7
                 };
                 let bounds = layout.section_bounds.get(&global.name[prefix_len..])?;
-                Some(
-                    base + if bound == LinkerSymbol::SectionStart {
-                        bounds.start.get()
-                    } else {
-                        bounds.stop.get()
-                    },
-                )
+                Some(match bound {
+                    LinkerSymbol::SectionStart => base.at(bounds.start),
+                    _ => base.end(bounds.start, bounds.stop),
+                })
             }
         })
         .collect::<Vec<_>>();
@@ -158,7 +218,7 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, base: TargetAddr) -> Addres
         })
         .collect();
     Addresses {
-        base,
+        placement,
         globals,
         symbol_values,
     }

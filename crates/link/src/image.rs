@@ -1,8 +1,11 @@
 //! The allocate and apply phases: target memory for the laid-out image, then the image's
 //! bytes copied and relocated into its working memory. Until finalize the memory is an
 //! `InFlight` allocation, which goes back to the slab if the link fails.
+//!
+//! Working memory always holds the image as laid out (segments one after another, at their
+//! image offsets); in the target, the segments lie where the allocation put them.
 
-use crate::addresses::{addresses, Addresses};
+use crate::addresses::{addresses, Addresses, ImagePlacement};
 use crate::apply::{apply, ApplyContext};
 use crate::error::LinkError;
 use crate::layout::Layout;
@@ -37,12 +40,14 @@ pub fn allocate(
     let _span = times.span("allocate");
     let requests = SegmentKind::ALL.map(|kind| SegmentRequest {
         size: layout.segments[kind as usize].size,
+        align: layout.segments[kind as usize].align,
         protection: kind.protection(),
     });
     let in_flight = memory.allocate(&requests, layout.needs_low_addresses)?;
+    // Working memory is laid out as the image is.
     debug_assert!(SegmentKind::ALL.iter().all(|&kind| {
-        in_flight.segments()[kind as usize].range.start
-            == in_flight.range().start + layout.segments[kind as usize].start.get()
+        in_flight.segments()[kind as usize].working_offset
+            == layout.segments[kind as usize].start.get()
     }));
     Ok(in_flight)
 }
@@ -55,7 +60,12 @@ pub fn image_addresses(
     times: &PhaseTimes,
 ) -> Addresses {
     let _span = times.span("addresses");
-    addresses(db, layout, memory.range().start)
+    let segments = memory.segments();
+    let placement = ImagePlacement::new(
+        layout,
+        SegmentKind::ALL.map(|kind| segments[kind as usize].range.start),
+    );
+    addresses(db, layout, placement)
 }
 
 /// The apply phase: every section copied and relocated, the GOT filled (with the loader's

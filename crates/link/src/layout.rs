@@ -1,7 +1,8 @@
 //! Layout: where each loaded section, the GOT, the PLT stubs, common symbols and copies of
-//! library data land in the image. The image is one allocation of three page-aligned segments,
-//! in this order: code (r-x), read-only data (r--, including the GOT) and writable data (rw-,
-//! zero-fill sections last).
+//! library data land in the image. The image is three page-aligned segments, in this order:
+//! code (r-x), read-only data (r--, including the GOT) and writable data (rw-, zero-fill
+//! sections last). In the target, each segment is contiguous, but they may lie apart (a small
+//! image's segments share pages with other units': see `addresses::ImagePlacement`).
 
 use crate::error::{escape_bytes, LinkError};
 use crate::ids::{GlobalId, GotSlot, ImageOffset, ObjectId, PltStub};
@@ -28,6 +29,9 @@ pub struct SegmentExtent {
     pub start: ImageOffset,
     /// Bytes used, before rounding up to pages.
     pub size: u64,
+    /// The largest alignment of its contents: where it lies in the target must be a
+    /// multiple of it.
+    pub align: u64,
 }
 
 /// The copy of a library's data object in the image (a copy relocation).
@@ -112,6 +116,8 @@ impl Layout {
 struct SegmentBuilder {
     /// At most `HostArch::MAX_IMAGE_SIZE`.
     offset: u64,
+    /// The largest alignment placed in the current segment so far.
+    largest_align: u64,
 }
 
 /// A placement that would end past the largest image: how large the image would need to be
@@ -138,6 +144,7 @@ impl SegmentBuilder {
         match (at, end) {
             (Some(at), Some(end)) if end <= HostArch::MAX_IMAGE_SIZE => {
                 self.offset = end;
+                self.largest_align = self.largest_align.max(align);
                 Ok(ImageOffset(at))
             }
             _ => Err(TooLarge {
@@ -212,7 +219,10 @@ pub fn layout(
         .collect();
     let mut placed = Vec::with_capacity(sections.len());
     let mut segments = [SegmentExtent::default(); 3];
-    let mut builder = SegmentBuilder { offset: 0 };
+    let mut builder = SegmentBuilder {
+        offset: 0,
+        largest_align: 1,
+    };
     let (mut got, mut plt, mut dso_handle) = (ImageOffset(0), ImageOffset(0), ImageOffset(0));
     let mut ifunc_thunk = None;
     // Counts of what the link made, bounded by the inputs' relocations: saturating is enough
@@ -230,6 +240,7 @@ pub fn layout(
     let mut remaining = sections.into_iter().peekable();
     for segment in SegmentKind::ALL {
         builder.align(page_size).map_err(TooLarge::image_error)?;
+        builder.largest_align = 1;
         let start = builder.offset;
         // Synthetic contents go first in their segment, before the zero-fill sections.
         match segment {
@@ -322,6 +333,7 @@ pub fn layout(
         segments[segment as usize] = SegmentExtent {
             start: ImageOffset(start),
             size: builder.offset - start,
+            align: builder.largest_align,
         };
     }
     builder.align(page_size).map_err(TooLarge::image_error)?;

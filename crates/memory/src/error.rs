@@ -17,6 +17,16 @@ pub enum MapError {
         range: TargetRange,
         source: io::Error,
     },
+    /// A system call on target memory failed because the target process has as many memory
+    /// mappings as the kernel allows it (`vm.max_map_count`).
+    MapCountLimit {
+        operation: &'static str,
+        range: TargetRange,
+        /// The process's mappings when the call failed.
+        mappings: u64,
+        /// The value of `vm.max_map_count`.
+        limit: u64,
+    },
     /// No address space of `size` bytes could be reserved where `placement` asks.
     Reserve {
         size: usize,
@@ -49,6 +59,16 @@ impl fmt::Display for MapError {
             } => write!(
                 f,
                 "{operation} of {:#x} bytes at {} failed",
+                range.len, range.start
+            ),
+            MapError::MapCountLimit {
+                operation,
+                range,
+                mappings,
+                limit,
+            } => write!(
+                f,
+                "{operation} of {:#x} bytes at {} failed: the process has {mappings} memory mappings, as many as the kernel allows (vm.max_map_count = {limit}; raise it with `sysctl -w vm.max_map_count=N`)",
                 range.len, range.start
             ),
             MapError::Reserve {

@@ -1,17 +1,112 @@
 //! The in-process mapper: target memory is this process's memory, managed with mmap/mprotect.
+//!
+//! Whole-page allocations are private anonymous memory, written in place before their
+//! protections are set. Packed pieces share pages with code that may be running in another
+//! thread, so no page's protection may change once live (W^X: never writable and executable,
+//! and never taken away from under running code): code and read-only pages of packed chunks
+//! are mapped from a memory file instead, and pieces are written through a second view of
+//! that file, the *alias*, which is inaccessible except while a piece is being written, and
+//! never executable. Packed data pages stay private anonymous memory (they are writable
+//! anyway), so that a forked child's writes to them stay its own.
 
 use crate::mapper::{
-    MemoryMapper, Placement, Protection, SegmentProtection, TargetCall, LOW_PLACEMENT_FLOOR,
-    LOW_PLACEMENT_LIMIT,
+    MemoryMapper, PieceWrite, Placement, Protection, SegmentProtection, TargetCall,
+    LOW_PLACEMENT_FLOOR, LOW_PLACEMENT_LIMIT,
 };
 use crate::MapError;
 use crate::{TargetAddr, TargetRange, WorkingMemory};
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
 
-/// Maps target memory into the current process. Working memory and target memory coincide.
+/// Maps target memory into the current process. Working memory and target memory coincide,
+/// except for packed pieces (see the module's comment).
 #[derive(Debug)]
 pub struct InProcessMapper {
     page_size: usize,
+    /// The reservations made by this mapper.
+    reservations: Mutex<Vec<Reservation>>,
+}
+
+#[derive(Debug)]
+struct Reservation {
+    range: TargetRange,
+    /// The memory file behind its packed code and read-only pages, from the first such page.
+    file: Option<PackFile>,
+}
+
+/// A memory file as large as a reservation: byte `i` of the file backs the reservation's
+/// byte `i` where a packed code or read-only page is live.
+#[derive(Debug)]
+struct PackFile {
+    fd: OwnedFd,
+    /// A view of the whole file, `PROT_NONE` except for the pages being written.
+    alias: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the alias is a mapping owned by the file; writes through it happen under the
+// mapper's lock.
+unsafe impl Send for PackFile {}
+
+impl Drop for PackFile {
+    fn drop(&mut self) {
+        // SAFETY: the alias is this file's own mapping, no longer used.
+        unsafe { libc::munmap(self.alias as *mut libc::c_void, self.len) };
+    }
+}
+
+impl PackFile {
+    fn new(len: usize) -> io::Result<PackFile> {
+        // SAFETY: plain system calls; the descriptor is owned from here on, and the alias is
+        // a new mapping of it.
+        unsafe {
+            let fd = libc::memfd_create(c"rjitlink-code".as_ptr(), libc::MFD_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let fd = OwnedFd::from_raw_fd(fd);
+            if libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let alias = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            );
+            if alias == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(PackFile {
+                fd,
+                alias: alias as *mut u8,
+                len,
+            })
+        }
+    }
+
+    /// Write `bytes` at `offset` in the file through the alias, which is writable only
+    /// meanwhile.
+    fn write(&self, offset: usize, bytes: &[u8], page: usize) -> io::Result<()> {
+        let start = offset - offset % page;
+        let len = (offset + bytes.len()).next_multiple_of(page) - start;
+        // SAFETY: `[start, start + len)` lies in the alias (the piece lies in the
+        // reservation); nothing else uses these alias pages meanwhile (the mapper's lock).
+        unsafe {
+            let pages = self.alias.add(start) as *mut libc::c_void;
+            if libc::mprotect(pages, len, libc::PROT_READ | libc::PROT_WRITE) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.alias.add(offset), bytes.len());
+            if libc::mprotect(pages, len, libc::PROT_NONE) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for InProcessMapper {
@@ -24,6 +119,7 @@ impl InProcessMapper {
     pub fn new() -> Self {
         InProcessMapper {
             page_size: page_size(),
+            reservations: Mutex::new(Vec::new()),
         }
     }
 }
@@ -36,10 +132,41 @@ pub fn page_size() -> usize {
 }
 
 fn os_error(operation: &'static str, range: TargetRange) -> MapError {
+    let source = io::Error::last_os_error();
+    // ENOMEM from mmap or mprotect usually means the kernel's limit on mappings, which one
+    // more mapping (or splitting one) would pass: say so, it is what the user can change.
+    if source.raw_os_error() == Some(libc::ENOMEM) {
+        if let Some((mappings, limit)) = mappings_at_limit() {
+            return MapError::MapCountLimit {
+                operation,
+                range,
+                mappings,
+                limit,
+            };
+        }
+    }
     MapError::System {
         operation,
         range,
-        source: io::Error::last_os_error(),
+        source,
+    }
+}
+
+/// This process's mappings and `vm.max_map_count`, if the former are (within the two a split
+/// adds) at the latter.
+fn mappings_at_limit() -> Option<(u64, u64)> {
+    let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?;
+    let limit: u64 = limit.trim().parse().ok()?;
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let mappings = maps.lines().count() as u64;
+    (mappings + 2 >= limit).then_some((mappings, limit))
+}
+
+fn protection_flags(protection: Protection) -> libc::c_int {
+    match protection {
+        Protection::ReadExecute => libc::PROT_READ | libc::PROT_EXEC,
+        Protection::Read => libc::PROT_READ,
+        Protection::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
     }
 }
 
@@ -85,6 +212,36 @@ pub fn reserve_low(len: usize, page_size: usize) -> Option<u64> {
     }
 }
 
+impl InProcessMapper {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Reservation>> {
+        self.reservations.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The reservation holding `range`, and its memory file, made now if it has none yet.
+    fn pack_file<'a>(
+        &self,
+        reservations: &'a mut [Reservation],
+        range: TargetRange,
+    ) -> Result<(TargetRange, &'a PackFile), MapError> {
+        let reservation = reservations
+            .iter_mut()
+            .find(|r| r.range.contains(range))
+            .ok_or_else(|| {
+                MapError::Executor(format!("{} is not in a reservation", range.start))
+            })?;
+        if reservation.file.is_none() {
+            let file = PackFile::new(reservation.range.len).map_err(|source| MapError::System {
+                operation: "set up the memory file of",
+                range: reservation.range,
+                source,
+            })?;
+            reservation.file = Some(file);
+        }
+        let file = reservation.file.as_ref().expect("made above");
+        Ok((reservation.range, file))
+    }
+}
+
 /// Call each action as `void f(uint64_t, uint64_t)`.
 ///
 /// # Safety
@@ -120,10 +277,12 @@ impl MemoryMapper for InProcessMapper {
                 source,
             });
         };
-        Ok(TargetRange {
+        let range = TargetRange {
             start: TargetAddr(address),
             len,
-        })
+        };
+        self.lock().push(Reservation { range, file: None });
+        Ok(range)
     }
 
     fn prepare(&self, range: TargetRange) -> Result<WorkingMemory, MapError> {
@@ -150,11 +309,7 @@ impl MemoryMapper for InProcessMapper {
         actions: &[TargetCall],
     ) -> Result<(), MapError> {
         for segment in segments {
-            let prot = match segment.protection {
-                Protection::ReadExecute => libc::PROT_READ | libc::PROT_EXEC,
-                Protection::Read => libc::PROT_READ,
-                Protection::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
-            };
+            let prot = protection_flags(segment.protection);
             if segment.range.len == 0 {
                 continue;
             }
@@ -175,10 +330,114 @@ impl MemoryMapper for InProcessMapper {
         Ok(())
     }
 
+    fn initialize_pieces(
+        &self,
+        pages: &[SegmentProtection],
+        pieces: &[PieceWrite<'_>],
+        actions: &[TargetCall],
+    ) -> Result<(), MapError> {
+        let mut reservations = self.lock();
+        for run in pages {
+            let ptr = run.range.start.get() as *mut libc::c_void;
+            let prot = protection_flags(run.protection);
+            let rc = match run.protection {
+                // SAFETY: reserved pages of ours that nothing uses yet.
+                Protection::ReadWrite => unsafe { libc::mprotect(ptr, run.range.len, prot) },
+                _ => {
+                    let (reservation, file) = self.pack_file(&mut reservations, run.range)?;
+                    let offset = run.range.start - reservation.start;
+                    // SAFETY: the pages lie in our reservation and nothing uses them yet:
+                    // MAP_FIXED replaces only them, with the file's pages at the same offsets.
+                    let mapped = unsafe {
+                        libc::mmap(
+                            ptr,
+                            run.range.len,
+                            prot,
+                            libc::MAP_SHARED | libc::MAP_FIXED,
+                            file.fd.as_raw_fd(),
+                            offset as libc::off_t,
+                        )
+                    };
+                    if mapped == libc::MAP_FAILED {
+                        -1
+                    } else {
+                        0
+                    }
+                }
+            };
+            if rc != 0 {
+                return Err(os_error("map", run.range));
+            }
+        }
+        for piece in pieces {
+            match piece.protection {
+                // SAFETY: a piece of live, writable memory of ours: disjoint from every other
+                // piece, so no running code uses its bytes.
+                Protection::ReadWrite => unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        piece.bytes.as_ptr(),
+                        piece.range.start.get() as *mut u8,
+                        piece.bytes.len(),
+                    )
+                },
+                _ => {
+                    let (reservation, file) = self.pack_file(&mut reservations, piece.range)?;
+                    let offset = (piece.range.start - reservation.start) as usize;
+                    file.write(offset, piece.bytes, self.page_size)
+                        .map_err(|source| MapError::System {
+                            operation: "write through the alias",
+                            range: piece.range,
+                            source,
+                        })?;
+                }
+            }
+        }
+        drop(reservations);
+        // SAFETY: as in `initialize`.
+        unsafe { call_actions(actions) };
+        Ok(())
+    }
+
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError> {
         // SAFETY: as in `initialize`.
         unsafe { call_actions(actions) };
+        let reservations = self.lock();
         for range in ranges {
+            let packed = reservations
+                .iter()
+                .find(|r| r.range.contains(*range))
+                .and_then(|r| Some((r.range, r.file.as_ref()?)));
+            if let Some((reservation, file)) = packed {
+                // The range may be backed by the memory file: free the file's pages (nothing
+                // to do where it never was), and put private, inaccessible memory back in
+                // place, as reserved.
+                let offset = (range.start - reservation.start) as libc::off_t;
+                // SAFETY: a range of our own memory file; then a MAP_FIXED mapping over a
+                // range of our reservation.
+                let ok = unsafe {
+                    libc::fallocate(
+                        file.fd.as_raw_fd(),
+                        libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                        offset,
+                        range.len as libc::off_t,
+                    ) == 0
+                        && libc::mmap(
+                            range.start.get() as *mut libc::c_void,
+                            range.len,
+                            libc::PROT_NONE,
+                            libc::MAP_PRIVATE
+                                | libc::MAP_ANONYMOUS
+                                | libc::MAP_NORESERVE
+                                | libc::MAP_FIXED,
+                            -1,
+                            0,
+                        ) != libc::MAP_FAILED
+                };
+                if !ok {
+                    return Err(os_error("deinitialize", *range));
+                }
+                continue;
+            }
             let ptr = range.start.get() as *mut libc::c_void;
             // MADV_DONTNEED gives the pages back (they read as zero afterwards); PROT_NONE
             // makes stray uses of freed code fault instead of running stale bytes.
@@ -200,6 +459,64 @@ impl MemoryMapper for InProcessMapper {
         if rc != 0 {
             return Err(os_error("munmap", range));
         }
+        // Its memory file (and the alias) go with it.
+        self.lock().retain(|reservation| reservation.range != range);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Set in the child process that uses up its mappings.
+    const EXHAUST: &str = "RJITLINK_TEST_EXHAUST_MAPPINGS";
+    const NAME: &str = "inprocess::tests::running_out_of_mappings_names_the_limit";
+
+    fn max_map_count() -> usize {
+        let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap();
+        limit.trim().parse().unwrap()
+    }
+
+    #[test]
+    fn running_out_of_mappings_names_the_limit() {
+        let limit = max_map_count();
+        if limit > 1 << 21 {
+            eprintln!("vm.max_map_count is {limit}: too many mappings to use up in a test");
+            return;
+        }
+        if std::env::var_os(EXHAUST).is_some() {
+            // In a process of its own: every second page of one reservation made accessible,
+            // each a mapping of its own, until the kernel refuses one more.
+            let mapper = InProcessMapper::new();
+            let page = mapper.page_size();
+            let range = mapper
+                .reserve(page * 2 * (limit + 2), Placement::Anywhere)
+                .unwrap();
+            for i in 0..=limit {
+                let one = TargetRange {
+                    start: range.start + (2 * i * page) as u64,
+                    len: page,
+                };
+                if let Err(error) = mapper.prepare(one) {
+                    println!("{error}");
+                    return;
+                }
+            }
+            panic!("the kernel never refused a mapping");
+        }
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(EXHAUST, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains(&format!(
+                "as many as the kernel allows (vm.max_map_count = {limit}"
+            )),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }

@@ -14,10 +14,10 @@ pub use error::MapError;
 pub use free_list::FreeList;
 pub use inprocess::{page_size, InProcessMapper};
 pub use manager::{
-    AllocAction, Finalized, InFlight, MemoryManager, SegmentRequest, SlabConfig, SlabStats,
-    DEFAULT_SLAB_SIZE,
+    AllocAction, Finalized, InFlight, MemoryManager, PlacedSegment, SegmentRequest, SlabConfig,
+    SlabStats, DEFAULT_SLAB_SIZE,
 };
 pub use mapper::{
-    MemoryMapper, Placement, Protection, SegmentProtection, TargetCall, WorkingMemory,
+    MemoryMapper, PieceWrite, Placement, Protection, SegmentProtection, TargetCall, WorkingMemory,
     LOW_PLACEMENT_FLOOR, LOW_PLACEMENT_LIMIT,
 };

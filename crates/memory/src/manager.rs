@@ -6,19 +6,45 @@
 //! target: a link's allocation is a few microseconds of bookkeeping under a short lock, so it
 //! never serializes the parallel phases around it.
 //!
-//! An allocation owns its range: an `InFlight` dropped before it is finalized, or a
+//! Two kinds of allocation:
+//! - **Whole pages**, for images with a large segment: the segments lie one after another,
+//!   each page-aligned, and the linker writes them in place (or into the mapper's buffer).
+//! - **Packed**, for small images (every segment at most `PIECE_LIMIT` bytes): each segment
+//!   is a *piece* of a *chunk*, a run of slab pages holding pieces of one protection only, so
+//!   that many units share a code page, a read-only page and a data page. Whole-page
+//!   allocations cost the target three memory mappings per unit (the kernel's per-process limit,
+//!   `vm.max_map_count`, is 65530 by default), and a page per segment; packed ones cost a few
+//!   mappings per chunk, and bytes. The linker writes a packed image into a buffer of its own,
+//!   and the mapper puts each piece in place at finalize (`MemoryMapper::initialize_pieces`):
+//!   in process through a writable alias of the code pages, never by making live code
+//!   writable (see `InProcessMapper`). A page goes live with its first piece and is emptied
+//!   with its last.
+//!
+//! An allocation owns its memory: an `InFlight` dropped before it is finalized, or a
 //! `Finalized` dropped, gives its memory back, so no error path between allocation and the
 //! end of a unit's life leaks target memory.
 
 use crate::free_list::FreeList;
 use crate::mapper::{
-    MemoryMapper, Placement, Protection, SegmentProtection, TargetCall, LOW_PLACEMENT_LIMIT,
+    MemoryMapper, PieceWrite, Placement, Protection, SegmentProtection, TargetCall,
+    LOW_PLACEMENT_LIMIT,
 };
 use crate::{MapError, TargetAddr, TargetRange, WorkingMemory};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// The default slab: 1 GiB of address space (it costs memory only where used).
 pub const DEFAULT_SLAB_SIZE: u64 = 1 << 30;
+
+/// The largest segment packed with other units' segments; an image with a larger one gets
+/// whole pages.
+pub const PIECE_LIMIT: u64 = 64 << 10;
+
+/// Bytes of slab a chunk of pieces spans (a multiple of the page size).
+const CHUNK_SIZE: u64 = 256 << 10;
+
+/// Pieces start and end on multiples of this: no gap smaller than it is left between them.
+const PIECE_GRANULE: u64 = 16;
 
 /// How the slab is reserved.
 #[derive(Clone, Copy, Debug)]
@@ -37,10 +63,13 @@ impl Default for SlabConfig {
     }
 }
 
-/// One segment of an allocation. Segments are placed in order, each page-aligned.
+/// One segment of an allocation.
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentRequest {
     pub size: u64,
+    /// The alignment its contents need (a power of two; 0 counts as 1). A packed segment is
+    /// placed at a multiple of it, a whole-page one at a page boundary.
+    pub align: u64,
     pub protection: Protection,
 }
 
@@ -51,43 +80,268 @@ pub struct AllocAction {
     pub deallocate: Option<TargetCall>,
 }
 
-/// Memory being linked into: the linker writes `working()`; the code will run at `range()`.
-/// Dropped without `finalize`, it goes back to the slab.
+/// Where one requested segment lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlacedSegment {
+    /// Its target range. Whole pages: page-aligned, the size rounded up to pages. Packed:
+    /// aligned as requested, the size rounded up to the packing granule. An empty segment of
+    /// a packed allocation has an empty range at address 0.
+    pub range: TargetRange,
+    pub protection: Protection,
+    /// Where its bytes lie in working memory. Either way the segments lie there one after
+    /// another, each starting at a page boundary.
+    pub working_offset: u64,
+}
+
+/// Memory being linked into: the linker writes `working()`; the code will run in
+/// `segments()`. Dropped without `finalize`, it goes back to the slab.
 #[derive(Debug)]
 pub struct InFlight {
     manager: Arc<MemoryManager>,
-    range: TargetRange,
-    /// Each requested segment's target range (page-aligned) and protection, in order.
-    segments: Vec<SegmentProtection>,
+    memory: Memory,
+    segments: Vec<PlacedSegment>,
+    /// Each segment's requested size.
+    sizes: Vec<u64>,
     working: WorkingMemory,
-    /// Cleared once `finalize` has handed the range on.
+    /// The linker-side buffer behind `working` for a packed allocation (a whole-page one's is
+    /// the mapper's).
+    local: Option<Box<[u8]>>,
+    /// Cleared once `finalize` has handed the memory on.
     owned: bool,
 }
 
-/// Memory whose code may run. Dropped (or `free`d), its deallocation calls run and its range
+/// Memory whose code may run. Dropped (or `free`d), its deallocation calls run and its memory
 /// goes back to the slab.
 #[derive(Debug)]
 pub struct Finalized {
     manager: Arc<MemoryManager>,
-    range: TargetRange,
+    memory: Memory,
     /// The finalize actions' undos, in the order they must run (reverse of finalize).
     deallocate_actions: Vec<TargetCall>,
     /// Cleared once `free` has run.
     owned: bool,
 }
 
-/// Counters for `--show-stats`.
+/// The target memory an allocation holds.
+#[derive(Debug)]
+enum Memory {
+    /// Whole pages: one page-aligned range.
+    Pages(TargetRange),
+    /// Pieces of chunks, one per non-empty segment.
+    Pieces(Box<[Piece]>),
+}
+
+/// A packed segment's place: part of a chunk.
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    /// The chunk's offset in the slab.
+    chunk: u64,
+    /// The piece's target range (its length a multiple of `PIECE_GRANULE`).
+    range: TargetRange,
+    protection: Protection,
+}
+
+/// Counters for `--show-stats` and tests.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SlabStats {
     pub reserved_bytes: u64,
     pub allocations_served: u64,
+    /// Bytes of live allocations: whole pages, and packed pieces (rounded to the granule).
     pub bytes_in_use: u64,
+    /// Allocations served packed.
+    pub packed_allocations: u64,
+    /// Chunks of pieces (each `CHUNK_SIZE` bytes of slab) in use.
+    pub chunks: u64,
+}
+
+/// A run of slab pages holding pieces of one protection.
+#[derive(Debug)]
+struct Chunk {
+    /// Offsets within the chunk.
+    free: FreeList,
+    free_bytes: u64,
+    /// Per page: the pieces on it, allocated or live.
+    pieces: Vec<u32>,
+    /// Per page: made live in the target (protection set), until its last piece goes.
+    live: Vec<bool>,
 }
 
 #[derive(Debug)]
 struct Slab {
     range: TargetRange,
+    /// Page-aligned ranges: whole-page allocations and chunks.
     free: FreeList,
+    /// Chunks by protection (`protection_index`), each by its offset in the slab.
+    chunks: [BTreeMap<u64, Chunk>; 3],
+}
+
+fn protection_index(protection: Protection) -> usize {
+    match protection {
+        Protection::ReadExecute => 0,
+        Protection::Read => 1,
+        Protection::ReadWrite => 2,
+    }
+}
+
+/// The indices of the pages of a chunk that `[at, at + len)` touches.
+fn page_indices(at: u64, len: u64, page: u64) -> std::ops::RangeInclusive<usize> {
+    (at / page) as usize..=((at + len - 1) / page) as usize
+}
+
+impl Slab {
+    /// Place each non-empty request in a chunk of its protection, or nothing if the slab has
+    /// no room for another chunk that one of them needs.
+    fn allocate_pieces(&mut self, requests: &[SegmentRequest], page: u64) -> Option<Vec<Piece>> {
+        let mut pieces = Vec::with_capacity(requests.len());
+        for request in requests.iter().filter(|r| r.size > 0) {
+            match self.allocate_piece(request, page) {
+                Some(piece) => pieces.push(piece),
+                None => {
+                    self.release_pieces(&pieces, page);
+                    return None;
+                }
+            }
+        }
+        Some(pieces)
+    }
+
+    fn allocate_piece(&mut self, request: &SegmentRequest, page: u64) -> Option<Piece> {
+        let len = request.size.next_multiple_of(PIECE_GRANULE);
+        let align = request.align.max(PIECE_GRANULE);
+        let Slab {
+            range,
+            free,
+            chunks,
+        } = self;
+        let chunks = &mut chunks[protection_index(request.protection)];
+        // First fit, lowest chunk first, so that the live pages stay together.
+        let found = chunks.iter_mut().find_map(|(&offset, chunk)| {
+            let at = match chunk.free_bytes >= len {
+                true => chunk.free.allocate(len, align)?,
+                false => return None,
+            };
+            Some((offset, at))
+        });
+        let (offset, at) = match found {
+            Some(found) => found,
+            None => {
+                let offset = free.allocate(CHUNK_SIZE, page)?;
+                let pages = (CHUNK_SIZE / page) as usize;
+                let mut chunk = Chunk {
+                    free: FreeList::new(CHUNK_SIZE),
+                    free_bytes: CHUNK_SIZE,
+                    pieces: vec![0; pages],
+                    live: vec![false; pages],
+                };
+                let at = chunk
+                    .free
+                    .allocate(len, align)
+                    .expect("a piece fits a chunk");
+                chunks.insert(offset, chunk);
+                (offset, at)
+            }
+        };
+        let chunk = chunks.get_mut(&offset).expect("found or inserted above");
+        chunk.free_bytes -= len;
+        for index in page_indices(at, len, page) {
+            chunk.pieces[index] += 1;
+        }
+        Some(Piece {
+            chunk: offset,
+            range: TargetRange {
+                start: range.start + offset + at,
+                len: len as usize,
+            },
+            protection: request.protection,
+        })
+    }
+
+    fn chunk(&mut self, piece: &Piece) -> &mut Chunk {
+        self.chunks[protection_index(piece.protection)]
+            .get_mut(&piece.chunk)
+            .expect("a piece's chunk lives as long as the piece")
+    }
+
+    /// Where `piece` lies in its chunk.
+    fn offset_in_chunk(&self, piece: &Piece) -> u64 {
+        piece.range.start - self.range.start - piece.chunk
+    }
+
+    /// Mark the pages of `pieces` live; returns those that were not, to be made live now, as
+    /// page-aligned runs with their protection.
+    fn go_live(&mut self, pieces: &[Piece], page: u64) -> Vec<SegmentProtection> {
+        let mut pages: Vec<SegmentProtection> = Vec::new();
+        for piece in pieces {
+            let at = self.offset_in_chunk(piece);
+            let chunk_start = self.range.start + piece.chunk;
+            let chunk = self.chunk(piece);
+            for index in page_indices(at, piece.range.len as u64, page) {
+                if std::mem::replace(&mut chunk.live[index], true) {
+                    continue;
+                }
+                let start = chunk_start + index as u64 * page;
+                match pages.last_mut() {
+                    Some(run) if run.range.end() == start && run.protection == piece.protection => {
+                        run.range.len += page as usize;
+                    }
+                    _ => pages.push(SegmentProtection {
+                        range: TargetRange {
+                            start,
+                            len: page as usize,
+                        },
+                        protection: piece.protection,
+                    }),
+                }
+            }
+        }
+        pages
+    }
+
+    /// The live pages that `pieces` are the last pieces on: to be emptied as they go.
+    fn pages_emptied_by(&mut self, pieces: &[Piece], page: u64) -> Vec<TargetRange> {
+        let mut pages = Vec::new();
+        for piece in pieces {
+            let at = self.offset_in_chunk(piece);
+            let chunk_start = self.range.start + piece.chunk;
+            let chunk = self.chunk(piece);
+            // The pieces of one allocation differ in protection, so no page holds two of them.
+            for index in page_indices(at, piece.range.len as u64, page) {
+                if chunk.pieces[index] == 1 && chunk.live[index] {
+                    pages.push(TargetRange {
+                        start: chunk_start + index as u64 * page,
+                        len: page as usize,
+                    });
+                }
+            }
+        }
+        pages
+    }
+
+    /// Give `pieces` back to their chunks, and chunks left empty back to the slab. Their
+    /// pages that were live must have been emptied already.
+    fn release_pieces(&mut self, pieces: &[Piece], page: u64) {
+        for piece in pieces {
+            let at = self.offset_in_chunk(piece);
+            let len = piece.range.len as u64;
+            let chunk = self.chunk(piece);
+            chunk.free.free(at, len);
+            chunk.free_bytes += len;
+            for index in page_indices(at, len, page) {
+                chunk.pieces[index] -= 1;
+                if chunk.pieces[index] == 0 {
+                    chunk.live[index] = false;
+                }
+            }
+            if chunk.free_bytes == CHUNK_SIZE {
+                self.chunks[protection_index(piece.protection)].remove(&piece.chunk);
+                self.free.free(piece.chunk, CHUNK_SIZE);
+            }
+        }
+    }
+
+    fn chunk_count(&self) -> u64 {
+        self.chunks.iter().map(|chunks| chunks.len() as u64).sum()
+    }
 }
 
 /// Allocates target memory for links through a `MemoryMapper`, from one slab.
@@ -133,54 +387,106 @@ impl MemoryManager {
         slab.as_ref().map(|slab| slab.range)
     }
 
-    /// Allocate memory for `segments`, consecutive and page-aligned. With `below_2gib`, the
-    /// memory must lie below 2 GiB (code with 32-bit absolute relocations); the first
-    /// allocation then places the slab there.
+    fn lock_slab(&self) -> std::sync::MutexGuard<'_, Option<Slab>> {
+        self.slab.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update_stats(&self, update: impl FnOnce(&mut SlabStats)) {
+        update(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Allocate memory for `segments`: packed if every one is small, else consecutive and
+    /// page-aligned. With `below_2gib`, the memory must lie below 2 GiB (code with 32-bit
+    /// absolute relocations); the first allocation then places the slab there.
     pub fn allocate(
         self: &Arc<Self>,
         segments: &[SegmentRequest],
         below_2gib: bool,
     ) -> Result<InFlight, MapError> {
         let page = self.page_size();
-        let mut layout = Vec::with_capacity(segments.len());
+        // Working memory holds the segments one after another, page-aligned, either way.
+        let mut working_offsets = Vec::with_capacity(segments.len());
         let mut size = 0u64;
         for segment in segments {
-            let len = segment.size.next_multiple_of(page);
-            layout.push(SegmentProtection {
-                range: TargetRange {
-                    start: TargetAddr(size),
-                    len: len as usize,
-                },
-                protection: segment.protection,
-            });
-            size += len;
+            working_offsets.push(size);
+            size += segment.size.next_multiple_of(page);
         }
         let size = size.max(page);
+        let sizes = segments.iter().map(|segment| segment.size).collect();
 
-        let range = {
-            let mut slab = self.slab.lock().unwrap_or_else(|e| e.into_inner());
-            let slab = match &mut *slab {
-                Some(slab) => slab,
-                empty => empty.insert(self.reserve_slab(below_2gib)?),
-            };
-            if below_2gib && slab.range.end().get() > LOW_PLACEMENT_LIMIT {
-                return Err(MapError::SlabNotLow {
-                    slab: slab.range.start,
-                });
-            }
-            let Some(offset) = slab.free.allocate(size, page) else {
-                return Err(MapError::SlabExhausted {
-                    needed: size,
-                    free: slab.free.free_bytes(),
-                    capacity: slab.free.capacity(),
-                    largest_free: slab.free.largest_free(),
-                });
-            };
-            TargetRange {
-                start: slab.range.start + offset,
-                len: size as usize,
-            }
+        let mut guard = self.lock_slab();
+        let slab = match &mut *guard {
+            Some(slab) => slab,
+            empty => empty.insert(self.reserve_slab(below_2gib)?),
         };
+        if below_2gib && slab.range.end().get() > LOW_PLACEMENT_LIMIT {
+            return Err(MapError::SlabNotLow {
+                slab: slab.range.start,
+            });
+        }
+        let packable = CHUNK_SIZE.is_multiple_of(page)
+            && segments.iter().any(|segment| segment.size > 0)
+            && segments.iter().all(|segment| {
+                segment.size == 0 || (segment.size <= PIECE_LIMIT && segment.align <= page)
+            });
+        // A slab too full for another chunk may still hold the image in whole pages.
+        if let Some(pieces) = packable
+            .then(|| slab.allocate_pieces(segments, page))
+            .flatten()
+        {
+            let chunks = slab.chunk_count();
+            drop(guard);
+            let mut placed = pieces.iter();
+            let segments = segments
+                .iter()
+                .zip(&working_offsets)
+                .map(|(segment, &working_offset)| PlacedSegment {
+                    range: match segment.size {
+                        0 => TargetRange {
+                            start: TargetAddr::NULL,
+                            len: 0,
+                        },
+                        _ => placed.next().expect("a piece per non-empty segment").range,
+                    },
+                    protection: segment.protection,
+                    working_offset,
+                })
+                .collect();
+            let held: u64 = pieces.iter().map(|piece| piece.range.len as u64).sum();
+            self.update_stats(|stats| {
+                stats.allocations_served += 1;
+                stats.packed_allocations += 1;
+                stats.bytes_in_use += held;
+                stats.chunks = chunks;
+            });
+            let mut local = vec![0u8; size as usize].into_boxed_slice();
+            let working = WorkingMemory {
+                ptr: local.as_mut_ptr(),
+                len: local.len(),
+            };
+            return Ok(InFlight {
+                manager: self.clone(),
+                memory: Memory::Pieces(pieces.into_boxed_slice()),
+                segments,
+                sizes,
+                working,
+                local: Some(local),
+                owned: true,
+            });
+        }
+        let Some(offset) = slab.free.allocate(size, page) else {
+            return Err(MapError::SlabExhausted {
+                needed: size,
+                free: slab.free.free_bytes(),
+                capacity: slab.free.capacity(),
+                largest_free: slab.free.largest_free(),
+            });
+        };
+        let range = TargetRange {
+            start: slab.range.start + offset,
+            len: size as usize,
+        };
+        drop(guard);
         let working = match self.mapper.prepare(range) {
             Ok(working) => working,
             Err(e) => {
@@ -188,20 +494,29 @@ impl MemoryManager {
                 return Err(e);
             }
         };
-        {
-            let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        self.update_stats(|stats| {
             stats.allocations_served += 1;
             stats.bytes_in_use += size;
-        }
-        // Segment starts were offsets from the allocation's start.
-        for segment in &mut layout {
-            segment.range.start = range.start + segment.range.start.get();
-        }
+        });
+        let segments = segments
+            .iter()
+            .zip(&working_offsets)
+            .map(|(segment, &working_offset)| PlacedSegment {
+                range: TargetRange {
+                    start: range.start + working_offset,
+                    len: segment.size.next_multiple_of(page) as usize,
+                },
+                protection: segment.protection,
+                working_offset,
+            })
+            .collect();
         Ok(InFlight {
             manager: self.clone(),
-            range,
-            segments: layout,
+            memory: Memory::Pages(range),
+            segments,
+            sizes,
             working,
+            local: None,
             owned: true,
         })
     }
@@ -219,62 +534,125 @@ impl MemoryManager {
             None => Placement::Anywhere,
         };
         let range = self.mapper.reserve(size as usize, placement)?;
-        self.stats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .reserved_bytes = range.len as u64;
+        self.update_stats(|stats| stats.reserved_bytes = range.len as u64);
         Ok(Slab {
             range,
             free: FreeList::new(range.len as u64),
+            chunks: Default::default(),
         })
     }
 
-    /// Return a range to the slab (its pages already given back to the mapper).
+    /// Return a range of whole pages to the slab (its pages already given back to the mapper).
     fn give_back(&self, range: TargetRange) {
-        let mut slab = self.slab.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slab) = &mut *slab {
+        if let Some(slab) = &mut *self.lock_slab() {
             slab.free
                 .free(range.start - slab.range.start, range.len as u64);
         }
     }
 
-    /// Make `actions` calls, empty `range` and return it to the slab. A range whose pages
+    /// Make `actions` calls, empty the memory and return it to the slab. Memory whose pages
     /// could not be emptied stays out of the slab: handing it out again would break the
     /// guarantee that prepared memory reads zero.
-    fn deallocate(&self, range: TargetRange, actions: &[TargetCall]) -> Result<(), MapError> {
-        self.mapper.deinitialize(&[range], actions)?;
-        self.give_back(range);
-        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        stats.bytes_in_use -= range.len as u64;
+    fn deallocate(&self, memory: &Memory, actions: &[TargetCall]) -> Result<(), MapError> {
+        let held = match memory {
+            Memory::Pages(range) => {
+                self.mapper.deinitialize(&[*range], actions)?;
+                self.give_back(*range);
+                range.len as u64
+            }
+            Memory::Pieces(pieces) => {
+                let page = self.page_size();
+                // Under the lock throughout: no other allocation may take a piece's place (or
+                // its page's) before the page is emptied.
+                let mut guard = self.lock_slab();
+                let slab = guard.as_mut().expect("pieces come from a reserved slab");
+                let emptied = slab.pages_emptied_by(pieces, page);
+                if !emptied.is_empty() || !actions.is_empty() {
+                    self.mapper.deinitialize(&emptied, actions)?;
+                }
+                slab.release_pieces(pieces, page);
+                let chunks = slab.chunk_count();
+                drop(guard);
+                self.update_stats(|stats| stats.chunks = chunks);
+                pieces.iter().map(|piece| piece.range.len as u64).sum()
+            }
+        };
+        self.update_stats(|stats| stats.bytes_in_use -= held);
         Ok(())
     }
 }
 
 impl InFlight {
-    /// Where the allocation lies in the target.
-    pub fn range(&self) -> TargetRange {
-        self.range
-    }
-
-    /// Each requested segment's target range (page-aligned) and protection, in order.
-    pub fn segments(&self) -> &[SegmentProtection] {
+    /// Each requested segment's place in the target and in working memory, in order.
+    pub fn segments(&self) -> &[PlacedSegment] {
         &self.segments
     }
 
-    /// The linker-side memory to write the image into: zeroed, `range().len` bytes.
+    /// Whether the segments are packed with other allocations' (see the module's comment).
+    pub fn is_packed(&self) -> bool {
+        matches!(self.memory, Memory::Pieces(_))
+    }
+
+    /// The linker-side memory to write the image into: zeroed, each segment at its
+    /// `working_offset`.
     pub fn working(&self) -> &WorkingMemory {
         &self.working
     }
 
-    /// Apply the segments' protections and make the finalize calls: the code may run after.
-    /// On Err the memory goes back to the slab.
+    /// Put the bytes in place, apply the protections and make the finalize calls: the code
+    /// may run after. On Err the memory goes back to the slab.
     pub fn finalize(mut self, actions: &[AllocAction]) -> Result<Finalized, MapError> {
         let calls: Vec<TargetCall> = actions.iter().filter_map(|a| a.finalize).collect();
-        self.manager.mapper.initialize(&self.segments, &calls)?;
+        match &self.memory {
+            Memory::Pages(_) => {
+                let segments: Vec<SegmentProtection> = self
+                    .segments
+                    .iter()
+                    .map(|segment| SegmentProtection {
+                        range: segment.range,
+                        protection: segment.protection,
+                    })
+                    .collect();
+                self.manager.mapper.initialize(&segments, &calls)?;
+            }
+            Memory::Pieces(pieces) => {
+                let local = self.local.as_deref().expect("packed memory has a buffer");
+                let writes: Vec<PieceWrite<'_>> = self
+                    .segments
+                    .iter()
+                    .zip(&self.sizes)
+                    .filter(|(_, &size)| size > 0)
+                    .map(|(segment, &size)| {
+                        let start = segment.working_offset as usize;
+                        PieceWrite {
+                            range: TargetRange {
+                                start: segment.range.start,
+                                len: size as usize,
+                            },
+                            protection: segment.protection,
+                            bytes: &local[start..start + size as usize],
+                        }
+                    })
+                    .collect();
+                // Under the lock: pages go live once, and a concurrent free must not empty a
+                // page this allocation is putting a piece on. On Err the pages counted live
+                // are emptied as the allocation is dropped.
+                let mut guard = self.manager.lock_slab();
+                let slab = guard.as_mut().expect("pieces come from a reserved slab");
+                let pages = slab.go_live(pieces, self.manager.page_size());
+                let result = self
+                    .manager
+                    .mapper
+                    .initialize_pieces(&pages, &writes, &calls);
+                drop(guard);
+                result?;
+            }
+        }
         self.owned = false;
+        let memory = std::mem::replace(&mut self.memory, Memory::Pieces(Box::new([])));
         Ok(Finalized {
             manager: self.manager.clone(),
-            range: self.range,
+            memory,
             deallocate_actions: actions.iter().rev().filter_map(|a| a.deallocate).collect(),
             owned: true,
         })
@@ -285,37 +663,35 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         if self.owned {
             // Not finalized, or finalizing failed: the finalize calls did not all run, so none
-            // is undone. A failure leaves the range out of the slab.
-            let _ = self.manager.deallocate(self.range, &[]);
+            // is undone. A failure leaves the memory out of the slab.
+            let _ = self.manager.deallocate(&self.memory, &[]);
         }
     }
 }
 
 impl Finalized {
-    /// Where the allocation lies in the target.
-    pub fn range(&self) -> TargetRange {
-        self.range
-    }
-
-    /// The target ranges the allocation holds.
+    /// The target ranges the allocation holds: its whole pages, or its pieces.
     pub fn ranges(&self) -> Vec<TargetRange> {
-        vec![self.range]
+        match &self.memory {
+            Memory::Pages(range) => vec![*range],
+            Memory::Pieces(pieces) => pieces.iter().map(|piece| piece.range).collect(),
+        }
     }
 
     /// Keep the memory live and in use for the rest of the process: for memory the target
-    /// still refers to in ways that cannot be undone (a library's GOT entry redirected into it).
-    /// No deallocation calls run, the range never returns to the slab, and the slab itself is
-    /// never released (the manager is kept alive).
+    /// still refers to in ways that cannot be undone (a symbol the loader serves from it).
+    /// No deallocation calls run, the memory never returns to the slab, and the slab itself
+    /// is never released (the manager is kept alive).
     pub fn leak(self) {
         std::mem::forget(self);
     }
 
-    /// Make the deallocation calls, give the pages' memory back and return the range to the
+    /// Make the deallocation calls, give the pages' memory back and return the memory to the
     /// slab for reuse. Like dropping, but reports a failure.
     pub fn free(mut self) -> Result<(), MapError> {
         self.owned = false;
         self.manager
-            .deallocate(self.range, &self.deallocate_actions)
+            .deallocate(&self.memory, &self.deallocate_actions)
     }
 }
 
@@ -325,7 +701,7 @@ impl Drop for Finalized {
             // Nothing useful can be done about a failure while dropping.
             let _ = self
                 .manager
-                .deallocate(self.range, &self.deallocate_actions);
+                .deallocate(&self.memory, &self.deallocate_actions);
         }
     }
 }
@@ -355,48 +731,63 @@ mod tests {
         )
     }
 
+    /// Read-write segments of `sizes`.
     fn request(sizes: &[u64]) -> Vec<SegmentRequest> {
         sizes
             .iter()
             .map(|&size| SegmentRequest {
                 size,
+                align: 8,
                 protection: Protection::ReadWrite,
             })
             .collect()
     }
 
+    /// Larger than a piece: whole pages.
+    const LARGE: u64 = PIECE_LIMIT + 1;
+
+    fn start(in_flight: &InFlight) -> TargetAddr {
+        in_flight.segments()[0].range.start
+    }
+
     #[test]
-    fn segments_are_page_aligned_and_in_one_slab() {
+    fn large_segments_are_page_aligned_and_in_one_slab() {
         let manager = manager(1 << 24);
-        let a = manager.allocate(&request(&[100, 5000, 1]), false).unwrap();
+        let a = manager
+            .allocate(&request(&[LARGE, 5000, 1]), false)
+            .unwrap();
+        assert!(!a.is_packed());
         let page = manager.page_size();
         let segments = a.segments();
         assert_eq!(segments.len(), 3);
-        assert_eq!(segments[0].range.start, a.range().start);
-        assert_eq!(segments[1].range.start - segments[0].range.start, page);
+        let first_pages = LARGE.next_multiple_of(page);
+        assert_eq!(
+            segments[1].range.start - segments[0].range.start,
+            first_pages
+        );
         assert_eq!(segments[2].range.start - segments[1].range.start, 2 * page);
-        let b = manager.allocate(&request(&[10]), false).unwrap();
+        assert_eq!(segments[2].working_offset, first_pages + 2 * page);
+        let b = manager.allocate(&request(&[LARGE]), false).unwrap();
         let slab = manager.slab_range().unwrap();
-        for range in [a.range(), b.range()] {
-            assert!(slab.contains(range));
-        }
-        assert!(b.range().start >= a.range().end() || b.range().end() <= a.range().start);
+        let [a, b] = [&a, &b].map(|x| x.segments()[0].range);
+        assert!(slab.contains(a) && slab.contains(b));
+        assert!(b.start >= a.end() || b.end() <= a.start);
         assert_eq!(manager.stats().allocations_served, 2);
     }
 
     #[test]
     fn memory_is_writable_then_protected_then_reused_zeroed() {
         let manager = manager(1 << 20);
-        let in_flight = manager.allocate(&request(&[4096]), false).unwrap();
-        let start = in_flight.range().start;
+        let in_flight = manager.allocate(&request(&[LARGE]), false).unwrap();
+        let start = start(&in_flight);
         // SAFETY: working memory is ours until finalized.
         unsafe { *in_flight.working().ptr = 0xab };
         let finalized = in_flight.finalize(&[]).unwrap();
         // SAFETY: finalized read-write memory.
         assert_eq!(unsafe { *(start.get() as *const u8) }, 0xab);
         finalized.free().unwrap();
-        let again = manager.allocate(&request(&[4096]), false).unwrap();
-        assert_eq!(again.range().start, start, "freed range is reused");
+        let again = manager.allocate(&request(&[LARGE]), false).unwrap();
+        assert_eq!(self::start(&again), start, "freed range is reused");
         // SAFETY: working memory is ours until finalized.
         assert_eq!(
             unsafe { *again.working().ptr },
@@ -408,22 +799,28 @@ mod tests {
     #[test]
     fn dropped_allocations_go_back_to_the_slab_zeroed() {
         let manager = manager(1 << 20);
-        let in_flight = manager.allocate(&request(&[4096]), false).unwrap();
-        let start = in_flight.range().start;
-        // SAFETY: working memory is ours until finalized.
-        unsafe { *in_flight.working().ptr = 0xcd };
-        drop(in_flight);
-        assert_eq!(manager.stats().bytes_in_use, 0);
-        let finalized = manager
-            .allocate(&request(&[4096]), false)
-            .unwrap()
-            .finalize(&[])
-            .unwrap();
-        assert_eq!(finalized.range().start, start, "abandoned range is reused");
-        // SAFETY: finalized read-write memory.
-        assert_eq!(unsafe { *(start.get() as *const u8) }, 0, "and reads zero");
-        drop(finalized);
-        assert_eq!(manager.stats().bytes_in_use, 0);
+        for size in [LARGE, 100] {
+            let in_flight = manager.allocate(&request(&[size]), false).unwrap();
+            let start = start(&in_flight);
+            // SAFETY: working memory is ours until finalized.
+            unsafe { *in_flight.working().ptr = 0xcd };
+            drop(in_flight);
+            assert_eq!(manager.stats().bytes_in_use, 0);
+            let finalized = manager
+                .allocate(&request(&[size]), false)
+                .unwrap()
+                .finalize(&[])
+                .unwrap();
+            assert_eq!(
+                finalized.ranges()[0].start,
+                start,
+                "abandoned range is reused"
+            );
+            // SAFETY: finalized read-write memory.
+            assert_eq!(unsafe { *(start.get() as *const u8) }, 0, "and reads zero");
+            drop(finalized);
+            assert_eq!(manager.stats().bytes_in_use, 0);
+        }
     }
 
     #[test]
@@ -447,10 +844,17 @@ mod tests {
     }
 
     #[test]
+    fn a_slab_too_small_for_a_chunk_still_serves_small_images_in_pages() {
+        let manager = manager(CHUNK_SIZE / 2);
+        let small = manager.allocate(&request(&[100]), false).unwrap();
+        assert!(!small.is_packed());
+    }
+
+    #[test]
     fn low_slab_lies_below_2gib() {
         let manager = manager(1 << 24);
         let a = manager.allocate(&request(&[4096]), true).unwrap();
-        assert!(a.range().end().get() <= LOW_PLACEMENT_LIMIT);
+        assert!(a.segments()[0].range.end().get() <= LOW_PLACEMENT_LIMIT);
         let high = self::manager(1 << 24);
         let _kept = high.allocate(&request(&[4096]), false).unwrap();
         if high.slab_range().unwrap().end().get() > LOW_PLACEMENT_LIMIT {
@@ -467,32 +871,147 @@ mod tests {
     #[test]
     fn actions_run_at_finalize_and_their_undo_at_deallocate() {
         let manager = manager(1 << 20);
-        let in_flight = manager.allocate(&request(&[1]), false).unwrap();
-        let call = |a| TargetCall {
-            function: TargetAddr(record as *const () as u64),
-            args: [a, 7],
-        };
-        let actions = [
-            AllocAction {
-                finalize: Some(call(1)),
-                deallocate: Some(call(101)),
+        for (size, base) in [(1, 0), (LARGE, 1000)] {
+            let in_flight = manager.allocate(&request(&[size]), false).unwrap();
+            let call = |a| TargetCall {
+                function: TargetAddr(record as *const () as u64),
+                args: [base + a, 7],
+            };
+            let actions = [
+                AllocAction {
+                    finalize: Some(call(1)),
+                    deallocate: Some(call(101)),
+                },
+                AllocAction {
+                    finalize: Some(call(2)),
+                    deallocate: Some(call(102)),
+                },
+                AllocAction {
+                    finalize: None,
+                    deallocate: Some(call(103)),
+                },
+            ];
+            ACTION_LOG.lock().unwrap().clear();
+            let finalized = in_flight.finalize(&actions).unwrap();
+            let log = |a: &[u64]| a.iter().map(|&a| (base + a, 7)).collect::<Vec<_>>();
+            assert_eq!(*ACTION_LOG.lock().unwrap(), log(&[1, 2]));
+            drop(finalized);
+            // Undone in reverse order, by dropping as by freeing.
+            assert_eq!(*ACTION_LOG.lock().unwrap(), log(&[1, 2, 103, 102, 101]));
+        }
+    }
+
+    /// A packed request like a tiny unit's: `mov $value, %eax; ret` as code, nothing
+    /// read-only, `data` bytes of data.
+    fn tiny_unit(manager: &Arc<MemoryManager>, value: u8, data: u64) -> Finalized {
+        let requests = [
+            SegmentRequest {
+                size: 6,
+                align: 16,
+                protection: Protection::ReadExecute,
             },
-            AllocAction {
-                finalize: Some(call(2)),
-                deallocate: Some(call(102)),
+            SegmentRequest {
+                size: 0,
+                align: 1,
+                protection: Protection::Read,
             },
-            AllocAction {
-                finalize: None,
-                deallocate: Some(call(103)),
+            SegmentRequest {
+                size: data,
+                align: 8,
+                protection: Protection::ReadWrite,
             },
         ];
-        let finalized = in_flight.finalize(&actions).unwrap();
-        assert_eq!(*ACTION_LOG.lock().unwrap(), vec![(1, 7), (2, 7)]);
-        drop(finalized);
-        // Undone in reverse order, by dropping as by freeing.
-        assert_eq!(
-            *ACTION_LOG.lock().unwrap(),
-            vec![(1, 7), (2, 7), (103, 7), (102, 7), (101, 7)]
-        );
+        let in_flight = manager.allocate(&requests, false).unwrap();
+        assert!(in_flight.is_packed());
+        let working = in_flight.working();
+        let data_offset = in_flight.segments()[2].working_offset as usize;
+        // SAFETY: working memory is ours until finalized; the segments lie at their offsets.
+        unsafe {
+            std::ptr::copy_nonoverlapping([0xb8, value, 0, 0, 0, 0xc3].as_ptr(), working.ptr, 6);
+            working
+                .ptr
+                .add(data_offset)
+                .write_bytes(value, data as usize);
+        }
+        in_flight.finalize(&[]).unwrap()
+    }
+
+    fn call(address: TargetAddr) -> u32 {
+        // SAFETY: `tiny_unit`'s code, finalized: `u32 f(void)`.
+        let function: extern "C" fn() -> u32 = unsafe { std::mem::transmute(address.get()) };
+        function()
+    }
+
+    #[test]
+    fn small_images_share_pages_and_give_them_back() {
+        let manager = manager(1 << 26);
+        let units: Vec<Finalized> = (0..2000)
+            .map(|i| tiny_unit(&manager, i as u8, 8 + i % 24))
+            .collect();
+        let page = manager.page_size();
+        let code_pages: std::collections::BTreeSet<u64> = units
+            .iter()
+            .map(|unit| unit.ranges()[0].start.get() / page)
+            .collect();
+        // 2,000 pieces of 16 bytes of code: eight pages, not 2,000.
+        assert!(code_pages.len() <= 10, "{} code pages", code_pages.len());
+        for (i, unit) in units.iter().enumerate() {
+            let [code, data] = unit.ranges()[..] else {
+                panic!("two pieces")
+            };
+            assert_eq!(call(code.start), i as u8 as u32);
+            // SAFETY: the unit's live data piece.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(data.start.get() as *const u8, 8 + i % 24) };
+            assert!(bytes.iter().all(|&b| b == i as u8));
+        }
+        let stats = manager.stats();
+        assert!(stats.chunks <= 4, "{} chunks", stats.chunks);
+        assert_eq!(stats.packed_allocations, 2000);
+        drop(units);
+        let stats = manager.stats();
+        assert_eq!((stats.bytes_in_use, stats.chunks), (0, 0));
+        // Freed and reused, a piece gets its bytes whole: a unit of less data reads no stale
+        // bytes of the one before it.
+        let big = tiny_unit(&manager, 0xee, 64);
+        drop(big);
+        let small = tiny_unit(&manager, 3, 8);
+        let data = small.ranges()[1];
+        // SAFETY: the live data piece (16 bytes: 8 written, 8 of granule padding).
+        let bytes = unsafe { std::slice::from_raw_parts(data.start.get() as *const u8, 16) };
+        assert_eq!(bytes[..8], [3; 8]);
+    }
+
+    #[test]
+    fn live_code_keeps_running_while_pieces_come_and_go_beside_it() {
+        let manager = manager(1 << 26);
+        let first = tiny_unit(&manager, 42, 8);
+        let code = first.ranges()[0].start;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let caller = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut calls = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // A moment without execute permission on its page would crash here.
+                    assert_eq!(call(code), 42);
+                    calls += 1;
+                }
+                calls
+            })
+        };
+        // Neighbours on the same code page are linked and freed meanwhile.
+        for round in 0..300 {
+            let value = |i: usize| (i + round) as u8;
+            let neighbours: Vec<Finalized> =
+                (0..8).map(|i| tiny_unit(&manager, value(i), 8)).collect();
+            for (i, unit) in neighbours.iter().enumerate() {
+                assert_eq!(call(unit.ranges()[0].start), value(i) as u32);
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(caller.join().unwrap() > 0);
+        drop(first);
+        assert_eq!(manager.stats().chunks, 0);
     }
 }

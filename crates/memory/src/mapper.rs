@@ -5,6 +5,10 @@
 //! working memory *is* target memory. A copying remote mapper hands out local buffers and ships
 //! them at `initialize`; a shared-memory mapper maps the executor's pages locally. The trait is
 //! shaped so that all three fit without change.
+//!
+//! Small images are *packed* instead (see `manager`): their segments share pages with other
+//! units' segments of the same protection, the image is written in a linker-side buffer, and
+//! `initialize_pieces` puts each segment's bytes in place, into pages that may already be live.
 
 use crate::{MapError, TargetAddr, TargetRange};
 use std::fmt;
@@ -52,7 +56,7 @@ pub struct TargetCall {
     pub args: [u64; 2],
 }
 
-/// One segment to make live at `initialize`.
+/// One segment to make live at `initialize`, or pages to make live at `initialize_pieces`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentProtection {
     pub range: TargetRange,
@@ -67,6 +71,16 @@ pub struct SegmentProtection {
 pub struct WorkingMemory {
     pub ptr: *mut u8,
     pub len: usize,
+}
+
+/// The bytes of one packed segment (a *piece*), to put in place at `initialize_pieces`.
+#[derive(Clone, Copy, Debug)]
+pub struct PieceWrite<'a> {
+    /// Where the bytes go: `range.len == bytes.len()`, not page-aligned.
+    pub range: TargetRange,
+    /// The protection of the pages it lies in.
+    pub protection: Protection,
+    pub bytes: &'a [u8],
 }
 
 // SAFETY: WorkingMemory is a plain description of a mapping; the linker splits it into disjoint
@@ -93,6 +107,12 @@ unsafe impl Sync for WorkingMemory {}
 ///    that failed after allocating): the mapper then drops whatever working memory it holds
 ///    for it.
 /// 5. `release` gives a whole reservation back. Working memory for it must not be used after.
+///
+/// Packed segments (pieces) skip `prepare`: the linker writes them in its own buffer, and
+/// `initialize_pieces` places them. A page holds pieces of one protection only, and is made
+/// live once, by the first `initialize_pieces` with a piece on it, and emptied once, by a
+/// `deinitialize` after its last piece is freed. In between, other pieces come and go on it:
+/// a piece's bytes overwrite whatever an earlier, freed piece left there.
 pub trait MemoryMapper: Send + Sync {
     /// Page size of the target.
     fn page_size(&self) -> usize;
@@ -101,6 +121,20 @@ pub trait MemoryMapper: Send + Sync {
     fn initialize(
         &self,
         segments: &[SegmentProtection],
+        actions: &[TargetCall],
+    ) -> Result<(), MapError>;
+    /// Make `pages` (page-aligned, reserved until now) live with their protections, put every
+    /// piece's bytes in place, then make the `actions` calls: after Ok, the pieces' code may
+    /// run. Each piece lies in pages made live now or by an earlier call, with its protection.
+    ///
+    /// In process, code on pages already live may be running meanwhile: their protection must
+    /// never change, not even for a moment (neither writable nor inaccessible). A remote
+    /// executor runs nothing while a link is finalized, so its mapper may make pages writable
+    /// for the write, provided each page ends with its protection.
+    fn initialize_pieces(
+        &self,
+        pages: &[SegmentProtection],
+        pieces: &[PieceWrite<'_>],
         actions: &[TargetCall],
     ) -> Result<(), MapError>;
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError>;

@@ -7,8 +7,8 @@ use crate::connection::{
     target_map_error, SharedConnection,
 };
 use rjitlink_memory::{
-    MapError, MemoryMapper, Placement, SegmentProtection, TargetAddr, TargetCall, TargetRange,
-    WorkingMemory,
+    MapError, MemoryMapper, PieceWrite, Placement, Protection, SegmentProtection, TargetAddr,
+    TargetCall, TargetRange, WorkingMemory,
 };
 use rjitlink_protocol::{Request, Response};
 use std::sync::Mutex;
@@ -51,17 +51,44 @@ impl RemoteCopyMapper {
         }
     }
 
-    /// Write `bytes` at `address` in the target: one round trip.
     fn write(&self, address: TargetAddr, bytes: &[u8]) -> Result<(), MapError> {
-        let mut locked = ready(&self.connection).map_err(target_map_error)?;
-        let request = Request::Write {
-            address,
-            length: bytes.len() as u64,
-        };
-        interpret(locked.connection.call_with_payload(&request, bytes), |r| {
-            matches!(r, Response::Done).then_some(())
-        })
-        .map_err(target_map_error)
+        write_remote(&self.connection, address, bytes)
+    }
+}
+
+/// Write `bytes` at `address` in the target: one round trip. The executor makes the pages
+/// written writable (`initialize` then sets their protections).
+pub(crate) fn write_remote(
+    connection: &SharedConnection,
+    address: TargetAddr,
+    bytes: &[u8],
+) -> Result<(), MapError> {
+    let mut locked = ready(connection).map_err(target_map_error)?;
+    let request = Request::Write {
+        address,
+        length: bytes.len() as u64,
+    };
+    interpret(locked.connection.call_with_payload(&request, bytes), |r| {
+        matches!(r, Response::Done).then_some(())
+    })
+    .map_err(target_map_error)
+}
+
+/// The pages `range` touches, with `protection`.
+pub(crate) fn pages_of(
+    range: TargetRange,
+    protection: Protection,
+    page_size: usize,
+) -> SegmentProtection {
+    let page = page_size as u64;
+    let start = range.start.get() - range.start.get() % page;
+    let end = range.end().get().next_multiple_of(page);
+    SegmentProtection {
+        range: TargetRange {
+            start: TargetAddr(start),
+            len: (end - start) as usize,
+        },
+        protection,
     }
 }
 
@@ -179,6 +206,23 @@ impl MemoryMapper for RemoteCopyMapper {
         working.retain(|buffer| !segments.iter().any(|s| buffer.range.contains(s.range)));
         drop(working);
         initialize_remote(&self.connection, segments, actions)
+    }
+
+    /// Each piece is sent whole — zero bytes too, which may fall where a freed piece left
+    /// its bytes — then every page a piece touched gets its protection back (a write made it
+    /// writable; the executor runs nothing meanwhile).
+    fn initialize_pieces(
+        &self,
+        pages: &[SegmentProtection],
+        pieces: &[PieceWrite<'_>],
+        actions: &[TargetCall],
+    ) -> Result<(), MapError> {
+        let mut protections = pages.to_vec();
+        for piece in pieces {
+            self.write(piece.range.start, piece.bytes)?;
+            protections.push(pages_of(piece.range, piece.protection, self.page_size));
+        }
+        initialize_remote(&self.connection, &protections, actions)
     }
 
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError> {

@@ -12,8 +12,10 @@ use crate::connection::{
     deinitialize_remote, initialize_remote, map_error, ready, refused, release_remote,
     target_map_error, SharedConnection,
 };
+use crate::copy_mapper::{pages_of, write_remote};
 use rjitlink_memory::{
-    MapError, MemoryMapper, Placement, SegmentProtection, TargetCall, TargetRange, WorkingMemory,
+    MapError, MemoryMapper, PieceWrite, Placement, Protection, SegmentProtection, TargetCall,
+    TargetRange, WorkingMemory,
 };
 use rjitlink_protocol::{receive_fd, Request, Response};
 use rjitlink_target::TargetError;
@@ -248,6 +250,33 @@ impl MemoryMapper for SharedMemoryMapper {
         actions: &[TargetCall],
     ) -> Result<(), MapError> {
         initialize_remote(&self.connection, segments, actions)
+    }
+
+    /// Pieces are written through this process's view of the executor's memory file, except
+    /// data on pages already live: the executor made those private copies (so that a forked
+    /// child's writes stay its own), which no longer see the file, and it writes the piece
+    /// there itself. Pages going live now get the view's bytes as they are made private.
+    fn initialize_pieces(
+        &self,
+        pages: &[SegmentProtection],
+        pieces: &[PieceWrite<'_>],
+        actions: &[TargetCall],
+    ) -> Result<(), MapError> {
+        for piece in pieces {
+            let span = pages_of(piece.range, piece.protection, self.page_size).range;
+            let on_new_pages = pages.iter().any(|run| run.range.contains(span));
+            if piece.protection == Protection::ReadWrite && !on_new_pages {
+                write_remote(&self.connection, piece.range.start, piece.bytes)?;
+                continue;
+            }
+            let working = self.prepare(piece.range)?;
+            // SAFETY: the view of a range of a reservation (checked by `prepare`), which the
+            // executor runs nothing in meanwhile.
+            unsafe {
+                std::ptr::copy_nonoverlapping(piece.bytes.as_ptr(), working.ptr, piece.bytes.len())
+            };
+        }
+        initialize_remote(&self.connection, pages, actions)
     }
 
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError> {

@@ -10,6 +10,7 @@ use super::{LinkContext, Plugin};
 use crate::error::LinkError;
 use crate::layout::PlacedSection;
 use crate::resolve::Resolution;
+use crate::sections::SegmentKind;
 use gimli::{
     BaseAddresses, CieOrFde, CommonInformationEntry, EhFrame, EhFrameOffset, UnwindSection,
 };
@@ -115,11 +116,9 @@ fn check_unwind_records(
     check_record_lengths(bytes).map_err(|(at, problem)| fail(at, problem.to_owned()))?;
 
     let address = link.addresses.at(*offset);
-    let image_start = link.addresses.base.get();
-    let image_end = image_start + image.len() as u64;
     let bases = BaseAddresses::default()
         .set_eh_frame(address.get())
-        .set_text(image_start)
+        .set_text(link.addresses.placement.segment(SegmentKind::Code).get())
         .set_got(link.addresses.at(link.layout.got).get());
     let mut eh_frame = EhFrame::new(bytes, gimli::LittleEndian);
     eh_frame.set_address_size(8);
@@ -154,7 +153,7 @@ fn check_unwind_records(
         let begin = fde.initial_address();
         let within = begin
             .checked_add(fde.len())
-            .is_some_and(|end| begin >= image_start && end <= image_end);
+            .is_some_and(|end| link.addresses.placement.contains(begin, end));
         if !within {
             return Err(fail(
                 at,

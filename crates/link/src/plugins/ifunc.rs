@@ -41,14 +41,16 @@ impl Plugin for Ifuncs {
                     },
                 };
                 let file = &link.db.objects[object.index()];
-                let base = link.addresses.base;
-                let resolver = defined_address(file, object, symbol as usize, link.layout, base)
-                    .ok_or_else(|| LinkError::Symbol {
-                        file: Some(file.name.clone()),
-                        symbol: file.describe_symbol(symbol as usize),
-                        problem: "is an IFUNC whose resolver lies in a section that is not loaded"
-                            .into(),
-                    })?;
+                let placement = &link.addresses.placement;
+                let resolver =
+                    defined_address(file, object, symbol as usize, link.layout, placement)
+                        .ok_or_else(|| LinkError::Symbol {
+                            file: Some(file.name.clone()),
+                            symbol: file.describe_symbol(symbol as usize),
+                            problem:
+                                "is an IFUNC whose resolver lies in a section that is not loaded"
+                                    .into(),
+                        })?;
                 let slot = link.addresses.at(link.layout.got_slot(ifunc.jump));
                 Ok(AllocAction {
                     finalize: Some(TargetCall {
