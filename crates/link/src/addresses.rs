@@ -125,7 +125,6 @@ fn stub_address(
 
 /// The addresses of everything, for an image placed as `placement` says.
 pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, placement: ImagePlacement) -> Addresses {
-    let base = &placement;
     let globals = db
         .globals
         .par_iter()
@@ -133,28 +132,32 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, placement: ImagePlacement) 
         .map(|(index, global)| match global.resolution {
             // An IFUNC's stub stands for it: its own value is the resolver.
             Resolution::Defined { .. } if db.locations[index] == SymbolLocation::Ifunc => {
-                stub_address(layout, base, SymbolRef::Global(GlobalId::from_index(index)))
+                stub_address(
+                    layout,
+                    &placement,
+                    SymbolRef::Global(GlobalId::from_index(index)),
+                )
             }
             Resolution::Defined { object, symbol, .. } => defined_address(
                 &db.objects[object.index()],
                 object,
                 symbol as usize,
                 layout,
-                base,
+                &placement,
             ),
             Resolution::Common { .. } => layout
                 .commons
                 .get(&GlobalId::from_index(index))
-                .map(|&offset| base.at(offset)),
+                .map(|&offset| placement.at(offset)),
             Resolution::External(address) => Some(
                 layout
                     .copies
                     .get(&GlobalId::from_index(index))
-                    .map_or(address, |copy| base.at(copy.offset)),
+                    .map_or(address, |copy| placement.at(copy.offset)),
             ),
             Resolution::UndefinedWeak | Resolution::Undefined => Some(TargetAddr(0)),
-            Resolution::Linker(LinkerSymbol::GotBase) => Some(base.at(layout.got)),
-            Resolution::Linker(LinkerSymbol::DsoHandle) => Some(base.at(layout.dso_handle)),
+            Resolution::Linker(LinkerSymbol::GotBase) => Some(placement.at(layout.got)),
+            Resolution::Linker(LinkerSymbol::DsoHandle) => Some(placement.at(layout.dso_handle)),
             // Thread-local: no address (`symbol_values` marks it).
             Resolution::Linker(LinkerSymbol::TlsModuleBase) => None,
             Resolution::Linker(
@@ -167,8 +170,8 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, placement: ImagePlacement) 
                 };
                 let bounds = layout.section_bounds.get(&global.name[prefix_len..])?;
                 Some(match bound {
-                    LinkerSymbol::SectionStart => base.at(bounds.start),
-                    _ => base.end(bounds.start, bounds.stop),
+                    LinkerSymbol::SectionStart => placement.at(bounds.start),
+                    _ => placement.end(bounds.start, bounds.stop),
                 })
             }
         })
@@ -201,11 +204,11 @@ pub fn addresses(db: &SymbolDb<'_>, layout: &Layout, placement: ImagePlacement) 
                                 object: object_id,
                                 symbol: symbol as u32,
                             };
-                            stub_address(layout, base, local).or_else(|| {
-                                defined_address(object, object_id, symbol, layout, base)
+                            stub_address(layout, &placement, local).or_else(|| {
+                                defined_address(object, object_id, symbol, layout, &placement)
                             })
                         }
-                        None => defined_address(object, object_id, symbol, layout, base),
+                        None => defined_address(object, object_id, symbol, layout, &placement),
                     };
                     match address {
                         Some(address) => address.get(),
