@@ -740,6 +740,27 @@ fn freeing_a_unit_with_copies_hands_the_data_back_to_libc() {
 }
 
 #[test]
+fn a_copy_of_read_only_library_data_is_not_written_back() {
+    let _serial = one_at_a_time();
+    // libc's `in6addr_any` is constant, in read-only memory: the unit's copy must not be
+    // written back over it when the unit is freed.
+    let object = compile_non_pic(
+        "reads_in6addr_any",
+        "#include <netinet/in.h>\nint in6addr_any_first(void) { return in6addr_any.s6_addr[0] + 1; }\n",
+    );
+    let mut session = session(64 << 20);
+    let unit = session
+        .link(&options(&object), &PhaseTimes::default())
+        .unwrap();
+    let address = session.lookup("in6addr_any_first").unwrap();
+    // SAFETY: `int in6addr_any_first(void)`, finalized.
+    let first: extern "C" fn() -> i32 = unsafe { std::mem::transmute(address.get()) };
+    assert_eq!(first(), 1);
+    session.free(unit.id).unwrap();
+    assert_eq!(session.memory_stats().bytes_in_use, 0);
+}
+
+#[test]
 fn copies_of_one_object_in_several_units_are_handed_back_in_any_order() {
     let _serial = one_at_a_time();
     let object = compile_non_pic("reads_libc_data_chained", READS_LIBC_DATA);

@@ -20,8 +20,9 @@ struct Search<'a> {
     patches: Vec<Patch<'a>>,
 }
 
-/// The copies' bytes are taken from the originals, then every loaded object's relocations
-/// that store a symbol's address (`Arch::address_slot`: GLOB_DAT and 64 on x86-64) that point at an original are rewritten to point at its copy.
+/// The copies' bytes are taken from the originals (where they differ), then every loaded
+/// object's relocations that store a symbol's address (`Arch::address_slot`: GLOB_DAT and 64
+/// on x86-64) that point at an original are rewritten to point at its copy.
 ///
 /// Slots are matched by the address they hold, not by symbol name: libraries refer to their
 /// data under aliases too (glibc's setenv writes `__environ`, the program reads `environ`), and
@@ -31,15 +32,20 @@ pub fn interpose(copies: &[Interposition]) -> Result<(), TargetError> {
         return Ok(());
     }
     for copy in copies {
-        // SAFETY: the original is a live object of `size` bytes in a loaded library (the
-        // loader told us its size) and the copy is writable image memory of the same size.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                copy.original.get() as *const u8,
-                copy.copy.get() as *mut u8,
-                copy.size as usize,
+        // SAFETY: both ends are live objects of `size` bytes: a library's (the loader told us
+        // its size) or a copy in image memory.
+        let (from, to) = unsafe {
+            (
+                std::slice::from_raw_parts(copy.original.get() as *const u8, copy.size as usize),
+                std::slice::from_raw_parts_mut(copy.copy.get() as *mut u8, copy.size as usize),
             )
         };
+        // Only what differs is written: handing a copy back to a library's constant object
+        // (`in6addr_any`), which lies in read-only memory and cannot have changed, writes
+        // nothing.
+        if from != to {
+            to.copy_from_slice(from);
+        }
     }
     let mut search = Search {
         copies,
