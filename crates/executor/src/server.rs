@@ -335,7 +335,13 @@ impl Service {
                 }
                 // The actions run once the segments are live: check them against that.
                 let mut live = self.live.clone();
-                live.extend(segments.iter().filter(|s| s.range.len > 0));
+                for segment in segments.iter().filter(|s| s.range.len > 0) {
+                    // A page of small units' pieces is set again after each write into it
+                    // (copy mode): one entry, however often.
+                    if !live.contains(segment) {
+                        live.push(*segment);
+                    }
+                }
                 check_actions(&live, &actions)?;
                 // Writable data in shared memory becomes a private copy-on-write mapping of
                 // the same pages: the program's writes, and those of children it forks, must

@@ -267,30 +267,24 @@ impl Slab {
         piece.range.start - self.range.start - piece.chunk
     }
 
-    /// Mark the pages of `pieces` live; returns those that were not, to be made live now, as
-    /// page-aligned runs with their protection.
+    /// Mark the pages of `pieces` live; returns those that were not, to be made live now, one
+    /// page each with its protection (a page goes live and is emptied on its own, so the
+    /// target need not split what it was told was one segment).
     fn go_live(&mut self, pieces: &[Piece], page: u64) -> Vec<SegmentProtection> {
-        let mut pages: Vec<SegmentProtection> = Vec::new();
+        let mut pages = Vec::new();
         for piece in pieces {
             let at = self.offset_in_chunk(piece);
             let chunk_start = self.range.start + piece.chunk;
             let chunk = self.chunk(piece);
             for index in page_indices(at, piece.range.len as u64, page) {
-                if std::mem::replace(&mut chunk.live[index], true) {
-                    continue;
-                }
-                let start = chunk_start + index as u64 * page;
-                match pages.last_mut() {
-                    Some(run) if run.range.end() == start && run.protection == piece.protection => {
-                        run.range.len += page as usize;
-                    }
-                    _ => pages.push(SegmentProtection {
+                if !std::mem::replace(&mut chunk.live[index], true) {
+                    pages.push(SegmentProtection {
                         range: TargetRange {
-                            start,
+                            start: chunk_start + index as u64 * page,
                             len: page as usize,
                         },
                         protection: piece.protection,
-                    }),
+                    });
                 }
             }
         }

@@ -74,22 +74,24 @@ pub(crate) fn write_remote(
     .map_err(target_map_error)
 }
 
-/// The pages `range` touches, with `protection`.
+/// The pages `range` touches, with `protection`, one page each.
 pub(crate) fn pages_of(
     range: TargetRange,
     protection: Protection,
     page_size: usize,
-) -> SegmentProtection {
+) -> impl Iterator<Item = SegmentProtection> {
     let page = page_size as u64;
     let start = range.start.get() - range.start.get() % page;
     let end = range.end().get().next_multiple_of(page);
-    SegmentProtection {
-        range: TargetRange {
-            start: TargetAddr(start),
-            len: (end - start) as usize,
-        },
-        protection,
-    }
+    (start..end)
+        .step_by(page_size)
+        .map(move |start| SegmentProtection {
+            range: TargetRange {
+                start: TargetAddr(start),
+                len: page as usize,
+            },
+            protection,
+        })
 }
 
 /// The byte ranges of `bytes` (which start on a page boundary) worth sending: pages that were
@@ -217,11 +219,13 @@ impl MemoryMapper for RemoteCopyMapper {
         pieces: &[PieceWrite<'_>],
         actions: &[TargetCall],
     ) -> Result<(), MapError> {
-        let mut protections = pages.to_vec();
+        let mut protections: Vec<SegmentProtection> = Vec::new();
         for piece in pieces {
             self.write(piece.range.start, piece.bytes)?;
-            protections.push(pages_of(piece.range, piece.protection, self.page_size));
+            protections.extend(pages_of(piece.range, piece.protection, self.page_size));
         }
+        // Every page going live holds a piece: `protections` has it already.
+        debug_assert!(pages.iter().all(|page| protections.contains(page)));
         initialize_remote(&self.connection, &protections, actions)
     }
 

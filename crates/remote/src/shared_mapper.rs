@@ -263,8 +263,8 @@ impl MemoryMapper for SharedMemoryMapper {
         actions: &[TargetCall],
     ) -> Result<(), MapError> {
         for piece in pieces {
-            let span = pages_of(piece.range, piece.protection, self.page_size).range;
-            let on_new_pages = pages.iter().any(|run| run.range.contains(span));
+            let on_new_pages = pages_of(piece.range, piece.protection, self.page_size)
+                .all(|page| pages.contains(&page));
             if piece.protection == Protection::ReadWrite && !on_new_pages {
                 write_remote(&self.connection, piece.range.start, piece.bytes)?;
                 continue;
