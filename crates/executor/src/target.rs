@@ -211,8 +211,12 @@ fn open_image(
             source: std::io::Error::last_os_error(),
         });
     }
-    // SAFETY: a fresh descriptor we own.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    // SAFETY: a fresh descriptor we own. Kept open while the object is loaded, it is moved
+    // out of the program's way.
+    let fd = crate::start_state::out_of_the_programs_way(unsafe {
+        std::os::fd::OwnedFd::from_raw_fd(fd)
+    });
+    let mut file = std::fs::File::from(fd);
     file.write_all(image)?;
     let path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     // SAFETY: a valid C string; generated objects have no constructors.

@@ -65,7 +65,7 @@ impl PackFile {
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
-            let fd = OwnedFd::from_raw_fd(fd);
+            let fd = high_descriptor(OwnedFd::from_raw_fd(fd));
             if libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) != 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -160,6 +160,30 @@ fn mappings_at_limit() -> Option<(u64, u64)> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     let mappings = maps.lines().count() as u64;
     (mappings + 2 >= limit).then_some((mappings, limit))
+}
+
+/// `fd` moved to a high descriptor (close-on-exec), as the executor does with its own (see
+/// `rjitlink_executor`'s start state), so that a program run in this process gets 3 from its
+/// first `open`, as natively: from 1000, or 16 below a lower descriptor limit. Kept where it is
+/// if that is no higher.
+fn high_descriptor(fd: OwnedFd) -> OwnedFd {
+    let mut limit = std::mem::MaybeUninit::<libc::rlimit>::zeroed();
+    // SAFETY: getrlimit fills `limit` or fails.
+    let soft = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, limit.as_mut_ptr()) } {
+        // SAFETY: filled by the successful call.
+        0 => unsafe { limit.assume_init() }.rlim_cur,
+        _ => 0,
+    };
+    let floor = 1000.min(libc::c_int::try_from(soft.saturating_sub(16)).unwrap_or(1000));
+    if fd.as_raw_fd() >= floor {
+        return fd;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor for the same file, or fails.
+    match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) } {
+        -1 => fd,
+        // SAFETY: a new descriptor, ours alone; `fd` is closed as it drops.
+        high => unsafe { OwnedFd::from_raw_fd(high) },
+    }
 }
 
 fn protection_flags(protection: Protection) -> libc::c_int {
