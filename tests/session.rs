@@ -187,10 +187,18 @@ fn a_hundred_thousand_small_units_live_at_once() {
     // The default slab: whole pages for each unit (three mappings and three pages) would
     // exhaust both the kernel's mappings and the slab.
     let mut session = session(rjitlink_memory::DEFAULT_SLAB_SIZE);
+    // One worker: a tiny link's parallel phases would spend most of their time waking the
+    // pool's threads (system time), which is not what this test measures.
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let link = |session: &mut Session, count: usize| {
-        for _ in 0..count {
-            session.link(&options, &PhaseTimes::default()).unwrap();
-        }
+        one_thread.install(|| {
+            for _ in 0..count {
+                session.link(&options, &PhaseTimes::default()).unwrap();
+            }
+        })
     };
     link(&mut session, 1000);
     let (mappings_before, resident_before) = (mapping_count(), resident_bytes());
