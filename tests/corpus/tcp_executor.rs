@@ -8,7 +8,7 @@ use crate::executor::{
     cli_case, kill, spawn_reading_line, wait_until_gone, wait_with_timeout, SIGKILL,
 };
 use crate::harness::case::{Build, Case};
-use crate::harness::process::{expect_error, run_with_timeout, RUN_TIMEOUT};
+use crate::harness::process::{expect_error, run_with_stdout, run_with_timeout, RUN_TIMEOUT};
 use crate::harness::random::xorshift;
 use crate::harness::rjitlink;
 use crate::harness::tcp::{self, TcpExecutor, TEST_TOKEN};
@@ -712,63 +712,17 @@ fn shell_status(output: &Output) -> Option<i32> {
         .or_else(|| output.status.signal().map(|signal| 128 + signal))
 }
 
-/// Run `command` with `input` on its stdin (written from a thread) and its stdout into a pipe
-/// whose reading end is closed first if `closed_stdout`.
+/// Run `command` with `input` on its stdin and its stdout into a pipe whose reading end is
+/// closed first if `closed_stdout`.
 fn run_fed(command: &mut Command, input: &[u8], closed_stdout: bool) -> Result<Output, Failed> {
-    command.stdin(Stdio::piped()).stderr(Stdio::piped());
-    if closed_stdout {
+    let stdout = if closed_stdout {
         let (reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
         drop(reader);
-        command.stdout(writer);
+        Stdio::from(writer)
     } else {
-        command.stdout(Stdio::piped());
-    }
-    let mut child = command.spawn().map_err(|e| e.to_string())?;
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    // Output is read as it comes (megabytes of it would fill the pipes and stall the child).
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
+        Stdio::piped()
     };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if start.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("{command:?} hung").into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let _ = feeder.join();
-    Ok(Output {
-        status,
-        stdout: stdout.join().map_err(|_| "a reader panicked")?,
-        stderr: stderr.join().map_err(|_| "a reader panicked")?,
-    })
+    run_with_stdout(command, Some(input), stdout)
 }
 
 /// Every way a program ends, and its standard streams, over TCP as natively: the same output

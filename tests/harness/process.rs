@@ -31,6 +31,16 @@ pub fn run_with_timeout(command: &mut Command) -> Result<Output, Failed> {
 /// fails the test. Its output is read as it comes, so that a program writing more than a pipe
 /// holds is not left waiting for a reader.
 pub fn run_with_input(command: &mut Command, input: Option<&[u8]>) -> Result<Output, Failed> {
+    run_with_stdout(command, input, Stdio::piped())
+}
+
+/// Like `run_with_input`, with `stdout` as the command's stdout (the output read is then only
+/// what a pipe given here carries: none for a pipe whose reader is closed).
+pub fn run_with_stdout(
+    command: &mut Command,
+    input: Option<&[u8]>,
+    stdout: Stdio,
+) -> Result<Output, Failed> {
     use std::io::{Read, Write};
     let mut child = command
         .stdin(if input.is_some() {
@@ -38,7 +48,7 @@ pub fn run_with_input(command: &mut Command, input: Option<&[u8]>) -> Result<Out
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {command:?}: {e}"))?;

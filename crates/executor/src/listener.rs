@@ -14,11 +14,9 @@
 //! the linker if it was killed by a signal.
 
 use crate::error::ServeError;
-use crate::server::{executor_info, serve_requests, ProgramIo};
+use crate::server::{executor_info, receive_hello, serve_requests, ProgramIo};
 use rjitlink_protocol::auth::{self, Nonces, NONCE_LEN};
-use rjitlink_protocol::{
-    Connection, Request, Response, Token, MAX_FRAME, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION,
-};
+use rjitlink_protocol::{Connection, Request, Response, Token, MAX_FRAME, MAX_HANDSHAKE_FRAME};
 use rjitlink_target::full_message;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -508,20 +506,9 @@ fn authenticate(
     connection: &mut Connection,
     token: &Token,
 ) -> Result<(u64, [u8; NONCE_LEN], [u8; NONCE_LEN]), ServeError> {
-    let (id, version, linker_nonce) = match connection.next_request()? {
-        None => return Err(ServeError::ClosedBeforeHello),
-        Some((id, Request::Hello { version, nonce })) => (id, version, nonce.try_into()),
-        Some(_) => return Err(ServeError::NotHello),
-    };
-    if version != PROTOCOL_VERSION {
-        let error = ServeError::VersionMismatch {
-            ours: PROTOCOL_VERSION,
-            theirs: version,
-        };
-        connection.respond(id, &Response::Failed(error.to_string().as_bytes()))?;
-        return Err(error);
-    }
-    let linker_nonce: [u8; NONCE_LEN] = linker_nonce.map_err(|_| ServeError::NotHello)?;
+    let (id, linker_nonce) = receive_hello(connection)?;
+    let linker_nonce: [u8; NONCE_LEN] =
+        linker_nonce.try_into().map_err(|_| ServeError::NotHello)?;
     let executor_nonce = auth::nonce().map_err(ServeError::Token)?;
     connection.respond(
         id,

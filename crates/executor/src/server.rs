@@ -571,16 +571,12 @@ extern "C" fn report_exit(status: c_int, _: *mut c_void) {
     }
 }
 
-/// Serve the linker that spawned this process, which needs no authentication: handshake,
-/// then requests until the linker shuts down or closes. A `Run` request does not return: the
-/// program's exit is this process's exit, reported to the linker first.
-pub fn serve(stream: Box<dyn Transport>) -> Result<(), ServeError> {
-    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    let mut connection = Connection::new(stream);
-    connection.set_max_frame(rjitlink_protocol::MAX_HANDSHAKE_FRAME);
-    let (id, version) = match connection.next_request()? {
+/// The linker's hello: its request id and nonce. A linker of another protocol version is told
+/// both versions and refused.
+pub(crate) fn receive_hello(connection: &mut Connection) -> Result<(u64, Vec<u8>), ServeError> {
+    let (id, version, nonce) = match connection.next_request()? {
         None => return Err(ServeError::ClosedBeforeHello),
-        Some((id, Request::Hello { version, .. })) => (id, version),
+        Some((id, Request::Hello { version, nonce })) => (id, version, nonce.to_vec()),
         Some(_) => return Err(ServeError::NotHello),
     };
     if version != PROTOCOL_VERSION {
@@ -591,6 +587,17 @@ pub fn serve(stream: Box<dyn Transport>) -> Result<(), ServeError> {
         connection.respond(id, &Response::Failed(error.to_string().as_bytes()))?;
         return Err(error);
     }
+    Ok((id, nonce))
+}
+
+/// Serve the linker that spawned this process, which needs no authentication: handshake,
+/// then requests until the linker shuts down or closes. A `Run` request does not return: the
+/// program's exit is this process's exit, reported to the linker first.
+pub fn serve(stream: Box<dyn Transport>) -> Result<(), ServeError> {
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    let mut connection = Connection::new(stream);
+    connection.set_max_frame(rjitlink_protocol::MAX_HANDSHAKE_FRAME);
+    let (id, _) = receive_hello(&mut connection)?;
     let info = executor_info();
     connection.respond(
         id,
