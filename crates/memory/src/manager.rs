@@ -291,6 +291,22 @@ impl Slab {
         pages
     }
 
+    /// Undo `go_live` for the pages it turned live (`newly`), when the target could not set
+    /// them up: counted live, they would never be set up for a later piece on them.
+    fn not_live_after_all(&mut self, pieces: &[Piece], page: u64, newly: &[SegmentProtection]) {
+        for piece in pieces {
+            let at = self.offset_in_chunk(piece);
+            let chunk_start = self.range.start + piece.chunk;
+            let chunk = self.chunk(piece);
+            for index in page_indices(at, piece.range.len as u64, page) {
+                let start = chunk_start + index as u64 * page;
+                if newly.iter().any(|p| p.range.start == start) {
+                    chunk.live[index] = false;
+                }
+            }
+        }
+    }
+
     /// The live pages that `pieces` are the last pieces on: to be emptied as they go.
     fn pages_emptied_by(&mut self, pieces: &[Piece], page: u64) -> Vec<TargetRange> {
         let mut pages = Vec::new();
@@ -629,8 +645,8 @@ impl InFlight {
                     })
                     .collect();
                 // Under the lock: pages go live once, and a concurrent free must not empty a
-                // page this allocation is putting a piece on. On Err the pages counted live
-                // are emptied as the allocation is dropped.
+                // page this allocation is putting a piece on. On Err the pages this call
+                // counted live are not live after all: a later piece on one sets it up again.
                 let mut guard = self.manager.lock_slab();
                 let slab = guard.as_mut().expect("pieces come from a reserved slab");
                 let pages = slab.go_live(pieces, self.manager.page_size());
@@ -638,6 +654,9 @@ impl InFlight {
                     .manager
                     .mapper
                     .initialize_pieces(&pages, &writes, &calls);
+                if result.is_err() {
+                    slab.not_live_after_all(pieces, self.manager.page_size(), &pages);
+                }
                 drop(guard);
                 result?;
             }
@@ -1007,5 +1026,82 @@ mod tests {
         assert!(caller.join().unwrap() > 0);
         drop(first);
         assert_eq!(manager.stats().chunks, 0);
+    }
+
+    /// The in-process mapper, whose `initialize_pieces` fails once when told to.
+    struct FailsOnce {
+        inner: InProcessMapper,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl MemoryMapper for FailsOnce {
+        fn page_size(&self) -> usize {
+            self.inner.page_size()
+        }
+        fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError> {
+            self.inner.reserve(size, placement)
+        }
+        fn prepare(&self, range: TargetRange) -> Result<WorkingMemory, MapError> {
+            self.inner.prepare(range)
+        }
+        fn initialize(
+            &self,
+            segments: &[SegmentProtection],
+            actions: &[TargetCall],
+        ) -> Result<(), MapError> {
+            self.inner.initialize(segments, actions)
+        }
+        fn initialize_pieces(
+            &self,
+            pages: &[SegmentProtection],
+            pieces: &[PieceWrite<'_>],
+            actions: &[TargetCall],
+        ) -> Result<(), MapError> {
+            if self.fail.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return Err(MapError::Executor("refused by the test".into()));
+            }
+            self.inner.initialize_pieces(pages, pieces, actions)
+        }
+        fn deinitialize(
+            &self,
+            ranges: &[TargetRange],
+            actions: &[TargetCall],
+        ) -> Result<(), MapError> {
+            self.inner.deinitialize(ranges, actions)
+        }
+        fn release(&self, range: TargetRange) -> Result<(), MapError> {
+            self.inner.release(range)
+        }
+    }
+
+    #[test]
+    fn a_page_whose_set_up_failed_is_set_up_for_the_next_piece_on_it() {
+        let mapper = Arc::new(FailsOnce {
+            inner: InProcessMapper::new(),
+            fail: std::sync::atomic::AtomicBool::new(false),
+        });
+        let manager = MemoryManager::new(
+            mapper.clone(),
+            SlabConfig {
+                size: 1 << 26,
+                address: None,
+            },
+        );
+        let code = [SegmentRequest {
+            size: 6,
+            align: 16,
+            protection: Protection::ReadExecute,
+        }];
+        // Two pieces on one code page; the first to finalize fails to set the page up.
+        let failing = manager.allocate(&code, false).unwrap();
+        let next = manager.allocate(&code, false).unwrap();
+        // SAFETY: working memory is ours until finalized.
+        unsafe {
+            std::ptr::copy_nonoverlapping([0xb8, 7, 0, 0, 0, 0xc3].as_ptr(), next.working().ptr, 6)
+        };
+        mapper.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(failing.finalize(&[]).is_err());
+        let next = next.finalize(&[]).unwrap();
+        assert_eq!(call(next.ranges()[0].start), 7);
     }
 }
