@@ -1085,3 +1085,51 @@ fn a_remote_executor_loads_and_unloads_modules() {
     let error = remote.load_module("module", &image, outside).unwrap_err();
     assert!(error.to_string().contains("lies outside"), "{error}");
 }
+
+#[test]
+fn a_remote_copy_may_cross_a_page_of_a_packed_unit() {
+    let _serial = one_at_a_time();
+    // A library's 64-byte object, copied into units whose data puts the copy at every 16-byte
+    // place around a page boundary: a packed unit's memory goes live page by page, and the
+    // executor must accept a copy that spans two of them.
+    let mut cc = Command::new("cc");
+    cc.args(["-shared", "-fPIC", "-O1"]);
+    let library = build(
+        "big_object_library",
+        "c",
+        "struct big { long v[8]; };\nstruct big big_object = {{1, 2, 3, 4, 5, 6, 7, 8}};\n",
+        cc,
+    );
+    let library_so = library.with_extension("so");
+    std::fs::rename(&library, &library_so).unwrap();
+    for mode in [MemoryMode::Copy, MemoryMode::Shared] {
+        let remote =
+            Remote::spawn_program(Path::new(env!("CARGO_BIN_EXE_rjitlink")), mode).unwrap();
+        let mut session = Session::new(
+            Box::new(remote),
+            SessionOptions {
+                slab: SlabConfig {
+                    size: 64 << 20,
+                    address: None,
+                },
+                keep_symbols: true,
+            },
+        );
+        let times = PhaseTimes::default();
+        for pad in (3968..4112).step_by(16) {
+            let object = compile_non_pic(
+                &format!("copies_big_object_{pad}"),
+                &format!(
+                    "struct big {{ long v[8]; }};\nextern struct big big_object;\n\
+                     char pad[{pad}] = {{1}};\nlong read_big(void) {{ return big_object.v[7] + pad[0]; }}\n"
+                ),
+            );
+            let mut options = options(&object);
+            options.inputs.push(InputArg::Path(library_so.clone()));
+            let unit = session
+                .link(&options, &times)
+                .unwrap_or_else(|e| panic!("{mode:?}, pad {pad}: {e:#}"));
+            session.free(unit.id).unwrap();
+        }
+    }
+}

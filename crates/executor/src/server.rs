@@ -173,6 +173,22 @@ fn live_segment(live: &[SegmentProtection], address: u64, len: u64) -> Option<&S
         .find(|segment| inside(segment.range, address, len))
 }
 
+/// Whether live segments of `protection` cover `[address, address + len)` together: a packed
+/// unit's memory is live page by page, and a copied object may cross from one page to the next.
+fn covered_by(live: &[SegmentProtection], address: u64, len: u64, protection: Protection) -> bool {
+    let Some(end) = address.checked_add(len) else {
+        return false;
+    };
+    let mut at = address;
+    while at < end {
+        let Some(segment) = live_segment(live, at, 1).filter(|s| s.protection == protection) else {
+            return false;
+        };
+        at = segment.range.start.get() + segment.range.len as u64;
+    }
+    len > 0
+}
+
 /// Err unless `address` may be called: it lies in live executable memory of this service
 /// (linked code), or a loaded library has a function starting exactly there (what the
 /// linker looked up, such as `__register_frame` or `__cxa_finalize`). `what` names it.
@@ -526,8 +542,7 @@ impl Service {
     /// Whether `size` bytes at `address` are writable live memory of this service, or a data
     /// object of at least that size in a loaded library (outside memory it reserved).
     fn holds_copyable(&self, address: TargetAddr, size: u64) -> bool {
-        let held = live_segment(&self.live, address.get(), size)
-            .is_some_and(|segment| segment.protection == Protection::ReadWrite);
+        let held = covered_by(&self.live, address.get(), size, Protection::ReadWrite);
         let library_data = || {
             !self
                 .reservations
@@ -731,6 +746,21 @@ mod tests {
         assert!(!inside(range, 0x1000, 0x1001));
         assert!(!inside(range, u64::MAX, 2));
         assert!(!inside(range, 0xfff, 1));
+    }
+
+    #[test]
+    fn copies_may_cross_from_one_live_page_to_the_next() {
+        let live = [
+            segment(0x10000, 0x1000, Protection::ReadWrite),
+            segment(0x11000, 0x1000, Protection::ReadWrite),
+            segment(0x12000, 0x1000, Protection::ReadExecute),
+        ];
+        assert!(covered_by(&live, 0x10fd0, 64, Protection::ReadWrite));
+        // Into code, past the end, wrapping, empty.
+        assert!(!covered_by(&live, 0x11fd0, 64, Protection::ReadWrite));
+        assert!(!covered_by(&live, 0x10000, 0x3001, Protection::ReadWrite));
+        assert!(!covered_by(&live, u64::MAX - 8, 64, Protection::ReadWrite));
+        assert!(!covered_by(&live, 0x10000, 0, Protection::ReadWrite));
     }
 
     #[test]
