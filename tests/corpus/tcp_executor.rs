@@ -42,6 +42,10 @@ pub fn trials() -> Vec<Trial> {
             dripping_client,
         ),
         Trial::test(
+            "executor::tcp::one_address_cannot_take_every_handshake_place",
+            flood_from_one_address,
+        ),
+        Trial::test(
             "executor::tcp::failed_handshakes_are_slowed_down",
             failed_handshakes,
         ),
@@ -382,6 +386,59 @@ fn timed_cat(
 
 /// A client that sends its hello a byte at a time holds only its own handshake, and only for
 /// the handshake's deadline; a linker connecting meanwhile is served at once.
+/// A TCP connection to `address` from `source` (another loopback address: the executor counts
+/// handshakes per address).
+fn connect_from(source: std::net::Ipv4Addr, address: &str) -> Result<TcpStream, String> {
+    use std::os::fd::FromRawFd;
+    let target: std::net::SocketAddrV4 = address.parse().map_err(|e| format!("{address}: {e}"))?;
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor owned by the stream made from it.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        let local = sockaddr(source, 0);
+        let remote = sockaddr(*target.ip(), target.port());
+        if libc::bind(fd, &local as *const _ as *const libc::sockaddr, len) != 0
+            || libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len) != 0
+        {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        Ok(stream)
+    }
+}
+
+fn flood_from_one_address() -> Result<(), Failed> {
+    // 64 connections that say nothing, from one address, fill every place the executor keeps
+    // for handshakes unless one address may hold only a few: a linker from another address
+    // must be served meanwhile.
+    let case = cli_case("cat.c")?;
+    let executor = TcpExecutor::start()?;
+    let flood: Vec<TcpStream> = (0..64)
+        .map(|_| connect_from(std::net::Ipv4Addr::new(127, 0, 0, 2), &executor.address))
+        .collect::<Result<_, _>>()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let (output, took) = timed_cat(&case, &executor, b"served\n")?;
+    drop(flood);
+    if output.stdout != b"served\n" || !output.status.success() {
+        return Err(format!("the linker was not served beside a flood: {output:?}").into());
+    }
+    if took > Duration::from_secs(4) {
+        return Err(format!("the linker took {took:?} beside a flood").into());
+    }
+    Ok(())
+}
+
 fn dripping_client() -> Result<(), Failed> {
     let case = cli_case("cat.c")?;
     let executor = TcpExecutor::start()?;

@@ -4,7 +4,7 @@
 //!
 //! What a stranger can do is bounded: the handshake must be over within `HANDSHAKE_DEADLINE`
 //! (however slowly the bytes come), its frames are small, at most `MAX_PENDING` handshakes run
-//! at once, and a peer whose handshakes failed waits longer and longer before its next one is
+//! at once (`MAX_PENDING_PER_PEER` from one address), and a peer whose handshakes failed waits longer and longer before its next one is
 //! served (`Peers`) — each in its own process, so that no one client delays another. At most
 //! `max_clients` authenticated linkers are served at once; more are told so.
 //!
@@ -32,6 +32,10 @@ const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 /// Handshakes under way at once; connections beyond are closed at once. Each ends within the
 /// deadline (plus its penalty wait), so a flood holds them only briefly.
 const MAX_PENDING: usize = 64;
+
+/// Handshakes under way at once from one address: one peer cannot take every place of
+/// `MAX_PENDING` from the others.
+const MAX_PENDING_PER_PEER: usize = 8;
 
 /// The default of `--max-clients`.
 pub const DEFAULT_MAX_CLIENTS: usize = 8;
@@ -354,9 +358,15 @@ fn accept_all(
                 return;
             }
         };
-        let pending = sessions.iter().filter(|s| !s.active && !s.ended).count();
-        if pending >= MAX_PENDING {
+        let pending = || sessions.iter().filter(|s| !s.active && !s.ended);
+        if pending().count() >= MAX_PENDING {
             eprintln!("rjitlink executor: {peer}: closed: {MAX_PENDING} handshakes are under way");
+            continue;
+        }
+        if pending().filter(|s| s.peer.ip() == peer.ip()).count() >= MAX_PENDING_PER_PEER {
+            eprintln!(
+                "rjitlink executor: {peer}: closed: {MAX_PENDING_PER_PEER} of its handshakes are under way"
+            );
             continue;
         }
         let Some(wait) = peers.admit(peer.ip(), Instant::now()) else {
@@ -450,10 +460,9 @@ fn session(
     let (id, linker_nonce, executor_nonce) = match authenticate(&mut connection, token) {
         Ok(authenticated) => authenticated,
         Err(error) => {
-            // Another version is an honest client; anything else counts against the peer.
-            if !matches!(error, ServeError::VersionMismatch { .. }) {
-                let _ = control.write_all(&[FAILED]);
-            }
+            // Every failure counts against the peer, another version's hello too: it costs
+            // a fork like any other, and an honest linker of another version fails anyway.
+            let _ = control.write_all(&[FAILED]);
             return Err(error);
         }
     };
