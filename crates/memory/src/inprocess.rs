@@ -2,11 +2,13 @@
 //!
 //! Whole-page allocations are private anonymous memory, written in place before their
 //! protections are set. Packed pieces share pages with code that may be running in another
-//! thread, so no page's protection may change once live (W^X: never writable and executable,
-//! and never taken away from under running code): code and read-only pages of packed chunks
+//! thread, so no page's protection may change once live (never taken away from under running
+//! code, and no mapping ever writable and executable): code and read-only pages of packed chunks
 //! are mapped from a memory file instead, and pieces are written through a second view of
 //! that file, the *alias*, which is inaccessible except while a piece is being written, and
-//! never executable. Packed data pages stay private anonymous memory (they are writable
+//! never executable. While a piece is written, the page it lands on is writable through the
+//! alias and executable through the code view: two mappings of one page, as in every JIT that
+//! keeps W^X per mapping; the alias's address is nowhere else. Packed data pages stay private anonymous memory (they are writable
 //! anyway), so that a forked child's writes to them stay its own.
 
 use crate::mapper::{
