@@ -8,8 +8,9 @@
 //! that file, the *alias*, which is inaccessible except while a piece is being written, and
 //! never executable. While a piece is written, the page it lands on is writable through the
 //! alias and executable through the code view: two mappings of one page, as in every JIT that
-//! keeps W^X per mapping; the alias's address is nowhere else. Packed data pages stay private anonymous memory (they are writable
-//! anyway), so that a forked child's writes to them stay its own.
+//! keeps W^X per mapping; the alias's address is nowhere else. Packed data pages stay private
+//! anonymous memory (they are writable anyway), so that a forked child's writes to them stay
+//! its own.
 
 use crate::mapper::{
     MemoryMapper, PieceWrite, Placement, Protection, SegmentProtection, TargetCall,
