@@ -417,7 +417,7 @@ mod tests {
         ));
         let took = start.elapsed();
         assert!(
-            took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
             "{took:?}"
         );
         drop(connection);
