@@ -63,6 +63,21 @@ fn session(slab_size: u64) -> Session {
     )
 }
 
+/// A session on a spawned executor with `mode`, its slab `slab_size` bytes.
+fn remote_session(mode: MemoryMode, slab_size: u64) -> Session {
+    let remote = Remote::spawn_program(Path::new(env!("CARGO_BIN_EXE_rjitlink")), mode).unwrap();
+    Session::new(
+        Box::new(remote),
+        SessionOptions {
+            slab: SlabConfig {
+                size: slab_size,
+                address: None,
+            },
+            keep_symbols: true,
+        },
+    )
+}
+
 /// The tests that measure this process's memory must not see another test's links: every
 /// test holds this while it runs.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -317,18 +332,7 @@ fn copying_a_large_zero_fill_section_sends_only_what_is_not_zero() {
            return initialized;\n\
          }\n",
     );
-    let remote =
-        Remote::spawn_program(Path::new(env!("CARGO_BIN_EXE_rjitlink")), MemoryMode::Copy).unwrap();
-    let mut session = Session::new(
-        Box::new(remote),
-        SessionOptions {
-            slab: SlabConfig {
-                size: 512 << 20,
-                address: None,
-            },
-            keep_symbols: true,
-        },
-    );
+    let mut session = remote_session(MemoryMode::Copy, 512 << 20);
     let times = PhaseTimes::default();
     let sent = |session: &Session| session.transport_stats().unwrap().bytes_sent;
     let before = sent(&session);
@@ -814,18 +818,7 @@ fn a_remote_executor_gets_copied_data_back_from_a_freed_unit() {
          int main(void) { printf(\"%s\", \"\"); fflush(stdout); return getenv(\"PATH\") ? 37 : 38; }\n",
     );
     for mode in [MemoryMode::Copy, MemoryMode::Shared] {
-        let remote =
-            Remote::spawn_program(Path::new(env!("CARGO_BIN_EXE_rjitlink")), mode).unwrap();
-        let mut session = Session::new(
-            Box::new(remote),
-            SessionOptions {
-                slab: SlabConfig {
-                    size: 64 << 20,
-                    address: None,
-                },
-                keep_symbols: true,
-            },
-        );
+        let mut session = remote_session(mode, 64 << 20);
         let times = PhaseTimes::default();
         let unit = session.link(&options(&copier), &times).unwrap();
         session.free(unit.id).unwrap();
@@ -1103,18 +1096,7 @@ fn a_remote_copy_may_cross_a_page_of_a_packed_unit() {
     let library_so = library.with_extension("so");
     std::fs::rename(&library, &library_so).unwrap();
     for mode in [MemoryMode::Copy, MemoryMode::Shared] {
-        let remote =
-            Remote::spawn_program(Path::new(env!("CARGO_BIN_EXE_rjitlink")), mode).unwrap();
-        let mut session = Session::new(
-            Box::new(remote),
-            SessionOptions {
-                slab: SlabConfig {
-                    size: 64 << 20,
-                    address: None,
-                },
-                keep_symbols: true,
-            },
-        );
+        let mut session = remote_session(mode, 64 << 20);
         let times = PhaseTimes::default();
         for pad in (3968..4112).step_by(16) {
             let object = compile_non_pic(
