@@ -6,7 +6,7 @@
 
 use crate::harness::case::{Build, Case};
 use crate::harness::mode::Mode;
-use crate::harness::process::{checked, expect_error, run_with_timeout, RUN_TIMEOUT};
+use crate::harness::process::{checked, expect_error, run_with_timeout, wait_or_kill, RUN_TIMEOUT};
 use crate::harness::random::xorshift;
 use crate::harness::rjitlink;
 use crate::harness::scratch::scratch_dir;
@@ -584,18 +584,10 @@ pub(crate) fn spawn_reading_line(
 }
 
 /// Wait for `child`, failing the test if it takes longer than the timeout.
-pub(crate) fn wait_with_timeout(child: std::process::Child) -> Result<Output, Failed> {
-    let start = Instant::now();
-    let mut child = child;
-    loop {
-        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
-            return child.wait_with_output().map_err(|e| e.to_string().into());
-        }
-        if start.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            return Err("rjitlink hung".into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
+pub(crate) fn wait_with_timeout(mut child: std::process::Child) -> Result<Output, Failed> {
+    match wait_or_kill(&mut child)? {
+        Some(_) => child.wait_with_output().map_err(|e| e.to_string().into()),
+        None => Err("rjitlink hung".into()),
     }
 }
 

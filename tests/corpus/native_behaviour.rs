@@ -6,7 +6,7 @@
 
 use crate::harness::case::{Build, Case};
 use crate::harness::mode::Mode;
-use crate::harness::process::{checked, run_with_timeout, RUN_TIMEOUT};
+use crate::harness::process::{checked, run_with_timeout, wait_or_kill, RUN_TIMEOUT};
 use crate::harness::tcp::{TcpExecutor, TEST_TOKEN};
 use libtest_mimic::{Failed, Trial};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -314,17 +314,8 @@ fn wait_for_ready(child: &mut std::process::Child) -> Result<(), Failed> {
 /// read already).
 fn check_ending(what: &str, mut child: std::process::Child, expected: &str) -> Result<(), Failed> {
     use std::io::Read;
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if start.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("{what}: still running {RUN_TIMEOUT:?} after the signal").into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let Some(status) = wait_or_kill(&mut child)? else {
+        return Err(format!("{what}: still running {RUN_TIMEOUT:?} after the signal").into());
     };
     let (mut stdout, mut stderr) = (String::new(), String::new());
     let _ = child.stdout.take().unwrap().read_to_string(&mut stdout);
@@ -400,19 +391,10 @@ fn read_one_line(command: &mut Command) -> Result<(ExitStatus, String), Failed> 
     let mut line = String::new();
     stdout.read_line(&mut line).map_err(|e| e.to_string())?;
     drop(stdout);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if start.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(
-                format!("{command:?} still wrote {RUN_TIMEOUT:?} after its reader left").into(),
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let Some(status) = wait_or_kill(&mut child)? else {
+        return Err(
+            format!("{command:?} still wrote {RUN_TIMEOUT:?} after its reader left").into(),
+        );
     };
     let mut stderr = String::new();
     let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);

@@ -81,24 +81,34 @@ pub fn run_with_stdout(
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if start.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            // The readers are left behind: whatever the command started may hold the pipes.
-            return Err(format!("{command:?} did not finish within {RUN_TIMEOUT:?}").into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let Some(status) = wait_or_kill(&mut child)? else {
+        // The readers are left behind: whatever the command started may hold the pipes.
+        return Err(format!("{command:?} did not finish within {RUN_TIMEOUT:?}").into());
     };
     Ok(Output {
         status,
         stdout: stdout.join().map_err(|_| "reading stdout failed")?,
         stderr: stderr.join().map_err(|_| "reading stderr failed")?,
     })
+}
+
+/// Wait for `child` to end within `RUN_TIMEOUT`: its status, or `None` once it has been killed
+/// (and reaped) for taking longer.
+pub fn wait_or_kill(
+    child: &mut std::process::Child,
+) -> Result<Option<std::process::ExitStatus>, Failed> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(Some(status));
+        }
+        if start.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// The command must fail as rjitlink fails: status 125, one line `rjitlink: error: ...` that
