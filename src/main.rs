@@ -2,6 +2,10 @@
 //! exit codes. rjitlink's own failures exit with 125 so they are never mistaken for the status
 //! of the program it runs.
 
+mod command_line;
+mod compile;
+mod messages;
+
 use anyhow::Result;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rjitlink_executor::InProcess;
@@ -13,8 +17,9 @@ use rjitlink_remote::{MemoryMode, Remote};
 use rjitlink_target::{start_state, static_tls, Executor, TargetError};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Exit status for rjitlink's own errors (as `env` and `git bisect run` use it).
@@ -24,7 +29,9 @@ const EXIT_LINKER_ERROR: u8 = 125;
 #[command(
     name = "rjitlink",
     version,
-    about = "A just-in-time linker for x86-64 ELF"
+    about = "A just-in-time linker for x86-64 ELF",
+    override_usage = "rjitlink [run] [OPTIONS] INPUT... [-- ARGS...]\n       rjitlink executor --listen [HOST:]PORT\n       rjitlink completions SHELL\n       rjitlink man",
+    after_help = "`run` may be left out: `rjitlink main.c` is `rjitlink run main.c`."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,7 +44,29 @@ enum Command {
     Run(RunArgs),
     /// Serve linkers as their executor: the process linked code runs in.
     Executor(ExecutorArgs),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print rjitlink's man page (roff) on stdout: `rjitlink man > rjitlink.1`.
+    Man,
 }
+
+/// cc's options that `rjitlink run` takes too; parsed before clap sees the command line
+/// (`command_line.rs`), listed here for --help and the man page.
+const CC_OPTIONS_HELP: &str = "\
+Sources and cc's options:
+  INPUT may be a C (.c), C++ (.cc .cpp .cxx .C) or assembly (.s .S) source: it is compiled with
+  $CC/$CXX (else cc/c++) into memory and linked (C++ brings -lstdc++ -lm, as c++ does). A source
+  whose first line starts with #! is a script: `#!/usr/bin/env -S rjitlink run` as its first
+  line; every argument after it is the program's.
+  -O* -g* -I DIR -D NAME[=V] -U NAME -std=* -f* -m* -W* -include FILE -pthread
+                  passed to the compiler of the sources
+  -rdynamic, -Wl,-E, -Wl,--export-dynamic   the same as --export-dynamic
+  -Wl,--as-needed, -Wl,--no-as-needed, -Wl,-z,..., -Wl,-rpath,..., -no-pie, -pie
+                  accepted; they change nothing in memory
+  -o, -c, -S, -static, -shared   refused: rjitlink writes no file";
 
 #[derive(Args)]
 struct ExecutorArgs {
@@ -83,8 +112,10 @@ fn parse_executor(text: &str) -> Result<ExecutorChoice, String> {
 }
 
 #[derive(Args)]
+#[command(after_help = CC_OPTIONS_HELP)]
 struct RunArgs {
-    /// Objects (.o), static archives (.a), shared libraries (.so) and linker scripts.
+    /// Objects (.o), static archives (.a), shared libraries (.so), linker scripts, and C, C++
+    /// and assembly sources (compiled first).
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
     /// Link the library NAME: libNAME.so (loaded into the target) or libNAME.a.
@@ -125,8 +156,8 @@ struct RunArgs {
     #[arg(long)]
     show_stats: bool,
     /// Address space reserved for linked code and data, e.g. 256M or 2G.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value_t = DEFAULT_SLAB_SIZE)]
-    slab_size: u64,
+    #[arg(long, value_name = "SIZE", default_value_t = Size(DEFAULT_SLAB_SIZE))]
+    slab_size: Size,
     /// Reserve the slab exactly at ADDR (e.g. 0x40000000), never replacing a mapping.
     #[arg(long, value_name = "ADDR", value_parser = parse_address)]
     slab_address: Option<u64>,
@@ -154,6 +185,30 @@ fn ordered_inputs(matches: &ArgMatches, run: &RunArgs) -> Vec<InputArg> {
     }
     indexed.sort_by_key(|(i, _)| *i);
     indexed.into_iter().map(|(_, input)| input).collect()
+}
+
+/// A size in bytes, read and shown with a K, M or G suffix where it has one (`1G`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Size(u64);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let units = [(30, "G"), (20, "M"), (10, "K")];
+        match units
+            .iter()
+            .find(|(shift, _)| self.0 != 0 && self.0 % (1u64 << shift) == 0)
+        {
+            Some((shift, unit)) => write!(f, "{}{unit}", self.0 >> shift),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl std::str::FromStr for Size {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Size, String> {
+        parse_size(text).map(Size)
+    }
 }
 
 /// A size in bytes: a number (decimal or 0x hex) with an optional K, M or G suffix.
@@ -204,10 +259,93 @@ fn parse_address(text: &str) -> Result<u64, String> {
     Ok(address)
 }
 
-fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
+/// The paths of compiled sources' objects (`/proc/self/fd/N`) and the sources they stand for
+/// in messages.
+static COMPILED_NAMES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// Extensions of the files rjitlink links, and of the sources it compiles: an input without
+/// one that does not exist is more likely an argument meant for the program.
+fn looks_like_input(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    compile::Language::of_extension(path).is_some()
+        || name.contains(".so.")
+        || path
+            .extension()
+            .is_some_and(|e| ["o", "a", "so", "ld", "lds", "lo"].iter().any(|x| e == *x))
+}
+
+/// Inputs that cannot be opened and look like the program's arguments: the `--` before them
+/// was forgotten (`rjitlink run a.o b.o x`).
+fn check_inputs(inputs: &[PathBuf]) -> Result<()> {
+    for (i, input) in inputs.iter().enumerate().skip(1) {
+        let missing = matches!(std::fs::symlink_metadata(input), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        if missing && !looks_like_input(input) {
+            let before: Vec<String> = inputs[..i]
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            anyhow::bail!(
+                "cannot open {}: no such file; arguments for the program go after `--`: rjitlink {} -- {}",
+                input.display(),
+                before.join(" "),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Compile the sources among `inputs` (all at once) and put their objects in their place;
+/// C++ sources bring libstdc++ and libm, as `c++` links them. The objects live as long as the
+/// value returned.
+fn compile_sources(
+    inputs: &mut Vec<InputArg>,
+    flags: &[OsString],
+) -> Result<Vec<compile::CompiledObject>> {
+    let mut sources = Vec::new();
+    let mut places = Vec::new();
+    for (place, input) in inputs.iter().enumerate() {
+        if let InputArg::Path(path) = input {
+            if let Some(language) = compile::Language::of_input(path) {
+                sources.push((path.clone(), language));
+                places.push(place);
+            }
+        }
+    }
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let compiled = compile::compile_all(&sources, flags)?;
+    let mut names = COMPILED_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    for (object, place) in compiled.iter().zip(places) {
+        inputs[place] = InputArg::Path(object.path.clone());
+        names.push((
+            object.path.display().to_string(),
+            object.source.display().to_string(),
+        ));
+    }
+    let cxx = sources.iter().any(|(_, l)| *l == compile::Language::Cxx);
+    if cxx {
+        for library in ["stdc++", "m"] {
+            let given = inputs
+                .iter()
+                .any(|i| matches!(i, InputArg::Library(l) if l == library));
+            if !given {
+                inputs.push(InputArg::Library(library.to_owned()));
+            }
+        }
+    }
+    Ok(compiled)
+}
+
+fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Result<u8> {
     let start = Instant::now();
+    check_inputs(&args.inputs)?;
+    let mut inputs = ordered_inputs(matches, &args);
+    // Kept until the program runs: the link maps the objects, which may then go.
+    let _compiled = compile_sources(&mut inputs, compiler_flags)?;
     let options = LinkOptions {
-        inputs: ordered_inputs(matches, &args),
+        inputs,
         search: SearchPath::with_system_dirs(args.library_dirs.clone()),
         entry: Some(args.entry.clone()),
         default_libraries: !args.nostdlib,
@@ -237,7 +375,7 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         executor,
         SessionOptions {
             slab: SlabConfig {
-                size: args.slab_size,
+                size: args.slab_size.0,
                 address: args.slab_address.map(TargetAddr),
             },
             keep_symbols: false,
@@ -246,7 +384,10 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
     let times = PhaseTimes::default();
     let linked = session.link(&options, &times)?;
     for warning in &linked.warnings {
-        eprintln!("rjitlink: warning: {}", escape_bytes(warning.as_bytes()));
+        eprintln!(
+            "rjitlink: warning: {}",
+            escape_bytes(source_names(warning).as_bytes())
+        );
     }
     if args.show_times {
         eprint!("{}", times.report());
@@ -340,8 +481,21 @@ fn error_lines(error: &anyhow::Error) -> Vec<String> {
     // linker's own escaped names as they are.
     error_text(error)
         .iter()
-        .map(|line| escape_bytes(line.as_bytes()))
+        .map(|line| escape_bytes(source_names(&messages::demangle_line(line)).as_bytes()))
         .collect()
+}
+
+/// `text` with each compiled object's path (`/proc/self/fd/N`) replaced by its source's.
+fn source_names(text: &str) -> String {
+    let names = COMPILED_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut text = text.to_owned();
+    // Longest first: /proc/self/fd/1 must not eat the start of /proc/self/fd/12.
+    let mut names: Vec<&(String, String)> = names.iter().collect();
+    names.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
+    for (path, source) in names {
+        text = text.replace(path.as_str(), source);
+    }
+    text
 }
 
 fn error_text(error: &anyhow::Error) -> Vec<String> {
@@ -353,7 +507,7 @@ fn error_text(error: &anyhow::Error) -> Vec<String> {
     }
     let hint = match error.downcast_ref::<LinkError>() {
         Some(LinkError::Undefined(symbols)) => {
-            return symbols.iter().map(ToString::to_string).collect()
+            return symbols.iter().map(messages::undefined_line).collect()
         }
         Some(LinkError::Memory(MapError::SlabExhausted { .. })) => "; raise --slab-size",
         Some(LinkError::Memory(MapError::SlabAddressNotLow { .. })) => {
@@ -422,11 +576,37 @@ fn main() -> ExitCode {
     // Likewise the signals and standard descriptors the user started the first rjitlink with,
     // which the program gets back before it runs.
     start_state::adopt_inherited();
-    let matches = match Cli::command().try_get_matches() {
+    let command = Cli::command();
+    let subcommands: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .chain(["help".to_owned()])
+        .collect();
+    let run_command = command.find_subcommand("run").expect("run is a subcommand");
+    let prepared =
+        match command_line::prepare(std::env::args_os().collect(), run_command, &subcommands) {
+            Ok(prepared) => prepared,
+            Err(message) => {
+                eprintln!("rjitlink: error: {}", escape_bytes(message.as_bytes()));
+                return ExitCode::from(EXIT_LINKER_ERROR);
+            }
+        };
+    let matches = match command.try_get_matches_from(&prepared.args) {
         Ok(matches) => matches,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help, --version: what was asked for, on stdout.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_LINKER_ERROR } else { 0 });
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let line = match e.kind() {
+                clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    "no inputs; usage: rjitlink [run] [OPTIONS] INPUT... [-- ARGS...] (rjitlink --help says more)".to_owned()
+                }
+                _ => messages::clap_error_line(&e),
+            };
+            eprintln!("rjitlink: error: {}", escape_bytes(line.as_bytes()));
+            return ExitCode::from(EXIT_LINKER_ERROR);
         }
     };
     let cli = match Cli::from_arg_matches(&matches) {
@@ -440,7 +620,7 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             let run_matches = matches.subcommand_matches("run").expect("run was parsed");
             let in_process = args.executor == ExecutorChoice::InProcess;
-            let result = run(run_matches, args);
+            let result = run(run_matches, args, &prepared.compiler_flags);
             // Linked code needs more static TLS than this process was started with, and
             // only a new process can have more: nothing of the program has run yet, so run
             // again with the surplus an executor gets. A second failure is reported as is.
@@ -467,6 +647,19 @@ fn main() -> ExitCode {
             }
             executor(args)
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "rjitlink",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|()| 0)
+            .map_err(|e| anyhow::anyhow!("cannot write the man page: {e}")),
     };
     match result {
         Ok(status) => ExitCode::from(status),
