@@ -187,6 +187,9 @@ pub fn library_for(symbol: &str) -> Option<(&'static str, &'static str)> {
     {
         return Some(("-lz", "libz"));
     }
+    if prefixed(&["_Unwind_"]) {
+        return Some(("-lgcc_s", "libgcc_s"));
+    }
     if prefixed(&["__atomic_"]) {
         return Some(("-latomic", "libatomic"));
     }

@@ -3,7 +3,9 @@
 
 use crate::error::{escape_bytes, LinkError};
 use object::elf;
-use object::read::elf::{FileHeader, SectionHeader, SectionTable, SymbolTable};
+use object::read::elf::{
+    FileHeader, Rela as _, SectionHeader, SectionTable, Sym as _, SymbolTable,
+};
 use object::{LittleEndian, SectionIndex};
 use rjitlink_arch::{machine_name, Arch, HostArch};
 
@@ -130,6 +132,24 @@ impl<'data> ObjectFile<'data> {
                 })?;
             }
         }
+        // GCC's slim LTO objects hold only its intermediate language: linking them as they
+        // are would miss every function they define (`undefined symbol main`).
+        let lto = sections.iter().any(|section| {
+            section.sh_flags(LE) & u64::from(elf::SHF_ALLOC) == 0
+                && sections
+                    .section_name(LE, section)
+                    .is_ok_and(|name| name.starts_with(b".gnu.lto_"))
+        });
+        if lto
+            && symbols
+                .iter()
+                .any(|symbol| symbols.symbol_name(LE, symbol) == Ok(&b"__gnu_lto_slim"[..]))
+        {
+            return Err(fail(
+                "compiled with -flto: it holds GCC's intermediate code, not machine code, and rjitlink does no link-time optimization; compile without -flto (or add -ffat-lto-objects)"
+                    .into(),
+            ));
+        }
         let first_global = match symbols.section().0 {
             0 => 0,
             index => (sections.iter().as_slice()[index].sh_info(LE) as usize).min(symbols.len()),
@@ -194,6 +214,52 @@ impl<'data> ObjectFile<'data> {
             };
         }
         escape_bytes(self.symbol_name(symbol))
+    }
+
+    /// The name of the function whose code holds `offset` in section `section`: the `STT_FUNC`
+    /// symbol defined there whose `[st_value, st_value + st_size)` covers it. `None` if no
+    /// function does (data, or assembly without `.type`/`.size`).
+    pub fn function_at(&self, section: usize, offset: u64) -> Option<&'data [u8]> {
+        self.symbols
+            .symbols()
+            .iter()
+            .enumerate()
+            .find(|(index, symbol)| {
+                symbol.st_type() == elf::STT_FUNC
+                    && self.symbol_section(*index, symbol) == Some(section)
+                    && symbol.st_value(LE) <= offset
+                    && symbol
+                        .st_value(LE)
+                        .checked_add(symbol.st_size(LE))
+                        .is_some_and(|end| offset < end)
+            })
+            .map(|(_, symbol)| self.symbol_name(symbol))
+    }
+
+    /// The function whose code refers to the global `name` first: the function holding the
+    /// first relocation against it in an executable section. For error messages only (it
+    /// reads every relocation of the object).
+    pub fn referring_function(&self, name: &[u8]) -> Option<&'data [u8]> {
+        let symbols = self.symbols.symbols();
+        self.relocations
+            .iter()
+            .enumerate()
+            .filter(|(section, relocations)| {
+                !relocations.is_empty()
+                    && self.section(*section).sh_flags(LE) & u64::from(elf::SHF_EXECINSTR) != 0
+            })
+            .find_map(|(section, relocations)| {
+                relocations.iter().find_map(|rela| {
+                    let index = rela.r_sym(LE, false) as usize;
+                    let refers = index >= self.first_global
+                        && symbols
+                            .get(index)
+                            .is_some_and(|symbol| self.symbol_name(symbol) == name);
+                    refers
+                        .then(|| self.function_at(section, rela.r_offset(LE)))
+                        .flatten()
+                })
+            })
     }
 
     /// The index of the first non-local symbol (sh_info of the symbol table).

@@ -114,6 +114,9 @@ pub enum LinkError {
         section: String,
         /// The relocation's offset in its section.
         offset: u64,
+        /// The function whose code holds the relocation (the object's `STT_FUNC` symbol
+        /// whose `[value, value + size)` covers the offset), where there is one.
+        function: Option<String>,
         /// Boxed: relocations are applied by the million, and a large error would make every
         /// `Result` on that path large.
         problem: Box<RelocationProblem>,
@@ -154,6 +157,9 @@ pub struct UndefinedSymbol {
     pub symbol: String,
     /// `None` when only the entry point asks for it.
     pub referenced_by: Option<String>,
+    /// The function in `referenced_by` whose code refers to it (as ld says `in function`),
+    /// where the reference lies in a function's code.
+    pub function: Option<String>,
 }
 
 /// Why the entry symbol cannot be run.
@@ -293,10 +299,14 @@ impl fmt::Display for UndefinedSymbol {
         let referrer = self.referenced_by.as_deref().unwrap_or("the entry point");
         write!(
             f,
-            "undefined symbol `{}` (referenced by {})",
+            "undefined symbol `{}` (referenced by {}",
             Printable(&self.symbol),
             Printable(referrer)
-        )
+        )?;
+        match &self.function {
+            Some(function) => write!(f, " in function '{}')", Printable(function)),
+            None => f.write_str(")"),
+        }
     }
 }
 
@@ -416,13 +426,15 @@ impl fmt::Display for LinkError {
                 file,
                 section,
                 offset,
+                function,
                 problem,
-            } => write!(
-                f,
-                "{}: {}+{offset:#x}: {problem}",
-                Printable(file),
-                Printable(section)
-            ),
+            } => {
+                write!(f, "{}: {}+{offset:#x}", Printable(file), Printable(section))?;
+                if let Some(function) = function {
+                    write!(f, " in function '{}'", Printable(function))?;
+                }
+                write!(f, ": {problem}")
+            }
             LinkError::Undefined(symbols) => {
                 for (i, symbol) in symbols.iter().enumerate() {
                     if i > 0 {
@@ -523,6 +535,7 @@ mod tests {
             file: "a\x1b.o".into(),
             section: ".text\r".into(),
             offset: 4,
+            function: None,
             problem: Box::new(RelocationProblem::InvalidSymbolIndex(9)),
         };
         assert_eq!(
@@ -532,10 +545,11 @@ mod tests {
         let error = LinkError::Undefined(vec![UndefinedSymbol {
             symbol: "\u{7}bell".into(),
             referenced_by: Some("b.o\n".into()),
+            function: Some("f\x1b".into()),
         }]);
         assert_eq!(
             error.to_string(),
-            "undefined symbol `\\x07bell` (referenced by b.o\\x0a)"
+            "undefined symbol `\\x07bell` (referenced by b.o\\x0a in function 'f\\x1b')"
         );
     }
 }

@@ -171,7 +171,7 @@ impl LinkInputs {
             match e_type {
                 Some(object::elf::ET_REL) => self.push_file(path, FileKind::Object, map),
                 Some(object::elf::ET_DYN) => self.shared_libraries.push(SharedLibrary {
-                    path: path.to_owned(),
+                    path: loadable_path(path),
                     as_needed,
                 }),
                 Some(other) => {
@@ -225,6 +225,8 @@ impl LinkInputs {
             scripts.leave();
         } else if data.is_empty() {
             return Err(LinkError::input(escape_path(path), "file is empty"));
+        } else if let Some(problem) = not_linkable(path, data) {
+            return Err(LinkError::input(escape_path(path), problem));
         } else {
             return Err(LinkError::input(
                 escape_path(path),
@@ -309,6 +311,39 @@ impl ScriptExpansion {
     }
 }
 
+/// The path the loader is to open a shared library by. `dlopen` searches the library path
+/// for a name without a slash, never the current directory: `libb.so` given as a file means
+/// `./libb.so`, as cc links it.
+fn loadable_path(path: &Path) -> PathBuf {
+    if path.as_os_str().as_encoded_bytes().contains(&b'/') {
+        path.to_owned()
+    } else {
+        Path::new(".").join(path)
+    }
+}
+
+/// What a file that is no ELF file, archive or linker script is, where it is something a user
+/// may well have given by mistake: a source, or LLVM bitcode.
+fn not_linkable(path: &Path, data: &[u8]) -> Option<String> {
+    // LLVM bitcode, bare or in its wrapper: clang's -flto objects.
+    if data.starts_with(b"BC\xc0\xde") || data.starts_with(&[0xde, 0xc0, 0x17, 0x0b]) {
+        return Some(
+            "LLVM bitcode (clang -flto or -emit-llvm), not machine code: rjitlink does no link-time optimization; compile without -flto"
+                .to_owned(),
+        );
+    }
+    let language = match path.extension()?.to_str()? {
+        "c" => "a C source",
+        "cc" | "cpp" | "cxx" | "C" | "c++" => "a C++ source",
+        "s" | "S" => "an assembly source",
+        "h" | "hh" | "hpp" => "a header",
+        _ => return None,
+    };
+    Some(format!(
+        "{language}, not an object: the linker takes compiled objects (cc -c); `rjitlink run` compiles sources named on its command line, but not named by a linker script or the library API"
+    ))
+}
+
 /// Open and map a whole input file, read-only.
 fn map_file(path: &Path) -> Result<Mmap, LinkError> {
     let io_error = |operation| {
@@ -319,6 +354,13 @@ fn map_file(path: &Path) -> Result<Mmap, LinkError> {
         }
     };
     let file = File::open(path).map_err(io_error("open"))?;
+    // A directory opens, and then fails to map with ENODEV ("No such device").
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(LinkError::input(
+            escape_path(path),
+            "is a directory; rjitlink links files: objects, archives, shared libraries, linker scripts and sources",
+        ));
+    }
     // SAFETY: inputs are not expected to change while we link; like every mmap-based linker,
     // we accept that a concurrent writer could change what we read.
     unsafe { Mmap::map(&file) }.map_err(io_error("map"))

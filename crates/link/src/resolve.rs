@@ -143,6 +143,22 @@ enum Contribution {
 }
 
 impl<'data> SymbolDb<'data> {
+    /// The error line's value for the undefined global `id`: its name, an object that refers
+    /// to it and the function there whose code does (found only now, on the error path).
+    pub(crate) fn undefined_symbol(&self, id: GlobalId) -> UndefinedSymbol {
+        let global = self.global(id);
+        let object = global
+            .referenced_by
+            .map(|object| &self.objects[object.index()]);
+        UndefinedSymbol {
+            symbol: escape_bytes(global.name),
+            referenced_by: object.map(|object| object.name.clone()),
+            function: object
+                .and_then(|object| object.referring_function(global.name))
+                .map(escape_bytes),
+        }
+    }
+
     pub fn global(&self, id: GlobalId) -> &Global<'data> {
         &self.globals[id.index()]
     }
@@ -735,12 +751,7 @@ fn resolve_externals(
             global.resolution = Resolution::UndefinedWeak;
             continue;
         }
-        undefined.push(UndefinedSymbol {
-            symbol: escape_bytes(global.name),
-            referenced_by: global
-                .referenced_by
-                .map(|object| db.objects[object.index()].name.clone()),
-        });
+        undefined.push(db.undefined_symbol(id));
     }
     match undefined.is_empty() {
         true => Ok(()),

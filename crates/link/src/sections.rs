@@ -192,6 +192,9 @@ impl InputSection {
             file: object.name.clone(),
             section: escape_bytes(object.section_name(self.index as usize)),
             offset,
+            function: object
+                .function_at(self.index as usize, offset)
+                .map(escape_bytes),
             problem: Box::new(problem),
         }
     }

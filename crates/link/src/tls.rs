@@ -296,13 +296,7 @@ fn undefined_library_symbol(db: &SymbolDb<'_>, error: &TargetError) -> Option<Un
     let message = error.to_string();
     let name = message.rsplit_once("undefined symbol: ")?.1.trim();
     let id = db.lookup(name.as_bytes())?;
-    let global = db.global(id);
-    Some(UndefinedSymbol {
-        symbol: name.to_owned(),
-        referenced_by: global
-            .referenced_by
-            .map(|object| db.objects[object.index()].name.clone()),
-    })
+    Some(db.undefined_symbol(id))
 }
 
 /// The block's initialized part: the `.tdata` sections, relocated (absolute addresses in the
