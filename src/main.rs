@@ -342,8 +342,8 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
     let start = Instant::now();
     check_inputs(&args.inputs)?;
     let mut inputs = ordered_inputs(matches, &args);
-    // Kept until the program runs: the link maps the objects, which may then go.
-    let _compiled = compile_sources(&mut inputs, compiler_flags)?;
+    // Kept open until the link has mapped them.
+    let compiled = compile_sources(&mut inputs, compiler_flags)?;
     let options = LinkOptions {
         inputs,
         search: SearchPath::with_system_dirs(args.library_dirs.clone()),
@@ -383,6 +383,8 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
     );
     let times = PhaseTimes::default();
     let linked = session.link(&options, &times)?;
+    // The objects are mapped: their descriptors go, so the program's first open gets 3.
+    drop(compiled);
     for warning in &linked.warnings {
         eprintln!(
             "rjitlink: warning: {}",

@@ -123,10 +123,10 @@ pub fn trials() -> Vec<Trial> {
             let mut case = Case::new(&source("math_functions.c"), Build::O0)?;
             case.libs.clear();
             // One line per missing function: math_functions.c calls 14, less sqrt(2.0), which
-            // gcc folds to a constant; each line names
-            // the object that references the function.
+            // gcc folds to a constant; each line names the object and the function that
+            // reference it, and the library that defines it.
             let object = case.inputs[0].display().to_string();
-            let expected = format!("` (referenced by {object})");
+            let expected = format!("` (referenced by {object} in function 'main'); it is in libm: add -lm");
             expect_errors(&mut case.rjitlink_command(&[]), &[expected.as_str(); 13])
         }),
         Trial::test("cli::slab_exhausted", move || {

@@ -58,6 +58,19 @@ pub fn trials() -> Vec<Trial> {
             }));
         }
     }
+    // Each program once more, run from its sources (`rjitlink main.c lib/other.c -- ARGS`):
+    // rjitlink compiles them as the native build did.
+    let all_sources = testdata("c")
+        .into_iter()
+        .map(|source| ("c", source))
+        .chain(testdata("cpp").into_iter().map(|source| ("cpp", source)))
+        .chain(testdata("asm").into_iter().map(|source| ("asm", source)));
+    for (language, source) in all_sources {
+        let name = format!("sources::{language}::{}", stem(&source));
+        trials.push(Trial::test(name, move || {
+            Case::new(&source, Build::for_source(&source))?.compare_sources_with_native()
+        }));
+    }
     for source in testdata("errors") {
         let name = format!("errors::{}", stem(&source));
         trials.push(Trial::test(name, move || {

@@ -61,6 +61,13 @@ pub struct Case {
     pub native_ldflags: Vec<String>,
     /// Extra rjitlink options, from the `rjitlink-flags` directive.
     rjitlink_flags: Vec<String>,
+    /// The sources of the objects in `inputs` (the archive excepted), in their order.
+    pub sources: Vec<PathBuf>,
+    /// The archive built from the `archive` directive's members, if any.
+    archive: Option<PathBuf>,
+    /// The options the sources were compiled with (the build's, then the `cflags` or
+    /// `asflags` directive's).
+    compile_flags: Vec<String>,
     /// The program's stdin, from the `stdin` directive (none otherwise).
     pub stdin: Option<Vec<u8>>,
 }
@@ -99,18 +106,26 @@ impl Case {
         } else {
             source.to_owned()
         }];
+        let mut sources = vec![source.to_owned()];
         for extra in directives.words("with") {
-            inputs.push(compile(&base.join(extra))?);
+            inputs.push(compile(&base.join(&extra))?);
+            sources.push(base.join(extra));
         }
+        let mut compile_flags: Vec<String> = build.flags().iter().map(|f| f.to_string()).collect();
+        compile_flags.extend(cflags.iter().cloned());
+        // cc hands assembler options on with -Wa.
+        compile_flags.extend(asflags.iter().map(|f| format!("-Wa,{f}")));
         let members = directives
             .words("archive")
             .iter()
             .map(|member| compile(&base.join(member)))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut built_archive = None;
         if !members.is_empty() {
             let archive = dir.join(format!("lib{stem}.a"));
             checked(Command::new("ar").arg("rcs").arg(&archive).args(&members))?;
-            inputs.push(archive);
+            inputs.push(archive.clone());
+            built_archive = Some(archive);
         }
         // A shared library built from the source, its path appended to the arguments.
         let mut args = directives.words("args");
@@ -151,6 +166,9 @@ impl Case {
             native_ldflags,
             rjitlink_flags: directives.words("rjitlink-flags"),
             stdin,
+            sources,
+            archive: built_archive,
+            compile_flags,
         })
     }
 
@@ -180,6 +198,51 @@ impl Case {
             .arg("--")
             .args(&self.args);
         command
+    }
+
+    /// `rjitlink SOURCES ARCHIVE LIBS EXTRA FLAGS -- ARGS`: the program run from its sources,
+    /// which rjitlink compiles with the options the native build used (`run` left out, as a
+    /// user may). argv[0] is the first object's path, as in the native run.
+    pub fn rjitlink_sources_command(&self, extra: &[&str]) -> Command {
+        let mut command = Command::new(rjitlink());
+        command
+            .args(&self.sources)
+            .args(&self.archive)
+            .args(&self.libs)
+            .args(&self.rjitlink_flags)
+            .args(&self.compile_flags)
+            .args(extra)
+            .arg("--argv0")
+            .arg(&self.inputs[0])
+            .arg("--")
+            .args(&self.args);
+        command
+    }
+
+    /// Run from the sources (compiled by rjitlink) and from the native build of the same
+    /// sources; stdout and exit status must agree.
+    pub fn compare_sources_with_native(&self) -> Result<(), Failed> {
+        self.compare_command_with_native(&mut self.rjitlink_sources_command(&[]))
+    }
+
+    /// Run `jit` (a form of rjitlink's command line for this program) and the native build;
+    /// stdout and exit status must agree.
+    pub fn compare_command_with_native(&self, jit: &mut Command) -> Result<(), Failed> {
+        use std::os::unix::process::CommandExt;
+        let native_exe = self.link_native()?;
+        let mut native_command = Command::new(&native_exe);
+        native_command.arg0(&self.inputs[0]).args(&self.args);
+        let native = run_with_input(&mut native_command, self.stdin.as_deref())?;
+        let output = run_with_input(jit, self.stdin.as_deref())?;
+        if native.stdout != output.stdout || native.status.code() != output.status.code() {
+            return Err(format!(
+                "rjitlink differs from the native link\n=== native: {}\n=== {jit:?}: {}",
+                describe(&native),
+                describe(&output),
+            )
+            .into());
+        }
+        Ok(())
     }
 
     /// Run with rjitlink in `mode`: the exit status of rjitlink, and the program's output.
