@@ -126,7 +126,8 @@ pub fn trials() -> Vec<Trial> {
             // gcc folds to a constant; each line names the object and the function that
             // reference it, and the library that defines it.
             let object = case.inputs[0].display().to_string();
-            let expected = format!("` (referenced by {object} in function 'main'); it is in libm: add -lm");
+            let expected =
+                format!("` (referenced by {object} in function 'main'); it is in libm: add -lm");
             expect_errors(&mut case.rjitlink_command(&[]), &[expected.as_str(); 13])
         }),
         Trial::test("cli::slab_exhausted", move || {

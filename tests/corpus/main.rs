@@ -26,6 +26,8 @@
 //! - `testdata_programs`: the programs of testdata/c, testdata/asm and testdata/errors
 //! - `generated_errors`: errors on inputs made by damaging a good object
 //! - `cli`: command-line behaviour
+//! - `command_line`: the command line's forms (sources, cc's options, scripts, no `run`)
+//!   against native builds, its messages, completions and the man page
 //! - `executor`: the remote and TCP executors
 //! - `tcp_executor`: the TCP executor facing the network: authentication, hostile clients,
 //!   limits, and programs' endings and streams over the connection
@@ -40,6 +42,7 @@
 mod harness;
 
 mod cli;
+mod command_line;
 mod damaged_input;
 mod executor;
 mod generated_errors;
@@ -54,6 +57,7 @@ fn main() {
     let mut trials = testdata_programs::trials();
     trials.extend(generated_errors::trials());
     trials.extend(cli::trials());
+    trials.extend(command_line::trials());
     trials.extend(executor::trials());
     trials.extend(tcp_executor::trials());
     trials.extend(damaged_input::trials());

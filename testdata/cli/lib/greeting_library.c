@@ -1,0 +1,2 @@
+// A shared library for uses_library.c.
+const char *library_greeting(void) { return "greetings from a shared library"; }
