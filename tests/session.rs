@@ -367,8 +367,8 @@ fn copying_a_large_zero_fill_section_sends_only_what_is_not_zero() {
 /// `leaq FAR(%rip)` against an absolute symbol 16 GiB away: the link allocates memory and then
 /// fails in apply (the psABI's PC32 field holds ±2 GiB). The `leaq` is 7 bytes, its rel32 at
 /// offset 3.
-const PC32_OVERFLOW: &str = "    .text\n    .globl overflowing\noverflowing:\n\
-    leaq FAR(%rip), %rax\n    ret\n    .globl FAR\n    .set FAR, 0x400000000\n\
+const PC32_OVERFLOW: &str = "    .text\n    .globl overflowing\n    .type overflowing, @function\n\
+    overflowing:\n    leaq FAR(%rip), %rax\n    ret\n    .size overflowing, .-overflowing\n    .globl FAR\n    .set FAR, 0x400000000\n\
     .section .note.GNU-stack,\"\",@progbits\n";
 
 /// An entry symbol in a section that is not loaded: the link fails after apply, in finalize.
@@ -557,10 +557,12 @@ fn link_errors_are_values_with_their_place() {
             file,
             section,
             offset,
+            function,
             problem,
         } => {
             assert!(file.ends_with("pc32_overflow_place.o"), "{file}");
             assert_eq!((section.as_str(), offset), (".text", 3));
+            assert_eq!(function.as_deref(), Some("overflowing"));
             match *problem {
                 RelocationProblem::Overflow {
                     relocation,
@@ -591,6 +593,7 @@ fn link_errors_are_values_with_their_place() {
             assert_eq!(symbols[0].symbol, "missing_function");
             let referrer = symbols[0].referenced_by.as_deref().unwrap();
             assert!(referrer.ends_with("calls_missing.o"), "{referrer}");
+            assert_eq!(symbols[0].function.as_deref(), Some("caller"));
         }
         other => panic!("expected an undefined symbol, got {other}"),
     }
