@@ -17,7 +17,10 @@ use std::process::{Child, Command, Stdio};
 /// The language of a source, as its extension (or, for a `#!` script without one, C) says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Language {
+    /// `.c`, and `#!` scripts without a source extension.
     C,
+    /// `.cc`, `.cpp`, `.cxx`, `.C`, ...: compiled by `$CXX` (else `c++`), linked with
+    /// libstdc++ and libm.
     Cxx,
     /// `.s`: assembly, not preprocessed.
     Asm,
@@ -290,7 +293,7 @@ pub fn compile_all(
     Ok(compiled)
 }
 
-/// Sources the compiler rejected (it has said why).
+/// Sources the compiler rejected (it has said why), as given on the command line.
 #[derive(Debug)]
 pub struct CompileFailed(pub Vec<String>);
 

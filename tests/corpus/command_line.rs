@@ -2,11 +2,13 @@
 //! (sources, cc's options, `#!` scripts, a shared object by bare name) against the native `cc`
 //! build of the same sources, each error message asserted, completions and the man page.
 
-use crate::harness::case::{Build, Case};
+use crate::harness::case::{run_jit, Build, Case};
+use crate::harness::mode::Mode;
 use crate::harness::process::{checked, expect_error, run_with_timeout, wait_or_kill};
 use crate::harness::rjitlink;
 use crate::harness::scratch::scratch_dir;
 use libtest_mimic::{Failed, Trial};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -92,6 +94,21 @@ pub fn trials() -> Vec<Trial> {
                 .arg("--")
                 .args(&case.args);
             case.compare_command_with_native(&mut command)
+        }),
+        Trial::test("cli::form::sources_in_every_executor_mode", || {
+            // Sources compile on the linker's side; the program runs wherever the executor is.
+            let case = Case::new(&testdata("c", "several_objects.c"), Build::O0)?;
+            let native = run_with_timeout(
+                Command::new(case.link_native()?)
+                    .arg0(&case.inputs[0])
+                    .args(&case.args),
+            )?;
+            for mode in Mode::ALL {
+                let jit = run_jit(mode, None, |flags| case.rjitlink_sources_command(flags))?;
+                same(&jit, &native)
+                    .map_err(|e| format!("{}: {}", mode.name(), e.message().unwrap_or_default()))?;
+            }
+            Ok(())
         }),
         Trial::test("cli::form::source_with_objects", || {
             // A source among objects: compiled, and linked in its place.
