@@ -40,7 +40,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Link relocatable objects and archives in memory and run their `main`.
+    /// Link objects, archives, libraries and sources in memory and run their `main` (the
+    /// default command: `rjitlink main.c` is `rjitlink run main.c`).
     Run(RunArgs),
     /// Serve linkers as their executor: the process linked code runs in.
     Executor(ExecutorArgs),
@@ -476,6 +477,18 @@ fn executor(args: ExecutorArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// Print generated text (`what`) on stdout. A reader that has seen enough (`rjitlink man |
+/// head`) is no failure.
+fn print_generated(text: &[u8], what: &str) -> Result<u8> {
+    use std::io::Write;
+    match std::io::stdout().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("cannot write {what}: {e}"))
+        }
+        _ => Ok(0),
+    }
+}
+
 /// What to print for an error, one line per problem, with the command line's hints.
 fn error_lines(error: &anyhow::Error) -> Vec<String> {
     // Names from inputs reach the messages of the target's errors too (a library's path in
@@ -650,18 +663,18 @@ fn main() -> ExitCode {
             executor(args)
         }
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "rjitlink",
-                &mut std::io::stdout(),
-            );
-            Ok(0)
+            // Made in memory (clap_complete panics on a failed write), then printed.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "rjitlink", &mut script);
+            print_generated(&script, "the completion script")
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .map(|()| 0)
-            .map_err(|e| anyhow::anyhow!("cannot write the man page: {e}")),
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| print_generated(&page, "the man page"))
+        }
     };
     match result {
         Ok(status) => ExitCode::from(status),
