@@ -627,7 +627,10 @@ fn main() -> ExitCode {
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            eprintln!(
+                "rjitlink: error: {}",
+                escape_bytes(messages::clap_error_line(&e).as_bytes())
+            );
             return ExitCode::from(EXIT_LINKER_ERROR);
         }
     };
