@@ -265,6 +265,23 @@ pub fn trials() -> Vec<Trial> {
                 &format!("rjitlink: error: {dir_text}: is a directory; rjitlink links files"),
             )
         }),
+        Trial::test("cli::error::llvm_bitcode", || {
+            // What clang -flto writes, made by LLVM's own assembler (llvm-19, which
+            // llvm-19-dev brings).
+            let dir = scratch_dir("bitcode");
+            let bitcode = dir.join("main.bc");
+            let mut assembler = Command::new("/usr/lib/llvm-19/bin/llvm-as");
+            assembler.arg("-o").arg(&bitcode);
+            crate::harness::process::run_with_input(
+                &mut assembler,
+                Some(b"define i32 @main() {\n  ret i32 0\n}\n"),
+            )?;
+            let path = bitcode.display().to_string();
+            expect_error(
+                &mut rjitlink_with(&[&path]),
+                &format!("rjitlink: error: {path}: LLVM bitcode (clang -flto or -emit-llvm), not machine code"),
+            )
+        }),
         Trial::test("cli::error::forgotten_double_dash", || {
             let case = Case::new(&testdata("c", "several_objects.c"), Build::O0)?;
             let inputs: Vec<String> = case
