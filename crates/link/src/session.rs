@@ -8,7 +8,7 @@ use crate::input::{default_inputs, LinkInputs};
 use crate::layout::layout;
 use crate::options::{LinkOptions, PluginSwitches, SessionOptions};
 use crate::plugins::{self, CopyChains, LinkContext, Plugin, TlsModule};
-use crate::resolve::resolve;
+use crate::resolve::{resolve, OutsideDefinition};
 use crate::scan::scan;
 use crate::timing::PhaseTimes;
 use crate::tls::{load_thread_locals, LoadedTls};
@@ -101,8 +101,9 @@ pub struct Session {
     keep_symbols: bool,
     /// Which optional plugins the next links run.
     plugins: PluginSwitches,
-    /// Names given an address by the caller, for every later link and `lookup`.
-    absolutes: HashMap<Arc<[u8]>, TargetAddr>,
+    /// Names given an address by the caller, for every later link and `lookup`; whether each
+    /// is known to be data.
+    absolutes: HashMap<Arc<[u8]>, (TargetAddr, bool)>,
     /// Global definitions of live units by name, in link order: the last is the one visible
     /// (a later unit's definition shadows an earlier one), and freeing its unit uncovers the
     /// one before. Names no live unit defines have no entry.
@@ -162,10 +163,21 @@ impl Session {
     }
 
     /// Give `name` the address `address` for every later link and [`lookup`](Self::lookup):
-    /// a host's function or data, or a fixed address in the target. A live unit's definition
-    /// of the name comes first; defining the name again replaces the address.
+    /// a host's function, or a fixed address in the target. A live unit's definition of the
+    /// name comes first; defining the name again replaces the address. Code that calls it
+    /// from out of reach goes through a stub; for data use
+    /// [`define_absolute_data`](Self::define_absolute_data).
     pub fn define_absolute(&mut self, name: &[u8], address: TargetAddr) {
-        self.absolutes.insert(name.into(), address);
+        self.absolutes.insert(name.into(), (address, false));
+    }
+
+    /// Like [`define_absolute`](Self::define_absolute), for data that is not a library's (a
+    /// host's variable): code compiled to reach it directly (`-fPIE` and non-PIC code reads
+    /// extern variables PC-relative) reaches it only from within ±2 GiB; farther, the link
+    /// fails with a relocation overflow rather than read something else. Code compiled with
+    /// `-fPIC` reaches it from anywhere, through the GOT.
+    pub fn define_absolute_data(&mut self, name: &[u8], address: TargetAddr) {
+        self.absolutes.insert(name.into(), (address, true));
     }
 
     /// Forget an absolute definition; false if there was none.
@@ -192,7 +204,7 @@ impl Session {
 
     /// [`lookup`](Self::lookup) for a name that need not be UTF-8.
     pub fn lookup_bytes(&self, name: &[u8]) -> Option<TargetAddr> {
-        visible(&self.symbols, name).or_else(|| self.absolutes.get(name).copied())
+        visible(&self.symbols, name).or_else(|| self.absolutes.get(name).map(|a| a.0))
     }
 
     /// Free a unit: its plugins undo their work in the target (last first), its memory goes
@@ -238,8 +250,18 @@ impl Session {
         let inputs = LinkInputs::open(&inputs, &options.search, times)?;
 
         let (symbols, absolutes) = (&self.symbols, &self.absolutes);
-        let earlier_units =
-            |name: &[u8]| visible(symbols, name).or_else(|| absolutes.get(name).copied());
+        let earlier_units = |name: &[u8]| match visible(symbols, name) {
+            Some(address) => Some(OutsideDefinition {
+                address,
+                absolute_data: false,
+            }),
+            None => absolutes
+                .get(name)
+                .map(|&(address, absolute_data)| OutsideDefinition {
+                    address,
+                    absolute_data,
+                }),
+        };
         let entry = options.entry.as_deref();
         let mut db = resolve(&inputs, entry, executor, &earlier_units, times)?;
         for plugin in &mut plugins {
