@@ -1,7 +1,8 @@
 //! The facade with the code in another process: this test binary spawns itself as the
 //! executor (`SessionBuilder::spawn_self`, served by `serve_executor_if_asked`), with shared
-//! and copied memory. Its own harness (`harness = false`): the executor's arguments are not a
-//! test filter.
+//! and copied memory; and, for TCP, as a listener and as a host whose standard input the
+//! test controls. Its own harness (`harness = false`): those roles' arguments and environment
+//! are not test filters.
 
 mod common;
 
@@ -99,9 +100,120 @@ fn a_link_error_leaves_the_session_usable() {
     assert_eq!(session.run_program(unit.id, &["good"]).unwrap(), 7);
 }
 
+/// The token of the test's TCP listener (any 16 bytes or more).
+const TOKEN: &str = "facade-test-token-0123456789";
+
+/// Role: a TCP listener on a free loopback port (printed on stdout by `listen`), ending when
+/// its stdin does.
+fn listener_role() -> ! {
+    let token = rjitlink::lower::executor::Token::new(TOKEN.as_bytes()).unwrap();
+    let options = rjitlink::lower::executor::ListenOptions {
+        max_clients: 4,
+        exit_with_stdin: true,
+    };
+    let result = rjitlink::lower::executor::listen("127.0.0.1:0", &token, &options);
+    std::process::exit(i32::from(result.is_err()))
+}
+
+/// Role: a host linking `object` on the TCP executor at `address`, the program's stdin
+/// forwarded or not; it says how the program ended, then reads its own stdin to the end and
+/// says how much it got.
+fn host_role(address: &str, object: &str, forward: bool) -> ! {
+    use std::io::{Read, Write};
+    let mut session = Session::builder()
+        .tcp(address, TOKEN)
+        .forward_stdin(forward)
+        .build()
+        .unwrap();
+    let unit = session
+        .link(&Unit::new().path(object).entry("main"))
+        .unwrap();
+    let status = session.run_program(unit.id, &["reader"]).unwrap();
+    println!("program read {status}");
+    std::io::stdout().flush().unwrap();
+    // The test writes the rest of the input now: a reader of stdin left over from the run
+    // would take it meanwhile.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut rest = Vec::new();
+    std::io::stdin().read_to_end(&mut rest).unwrap();
+    println!("host read {:?}", String::from_utf8_lossy(&rest));
+    std::process::exit(0)
+}
+
+/// A TCP executor's program reads the host's stdin only when asked, and never after it
+/// ended: the host gets the rest of its input.
+fn tcp_program_reads_the_hosts_stdin_only_when_asked() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let scratch = Scratch::new("tcp-stdin");
+    let reader = scratch.compile(
+        "reader",
+        "#include <unistd.h>\nint main(void) { char b[3]; int n = 0, r;\n\
+         while (n < 3 && (r = read(0, b + n, 3 - n)) > 0) n += r; return n; }\n",
+        &[],
+    );
+    let exe = std::env::current_exe().unwrap();
+    let mut listener = Command::new(&exe)
+        .env("RJITLINK_TEST_LISTEN", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(listener.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let address = first
+        .trim()
+        .rsplit(' ')
+        .next()
+        .expect("the listener says where it listens")
+        .to_owned();
+    for (forward, expected) in [
+        // Forwarded: the program takes its 3 bytes; what the host is sent after the run is
+        // the host's.
+        (true, ("program read 3", "host read \"defgh\"")),
+        // Not forwarded: the program reads end of file; all of it is the host's.
+        (false, ("program read 0", "host read \"abcdefgh\"")),
+    ] {
+        let mut host = Command::new(&exe)
+            .env("RJITLINK_TEST_HOST", &address)
+            .env("RJITLINK_TEST_OBJECT", &reader)
+            .env("RJITLINK_TEST_FORWARD", if forward { "1" } else { "0" })
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = host.stdin.take().unwrap();
+        stdin.write_all(b"abc").unwrap();
+        let mut out = BufReader::new(host.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), expected.0);
+        // Only now, with the run over, comes the rest.
+        stdin.write_all(b"defgh").unwrap();
+        drop(stdin);
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), expected.1);
+        assert!(host.wait().unwrap().success());
+    }
+    // Its stdin closed, the listener ends.
+    drop(listener.stdin.take());
+    assert!(listener.wait().unwrap().success());
+}
+
 fn main() {
     rjitlink::serve_executor_if_asked();
-    let tests: [(&str, fn()); 5] = [
+    if std::env::var_os("RJITLINK_TEST_LISTEN").is_some() {
+        listener_role();
+    }
+    if let Ok(address) = std::env::var("RJITLINK_TEST_HOST") {
+        let object = std::env::var("RJITLINK_TEST_OBJECT").unwrap();
+        let forward = std::env::var("RJITLINK_TEST_FORWARD").as_deref() == Ok("1");
+        host_role(&address, &object, forward);
+    }
+    let tests: [(&str, fn()); 6] = [
         ("runs_a_program_linked_in_two_units_shared", || {
             runs_a_program_linked_in_two_units(RemoteMemory::Shared)
         }),
@@ -118,6 +230,10 @@ fn main() {
         (
             "a_link_error_leaves_the_session_usable",
             a_link_error_leaves_the_session_usable,
+        ),
+        (
+            "tcp_program_reads_the_hosts_stdin_only_when_asked",
+            tcp_program_reads_the_hosts_stdin_only_when_asked,
         ),
     ];
     let filter: Vec<String> = std::env::args()
