@@ -12,7 +12,7 @@
 //! - No panic crosses into C: each function catches one and reports it as an error of kind
 //!   `RJITLINK_ERROR_INTERNAL`.
 
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations)]
 // Every function here takes raw pointers from C: their safety contract is the header's,
 // stated once above rather than on each function.
 #![allow(clippy::missing_safety_doc)]

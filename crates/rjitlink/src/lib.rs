@@ -50,7 +50,7 @@
 //! The C API (`include/rjitlink.h`, `librjitlink.so`) is this crate behind opaque handles;
 //! see the `rjitlink-capi` crate.
 
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations)]
 
 mod error;
 mod function;

@@ -65,6 +65,16 @@ int main(int argc, char **argv) {
     CHECK(rjitlink_options_threads(options, 1) == RJITLINK_OK);
     CHECK(rjitlink_options_plugins(options, 1u << 9) == RJITLINK_ERROR);
     CHECK(rjitlink_last_error_kind() == RJITLINK_ERROR_ARGUMENT);
+    CHECK(strcmp(rjitlink_last_error(), "unknown plugin bits 0x200") == 0);
+    CHECK(rjitlink_options_remote_memory(options, 7) == RJITLINK_ERROR);
+    CHECK(strcmp(rjitlink_last_error(), "remote memory mode 7 is not 0, 1 or 2") == 0);
+    /* Remote memory with the in-process executor: refused when the session is made. */
+    rjitlink_options *contradictory = rjitlink_options_new();
+    CHECK(rjitlink_options_remote_memory(contradictory, 2) == RJITLINK_OK);
+    CHECK(rjitlink_session_new(contradictory) == NULL);
+    CHECK(strcmp(rjitlink_last_error(),
+                 "invalid session options: remote_memory applies to remote executors") == 0);
+    rjitlink_options_free(contradictory);
     rjitlink_session *session = rjitlink_session_new(options);
     rjitlink_options_free(options);
     CHECK(session != NULL);
@@ -110,6 +120,12 @@ int main(int argc, char **argv) {
     int status = -1;
     CHECK(rjitlink_run_main(session, first, 3, args, &status) == RJITLINK_OK);
     CHECK(status == 3 + 100); /* argc + counter */
+    CHECK(rjitlink_run_main(session, first, -1, args, &status) == RJITLINK_ERROR);
+    CHECK(strcmp(rjitlink_last_error(), "argc is negative") == 0);
+    CHECK(rjitlink_run_main(session, first, 2, NULL, &status) == RJITLINK_ERROR);
+    CHECK(strcmp(rjitlink_last_error(), "argv is NULL") == 0);
+    CHECK(rjitlink_run_main(session, first, 1, args, NULL) == RJITLINK_ERROR);
+    CHECK(strcmp(rjitlink_last_error(), "status is NULL") == 0);
     CHECK(rjitlink_run_finalizers(session, first) == RJITLINK_OK);
     CHECK(*counter == -1); /* its destructor ran */
 
