@@ -437,3 +437,35 @@ fn options_that_do_not_go_together_are_refused() {
         Err(Error::Token(_))
     ));
 }
+
+#[test]
+fn libraries_by_name_from_search_dirs_and_the_system() {
+    let scratch = Scratch::new("libraries");
+    let mul = scratch.compile("mul", "long mul(long a, long b) { return a * b; }\n", &[]);
+    scratch.archive("libmul", &[&mul]);
+    let user = scratch.compile(
+        "user",
+        "double cbrt(double);\nlong mul(long, long);\n\
+         long cube_root_times(long x, long y) { return mul((long)(cbrt((double)x) + 0.5), y); }\n",
+        &["-fno-builtin"],
+    );
+    let mut session = Session::new().unwrap();
+    // -lmul found in the -L directory (as libmul.a), -lm in the system's (a script naming
+    // libm.so.6, loaded into the process).
+    let unit = Unit::new()
+        .path(&user)
+        .search_dir(&scratch.0)
+        .library("mul")
+        .library("m");
+    session.link(&unit).unwrap();
+    // SAFETY: `long cube_root_times(long, long)`.
+    let f: extern "C" fn(i64, i64) -> i64 =
+        unsafe { session.lookup_fn("cube_root_times") }.unwrap();
+    assert_eq!(f(27, 5), 15);
+    assert_eq!(f(1000, 3), 30);
+    // Without the directory, -lmul is not found.
+    let error = session
+        .link(&Unit::new().path(&user).library("mul"))
+        .unwrap_err();
+    assert_eq!(error.message(), "cannot find -lmul");
+}
