@@ -71,6 +71,76 @@ fn c_program_embeds_rjitlink() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `embed.c` built against the library in `dir`, and `program.c` compiled: their paths.
+fn embed_and_program(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c");
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
+    let program = dir.join("program.o");
+    cc(&[
+        "-c".as_ref(),
+        sources.join("program.c").as_os_str(),
+        "-o".as_ref(),
+        program.as_os_str(),
+    ]);
+    let lib = library_dir();
+    let embed = dir.join("embed");
+    let rpath = format!("-Wl,-rpath,{}", lib.display());
+    cc(&[
+        "-Wall".as_ref(),
+        "-Werror".as_ref(),
+        "-I".as_ref(),
+        include.as_os_str(),
+        sources.join("embed.c").as_os_str(),
+        "-o".as_ref(),
+        embed.as_os_str(),
+        "-L".as_ref(),
+        lib.as_os_str(),
+        "-lrjitlink".as_ref(),
+        rpath.as_ref(),
+    ]);
+    (embed, program)
+}
+
+#[test]
+fn c_program_runs_a_unit_as_its_own_program() {
+    // In process, the unit's exit is the host's: 40 (its constructor) + argc 3.
+    let dir = scratch_dir("c-api-run");
+    let (embed, program) = embed_and_program(&dir);
+    let output = Command::new(&embed)
+        .arg("--run")
+        .arg(&program)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(43),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn c_program_runs_a_unit_in_a_spawned_executor() {
+    let dir = scratch_dir("c-api-spawn");
+    let (embed, program) = embed_and_program(&dir);
+    let output = Command::new(&embed)
+        .arg("--spawn")
+        .arg(common::rjitlink_binary())
+        .arg(&program)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout, "spawned program exited with 42\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn cpp_compiler_accepts_the_header() {
     // The header is usable from C++ (extern "C", no C-only constructs).

@@ -3,6 +3,8 @@
  * line per check that fails and exits 1 then; prints "all checks passed" and exits 0 else.
  *
  * Usage: embed UNIT.o LATER.o BROKEN.o
+ *        embed --run PROGRAM.o              run it in this process: its exit status is ours
+ *        embed --spawn RJITLINK PROGRAM.o   run it in a spawned executor, and say its status
  *   UNIT.o:   defines add, counter (set by a constructor), main; uses host_scale (defined
  *             absolute), host_bias (absolute data) and host_offset (a symbol of this
  *             program, found with host symbols). Compiled with -fPIC.
@@ -50,7 +52,59 @@ static void *read_file(const char *path, size_t *size) {
     return data;
 }
 
+/* A session on options (NULL: in process) with PROGRAM.o linked, its entry main. */
+static rjitlink_session *session_with_program(rjitlink_options *options, const char *program,
+                                              uint64_t *id) {
+    rjitlink_session *session = rjitlink_session_new(options);
+    CHECK(session != NULL);
+    if (!session) return NULL;
+    rjitlink_unit *unit = rjitlink_unit_new();
+    CHECK(rjitlink_unit_add_path(unit, program) == RJITLINK_OK);
+    CHECK(rjitlink_unit_set_entry(unit, "main") == RJITLINK_OK);
+    CHECK(rjitlink_link(session, unit, id) == RJITLINK_OK);
+    rjitlink_unit_free(unit);
+    return session;
+}
+
+/* The program in this process: it exits, and this process with it. */
+static int run_in_process(const char *program) {
+    uint64_t id = 0;
+    rjitlink_session *session = session_with_program(NULL, program, &id);
+    if (!session) return 1;
+    const char *args[] = {"program", "a", "b"};
+    int status = -1;
+    CHECK(rjitlink_run_program(session, id, 3, args, &status) == RJITLINK_OK);
+    printf("rjitlink_run_program returned (%d): it must not\n", status);
+    return 1;
+}
+
+/* The program in a spawned executor, with copied memory: its status comes back. */
+static int run_spawned(const char *rjitlink, const char *program) {
+    rjitlink_options *options = rjitlink_options_new();
+    CHECK(rjitlink_options_spawn_executor(options, rjitlink) == RJITLINK_OK);
+    CHECK(rjitlink_options_remote_memory(options, 2) == RJITLINK_OK);
+    uint64_t id = 0;
+    rjitlink_session *session = session_with_program(options, program, &id);
+    rjitlink_options_free(options);
+    if (!session) return 1;
+    uint64_t address = 0;
+    CHECK(rjitlink_lookup(session, "main", &address) == RJITLINK_OK && address != 0);
+    /* Its code is in another process: nothing of it can run here. */
+    CHECK(rjitlink_run_initializers(session, id) == RJITLINK_ERROR);
+    CHECK(rjitlink_last_error_kind() == RJITLINK_ERROR_IN_PROCESS_ONLY);
+    const char *args[] = {"program", "a"};
+    int status = -1;
+    CHECK(rjitlink_run_program(session, id, 2, args, &status) == RJITLINK_OK);
+    CHECK(status == 42);
+    rjitlink_session_free(session);
+    if (failures) return 1;
+    printf("spawned program exited with %d\n", status);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--run") == 0) return run_in_process(argv[2]);
+    if (argc == 4 && strcmp(argv[1], "--spawn") == 0) return run_spawned(argv[2], argv[3]);
     if (argc != 4) {
         fprintf(stderr, "usage: embed UNIT.o LATER.o BROKEN.o\n");
         return 2;

@@ -30,6 +30,32 @@ pub fn library_dir() -> PathBuf {
         .clone()
 }
 
+/// The `rjitlink` binary (the command line, which serves as a spawned executor), built now if
+/// it is not up to date, as `library_dir` builds the library.
+#[allow(dead_code)] // header.rs has no use for it
+pub fn rjitlink_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    cargo
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "rjitlink-cli",
+            "--bin",
+            "rjitlink",
+            "--target-dir",
+        ])
+        .arg(profile_dir.parent().unwrap())
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().unwrap() == "release" {
+        cargo.arg("--release");
+    }
+    assert!(cargo.status().expect("cargo runs").success());
+    profile_dir.join("rjitlink")
+}
+
 /// A fresh directory for one test, removed by the test when it passes.
 #[allow(dead_code)] // header.rs has no use for it
 pub fn scratch_dir(name: &str) -> PathBuf {
