@@ -215,7 +215,17 @@ impl SessionBuilder {
                 "remote_memory applies to remote executors".into(),
             ));
         }
+        if remote_memory && matches!(self.target, Target::Custom(_)) {
+            return Err(Error::InvalidOptions(
+                "remote_memory applies to the executors the builder starts (a custom one has its mapper)".into(),
+            ));
+        }
         if self.host_symbols && !matches!(self.target, Target::InProcess) {
+            if in_process {
+                return Err(Error::InvalidOptions(
+                    "host_symbols applies to the builder's in-process executor (a custom one shows the host's symbols itself: InProcess::expose_host_symbols)".into(),
+                ));
+            }
             return Err(Error::InProcessOnly {
                 operation: "host_symbols",
             });

@@ -414,6 +414,40 @@ fn options_that_do_not_go_together_are_refused() {
             operation: "host_symbols"
         })
     ));
+    // A custom executor brings its own mapper and symbols.
+    let custom = || Box::new(rjitlink::lower::executor::InProcess::new());
+    assert!(invalid(
+        Session::builder()
+            .executor(custom())
+            .remote_memory(rjitlink::RemoteMemory::Shared)
+    )
+    .starts_with("remote_memory applies to remote executors"));
+    assert!(
+        invalid(Session::builder().executor(custom()).host_symbols(true))
+            .starts_with("host_symbols applies to the builder's in-process executor")
+    );
+    assert!(invalid(
+        Session::builder()
+            .executor(Box::new(Elsewhere))
+            .remote_memory(rjitlink::RemoteMemory::Copy)
+    )
+    .starts_with("remote_memory applies to the executors the builder starts"));
+    assert!(matches!(
+        Session::builder()
+            .executor(Box::new(Elsewhere))
+            .host_symbols(true)
+            .build(),
+        Err(Error::InProcessOnly {
+            operation: "host_symbols"
+        })
+    ));
+    let mut with_host = rjitlink::lower::executor::InProcess::new();
+    with_host.expose_host_symbols().unwrap();
+    let session = Session::builder()
+        .executor(Box::new(with_host))
+        .build()
+        .unwrap();
+    assert!(session.is_in_process());
     // A program that cannot be started is the target's error.
     let error = Session::builder()
         .spawn_executor("/nonexistent/rjitlink")
@@ -468,4 +502,51 @@ fn libraries_by_name_from_search_dirs_and_the_system() {
         .link(&Unit::new().path(&user).library("mul"))
         .unwrap_err();
     assert_eq!(error.message(), "cannot find -lmul");
+}
+
+/// An executor said to be another process, for the builder's checks; nothing is asked of it.
+struct Elsewhere;
+
+impl rjitlink::Executor for Elsewhere {
+    fn memory(&self) -> std::sync::Arc<dyn rjitlink::MemoryMapper> {
+        unreachable!("the builder refuses the options first")
+    }
+    fn load_library(&mut self, _: &std::path::Path) -> Result<(), rjitlink::TargetError> {
+        unreachable!()
+    }
+    fn load_library_image(&mut self, _: &str, _: &[u8]) -> Result<(), rjitlink::TargetError> {
+        unreachable!()
+    }
+    fn load_module(
+        &mut self,
+        _: &str,
+        _: &[u8],
+        _: rjitlink::lower::target::WordTable,
+    ) -> Result<rjitlink::lower::target::LoadedModule, rjitlink::TargetError> {
+        unreachable!()
+    }
+    fn unload_module(
+        &mut self,
+        _: rjitlink::lower::target::ModuleHandle,
+    ) -> Result<(), rjitlink::TargetError> {
+        unreachable!()
+    }
+    fn lookup(&mut self, _: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, rjitlink::TargetError> {
+        unreachable!()
+    }
+    fn symbol_info(
+        &mut self,
+        _: &[TargetAddr],
+    ) -> Result<Vec<Option<rjitlink::lower::target::SymbolInfo>>, rjitlink::TargetError> {
+        unreachable!()
+    }
+    fn interpose(
+        &mut self,
+        _: &[rjitlink::lower::target::Interposition],
+    ) -> Result<(), rjitlink::TargetError> {
+        unreachable!()
+    }
+    fn run(&mut self, _: &rjitlink::lower::target::Program) -> Result<i32, rjitlink::TargetError> {
+        unreachable!()
+    }
 }
