@@ -100,6 +100,35 @@ fn a_link_error_leaves_the_session_usable() {
     assert_eq!(session.run_program(unit.id, &["good"]).unwrap(), 7);
 }
 
+/// C++ exceptions cross linked frames only while the eh_frame plugin registers them: off,
+/// the throw finds no handler and the program aborts (in the executor, not in this test).
+fn exception_frames_can_be_switched_off() {
+    let scratch = Scratch::new("remote-eh");
+    let program = scratch.compile_cpp(
+        "throws",
+        "static int thrower(int x) { if (x > 0) throw x; return 0; }\n\
+         int main(int argc, char **) { try { return thrower(argc); } catch (int caught) {\n\
+         return 40 + caught; } }\n",
+    );
+    let unit = Unit::new().path(&program).library("stdc++").entry("main");
+    let run = |plugins: rjitlink::PluginSwitches| {
+        let mut session = Session::builder()
+            .spawn_self()
+            .plugins(plugins)
+            .build()
+            .unwrap();
+        let linked = session.link(&unit).unwrap();
+        session.run_program(linked.id, &["throws", "x"])
+    };
+    assert_eq!(run(rjitlink::PluginSwitches::default()).unwrap(), 42);
+    let mut off = rjitlink::PluginSwitches::default();
+    off.eh_frames = false;
+    match run(off) {
+        Err(Error::Target(TargetError::Terminated { signal })) => assert_eq!(signal, libc::SIGABRT),
+        other => panic!("expected the program to abort, got {other:?}"),
+    }
+}
+
 /// The token of the test's TCP listener (any 16 bytes or more).
 const TOKEN: &str = "facade-test-token-0123456789";
 
@@ -213,7 +242,7 @@ fn main() {
         let forward = std::env::var("RJITLINK_TEST_FORWARD").as_deref() == Ok("1");
         host_role(&address, &object, forward);
     }
-    let tests: [(&str, fn()); 6] = [
+    let tests: [(&str, fn()); 7] = [
         ("runs_a_program_linked_in_two_units_shared", || {
             runs_a_program_linked_in_two_units(RemoteMemory::Shared)
         }),
@@ -230,6 +259,10 @@ fn main() {
         (
             "a_link_error_leaves_the_session_usable",
             a_link_error_leaves_the_session_usable,
+        ),
+        (
+            "exception_frames_can_be_switched_off",
+            exception_frames_can_be_switched_off,
         ),
         (
             "tcp_program_reads_the_hosts_stdin_only_when_asked",
