@@ -201,10 +201,23 @@ pub struct RjitlinkOptions {
 }
 
 /// Where a session's code runs, as the options say.
-#[derive(Debug)]
 enum Target {
     Spawn(PathBuf),
     Tcp { address: String, token: Vec<u8> },
+}
+
+impl std::fmt::Debug for Target {
+    /// The token stays out of it (and so out of logs).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Spawn(program) => f.debug_tuple("Spawn").field(program).finish(),
+            Target::Tcp { address, .. } => f
+                .debug_struct("Tcp")
+                .field("address", address)
+                .field("token", &"<hidden>")
+                .finish(),
+        }
+    }
 }
 
 /// New options, all defaults: in process, a 1 GiB slab, every plugin on. NULL on failure.
@@ -719,6 +732,28 @@ mod tests {
             message.to_str().unwrap(),
             "internal error in rjitlink (please report): no handle"
         );
+    }
+
+    #[test]
+    fn options_do_not_show_the_token() {
+        let options = rjitlink_options_new();
+        // SAFETY: a live options handle and C strings.
+        unsafe {
+            assert_eq!(
+                rjitlink_options_tcp(
+                    options,
+                    c"127.0.0.1:7000".as_ptr(),
+                    c"secret-0123456789".as_ptr()
+                ),
+                RJITLINK_OK
+            );
+            let debug = format!("{:?}", *options);
+            assert!(
+                debug.contains("127.0.0.1:7000") && !debug.contains("secret"),
+                "{debug}"
+            );
+            rjitlink_options_free(options);
+        }
     }
 
     #[test]
