@@ -3,6 +3,8 @@
 //! system keeps the architecture's libraries. `x86_64` implements it; the rest of rjitlink is
 //! architecture-free and names the architecture only through `HostArch`.
 
+#![deny(missing_docs)]
+
 mod x86_64;
 
 pub use x86_64::X86_64;
@@ -23,7 +25,10 @@ pub enum Formula {
     /// L + A - P; the symbol itself (S) when it is within reach.
     PltRelative,
     /// G + GOT + A - P; `relax` says whether the instruction may be rewritten to use S directly.
-    GotPcRelative { relax: Relax },
+    GotPcRelative {
+        /// Whether the instruction may be rewritten.
+        relax: Relax,
+    },
     /// G + A: the slot's offset from the GOT base.
     GotOffsetOfSlot,
     /// S + A - GOT
@@ -66,6 +71,7 @@ pub enum TlsAccess {
 /// GOT-load relaxation allowed for a GOT-relative relocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Relax {
+    /// Never: the instruction cannot be rewritten.
     Never,
     /// The instruction has no prefix to account for.
     Plain,
@@ -76,7 +82,9 @@ pub enum Relax {
 /// The values a field may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Range {
+    /// A two's complement value of the field's width.
     Signed,
+    /// An unsigned value of the field's width.
     Unsigned,
     /// Signed or unsigned: ld's "bitfield" check.
     Either,
@@ -98,9 +106,11 @@ impl Range {
 pub struct RelocKind {
     /// The psABI's name, for messages.
     pub name: &'static str,
+    /// How the value is computed.
     pub formula: Formula,
     /// Bytes written.
     pub width: usize,
+    /// The values the field may hold.
     pub range: Range,
 }
 
@@ -123,6 +133,7 @@ pub enum Reach {
 pub enum UnsupportedReloc {
     /// A known type that rjitlink does not implement (dynamic-only types).
     Known(&'static str),
+    /// A type number rjitlink does not know.
     Unknown(u32),
 }
 

@@ -18,7 +18,9 @@ pub enum ServeError {
     Token(std::io::Error),
     /// The TCP listener could not be set up at `address`.
     Listen {
+        /// The address asked for.
         address: String,
+        /// The system's error.
         source: std::io::Error,
     },
     /// The linker closed the connection before saying hello.
@@ -32,16 +34,26 @@ pub enum ServeError {
     /// The linker answered the challenge with something else than its proof.
     NotProof,
     /// The linker was authenticated, and turned away: `limit` linkers are being served.
-    Busy { limit: usize },
+    Busy {
+        /// How many it serves at once.
+        limit: usize,
+    },
     /// The linker closed the connection while its program ran: the program was ended.
     LinkerGone,
     /// A system call failed; `context` says what was being done.
     System {
+        /// What was being done.
         context: String,
+        /// The system's error.
         source: std::io::Error,
     },
     /// The linker speaks another protocol version.
-    VersionMismatch { ours: u32, theirs: u32 },
+    VersionMismatch {
+        /// The executor's version.
+        ours: u32,
+        /// The linker's.
+        theirs: u32,
+    },
     /// The linker asked to write outside the memory this executor reserved; the payload
     /// that follows cannot be trusted to be skipped, so the connection ends.
     RefusedWrite(String),

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 /// Runs linked code in the current process.
 pub struct InProcess {
-    mapper: Arc<InProcessMapper>,
+    /// The in-process mapper, or the caller's own (`with_mapper`).
+    mapper: Arc<dyn MemoryMapper>,
     libraries: Libraries,
 }
 
@@ -26,11 +27,33 @@ impl InProcess {
     /// An executor for this process. Starts the linker's worker threads if they are not
     /// running yet, so that they never take the program's signals (see `start_state`).
     pub fn new() -> Self {
+        Self::with_mapper(Arc::new(InProcessMapper::new()))
+    }
+
+    /// An executor for this process whose linked memory comes from `mapper` (one that
+    /// counts, logs, or places memory its own way). The mapper must hand out memory of this
+    /// process: target addresses are where the code runs here.
+    pub fn with_mapper(mapper: Arc<dyn MemoryMapper>) -> Self {
         crate::start_state::keep_linker_threads_out();
         InProcess {
-            mapper: Arc::new(InProcessMapper::new()),
+            mapper,
             libraries: Libraries::default(),
         }
+    }
+
+    /// Make this process's own exported symbols (and those of the libraries it started with)
+    /// visible to links, after the libraries they load, as `llvm-jitlink` does by default:
+    /// linked code can then call the host's functions by name. Only symbols in the host's
+    /// dynamic symbol table are found (a program linked with `-rdynamic`, or a function a
+    /// shared library exports). Err with the loader's message if it refuses.
+    pub fn expose_host_symbols(&mut self) -> Result<(), TargetError> {
+        self.libraries.add_host()
+    }
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcess").finish_non_exhaustive()
     }
 }
 

@@ -7,6 +7,8 @@
 //! standard streams), whose side of the connection is `rjitlink-remote`. Both do the same
 //! target operations (`target`, `interpose`), one code path for the two.
 
+#![deny(missing_docs)]
+
 mod error;
 mod inprocess;
 mod interpose;

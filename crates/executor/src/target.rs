@@ -20,6 +20,9 @@ pub struct Libraries {
     modules: Vec<(*mut c_void, std::fs::File)>,
     /// The memory files of images loaded for good (`load_image`).
     images: Vec<std::fs::File>,
+    /// The process's own global scope (`dlopen(NULL)`: the program and the libraries it
+    /// started with), searched after `handles` when the host's symbols are asked for.
+    host: Option<*mut c_void>,
 }
 
 // SAFETY: dlopen handles are process-global and may be used from any thread.
@@ -158,6 +161,25 @@ impl Libraries {
         Ok(())
     }
 
+    /// Make the symbols of this process's own global scope (the host program's exported
+    /// symbols, then the libraries it was started with) visible to `lookup`, after the
+    /// libraries loaded for linked code. Err with the loader's message if it refuses.
+    pub fn add_host(&mut self) -> Result<(), TargetError> {
+        if self.host.is_some() {
+            return Ok(());
+        }
+        // SAFETY: dlopen(NULL) returns the main program's handle; it loads nothing.
+        let handle = unsafe { libc::dlopen(std::ptr::null(), libc::RTLD_NOW) };
+        if handle.is_null() {
+            return Err(TargetError::LoadLibrary {
+                path: "(this process)".into(),
+                reason: dlerror_message(),
+            });
+        }
+        self.host = Some(handle);
+        Ok(())
+    }
+
     /// Each name's address in the first library (in load order) that defines it.
     pub fn lookup<'a>(&self, names: impl IntoIterator<Item = &'a [u8]>) -> Vec<Option<TargetAddr>> {
         let mut buffer = Vec::new();
@@ -167,7 +189,7 @@ impl Libraries {
                 buffer.clear();
                 buffer.extend_from_slice(name);
                 buffer.push(0);
-                self.handles.iter().find_map(|&handle| {
+                self.handles.iter().chain(&self.host).find_map(|&handle| {
                     // SAFETY: a live handle and a NUL-terminated name.
                     let address = unsafe { libc::dlsym(handle, buffer.as_ptr() as *const c_char) };
                     (!address.is_null()).then_some(TargetAddr(address as u64))

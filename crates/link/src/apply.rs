@@ -397,9 +397,9 @@ pub fn apply_section(
                 (Formula::Absolute, _) => {
                     Some("absolute addresses need the code placed below 2 GiB; compile with -fPIC")
                 }
-                (_, Some(SymbolLocation::External)) => {
-                    Some("the symbol lies in a shared library too far away")
-                }
+                (_, Some(SymbolLocation::External)) => Some(
+                    "the symbol lies outside the image, too far away; compile with -fPIC to reach it through the GOT",
+                ),
                 _ => None,
             };
             return Err(fail(RelocationProblem::Overflow {

@@ -80,37 +80,59 @@ impl fmt::Display for Printable<'_> {
 pub enum LinkError {
     /// An input file could not be opened or mapped.
     Io {
+        /// The input's path.
         path: PathBuf,
         /// `open` or `map`.
         operation: &'static str,
+        /// The system's error.
         source: std::io::Error,
     },
     /// `-l NAME` found nothing in the search path; `script` names the linker script that
     /// asked for it.
     LibraryNotFound {
+        /// The library's name as given to `-l`.
         name: String,
+        /// The linker script that asked for it, if one did.
         script: Option<PathBuf>,
     },
     /// A file a linker script names was not found.
-    ScriptInputNotFound { script: PathBuf, file: String },
+    ScriptInputNotFound {
+        /// The linker script naming it.
+        script: PathBuf,
+        /// The name as the script gives it.
+        file: String,
+    },
     /// An input is malformed or is not something rjitlink links. `file` is a path, or
     /// `archive(member)` for an archive member.
-    Input { file: String, problem: String },
+    Input {
+        /// The input: a path, or `archive(member)`.
+        file: String,
+        /// What is wrong, as a phrase.
+        problem: String,
+    },
     /// A section of an input cannot be linked.
     Section {
+        /// The input holding it.
         file: String,
+        /// The section's name.
         section: String,
+        /// What is wrong, as a phrase.
         problem: String,
     },
     /// A symbol cannot be linked; `file` is the input that defines it, where one does.
     Symbol {
+        /// The input defining it, where one does.
         file: Option<String>,
+        /// The symbol's name.
         symbol: String,
+        /// What is wrong, as a phrase.
         problem: String,
     },
     /// A relocation cannot be applied.
     Relocation {
+        /// The input holding it.
         file: String,
+        /// The section the relocation applies to.
         section: String,
         /// The relocation's offset in its section.
         offset: u64,
@@ -125,17 +147,27 @@ pub enum LinkError {
     Undefined(Vec<UndefinedSymbol>),
     /// Two inputs define the same global strongly.
     DuplicateSymbol {
+        /// The symbol's name.
         symbol: String,
+        /// The input defining it first.
         first: String,
+        /// The input defining it again.
         second: String,
     },
     /// The entry symbol cannot be run.
     Entry {
+        /// The entry symbol's name.
         symbol: String,
+        /// Why it cannot be run.
         problem: EntryProblem,
     },
     /// The image is larger than the code model lets its code reach across.
-    ImageTooLarge { size: u64, limit: u64 },
+    ImageTooLarge {
+        /// The image's size in bytes.
+        size: u64,
+        /// How far code can reach in the code model.
+        limit: u64,
+    },
     /// Target memory could not be had or set up. Displays as the `MapError` itself.
     Memory(MapError),
     /// `Session::free` of a unit that is not live (never linked, or freed already).
@@ -147,6 +179,7 @@ pub enum LinkError {
     Target {
         /// What the linker asked for, where the target's own message does not say it.
         context: Option<&'static str>,
+        /// The target's error.
         source: TargetError,
     },
 }
@@ -154,6 +187,7 @@ pub enum LinkError {
 /// A symbol nothing defines, and an input that refers to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UndefinedSymbol {
+    /// The symbol's name.
     pub symbol: String,
     /// `None` when only the entry point asks for it.
     pub referenced_by: Option<String>,
@@ -179,23 +213,33 @@ pub enum EntryProblem {
 pub enum RelocationProblem {
     /// Its type is unknown or not supported.
     Unsupported {
+        /// Why it is not supported.
         reason: UnsupportedReloc,
+        /// the symbol it refers to.
         symbol: String,
     },
     /// It names a symbol index past the symbol table.
     InvalidSymbolIndex(u64),
     /// Its field does not lie inside its section.
     OutsideSection {
+        /// the relocation's type, as `R_X86_64_PC32`.
         relocation: &'static str,
+        /// the symbol it refers to.
         symbol: String,
+        /// The size of the section it lies in.
         section_size: u64,
     },
     /// The value does not fit the field.
     Overflow {
+        /// the relocation's type, as `R_X86_64_PC32`.
         relocation: &'static str,
+        /// the symbol it refers to.
         symbol: String,
+        /// The value computed.
         value: i64,
+        /// The width of the field in bits.
         bits: usize,
+        /// The values the field can hold.
         range: Range,
         /// What would make it fit, where something would.
         hint: Option<&'static str>,
@@ -203,23 +247,32 @@ pub enum RelocationProblem {
     /// The symbol lies in a section that is not loaded (a discarded COMDAT copy or a
     /// non-allocated section).
     SymbolNotLoaded {
+        /// the relocation's type, as `R_X86_64_PC32`.
         relocation: &'static str,
+        /// the symbol it refers to.
         symbol: String,
     },
     /// A symbol-size relocation against a library symbol, whose size is unknown.
     LibrarySymbolSize {
+        /// the relocation's type, as `R_X86_64_PC32`.
         relocation: &'static str,
+        /// the symbol it refers to.
         symbol: String,
     },
     /// A GOT-relative relocation whose GOT slot scan did not plan: a bug in rjitlink.
     NoSlotPlanned {
+        /// the relocation's type, as `R_X86_64_PC32`.
         relocation: &'static str,
+        /// the symbol it refers to.
         symbol: String,
     },
     /// A thread-local access that cannot be linked.
     ThreadLocal {
+        /// the relocation's type, as `R_X86_64_PC32`.
         relocation: &'static str,
+        /// the symbol it refers to.
         symbol: String,
+        /// Why it cannot be linked.
         problem: TlsProblem,
     },
 }

@@ -9,6 +9,7 @@ use object::read::archive::ArchiveFile;
 use rjitlink_arch::{Arch, HostArch};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One input as given on the command line, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,14 +18,49 @@ pub enum InputArg {
     Path(PathBuf),
     /// `-l NAME`: `libNAME.so` or `libNAME.a` found in the search path; `-l :FILE` names FILE.
     Library(String),
+    /// An object, archive or linker script held in memory (a host that compiled it need not
+    /// write a file). `name` stands for its path in messages (and, for a thin archive or a
+    /// linker script, is what relative names are taken relative to). Shared libraries must be
+    /// given by path: the target's loader opens them.
+    Bytes {
+        /// What messages call the input.
+        name: PathBuf,
+        /// Its contents.
+        data: InputBytes,
+    },
+}
+
+/// The contents of an input given in memory: shared, so that linking it again (or cloning the
+/// options) copies nothing. Its `Debug` shows the length, not the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InputBytes(pub Arc<[u8]>);
+
+impl std::fmt::Debug for InputBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InputBytes({} bytes)", self.0.len())
+    }
+}
+
+impl<T: Into<Arc<[u8]>>> From<T> for InputBytes {
+    fn from(bytes: T) -> InputBytes {
+        InputBytes(bytes.into())
+    }
 }
 
 /// Where `-l` looks, in order: the `-L` directories, then the system's.
 #[derive(Clone, Debug)]
 pub struct SearchPath {
+    /// The directories searched, in order.
     pub dirs: Vec<PathBuf>,
     /// gcc's private library directory (holds libgcc.a), when gcc is installed.
     pub gcc_dir: Option<PathBuf>,
+}
+
+impl Default for SearchPath {
+    /// The system's directories only: [`SearchPath::with_system_dirs`] with no `-L`.
+    fn default() -> SearchPath {
+        SearchPath::with_system_dirs(Vec::new())
+    }
 }
 
 impl SearchPath {
@@ -89,11 +125,27 @@ pub enum FileKind {
     Archive,
 }
 
+/// The bytes of an input: a file mapped read-only, or bytes the caller gave.
+enum FileBytes {
+    Mapped(Mmap),
+    Given(Arc<[u8]>),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(map) => map,
+            FileBytes::Given(bytes) => bytes,
+        }
+    }
+}
+
 /// A mapped object or archive.
 pub struct MappedFile {
     pub path: PathBuf,
     pub kind: FileKind,
-    map: Mmap,
+    map: FileBytes,
     /// For a thin archive: each member's own file, by member name.
     pub thin_members: Vec<(Vec<u8>, MappedBytes)>,
 }
@@ -141,6 +193,13 @@ impl LinkInputs {
         for arg in args {
             match arg {
                 InputArg::Path(path) => inputs.add_path(path, search, false, &mut scripts)?,
+                InputArg::Bytes { name, data } => inputs.add_bytes(
+                    name,
+                    FileBytes::Given(data.0.clone()),
+                    search,
+                    false,
+                    &mut scripts,
+                )?,
                 InputArg::Library(name) => {
                     let path =
                         search
@@ -163,13 +222,31 @@ impl LinkInputs {
         as_needed: bool,
         scripts: &mut ScriptExpansion,
     ) -> Result<(), LinkError> {
-        let map = map_file(path)?;
+        let map = FileBytes::Mapped(map_file(path)?);
+        self.add_bytes(path, map, search, as_needed, scripts)
+    }
+
+    /// Add an input whose bytes are at hand: mapped from `path`, or given under that name.
+    fn add_bytes(
+        &mut self,
+        path: &Path,
+        map: FileBytes,
+        search: &SearchPath,
+        as_needed: bool,
+        scripts: &mut ScriptExpansion,
+    ) -> Result<(), LinkError> {
         let data: &[u8] = &map;
         if data.starts_with(b"\x7fELF") {
             // e_type is at the same offset in ELF32 and ELF64 headers.
             let e_type = data.get(16..18).map(|b| u16::from_le_bytes([b[0], b[1]]));
             match e_type {
                 Some(object::elf::ET_REL) => self.push_file(path, FileKind::Object, map),
+                Some(object::elf::ET_DYN) if matches!(map, FileBytes::Given(_)) => {
+                    return Err(LinkError::input(
+                        escape_path(path),
+                        "a shared library given as bytes cannot be loaded: give its path",
+                    ))
+                }
                 Some(object::elf::ET_DYN) => self.shared_libraries.push(SharedLibrary {
                     path: loadable_path(path),
                     as_needed,
@@ -236,7 +313,7 @@ impl LinkInputs {
         Ok(())
     }
 
-    fn push_file(&mut self, path: &Path, kind: FileKind, map: Mmap) {
+    fn push_file(&mut self, path: &Path, kind: FileKind, map: FileBytes) {
         self.files.push(MappedFile {
             path: path.to_owned(),
             kind,

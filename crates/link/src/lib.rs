@@ -17,7 +17,12 @@
 //! | finalize | `unit`                | `Unit`        |
 //!
 //! Plugins (`plugins`) observe the points between them. Architecture facts come from
-//! `rjitlink_arch::HostArch`; errors are `LinkError`.
+//! `rjitlink_arch::HostArch`; errors are [`LinkError`].
+//!
+//! Most programs want the `rjitlink` crate, which wraps this one with an executor, builders
+//! and typed lookups; [`Session`] is the layer below it.
+
+#![deny(missing_docs)]
 
 mod addresses;
 mod apply;
@@ -46,8 +51,7 @@ pub use error::{
     escape_bytes, escape_path, EntryProblem, LinkError, RelocationProblem, TlsProblem,
     UndefinedSymbol,
 };
-pub use ids::{GlobalId, ImageOffset, ObjectId};
-pub use input::{default_inputs, InputArg, SearchPath};
-pub use options::{LinkOptions, SessionOptions};
+pub use input::{default_inputs, InputArg, InputBytes, SearchPath};
+pub use options::{LinkOptions, PluginSwitches, SessionOptions};
 pub use session::{LinkedUnit, Session, UnitId};
 pub use timing::PhaseTimes;

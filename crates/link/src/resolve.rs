@@ -107,6 +107,19 @@ pub struct SymbolDb<'data> {
     names: HashTable<GlobalId>,
     /// Where each global's value lies, once resolution is complete.
     pub locations: Vec<SymbolLocation>,
+    /// Globals resolved to data the session was given an absolute address for (a host's
+    /// variable), in id order: such data is not a library's, so it can neither be copied
+    /// nor stood for by a stub, and a direct reference must reach it where it is.
+    pub absolute_data: Vec<GlobalId>,
+}
+
+/// A definition from outside the link: an earlier unit's, or an absolute one.
+#[derive(Clone, Copy, Debug)]
+pub struct OutsideDefinition {
+    /// Its address in the target.
+    pub address: TargetAddr,
+    /// Known to be data that is not a library's (see `SymbolDb::absolute_data`).
+    pub absolute_data: bool,
 }
 
 /// The hash the symbol table uses; fixed-seeded so links are reproducible.
@@ -467,7 +480,7 @@ pub fn resolve<'data>(
     inputs: &'data LinkInputs,
     entry: Option<&'data str>,
     executor: &mut dyn Executor,
-    earlier_units: &dyn Fn(&[u8]) -> Option<TargetAddr>,
+    earlier_units: &dyn Fn(&[u8]) -> Option<OutsideDefinition>,
     times: &PhaseTimes,
 ) -> Result<SymbolDb<'data>> {
     let _span = times.span("resolve");
@@ -479,6 +492,7 @@ pub fn resolve<'data>(
             globals: Vec::new(),
             names: HashTable::with_capacity(4096),
             locations: Vec::new(),
+            absolute_data: Vec::new(),
         },
         comdat_winners: HashSet::default(),
         pending: Vec::new(),
@@ -692,7 +706,7 @@ fn resolve_externals(
     db: &mut SymbolDb<'_>,
     inputs: &LinkInputs,
     executor: &mut dyn Executor,
-    earlier_units: &dyn Fn(&[u8]) -> Option<TargetAddr>,
+    earlier_units: &dyn Fn(&[u8]) -> Option<OutsideDefinition>,
 ) -> Result<()> {
     let mut missing: Vec<GlobalId> = Vec::new();
     for (index, global) in db.globals.iter_mut().enumerate() {
@@ -700,7 +714,13 @@ fn resolve_externals(
             continue;
         }
         match earlier_units(global.name) {
-            Some(address) => global.resolution = Resolution::External(address),
+            Some(definition) => {
+                global.resolution = Resolution::External(definition.address);
+                if definition.absolute_data {
+                    // In id order: the loop goes through the ids in order.
+                    db.absolute_data.push(GlobalId::from_index(index));
+                }
+            }
             // A library's thread-local variable: looking it up (dlsym) would give its block
             // to the calling thread and fix it as dynamic for good, after which initial-exec
             // code cannot reach it. The TLS module names it to the loader instead, which
@@ -722,7 +742,10 @@ fn resolve_externals(
             .iter()
             .filter(|l| l.as_needed == as_needed)
             .peekable();
-        if libraries.peek().is_none() {
+        // The eager round asks the target even when this link names no library: libraries
+        // loaded for earlier units, and the host's symbols where the executor shows them,
+        // are there too.
+        if as_needed && libraries.peek().is_none() {
             continue;
         }
         if as_needed {

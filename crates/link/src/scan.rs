@@ -192,7 +192,12 @@ impl RelocationNeeds {
                 continue;
             }
             let mut needs = needs;
-            if needs & DIRECT_EXTERNAL != 0 && !copied.contains_key(&id) {
+            // A host's data has no stub to stand for it: the reference reaches it directly
+            // or fails as an overflow (which says to compile with -fPIC).
+            if needs & DIRECT_EXTERNAL != 0
+                && !copied.contains_key(&id)
+                && db.absolute_data.binary_search(&id).is_err()
+            {
                 needs |= NEEDS_GOT | NEEDS_STUB;
             }
             if needs & (NEEDS_GOT | NEEDS_STUB) == 0 {

@@ -6,9 +6,9 @@ use crate::error::LinkError;
 use crate::image::{allocate, apply_image, image_addresses, image_bytes, Image};
 use crate::input::{default_inputs, LinkInputs};
 use crate::layout::layout;
-use crate::options::{LinkOptions, SessionOptions};
+use crate::options::{LinkOptions, PluginSwitches, SessionOptions};
 use crate::plugins::{self, CopyChains, LinkContext, Plugin, TlsModule};
-use crate::resolve::resolve;
+use crate::resolve::{resolve, OutsideDefinition};
 use crate::scan::scan;
 use crate::timing::PhaseTimes;
 use crate::tls::{load_thread_locals, LoadedTls};
@@ -23,14 +23,29 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UnitId(u64);
 
+impl UnitId {
+    /// The id as a number (for a C caller, or a log). Numbers are given out in link order.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The id numbered `raw` (as `get` returned it). An id no unit has is harmless: the
+    /// session's operations say that no such unit is live.
+    pub fn from_raw(raw: u64) -> UnitId {
+        UnitId(raw)
+    }
+}
+
 /// A linked unit, live in the target.
 #[derive(Debug)]
 pub struct LinkedUnit {
+    /// The id to free it by.
     pub id: UnitId,
     /// The entry symbol's address, if one was asked for.
     pub entry: Option<TargetAddr>,
     /// Init (preinit first) and fini functions, in call order.
     pub init: Vec<TargetAddr>,
+    /// Fini functions (`.fini_array`, `.dtors`), in call order.
     pub fini: Vec<TargetAddr>,
     /// The target memory holding the unit: one range of whole pages, or, for a small unit
     /// whose segments share pages with other units', one range per non-empty segment.
@@ -76,10 +91,19 @@ struct LiveUnit {
 }
 
 /// Links units into the target behind an executor.
+///
+/// Names resolve against, in order: the unit's own inputs, the live units linked before it
+/// (the latest definition of a name first), the absolute symbols defined with
+/// [`define_absolute`](Session::define_absolute), then the libraries loaded in the target.
 pub struct Session {
     executor: Box<dyn Executor>,
     memory: Arc<MemoryManager>,
     keep_symbols: bool,
+    /// Which optional plugins the next links run.
+    plugins: PluginSwitches,
+    /// Names given an address by the caller, for every later link and `lookup`; whether each
+    /// is known to be data.
+    absolutes: HashMap<Arc<[u8]>, (TargetAddr, bool)>,
     /// Global definitions of live units by name, in link order: the last is the one visible
     /// (a later unit's definition shadows an earlier one), and freeing its unit uncovers the
     /// one before. Names no live unit defines have no entry.
@@ -92,13 +116,30 @@ pub struct Session {
     copies: CopyChains,
 }
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("in_process", &self.executor.is_this_process())
+            .field("live_units", &self.units.len())
+            .field("symbols", &self.symbols.len())
+            .field("absolutes", &self.absolutes.len())
+            .field("plugins", &self.plugins)
+            .field("memory", &self.memory.stats())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Session {
+    /// A session linking into the target behind `executor`, its slab reserved there as
+    /// `options` says (lazily, by the first link).
     pub fn new(executor: Box<dyn Executor>, options: SessionOptions) -> Session {
         let memory = MemoryManager::new(executor.memory(), options.slab);
         Session {
             executor,
             memory,
             keep_symbols: options.keep_symbols,
+            plugins: PluginSwitches::default(),
+            absolutes: HashMap::default(),
             symbols: HashMap::default(),
             units: HashMap::default(),
             next_unit: 0,
@@ -106,14 +147,45 @@ impl Session {
         }
     }
 
+    /// The executor the session links for (to run a program, or load a library).
     pub fn executor(&mut self) -> &mut dyn Executor {
         &mut *self.executor
     }
 
+    /// What crossed the connection to a remote target so far; `None` in process.
     pub fn transport_stats(&self) -> Option<TransportStats> {
         self.executor.transport_stats()
     }
 
+    /// Choose the optional plugins of the links to come (all on by default).
+    pub fn set_plugins(&mut self, plugins: PluginSwitches) {
+        self.plugins = plugins;
+    }
+
+    /// Give `name` the address `address` for every later link and [`lookup`](Self::lookup):
+    /// a host's function, or a fixed address in the target. A live unit's definition of the
+    /// name comes first; defining the name again replaces the address. Code that calls it
+    /// from out of reach goes through a stub; for data use
+    /// [`define_absolute_data`](Self::define_absolute_data).
+    pub fn define_absolute(&mut self, name: &[u8], address: TargetAddr) {
+        self.absolutes.insert(name.into(), (address, false));
+    }
+
+    /// Like [`define_absolute`](Self::define_absolute), for data that is not a library's (a
+    /// host's variable): code compiled to reach it directly (`-fPIE` and non-PIC code reads
+    /// extern variables PC-relative) reaches it only from within ±2 GiB; farther, the link
+    /// fails with a relocation overflow rather than read something else. Code compiled with
+    /// `-fPIC` reaches it from anywhere, through the GOT.
+    pub fn define_absolute_data(&mut self, name: &[u8], address: TargetAddr) {
+        self.absolutes.insert(name.into(), (address, true));
+    }
+
+    /// Forget an absolute definition; false if there was none.
+    pub fn remove_absolute(&mut self, name: &[u8]) -> bool {
+        self.absolutes.remove(name).is_some()
+    }
+
+    /// How the session's slab is used so far.
     pub fn memory_stats(&self) -> SlabStats {
         self.memory.stats()
     }
@@ -123,9 +195,16 @@ impl Session {
         self.units.len()
     }
 
-    /// The address of a global defined by a live unit: the latest definition.
+    /// The address of a global defined by a live unit (the latest definition), or else
+    /// defined absolute. `None` otherwise, and for every unit's symbols if the session was
+    /// made with `keep_symbols` off.
     pub fn lookup(&self, name: &str) -> Option<TargetAddr> {
-        visible(&self.symbols, name.as_bytes())
+        self.lookup_bytes(name.as_bytes())
+    }
+
+    /// [`lookup`](Self::lookup) for a name that need not be UTF-8.
+    pub fn lookup_bytes(&self, name: &[u8]) -> Option<TargetAddr> {
+        visible(&self.symbols, name).or_else(|| self.absolutes.get(name).map(|a| a.0))
     }
 
     /// Free a unit: its plugins undo their work in the target (last first), its memory goes
@@ -162,7 +241,7 @@ impl Session {
         options: &LinkOptions,
         times: &PhaseTimes,
     ) -> Result<LinkedUnit, LinkError> {
-        let mut plugins = plugins::for_link(options, &self.copies);
+        let mut plugins = plugins::for_link(options, self.plugins, &self.copies);
         let executor = &mut *self.executor;
         let mut inputs = options.inputs.clone();
         if options.default_libraries {
@@ -170,8 +249,19 @@ impl Session {
         }
         let inputs = LinkInputs::open(&inputs, &options.search, times)?;
 
-        let symbols = &self.symbols;
-        let earlier_units = |name: &[u8]| visible(symbols, name);
+        let (symbols, absolutes) = (&self.symbols, &self.absolutes);
+        let earlier_units = |name: &[u8]| match visible(symbols, name) {
+            Some(address) => Some(OutsideDefinition {
+                address,
+                absolute_data: false,
+            }),
+            None => absolutes
+                .get(name)
+                .map(|&(address, absolute_data)| OutsideDefinition {
+                    address,
+                    absolute_data,
+                }),
+        };
         let entry = options.entry.as_deref();
         let mut db = resolve(&inputs, entry, executor, &earlier_units, times)?;
         for plugin in &mut plugins {

@@ -39,6 +39,14 @@ impl PhaseTimes {
         }
     }
 
+    /// Each phase's name and wall time, in the order the phases ended.
+    pub fn phases(&self) -> Vec<(&'static str, Duration)> {
+        self.phases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// One line per phase, then the total: `   resolve     1.234 ms`.
     pub fn report(&self) -> String {
         let phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());

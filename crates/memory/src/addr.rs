@@ -9,8 +9,10 @@ use std::ops::{Add, Sub};
 pub struct TargetAddr(pub u64);
 
 impl TargetAddr {
+    /// The null address (an undefined weak symbol's value).
     pub const NULL: TargetAddr = TargetAddr(0);
 
+    /// The address as a number.
     pub fn get(self) -> u64 {
         self.0
     }
@@ -56,11 +58,14 @@ impl fmt::Display for TargetAddr {
 /// A half-open range `[start, start + len)` of target addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TargetRange {
+    /// The first address.
     pub start: TargetAddr,
+    /// Its length in bytes.
     pub len: usize,
 }
 
 impl TargetRange {
+    /// The first address past the range.
     pub fn end(&self) -> TargetAddr {
         self.start + self.len as u64
     }

@@ -14,13 +14,17 @@ pub enum MapError {
     System {
         /// What was asked of the system (`mprotect`, `munmap`, ...).
         operation: &'static str,
+        /// The range it was asked for.
         range: TargetRange,
+        /// The system's error.
         source: io::Error,
     },
     /// A system call on target memory failed because the target process has as many memory
     /// mappings as the kernel allows it (`vm.max_map_count`).
     MapCountLimit {
+        /// What was asked of the system.
         operation: &'static str,
+        /// The range it was asked for.
         range: TargetRange,
         /// The process's mappings when the call failed.
         mappings: u64,
@@ -29,24 +33,38 @@ pub enum MapError {
     },
     /// No address space of `size` bytes could be reserved where `placement` asks.
     Reserve {
+        /// The size asked for, in bytes.
         size: usize,
+        /// Where it was asked for.
         placement: Placement,
         /// The system's reason, where it gave one.
         source: Option<io::Error>,
     },
     /// The slab has no free range large enough for a link.
     SlabExhausted {
+        /// The bytes the link needs.
         needed: u64,
+        /// The bytes free in all.
         free: u64,
+        /// The slab's size.
         capacity: u64,
+        /// The largest free range.
         largest_free: u64,
     },
     /// A link needs memory below 2 GiB (32-bit absolute relocations), but the slab was
     /// already reserved above it by an earlier link.
-    SlabNotLow { slab: TargetAddr },
+    SlabNotLow {
+        /// Where the slab lies.
+        slab: TargetAddr,
+    },
     /// A link needs memory below 2 GiB, but the slab was asked for at an address where it
     /// would end above it.
-    SlabAddressNotLow { address: TargetAddr, size: u64 },
+    SlabAddressNotLow {
+        /// The address asked for.
+        address: TargetAddr,
+        /// The slab's size.
+        size: u64,
+    },
     /// The executor refused or failed a memory request, or could not be asked: its message.
     Executor(String),
 }

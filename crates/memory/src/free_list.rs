@@ -15,6 +15,7 @@ pub struct FreeList {
 }
 
 impl FreeList {
+    /// A free list whose whole `capacity` (bytes from offset 0) is free.
     pub fn new(capacity: u64) -> FreeList {
         let mut free = BTreeMap::new();
         if capacity > 0 {
@@ -23,6 +24,7 @@ impl FreeList {
         FreeList { free, capacity }
     }
 
+    /// The size it manages, in bytes.
     pub fn capacity(&self) -> u64 {
         self.capacity
     }

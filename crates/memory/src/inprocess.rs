@@ -119,6 +119,7 @@ impl Default for InProcessMapper {
 }
 
 impl InProcessMapper {
+    /// A mapper for this process's memory.
     pub fn new() -> Self {
         InProcessMapper {
             page_size: page_size(),

@@ -2,6 +2,8 @@
 //! the OS (or a remote executor), the in-process mapper, and the slab-based `MemoryManager`
 //! that serves every link of a session from one reservation.
 
+#![deny(missing_docs)]
+
 mod addr;
 mod error;
 mod free_list;

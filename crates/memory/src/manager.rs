@@ -49,6 +49,7 @@ const PIECE_GRANULE: u64 = 16;
 /// How the slab is reserved.
 #[derive(Clone, Copy, Debug)]
 pub struct SlabConfig {
+    /// Bytes of address space to reserve.
     pub size: u64,
     /// Reserve exactly here (never replacing a mapping).
     pub address: Option<TargetAddr>,
@@ -66,17 +67,21 @@ impl Default for SlabConfig {
 /// One segment of an allocation.
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentRequest {
+    /// Its size in bytes.
     pub size: u64,
     /// The alignment its contents need (a power of two; 0 counts as 1). A packed segment is
     /// placed at a multiple of it, a whole-page one at a page boundary.
     pub align: u64,
+    /// Its protection once finalized.
     pub protection: Protection,
 }
 
 /// A call to make at finalize, and its undo at deallocation; either may be absent.
 #[derive(Clone, Copy, Debug)]
 pub struct AllocAction {
+    /// Made as the allocation is finalized.
     pub finalize: Option<TargetCall>,
+    /// Made as the allocation is deallocated.
     pub deallocate: Option<TargetCall>,
 }
 
@@ -87,6 +92,7 @@ pub struct PlacedSegment {
     /// aligned as requested, the size rounded up to the packing granule. An empty segment of
     /// a packed allocation has an empty range at address 0.
     pub range: TargetRange,
+    /// Its protection.
     pub protection: Protection,
     /// Where its bytes lie in working memory. Either way the segments lie there one after
     /// another, each starting at a page boundary.
@@ -144,7 +150,9 @@ struct Piece {
 /// Counters for `--show-stats` and tests.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SlabStats {
+    /// Address space reserved, in bytes.
     pub reserved_bytes: u64,
+    /// Allocations served so far.
     pub allocations_served: u64,
     /// Bytes of live allocations: whole pages, and packed pieces (rounded to the granule).
     pub bytes_in_use: u64,
@@ -383,10 +391,12 @@ impl MemoryManager {
         })
     }
 
+    /// The target's page size.
     pub fn page_size(&self) -> u64 {
         self.mapper.page_size() as u64
     }
 
+    /// How the slab is used so far.
     pub fn stats(&self) -> SlabStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }

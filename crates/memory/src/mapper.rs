@@ -16,8 +16,11 @@ use std::fmt;
 /// Page protections of a segment once finalized. Never writable and executable at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protection {
+    /// Read and execute (code).
     ReadExecute,
+    /// Read only (constants).
     Read,
+    /// Read and write (data).
     ReadWrite,
 }
 
@@ -52,14 +55,18 @@ pub const LOW_PLACEMENT_LIMIT: u64 = 1 << 31;
 /// `void function(uint64_t, uint64_t)`: registering unwind tables, for instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TargetCall {
+    /// The function, called as `void function(uint64_t, uint64_t)`.
     pub function: TargetAddr,
+    /// Its two arguments.
     pub args: [u64; 2],
 }
 
 /// One segment to make live at `initialize`, or pages to make live at `initialize_pieces`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentProtection {
+    /// The pages or segment.
     pub range: TargetRange,
+    /// Their protection.
     pub protection: Protection,
 }
 
@@ -69,7 +76,9 @@ pub struct SegmentProtection {
 /// and the bytes are zero when first handed out (zero-fill sections rely on it).
 #[derive(Debug)]
 pub struct WorkingMemory {
+    /// The start of the memory.
     pub ptr: *mut u8,
+    /// Its length in bytes.
     pub len: usize,
 }
 
@@ -80,6 +89,7 @@ pub struct PieceWrite<'a> {
     pub range: TargetRange,
     /// The protection of the pages it lies in.
     pub protection: Protection,
+    /// The bytes to put there.
     pub bytes: &'a [u8],
 }
 
@@ -116,8 +126,11 @@ unsafe impl Sync for WorkingMemory {}
 pub trait MemoryMapper: Send + Sync {
     /// Page size of the target.
     fn page_size(&self) -> usize;
+    /// Reserve address space (step 1 of the contract above).
     fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError>;
+    /// Working memory for part of a reservation (step 2).
     fn prepare(&self, range: TargetRange) -> Result<WorkingMemory, MapError>;
+    /// Make segments live, then make the `actions` calls (step 3).
     fn initialize(
         &self,
         segments: &[SegmentProtection],
@@ -137,6 +150,8 @@ pub trait MemoryMapper: Send + Sync {
         pieces: &[PieceWrite<'_>],
         actions: &[TargetCall],
     ) -> Result<(), MapError>;
+    /// Make the `actions` calls, then return the ranges to reserved (step 4).
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError>;
+    /// Give a whole reservation back (step 5).
     fn release(&self, range: TargetRange) -> Result<(), MapError>;
 }

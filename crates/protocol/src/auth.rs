@@ -41,8 +41,16 @@ pub struct Token(Vec<u8>);
 /// Why a token is not usable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenError {
-    TooShort { len: usize },
-    TooLong { len: usize },
+    /// Fewer bytes than the minimum (16).
+    TooShort {
+        /// The token's length.
+        len: usize,
+    },
+    /// More bytes than a frame of the handshake can carry.
+    TooLong {
+        /// The token's length.
+        len: usize,
+    },
 }
 
 impl fmt::Display for TokenError {
@@ -86,6 +94,7 @@ impl Token {
         ))
     }
 
+    /// The token's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -126,9 +135,13 @@ const REFUSAL: &[u8] = b"rjitlink executor refusal v3\0";
 /// What the executor says of itself in its hello, covered by its proof.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExecutorInfo {
+    /// Its protocol version.
     pub version: u32,
+    /// Its page size.
     pub page_size: u64,
+    /// Its process id.
     pub pid: u32,
+    /// What it offers (`CAPABILITY_*` bits).
     pub capabilities: u64,
 }
 
@@ -146,7 +159,9 @@ impl ExecutorInfo {
 /// The two nonces of one handshake.
 #[derive(Clone, Copy, Debug)]
 pub struct Nonces<'a> {
+    /// The linker's nonce.
     pub linker: &'a [u8],
+    /// The executor's nonce.
     pub executor: &'a [u8],
 }
 
@@ -156,6 +171,7 @@ impl Token {
         self.prove(LINKER, &[nonces.linker, nonces.executor])
     }
 
+    /// Whether `proof` is the linker's proof for `nonces` (compared in constant time).
     pub fn check_linker_proof(&self, nonces: Nonces<'_>, proof: &[u8]) -> bool {
         self.check(LINKER, &[nonces.linker, nonces.executor], proof)
     }
@@ -165,6 +181,7 @@ impl Token {
         self.prove(EXECUTOR, &[nonces.linker, nonces.executor, &info.bytes()])
     }
 
+    /// Whether `proof` is the executor's proof for `nonces` and `info` (constant time).
     pub fn check_executor_proof(
         &self,
         nonces: Nonces<'_>,
@@ -183,6 +200,7 @@ impl Token {
         self.prove(REFUSAL, &[nonces.linker, nonces.executor, reason])
     }
 
+    /// Whether `proof` vouches for the refusal `reason` (constant time).
     pub fn check_refusal_proof(&self, nonces: Nonces<'_>, reason: &[u8], proof: &[u8]) -> bool {
         self.check(REFUSAL, &[nonces.linker, nonces.executor, reason], proof)
     }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 /// A byte stream to the other side: a Unix socket (which can also pass file descriptors) or
 /// a TCP connection.
 pub trait Transport: Read + Write + Send + AsRawFd {
+    /// Wait at most `timeout` for a read (`None`: forever).
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// Another handle on the same stream, for a second thread to write frames on.
     fn try_clone_transport(&self) -> io::Result<Box<dyn Transport>>;
@@ -54,14 +55,17 @@ impl Transport for TcpStream {
 }
 
 #[derive(Debug)]
+/// A failure of the connection or of what came over it.
 pub enum ProtocolError {
     /// The other side closed the connection (or died).
     Closed,
+    /// Reading or writing failed.
     Io(io::Error),
     /// A frame of this many bytes, over the limit in force (the second number).
     TooLarge(usize, usize),
     /// The handshake's deadline passed.
     Deadline,
+    /// A frame that does not decode.
     Malformed(DecodeError),
     /// A well-formed frame that is not what the protocol allows at this point.
     Unexpected(String),
@@ -155,7 +159,9 @@ fn frame_length(header: [u8; 4], limit: usize) -> Result<usize, ProtocolError> {
 pub struct RawFrame<'a> {
     /// Its length on the wire, header included: where the next frame starts.
     pub length: usize,
+    /// The request's id (a response carries its request's).
     pub id: u64,
+    /// The message's bytes.
     pub message: &'a [u8],
 }
 
@@ -208,6 +214,7 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// A connection over `stream`, nothing sent yet.
     pub fn new(stream: Box<dyn Transport>) -> Connection {
         Connection {
             stream,
@@ -240,10 +247,12 @@ impl Connection {
         })
     }
 
+    /// What crossed it so far.
     pub fn stats(&self) -> TransportStats {
         self.stats
     }
 
+    /// The stream underneath.
     pub fn transport(&self) -> &dyn Transport {
         &*self.stream
     }
@@ -366,6 +375,7 @@ impl Connection {
         Ok(Some((id, Request::decode(&self.frame[8..])?)))
     }
 
+    /// Send the response to request `id`.
     pub fn respond(&mut self, id: u64, response: &Response<'_>) -> Result<(), ProtocolError> {
         self.write_frame(id, |e| response.encode(e))
     }

@@ -7,6 +7,8 @@
 //! malformed, oversized or out of order is an error, and the connection is closed: neither side
 //! ever trusts the other's bytes.
 
+#![deny(missing_docs)]
+
 pub mod auth;
 mod codec;
 mod connection;

@@ -9,96 +9,140 @@ use rjitlink_memory::{
 /// A program to run: the executor's copy of `rjitlink_target::Program`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunProgram<'a> {
+    /// Called as `int entry(int argc, char **argv, char **envp)`.
     pub entry: TargetAddr,
+    /// Init functions, in call order.
     pub init: Vec<TargetAddr>,
+    /// Fini functions, in call order.
     pub fini: Vec<TargetAddr>,
+    /// argv, `argv[0]` included.
     pub args: Vec<&'a [u8]>,
 }
 
 /// One copy relocation to interpose (see `rjitlink_target::Interposition`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Copy<'a> {
+    /// The symbol's name, for messages.
     pub name: &'a [u8],
+    /// Where the data lives now.
     pub original: TargetAddr,
+    /// Where it moves to.
     pub copy: TargetAddr,
+    /// The data's size in bytes.
     pub size: u64,
 }
 
 /// A symbol's kind on the wire: 0 function, 1 data, 2 other.
 pub type SymbolKindCode = u8;
 
+/// A request from the linker to the executor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
     /// The first message: the linker's protocol version and its nonce for the authentication
     /// (see `auth`; a spawned executor needs none, and ignores it).
     Hello {
+        /// The linker's protocol version.
         version: u32,
+        /// The linker's nonce (empty for a spawned executor).
         nonce: &'a [u8],
     },
     /// The linker's proof that it knows the token, answering a `Challenge`.
     Authenticate {
+        /// HMAC-SHA256 of both nonces under the token.
         proof: &'a [u8],
     },
     /// Reserve address space; with `shared`, backed by a memory file the linker can map too,
     /// which holds `nonce` (the linker's, fresh) just past the range: reading it back there,
     /// the linker knows it mapped that very file.
     Reserve {
+        /// Bytes of address space.
         size: u64,
+        /// Where it may lie.
         placement: Placement,
+        /// Back it with a memory file the linker maps too.
         shared: bool,
+        /// The linker's fresh nonce, written past the range.
         nonce: &'a [u8],
     },
     /// Copy `length` bytes into reserved memory (the copy mapper). The bytes follow the frame
     /// on the stream, raw, so that the executor reads them straight into place.
     Write {
+        /// Where the bytes go.
         address: TargetAddr,
+        /// How many bytes follow the frame.
         length: u64,
     },
+    /// Make segments live with their protections, then make the calls (`MemoryMapper::initialize`).
     Initialize {
+        /// The segments and their protections.
         segments: Vec<SegmentProtection>,
+        /// Calls to make once they are live.
         actions: Vec<TargetCall>,
     },
+    /// Make the calls, then return the ranges to reserved (`MemoryMapper::deinitialize`).
     Deinitialize {
+        /// The ranges.
         ranges: Vec<TargetRange>,
+        /// Calls to make first.
         actions: Vec<TargetCall>,
     },
+    /// Give a reservation back.
     Release {
+        /// The whole reservation.
         range: TargetRange,
     },
+    /// Load a shared library (`Executor::load_library`).
     LoadLibrary {
+        /// Its path on the executor's machine.
         path: &'a [u8],
     },
     /// Load a shared object sent as bytes (the program's exported symbols).
     LoadLibraryImage {
+        /// The name it is loaded under, for messages.
         name: &'a [u8],
+        /// The shared object's bytes.
         image: &'a [u8],
     },
     /// Load a generated module privately (`Executor::load_module`) and send back the
     /// `table_count` words at `table_offset` of its loaded image.
     LoadModule {
+        /// The name it is loaded under, for messages.
         name: &'a [u8],
+        /// The shared object's bytes.
         image: &'a [u8],
+        /// The word table's offset in the image.
         table_offset: u64,
+        /// How many words it has.
         table_count: u64,
     },
     /// Unload a module by the handle a `Module` response gave.
     UnloadModule {
+        /// The handle `Module` gave.
         handle: u64,
     },
+    /// Look names up in the loaded libraries (`Executor::lookup`), all at once.
     Lookup {
+        /// The names.
         names: Vec<&'a [u8]>,
     },
+    /// Kind and size of library symbols (`Executor::symbol_info`).
     SymbolInfo {
+        /// The symbols' addresses.
         addresses: Vec<TargetAddr>,
     },
+    /// Interpose copy relocations (`Executor::interpose`).
     Interpose {
+        /// The copies.
         copies: Vec<Copy<'a>>,
     },
+    /// Run the program; the connection then carries its end (and, over TCP, its streams).
     Run(RunProgram<'a>),
+    /// Stop serving: the linker is done.
     Shutdown,
     /// While a program runs over TCP: bytes for its standard input, at most the window the
     /// executor has granted (`STDIN_WINDOW`, given back by `InputConsumed`).
     Input {
+        /// The bytes.
         data: &'a [u8],
     },
     /// While a program runs over TCP: its standard input has ended.
@@ -107,6 +151,7 @@ pub enum Request<'a> {
     /// output (1) or error (2), a closed pipe: the program's next write there fails as it
     /// would natively (SIGPIPE).
     OutputClosed {
+        /// `STDOUT` or `STDERR`.
         stream: u8,
     },
 }
@@ -123,42 +168,60 @@ fn decode_stream(code: u8) -> Result<u8, DecodeError> {
     }
 }
 
+/// The executor's answer to a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response<'a> {
     /// The executor accepts the linker. Over TCP, `proof` is its proof that it knows the
     /// token, covering the other fields (see `auth`); a spawned executor's is empty.
     Hello {
+        /// The executor's protocol version.
         version: u32,
+        /// Its page size.
         page_size: u64,
+        /// Its process id.
         pid: u32,
+        /// What it offers (`CAPABILITY_*` bits).
         capabilities: u64,
+        /// Its proof (empty for a spawned executor).
         proof: &'a [u8],
     },
     /// The executor's nonce: the linker must now prove that it knows the token.
     Challenge {
+        /// The executor's nonce.
         nonce: &'a [u8],
     },
     /// The executor authenticated the linker and will not serve it (`reason`, e.g. it serves
     /// as many linkers as it may); `proof` vouches for the reason.
     Refused {
+        /// Why it will not serve the linker.
         reason: &'a [u8],
+        /// Its proof that it knows the token.
         proof: &'a [u8],
     },
+    /// The request was carried out.
     Done,
+    /// The request failed: the executor's message.
     Failed(&'a [u8]),
+    /// The reserved range.
     Reserved(TargetRange),
     /// A shared reservation: memory file descriptor `fd` of the executor (also passed over a
     /// Unix socket right after this frame) holds the range's bytes at offset 0, then one page
     /// with the request's nonce at its start.
     ReservedShared {
+        /// The reserved range.
         range: TargetRange,
+        /// The executor's descriptor for the memory file.
         fd: u32,
     },
+    /// One address per name looked up (`None`: no library defines it).
     Addresses(Vec<Option<TargetAddr>>),
+    /// One kind and size per address (`None`: no symbol starts there).
     SymbolInfos(Vec<Option<(SymbolKindCode, u64)>>),
     /// A module loaded: its handle, and its word table as the loader left it.
     Module {
+        /// The handle to unload it by.
         handle: u64,
+        /// The table's words.
         words: Vec<u64>,
     },
     /// The program exited with this status.
@@ -167,12 +230,15 @@ pub enum Response<'a> {
     Terminated(i32),
     /// While a program runs over TCP: bytes it wrote to its standard output or error.
     Output {
+        /// `STDOUT` or `STDERR`.
         stream: u8,
+        /// The bytes.
         data: &'a [u8],
     },
     /// While a program runs over TCP: it has taken this many more bytes of its input, which
     /// the linker may send again (`Request::Input`).
     InputConsumed {
+        /// How many bytes.
         bytes: u64,
     },
 }
@@ -236,6 +302,7 @@ fn decode_addresses(d: &mut Decoder<'_>) -> Result<Vec<TargetAddr>, DecodeError>
 }
 
 impl<'a> Request<'a> {
+    /// Append the request's encoding to `e`.
     pub fn encode(&self, e: &mut Encoder) {
         match self {
             Request::Hello { version, nonce } => {
@@ -344,6 +411,7 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Decode one request from a frame; Err on anything malformed.
     pub fn decode(bytes: &'a [u8]) -> Result<Request<'a>, DecodeError> {
         let mut d = Decoder::new(bytes);
         let request = {
@@ -461,6 +529,7 @@ impl<'a> Request<'a> {
 }
 
 impl<'a> Response<'a> {
+    /// Append the response's encoding to `e`.
     pub fn encode(&self, e: &mut Encoder) {
         match self {
             Response::Hello {
@@ -535,6 +604,7 @@ impl<'a> Response<'a> {
         }
     }
 
+    /// Decode one response from a frame; Err on anything malformed.
     pub fn decode(bytes: &'a [u8]) -> Result<Response<'a>, DecodeError> {
         let mut d = Decoder::new(bytes);
         let response = {

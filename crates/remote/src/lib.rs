@@ -8,6 +8,8 @@
 //! TCP), `signal_relay` (signals for the program, while a spawned executor runs it), then
 //! `remote`.
 
+#![deny(missing_docs)]
+
 mod connection;
 mod copy_mapper;
 mod remote;

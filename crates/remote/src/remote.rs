@@ -43,6 +43,21 @@ pub struct Remote {
     /// The program's standard streams travel over the connection (TCP); a spawned executor
     /// shares the linker's.
     stdio_over_connection: bool,
+    /// Over TCP: whether the program reads this process's standard input (see
+    /// [`Remote::set_forward_stdin`]).
+    forward_stdin: bool,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("pid", &self.pid)
+            .field("shared_memory", &self.shared_memory)
+            .field("spawned", &self.child.is_some())
+            .field("stdio_over_connection", &self.stdio_over_connection)
+            .field("forward_stdin", &self.forward_stdin)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A failed system call, saying what was being done.
@@ -117,6 +132,7 @@ impl Remote {
             child: Some(child),
             pid,
             stdio_over_connection: false,
+            forward_stdin: true,
         };
         if memory == MemoryMode::Copy {
             remote.use_copy_mapper();
@@ -204,11 +220,20 @@ impl Remote {
             child: None,
             pid,
             stdio_over_connection: false,
+            forward_stdin: true,
         };
         if !shared_memory {
             remote.use_copy_mapper();
         }
         Ok(remote)
+    }
+
+    /// Over TCP, whether the program run reads this process's standard input (the default,
+    /// as `rjitlink run` needs) or finds it closed. A host that keeps reading its own input
+    /// after the run turns it off; either way nothing is read once the run has ended. A
+    /// spawned executor shares this process's descriptors, and this changes nothing.
+    pub fn set_forward_stdin(&mut self, forward: bool) {
+        self.forward_stdin = forward;
     }
 
     /// What crossed the transport so far.
@@ -442,7 +467,7 @@ impl Executor for Remote {
             args: program.args.iter().map(Vec::as_slice).collect(),
         });
         if self.stdio_over_connection {
-            return crate::stdio::run(&self.connection, &request);
+            return crate::stdio::run(&self.connection, &request, self.forward_stdin);
         }
         if self.child.is_some() {
             return self.run_spawned(&request);

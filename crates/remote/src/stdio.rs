@@ -4,6 +4,11 @@
 //! it would natively); a thread reads the linker's standard input within the window the
 //! executor grants; the run ends with the program's status.
 //!
+//! The linker's standard input is forwarded only when asked (`rjitlink run` asks; a library
+//! embedding `Remote` need not give its own stdin away): otherwise the program's input is
+//! closed from the start. The thread reading it stops when the run ends, before it reads
+//! anything more, so a host that goes on after the run keeps the rest of its input.
+//!
 //! Only one thread writes to the connection, taking what to send from a channel: the thread
 //! that reads the program's output must never wait for the connection (the executor may be
 //! waiting for it to read), and the thread that reads standard input may wait on a terminal
@@ -15,6 +20,7 @@ use rjitlink_protocol::{
 };
 use rjitlink_target::TargetError;
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -84,9 +90,41 @@ fn send_all(mut writer: FrameWriter, outgoing: Receiver<Outgoing>) {
     }
 }
 
+/// Wait until standard input can be read without blocking: true, or false once `stop` is
+/// readable or closed (the run ended), so that nothing more is read for it.
+fn input_ready(stop: &OwnedFd) -> bool {
+    let mut fds = [
+        libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: stop.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: two valid pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n < 0 || fds[1].revents != 0 {
+            return false;
+        }
+        // Readable, at its end, or in error: the read says which.
+        if fds[0].revents != 0 {
+            return true;
+        }
+    }
+}
+
 /// Read the linker's standard input and pass it on, never more than the window allows; at
-/// its end (or on an error reading it) say so. Ends when nothing more can be sent.
-fn forward_input(outgoing: Sender<Outgoing>, window: Arc<Window>) {
+/// its end (or on an error reading it) say so. Ends when nothing more can be sent, or when
+/// `stop` says the run is over.
+fn forward_input(outgoing: Sender<Outgoing>, window: Arc<Window>, stop: OwnedFd) {
     let mut buffer = vec![0u8; CHUNK];
     loop {
         let allowed = {
@@ -96,6 +134,9 @@ fn forward_input(outgoing: Sender<Outgoing>, window: Arc<Window>) {
             }
             (*credit).min(CHUNK as u64) as usize
         };
+        if !input_ready(&stop) {
+            return;
+        }
         // SAFETY: reading into our own buffer, at most its length.
         let n = unsafe { libc::read(0, buffer.as_mut_ptr().cast(), allowed) };
         if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
@@ -127,11 +168,27 @@ fn detached(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), Targ
         })
 }
 
+/// A pipe whose write end, dropped as the run ends, tells the input thread to stop.
+fn stop_pipe() -> Result<(OwnedFd, OwnedFd), TargetError> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(TargetError::System {
+            context: "cannot create a pipe".into(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: two fresh descriptors, ours alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 /// Send `request` (a `Run`) and relay the program's standard streams until it ends: Ok with
-/// its exit status, Err `Terminated` if a signal killed it.
+/// its exit status, Err `Terminated` if a signal killed it. The program's standard input is
+/// this process's if `forward_stdin`, closed otherwise.
 pub(crate) fn run(
     connection: &SharedConnection,
     request: &Request<'_>,
+    forward_stdin: bool,
 ) -> Result<i32, TargetError> {
     let mut locked = ready(connection)?;
     let connection = &mut locked.connection;
@@ -144,12 +201,20 @@ pub(crate) fn run(
         grown: Condvar::new(),
     });
     let (outgoing, to_send) = channel();
-    // Detached: they end with the process (the input thread may wait on a terminal).
+    // Detached: the sender ends when nothing more can come, the input thread when `_stop`
+    // closes as this function returns.
     detached("the program's input", move || send_all(writer, to_send))?;
-    {
+    let _stop = if forward_stdin {
+        let (stop_reader, stop) = stop_pipe()?;
         let (outgoing, window) = (outgoing.clone(), window.clone());
-        detached("standard input", move || forward_input(outgoing, window))?;
-    }
+        detached("standard input", move || {
+            forward_input(outgoing, window, stop_reader)
+        })?;
+        Some(stop)
+    } else {
+        let _ = outgoing.send(Outgoing::InputClosed);
+        None
+    };
     // A stream the linker can no longer write (a closed pipe): the program's output there is
     // dropped, and the executor told once.
     let mut closed = [false; 2];

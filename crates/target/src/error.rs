@@ -15,18 +15,36 @@ use std::process::ExitStatus;
 #[non_exhaustive]
 pub enum TargetError {
     /// The dynamic loader could not load the library at `path`; `reason` is its message.
-    LoadLibrary { path: PathBuf, reason: String },
+    LoadLibrary {
+        /// The library's path.
+        path: PathBuf,
+        /// The loader's message.
+        reason: String,
+    },
     /// The dynamic loader could not load the shared object given as bytes under `name`.
-    LoadLibraryImage { name: String, reason: String },
+    LoadLibraryImage {
+        /// The name it was loaded under.
+        name: String,
+        /// The loader's message.
+        reason: String,
+    },
     /// The dynamic loader has no static thread-local storage left for the module or library
     /// `name` (initial- and local-exec code needs its block at a fixed offset in every thread;
     /// glibc keeps `glibc.rtld.optional_static_tls` bytes for modules loaded late).
-    StaticTls { name: String, reason: String },
+    StaticTls {
+        /// The module or library.
+        name: String,
+        /// The loader's message.
+        reason: String,
+    },
     /// A loaded library's reference to `symbol`, at `slot`, could not be redirected to the
     /// symbol's copy (a copy relocation): the page could not be made writable.
     Interpose {
+        /// The symbol's name.
         symbol: Vec<u8>,
+        /// The address of the library's GOT slot.
         slot: u64,
+        /// The system's error.
         source: std::io::Error,
     },
     /// A program has already run in the target process; it runs one.
@@ -37,7 +55,9 @@ pub enum TargetError {
     TooManyArguments(std::num::TryFromIntError),
     /// A system call failed; `context` says what was being done.
     System {
+        /// What was being done.
         context: String,
+        /// The system's error.
         source: std::io::Error,
     },
     /// An I/O error on the way to the target, with nothing to add to it.
@@ -45,11 +65,20 @@ pub enum TargetError {
     /// The executor refused a request: its own message.
     Refused(String),
     /// The executor process was killed by `signal`.
-    Terminated { signal: i32 },
+    Terminated {
+        /// The signal's number.
+        signal: i32,
+    },
     /// The spawned executor exited while the linker still needed it.
-    ExitedUnexpectedly { status: ExitStatus },
+    ExitedUnexpectedly {
+        /// How it exited.
+        status: ExitStatus,
+    },
     /// The spawned executor ended while running the program, neither by exit nor by signal.
-    Ended { status: ExitStatus },
+    Ended {
+        /// How it ended.
+        status: ExitStatus,
+    },
     /// The executor closed the connection between requests (it died, or dropped the linker).
     Closed,
     /// The executor closed the connection before answering hello: most likely it refused the
@@ -58,13 +87,23 @@ pub enum TargetError {
     /// The executor closed the connection while the program ran, and how it ended is unknown.
     ClosedWhileRunning,
     /// The linker and the executor speak different protocol versions.
-    VersionMismatch { ours: u32, theirs: u32 },
+    VersionMismatch {
+        /// The linker's version.
+        ours: u32,
+        /// The executor's version.
+        theirs: u32,
+    },
     /// The executor answered hello with something else (`response`, as debug text).
-    UnexpectedHandshake { response: String },
+    UnexpectedHandshake {
+        /// The answer, as debug text.
+        response: String,
+    },
     /// The executor answered a request with a response it does not allow: `request` names
     /// the request where that is worth saying.
     UnexpectedResponse {
+        /// The request, where that is worth saying.
         request: Option<&'static str>,
+        /// The answer, as debug text.
         response: String,
     },
     /// The connection failed during the handshake; the source is the protocol's error.

@@ -116,7 +116,9 @@ pub trait Executor: Send {
 /// What crossed the transport to a remote target, counted by the linker's side.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TransportStats {
+    /// Bytes sent to the target.
     pub bytes_sent: u64,
+    /// Bytes received from it.
     pub bytes_received: u64,
     /// Requests sent and answered.
     pub round_trips: u64,

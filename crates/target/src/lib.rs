@@ -10,6 +10,8 @@
 //! that run linked code with room for thread-local storage loaded late, and [`start_state`]
 //! with the signal state and standard descriptors the user started rjitlink with.
 
+#![deny(missing_docs)]
+
 mod error;
 mod executor;
 mod module;

@@ -7,7 +7,9 @@
 /// an offset into the image as given (which the module maps at the same offsets from its base).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WordTable {
+    /// The table's offset in the image, in bytes.
     pub offset: u64,
+    /// How many 8-byte words it has.
     pub count: u64,
 }
 
@@ -19,6 +21,8 @@ pub struct ModuleHandle(pub u64);
 /// A loaded module and its table's words as the loader left them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadedModule {
+    /// The handle to unload it by.
     pub handle: ModuleHandle,
+    /// The table's words, as the loader left them.
     pub words: Vec<u64>,
 }

@@ -32,8 +32,11 @@ pub const SIGNALS: std::ops::RangeInclusive<c_int> = 1..=64;
 /// each set stands for signal `n`), and which standard descriptors are closed (bit `fd`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StartState {
+    /// Blocked signals (bit `n - 1` for signal `n`).
     pub blocked: u64,
+    /// Ignored signals.
     pub ignored: u64,
+    /// Closed standard descriptors (bit `fd`).
     pub closed: u8,
 }
 
@@ -64,10 +67,12 @@ impl StartState {
         state
     }
 
+    /// Whether `signal` is blocked.
     pub fn is_blocked(&self, signal: c_int) -> bool {
         self.blocked & bit(signal) != 0
     }
 
+    /// Whether `signal` is ignored.
     pub fn is_ignored(&self, signal: c_int) -> bool {
         self.ignored & bit(signal) != 0
     }

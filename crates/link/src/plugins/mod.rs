@@ -34,7 +34,7 @@ pub use tls_module::TlsModule;
 use crate::addresses::Addresses;
 use crate::error::LinkError;
 use crate::layout::Layout;
-use crate::options::LinkOptions;
+use crate::options::{LinkOptions, PluginSwitches};
 use crate::resolve::SymbolDb;
 use rjitlink_memory::AllocAction;
 use rjitlink_target::Executor;
@@ -114,17 +114,27 @@ pub fn free_all(
 
 /// The plugins a link with `options` runs, in order; `copies` is the session's record of
 /// library data its units copied.
-pub fn for_link(options: &LinkOptions, copies: &CopyChains) -> Vec<Box<dyn Plugin>> {
+pub fn for_link(
+    options: &LinkOptions,
+    switches: PluginSwitches,
+    copies: &CopyChains,
+) -> Vec<Box<dyn Plugin>> {
     let mut plugins: Vec<Box<dyn Plugin>> = vec![
         // First: every other target call may run code that calls an IFUNC.
         Box::<ifunc::Ifuncs>::default(),
         Box::new(copy_relocations::CopyRelocations::new(copies)),
-        Box::<eh_frame::EhFrames>::default(),
-        // After the unwind tables: their undo at free comes first, while destructors can
-        // still throw and catch.
-        Box::<static_destructors::StaticDestructors>::default(),
-        Box::<executable_stack::ExecutableStack>::default(),
     ];
+    if switches.eh_frames {
+        plugins.push(Box::<eh_frame::EhFrames>::default());
+    }
+    // After the unwind tables: their undo at free comes first, while destructors can still
+    // throw and catch.
+    if switches.static_destructors {
+        plugins.push(Box::<static_destructors::StaticDestructors>::default());
+    }
+    if switches.executable_stack {
+        plugins.push(Box::<executable_stack::ExecutableStack>::default());
+    }
     if options.export_dynamic {
         plugins.push(Box::<export_dynamic::ExportDynamic>::default());
     }

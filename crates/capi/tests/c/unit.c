@@ -1,0 +1,17 @@
+/* The first unit of tests/c/embed.c: a constructor, a destructor, main, and calls into the
+ * host and a read of its data. */
+extern int host_scale(int);
+extern int host_offset(void);
+extern int host_bias; /* host data: this unit is compiled with -fPIC */
+
+int counter;
+
+__attribute__((constructor)) static void set_up(void) { counter = 100; }
+__attribute__((destructor)) static void tear_down(void) { counter = -1; }
+
+int add(int a, int b) { return a + b + host_scale(a) + host_offset() + host_bias; }
+
+int main(int argc, char **argv) {
+    (void)argv;
+    return argc + counter;
+}
