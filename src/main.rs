@@ -121,6 +121,13 @@ struct RunArgs {
     /// Make the program's global definitions visible to libraries it loads (cc -rdynamic).
     #[arg(long, short = 'E')]
     export_dynamic: bool,
+    /// Write /tmp/perf-PID.map (PID: the process running the code) so that perf names the
+    /// linked functions.
+    #[arg(long)]
+    perf_map: bool,
+    /// Do not report a crash of the program (a fatal signal it has no handler for) on stderr.
+    #[arg(long)]
+    no_crash_report: bool,
     /// Print what crossed the connection and what was linked, on stderr.
     #[arg(long)]
     show_stats: bool,
@@ -212,6 +219,7 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         entry: Some(args.entry.clone()),
         default_libraries: !args.nostdlib,
         export_dynamic: args.export_dynamic,
+        perf_map: args.perf_map,
     };
     let memory = match args.memory.as_deref() {
         None => MemoryMode::Auto,
@@ -283,7 +291,8 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         .chain(args.args)
         .map(OsString::into_vec)
         .collect();
-    let program = linked.program(argv).expect("an entry was requested");
+    let mut program = linked.program(argv).expect("an entry was requested");
+    program.crash_report = !args.no_crash_report;
     let status = session.executor().run(&program)?;
     // The program has exited (remotely; in process `run` does not return): its memory needs
     // no freeing, and the executor is gone.

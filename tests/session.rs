@@ -47,6 +47,7 @@ fn options(object: &Path) -> LinkOptions {
         entry: None,
         default_libraries: true,
         export_dynamic: false,
+        perf_map: false,
     }
 }
 

@@ -7,10 +7,12 @@
 //! standard streams), whose side of the connection is `rjitlink-remote`. Both do the same
 //! target operations (`target`, `interpose`), one code path for the two.
 
+pub mod crash;
 mod error;
 mod inprocess;
 mod interpose;
 mod listener;
+mod perf;
 mod relay;
 mod server;
 mod start_state;
@@ -19,5 +21,6 @@ mod target;
 pub use error::ServeError;
 pub use inprocess::InProcess;
 pub use listener::{listen, ListenOptions, DEFAULT_MAX_CLIENTS};
+pub use perf::perf_map_path;
 pub use rjitlink_protocol::{Token, TokenError};
 pub use server::{serve, serve_inherited_socket};

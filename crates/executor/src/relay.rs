@@ -96,6 +96,14 @@ fn set_nonblocking(fd: &OwnedFd) -> Result<(), ServeError> {
     }
 }
 
+/// Print a crash report on the program's stderr (relayed to the linker). This process has
+/// no symbols of the linked code: its frames show as addresses.
+fn print_crash(report: &rjitlink_target::CrashReport) {
+    use std::io::Write;
+    let text = rjitlink_target::symbolize::format_crash_report(report, &[]);
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// Run `program`, the answer to request `id`, in a child; relay its streams on `connection`
 /// until it ends, then report how it ended.
 pub(crate) fn run(connection: Connection, id: u64, program: &Program) -> Result<(), ServeError> {
@@ -189,7 +197,7 @@ fn become_program(parent: u32, streams: [RawFd; 3], socket: RawFd, program: &Pro
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::signal(libc::SIGTERM, libc::SIG_DFL);
     }
-    let error = match run_program(program, None) {
+    let error = match run_program(program, None, Box::new(print_crash)) {
         Ok(never) => match never {},
         Err(error) => error,
     };

@@ -14,6 +14,9 @@ pub struct LinkOptions {
     pub default_libraries: bool,
     /// Make the unit's global definitions visible to libraries loaded later (`-rdynamic`).
     pub export_dynamic: bool,
+    /// Append the unit's functions to `/tmp/perf-PID.map` of the process that runs them, so
+    /// that `perf report` names them.
+    pub perf_map: bool,
 }
 
 /// How a session is set up.

@@ -57,6 +57,7 @@ impl LinkedUnit {
             init: self.init.clone(),
             fini: self.fini.clone(),
             args,
+            crash_report: true,
         })
     }
 }

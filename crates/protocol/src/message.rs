@@ -13,6 +13,16 @@ pub struct RunProgram<'a> {
     pub init: Vec<TargetAddr>,
     pub fini: Vec<TargetAddr>,
     pub args: Vec<&'a [u8]>,
+    /// Report a crash of linked code before dying of it (`Response::Crashed`).
+    pub crash_report: bool,
+}
+
+/// One function of `Request::PerfMap`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerfMapLine<'a> {
+    pub address: TargetAddr,
+    pub size: u64,
+    pub name: &'a [u8],
 }
 
 /// One copy relocation to interpose (see `rjitlink_target::Interposition`).
@@ -96,6 +106,10 @@ pub enum Request<'a> {
     },
     Run(RunProgram<'a>),
     Shutdown,
+    /// Append these functions to the executor's `/tmp/perf-PID.map`.
+    PerfMap {
+        lines: Vec<PerfMapLine<'a>>,
+    },
     /// While a program runs over TCP: bytes for its standard input, at most the window the
     /// executor has granted (`STDIN_WINDOW`, given back by `InputConsumed`).
     Input {
@@ -163,6 +177,9 @@ pub enum Response<'a> {
     },
     /// The program exited with this status.
     Exited(i32),
+    /// Linked code crashed, and the executor dies of the signal next: what it collected, for
+    /// the linker to symbolize and print. Sent before the `Run` request's end.
+    Crashed(rjitlink_target::CrashReport),
     /// The process serving the connection was killed by this signal.
     Terminated(i32),
     /// While a program runs over TCP: bytes it wrote to its standard output or error.
@@ -233,6 +250,40 @@ fn encode_addresses(e: &mut Encoder, addresses: &[TargetAddr]) {
 
 fn decode_addresses(d: &mut Decoder<'_>) -> Result<Vec<TargetAddr>, DecodeError> {
     (0..d.count(8)?).map(|_| Ok(TargetAddr(d.u64()?))).collect()
+}
+
+fn decode_crash(d: &mut Decoder<'_>) -> Result<rjitlink_target::CrashReport, DecodeError> {
+    use rjitlink_target::{CrashFrame, CrashReport, LibraryFrame};
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let signal = d.i32()?;
+    let code = d.i32()?;
+    let address = TargetAddr(d.u64()?);
+    let count = d.count(9)?;
+    if count > rjitlink_target::symbolize::MAX_CRASH_FRAMES {
+        return Err(DecodeError(format!("a crash report of {count} frames")));
+    }
+    let frames = (0..count)
+        .map(|_| {
+            let pc = TargetAddr(d.u64()?);
+            let library = match d.u8()? {
+                0 => None,
+                _ => Some(LibraryFrame {
+                    path: text(d.bytes()?),
+                    symbol: match d.u8()? {
+                        0 => None,
+                        _ => Some((text(d.bytes()?), d.u64()?)),
+                    },
+                }),
+            };
+            Ok(CrashFrame { pc, library })
+        })
+        .collect::<Result<_, DecodeError>>()?;
+    Ok(CrashReport {
+        signal,
+        code,
+        address,
+        frames,
+    })
 }
 
 impl<'a> Request<'a> {
@@ -306,6 +357,13 @@ impl<'a> Request<'a> {
                 e.count(program.args.len());
                 for arg in &program.args {
                     e.bytes(arg);
+                }
+                e.u8(u8::from(program.crash_report));
+            }
+            Request::PerfMap { lines } => {
+                e.u8(19).count(lines.len());
+                for line in lines {
+                    e.u64(line.address.get()).u64(line.size).bytes(line.name);
                 }
             }
             Request::Shutdown => {
@@ -432,6 +490,7 @@ impl<'a> Request<'a> {
                     args: (0..d.count(4)?)
                         .map(|_| d.bytes())
                         .collect::<Result<_, _>>()?,
+                    crash_report: d.u8()? != 0,
                 }),
                 11 => Request::Shutdown,
                 12 => Request::LoadLibraryImage {
@@ -451,6 +510,17 @@ impl<'a> Request<'a> {
                 17 => Request::InputClosed,
                 18 => Request::OutputClosed {
                     stream: decode_stream(d.u8()?)?,
+                },
+                19 => Request::PerfMap {
+                    lines: (0..d.count(20)?)
+                        .map(|_| {
+                            Ok(PerfMapLine {
+                                address: TargetAddr(d.u64()?),
+                                size: d.u64()?,
+                                name: d.bytes()?,
+                            })
+                        })
+                        .collect::<Result<_, DecodeError>>()?,
                 },
                 kind => return Err(DecodeError(format!("unknown request kind {kind}"))),
             }
@@ -532,6 +602,26 @@ impl<'a> Response<'a> {
             Response::InputConsumed { bytes } => {
                 e.u8(13).u64(*bytes);
             }
+            Response::Crashed(report) => {
+                e.u8(14)
+                    .i32(report.signal)
+                    .i32(report.code)
+                    .u64(report.address.get())
+                    .count(report.frames.len());
+                for frame in &report.frames {
+                    e.u64(frame.pc.get());
+                    match &frame.library {
+                        None => e.u8(0),
+                        Some(library) => {
+                            e.u8(1).bytes(library.path.as_bytes());
+                            match &library.symbol {
+                                None => e.u8(0),
+                                Some((name, offset)) => e.u8(1).bytes(name.as_bytes()).u64(*offset),
+                            }
+                        }
+                    };
+                }
+            }
         }
     }
 
@@ -589,6 +679,7 @@ impl<'a> Response<'a> {
                     data: d.bytes()?,
                 },
                 13 => Response::InputConsumed { bytes: d.u64()? },
+                14 => Response::Crashed(decode_crash(&mut d)?),
                 kind => return Err(DecodeError(format!("unknown response kind {kind}"))),
             }
         };
@@ -648,7 +739,15 @@ mod tests {
             init: vec![TargetAddr(1)],
             fini: vec![],
             args: vec![b"prog", b"-x"],
+            crash_report: true,
         }));
+        round_trip(Request::PerfMap {
+            lines: vec![PerfMapLine {
+                address: TargetAddr(0x7f00_0000_1000),
+                size: 0x42,
+                name: b"main",
+            }],
+        });
         round_trip(Request::Shutdown);
         round_trip(Request::LoadModule {
             name: b"tls module",
@@ -681,6 +780,24 @@ mod tests {
         });
         response_round_trip(Response::Addresses(vec![Some(TargetAddr(0x1000)), None]));
         response_round_trip(Response::Exited(3));
+        response_round_trip(Response::Crashed(rjitlink_target::CrashReport {
+            signal: 11,
+            code: 1,
+            address: TargetAddr(0),
+            frames: vec![
+                rjitlink_target::CrashFrame {
+                    pc: TargetAddr(0x1000),
+                    library: None,
+                },
+                rjitlink_target::CrashFrame {
+                    pc: TargetAddr(0x2000),
+                    library: Some(rjitlink_target::LibraryFrame {
+                        path: "/lib/libc.so.6".into(),
+                        symbol: Some(("abort".into(), 0x10)),
+                    }),
+                },
+            ],
+        }));
         response_round_trip(Response::Hello {
             version: 3,
             page_size: 4096,
@@ -805,6 +922,7 @@ mod tests {
             init: vec![TargetAddr(2)],
             fini: vec![TargetAddr(3)],
             args: vec![b"a"],
+            crash_report: false,
         })
         .encode(&mut e);
         for i in 0..e.bytes.len() {

@@ -11,8 +11,8 @@ use crate::signal_relay::{wait_unreaped, Relay};
 use rjitlink_memory::{MapError, MemoryMapper, Placement, TargetAddr};
 use rjitlink_protocol::{Connection, Copy, ProtocolError, Request, Response, RunProgram, Token};
 use rjitlink_target::{
-    Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, SymbolKind,
-    TargetError, TransportStats, WordTable,
+    Executor, Interposition, LoadedModule, ModuleHandle, PerfMapEntry, Program, SymbolInfo,
+    SymbolKind, TargetError, TransportStats, UnitSymbols, WordTable,
 };
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -43,6 +43,8 @@ pub struct Remote {
     /// The program's standard streams travel over the connection (TCP); a spawned executor
     /// shares the linker's.
     stdio_over_connection: bool,
+    /// The live units' symbols, to name the frames of a crash report the executor sends.
+    symbols: Vec<Arc<UnitSymbols>>,
 }
 
 /// A failed system call, saying what was being done.
@@ -117,6 +119,7 @@ impl Remote {
             child: Some(child),
             pid,
             stdio_over_connection: false,
+            symbols: Vec::new(),
         };
         if memory == MemoryMode::Copy {
             remote.use_copy_mapper();
@@ -204,6 +207,7 @@ impl Remote {
             child: None,
             pid,
             stdio_over_connection: false,
+            symbols: Vec::new(),
         };
         if !shared_memory {
             remote.use_copy_mapper();
@@ -294,8 +298,8 @@ impl Remote {
     }
 
     /// After the spawned executor exited: its refusal to run request `id`, if that is what it
-    /// left on the connection. Reads only what is there (a child of the program may hold the
-    /// connection open, and would never close it).
+    /// left on the connection; a crash report it left there is printed. Reads only what is
+    /// there (a child of the program may hold the connection open, and would never close it).
     fn answer_after_exit(&mut self, id: u64) -> Option<Vec<u8>> {
         let mut locked = lock(&self.connection);
         let socket = locked.connection.transport().unix_socket()?;
@@ -310,8 +314,19 @@ impl Remote {
         }
         match locked.connection.receive_response(id) {
             Ok(Response::Failed(message)) => Some(message.to_vec()),
+            Ok(Response::Crashed(report)) => {
+                self.print_crash(&report);
+                None
+            }
             _ => None,
         }
+    }
+
+    /// Print a crash report from the executor, its linked frames named from the symbols kept.
+    fn print_crash(&self, report: &rjitlink_target::CrashReport) {
+        use std::io::Write;
+        let text = rjitlink_target::symbolize::format_crash_report(report, &self.symbols);
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }
 
@@ -434,15 +449,38 @@ impl Executor for Remote {
         })
     }
 
+    fn add_symbols(&mut self, symbols: Arc<UnitSymbols>) {
+        self.symbols.push(symbols);
+    }
+
+    fn remove_symbols(&mut self, symbols: &Arc<UnitSymbols>) {
+        self.symbols.retain(|kept| !Arc::ptr_eq(kept, symbols));
+    }
+
+    fn write_perf_map(&mut self, entries: &[PerfMapEntry<'_>]) -> Result<(), TargetError> {
+        let lines = entries
+            .iter()
+            .map(|entry| rjitlink_protocol::PerfMapLine {
+                address: entry.address,
+                size: entry.size,
+                name: entry.name,
+            })
+            .collect();
+        self.call(&Request::PerfMap { lines }, |r| {
+            matches!(r, Response::Done).then_some(())
+        })
+    }
+
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
         let request = Request::Run(RunProgram {
             entry: program.entry,
             init: program.init.clone(),
             fini: program.fini.clone(),
             args: program.args.iter().map(Vec::as_slice).collect(),
+            crash_report: program.crash_report,
         });
         if self.stdio_over_connection {
-            return crate::stdio::run(&self.connection, &request);
+            return crate::stdio::run(&self.connection, &request, &self.symbols);
         }
         if self.child.is_some() {
             return self.run_spawned(&request);
@@ -455,6 +493,10 @@ impl Executor for Remote {
             };
             locked.connection.call(&request).map(|r| match r {
                 Response::Exited(status) => Ok(status),
+                Response::Crashed(report) => {
+                    self.print_crash(&report);
+                    Err(TargetError::ClosedWhileRunning)
+                }
                 Response::Terminated(signal) => Err(TargetError::Terminated { signal }),
                 Response::Failed(message) => Err(refused(message)),
                 other => Err(TargetError::UnexpectedResponse {

@@ -132,6 +132,7 @@ fn detached(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), Targ
 pub(crate) fn run(
     connection: &SharedConnection,
     request: &Request<'_>,
+    symbols: &[Arc<rjitlink_target::UnitSymbols>],
 ) -> Result<i32, TargetError> {
     let mut locked = ready(connection)?;
     let connection = &mut locked.connection;
@@ -171,6 +172,10 @@ pub(crate) fn run(
                 // The executor gives back only what it was sent: never more than the window.
                 *credit = credit.saturating_add(bytes).min(STDIN_WINDOW);
                 window.grown.notify_one();
+            }
+            Ok(Response::Crashed(report)) => {
+                let text = rjitlink_target::symbolize::format_crash_report(&report, symbols);
+                let _ = io::stderr().lock().write_all(text.as_bytes());
             }
             Ok(Response::Exited(status)) => return Ok(status),
             Ok(Response::Terminated(signal)) => return Err(TargetError::Terminated { signal }),

@@ -4,6 +4,7 @@ use crate::error::TargetError;
 use crate::module::{LoadedModule, ModuleHandle, WordTable};
 use crate::program::Program;
 use crate::symbol::{Interposition, SymbolInfo};
+use crate::symbolize::UnitSymbols;
 use rjitlink_memory::{MemoryMapper, TargetAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -100,6 +101,22 @@ pub trait Executor: Send {
     /// exited and further requests fail.
     fn run(&mut self, program: &Program) -> Result<i32, TargetError>;
 
+    /// Keep a live unit's symbols and line rows to name its frames in crash reports: in
+    /// process for the crash reporter, remotely on the linker's side, which symbolizes the
+    /// frames the executor sends. Never fails; the default keeps nothing.
+    fn add_symbols(&mut self, _symbols: Arc<UnitSymbols>) {}
+
+    /// Forget symbols given to `add_symbols` (the same `Arc`), as their unit is freed.
+    fn remove_symbols(&mut self, _symbols: &Arc<UnitSymbols>) {}
+
+    /// Append one line per function, `START SIZE name` in hex, to `/tmp/perf-PID.map` of the
+    /// process that runs the code, which perf reads to name JIT code. The first call of a
+    /// process starts the file afresh (a file of an earlier process with the same pid is
+    /// stale). Err if the file cannot be written; the default writes nothing.
+    fn write_perf_map(&mut self, _entries: &[PerfMapEntry<'_>]) -> Result<(), TargetError> {
+        Ok(())
+    }
+
     /// Whether the target is this process. Libraries are then loaded after the parallel
     /// phases rather than during them: dlopen maps memory, which stalls the page faults of
     /// the threads parsing inputs (measured: slower and noisier links).
@@ -111,6 +128,14 @@ pub trait Executor: Send {
     fn transport_stats(&self) -> Option<TransportStats> {
         None
     }
+}
+
+/// One function for the perf map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PerfMapEntry<'a> {
+    pub address: TargetAddr,
+    pub size: u64,
+    pub name: &'a [u8],
 }
 
 /// What crossed the transport to a remote target, counted by the linker's side.

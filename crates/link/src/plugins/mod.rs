@@ -25,7 +25,9 @@ mod eh_frame;
 mod executable_stack;
 mod export_dynamic;
 mod ifunc;
+mod perf;
 mod static_destructors;
+mod symbols;
 mod tls_module;
 
 pub use copy_relocations::CopyChains;
@@ -127,6 +129,13 @@ pub fn for_link(options: &LinkOptions, copies: &CopyChains) -> Vec<Box<dyn Plugi
     ];
     if options.export_dynamic {
         plugins.push(Box::<export_dynamic::ExportDynamic>::default());
+    }
+    // Names for crash reports and perf; registered after the rest, so that they are forgotten
+    // first when the unit is freed.
+    let symbols = symbols::SharedSymbols::default();
+    plugins.push(Box::new(symbols::Symbols::new(symbols.clone())));
+    if options.perf_map {
+        plugins.push(Box::new(perf::PerfMap::new(symbols)));
     }
     plugins
 }
