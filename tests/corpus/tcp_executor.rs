@@ -714,6 +714,7 @@ fn wild_addresses() -> Result<(), Failed> {
             init: vec![],
             fini: vec![],
             args: vec![b"wild"],
+            crash_report: true,
         }),
         "the entry 0x1000 is neither code",
     )?;

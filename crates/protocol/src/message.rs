@@ -531,6 +531,13 @@ impl<'a> Request<'a> {
 }
 
 impl<'a> Response<'a> {
+    /// The message's bytes, as a frame carries them (without the frame's header).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut e = Encoder::default();
+        self.encode(&mut e);
+        e.bytes
+    }
+
     pub fn encode(&self, e: &mut Encoder) {
         match self {
             Response::Hello {

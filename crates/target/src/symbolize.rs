@@ -171,7 +171,6 @@ fn code_name(signal: i32, code: i32) -> Option<&'static str> {
         (libc::SIGILL, 2) => "ILL_ILLOPN: illegal operand",
         (libc::SIGTRAP, 1) => "TRAP_BRKPT: breakpoint",
         (libc::SIGTRAP, 2) => "TRAP_TRACE: trace trap",
-        (_, 128) => "SI_KERNEL",
         _ => return None,
     })
 }
@@ -181,7 +180,10 @@ fn code_name(signal: i32, code: i32) -> Option<&'static str> {
 /// as `symbol+0xOFF [path]`.
 pub fn format_crash_report(report: &CrashReport, units: &[Arc<UnitSymbols>]) -> String {
     let mut text = format!("rjitlink: crash: {}", signal_name(report.signal));
-    if report.code > 0 {
+    // SI_KERNEL: raised by the kernel with no address (int3, a general protection fault).
+    if report.code == 0x80 {
+        text.push_str(" (raised by the kernel)");
+    } else if report.code > 0 {
         let _ = write!(text, " at address {}", report.address);
         if let Some(name) = code_name(report.signal, report.code) {
             let _ = write!(text, " ({name})");
