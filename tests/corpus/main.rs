@@ -26,6 +26,7 @@
 //! - `testdata_programs`: the programs of testdata/c, testdata/asm and testdata/errors
 //! - `generated_errors`: errors on inputs made by damaging a good object
 //! - `cli`: command-line behaviour
+//! - `crash_reports`: crash reports name the line of the fault (testdata/crash), in every mode
 //! - `executor`: the remote and TCP executors
 //! - `tcp_executor`: the TCP executor facing the network: authentication, hostile clients,
 //!   limits, and programs' endings and streams over the connection
@@ -40,6 +41,7 @@
 mod harness;
 
 mod cli;
+mod crash_reports;
 mod damaged_input;
 mod executor;
 mod generated_errors;
@@ -54,6 +56,7 @@ fn main() {
     let mut trials = testdata_programs::trials();
     trials.extend(generated_errors::trials());
     trials.extend(cli::trials());
+    trials.extend(crash_reports::trials());
     trials.extend(executor::trials());
     trials.extend(tcp_executor::trials());
     trials.extend(damaged_input::trials());

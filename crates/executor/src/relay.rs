@@ -511,7 +511,13 @@ impl Relay {
     fn forward_crash_report(&mut self) -> Result<(), ServeError> {
         let mut bytes = vec![0u8; 64 << 10];
         // SAFETY: reading into our own buffer, without blocking.
-        let n = unsafe { libc::read(self.crash.as_raw_fd(), bytes.as_mut_ptr().cast(), bytes.len()) };
+        let n = unsafe {
+            libc::read(
+                self.crash.as_raw_fd(),
+                bytes.as_mut_ptr().cast(),
+                bytes.len(),
+            )
+        };
         if n <= 0 {
             return Ok(());
         }

@@ -196,7 +196,9 @@ pub fn format_crash_report(report: &CrashReport, units: &[Arc<UnitSymbols>]) -> 
         let _ = write!(text, "  #{index:<2} {}", frame.pc);
         // A caller's frame holds a return address, which may be the first byte after the
         // function (a call to a function that does not return): look up the call itself.
-        let lookup = if index == 0 {
+        // int3 leaves the pc after itself (SIGTRAP from the kernel): look up the int3.
+        let after_breakpoint = report.signal == libc::SIGTRAP && report.code == 0x80;
+        let lookup = if index == 0 && !after_breakpoint {
             frame.pc
         } else {
             TargetAddr(frame.pc.get().saturating_sub(1))
