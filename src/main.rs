@@ -222,6 +222,8 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         perf_map: args.perf_map,
     };
     let memory = match args.memory.as_deref() {
+        // perf reads a perf map only for anonymous memory: shared memory is a memory file's.
+        None if args.perf_map => MemoryMode::Copy,
         None => MemoryMode::Auto,
         Some("shared") => MemoryMode::Shared,
         Some(_) => MemoryMode::Copy,

@@ -164,6 +164,8 @@ impl Session {
         times: &PhaseTimes,
     ) -> Result<LinkedUnit, LinkError> {
         let mut plugins = plugins::for_link(options, &self.copies);
+        // perf reads a perf map only for anonymous memory, which packed code is not.
+        self.memory.set_packing(!options.perf_map);
         let executor = &mut *self.executor;
         let mut inputs = options.inputs.clone();
         if options.default_libraries {
