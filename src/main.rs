@@ -125,6 +125,10 @@ struct RunArgs {
     /// linked functions.
     #[arg(long)]
     perf_map: bool,
+    /// Write a jitdump (jit-PID.dump, with code and line rows) for `perf inject --jit`, in
+    /// DIR or by default in $JITDUMPDIR/.debug/jit/rjitlink-PID ($HOME if JITDUMPDIR is unset).
+    #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    jitdump: Option<PathBuf>,
     /// Do not report a crash of the program (a fatal signal it has no handler for) on stderr.
     #[arg(long)]
     no_crash_report: bool,
@@ -220,6 +224,8 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         default_libraries: !args.nostdlib,
         export_dynamic: args.export_dynamic,
         perf_map: args.perf_map,
+        jitdump: args.jitdump.is_some(),
+        jitdump_directory: args.jitdump.clone().filter(|d| !d.as_os_str().is_empty()),
     };
     let memory = match args.memory.as_deref() {
         // perf reads a perf map only for anonymous memory: shared memory is a memory file's.

@@ -48,6 +48,8 @@ fn options(object: &Path) -> LinkOptions {
         default_libraries: true,
         export_dynamic: false,
         perf_map: false,
+        jitdump: false,
+        jitdump_directory: None,
     }
 }
 

@@ -7,7 +7,7 @@ use rjitlink_target::{
     Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, TargetError,
     WordTable,
 };
-use rjitlink_target::{PerfMapEntry, UnitSymbols};
+use rjitlink_target::{JitFunction, PerfMapEntry, UnitSymbols};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -110,6 +110,18 @@ impl Executor for InProcess {
 
     fn write_perf_map(&mut self, entries: &[PerfMapEntry<'_>]) -> Result<(), TargetError> {
         crate::perf::append_perf_map(entries.iter().map(|e| (e.address, e.size, e.name)))
+    }
+
+    fn write_jitdump(
+        &mut self,
+        directory: Option<&Path>,
+        functions: &[JitFunction<'_>],
+    ) -> Result<(), TargetError> {
+        crate::perf::append_jitdump(directory, functions, |address, size| {
+            // SAFETY: the linker hands over functions of live units of this process: code it
+            // finalized, readable.
+            unsafe { std::slice::from_raw_parts(address.get() as *const u8, size as usize) }
+        })
     }
 
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {

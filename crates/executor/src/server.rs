@@ -515,6 +515,44 @@ impl Service {
                 .map_err(|e| full_message(&e))?;
                 Response::Done
             }
+            Request::JitDump {
+                directory,
+                functions,
+            } => {
+                // The code is read from this process's memory: only live code it holds.
+                for function in &functions {
+                    if !covered_by(
+                        &self.live,
+                        function.address.get(),
+                        function.size,
+                        Protection::ReadExecute,
+                    ) {
+                        return Err(format!(
+                            "refused: the jitdump's function {} at {} ({} bytes) is not live code this executor holds",
+                            String::from_utf8_lossy(function.name),
+                            function.address,
+                            function.size
+                        ));
+                    }
+                }
+                let functions: Vec<rjitlink_target::JitFunction<'_>> = functions
+                    .into_iter()
+                    .map(|function| rjitlink_target::JitFunction {
+                        address: function.address,
+                        size: function.size,
+                        name: function.name,
+                        lines: function.lines,
+                    })
+                    .collect();
+                let directory = (!directory.is_empty())
+                    .then(|| std::path::Path::new(std::ffi::OsStr::from_bytes(directory)));
+                crate::perf::append_jitdump(directory, &functions, |address, size| {
+                    // SAFETY: checked above to lie in live code of this service.
+                    unsafe { std::slice::from_raw_parts(address.get() as *const u8, size as usize) }
+                })
+                .map_err(|e| full_message(&e))?;
+                Response::Done
+            }
             Request::Input { .. } | Request::InputClosed | Request::OutputClosed { .. } => {
                 return Err("no program is running".into())
             }

@@ -17,6 +17,11 @@ pub struct LinkOptions {
     /// Append the unit's functions to `/tmp/perf-PID.map` of the process that runs them, so
     /// that `perf report` names them.
     pub perf_map: bool,
+    /// Append the unit's functions, code and line rows to the jitdump of the process that
+    /// runs them (for `perf inject --jit`).
+    pub jitdump: bool,
+    /// Where the jitdump goes; `None`: perf's default place (see `Executor::write_jitdump`).
+    pub jitdump_directory: Option<std::path::PathBuf>,
 }
 
 /// How a session is set up.

@@ -18,15 +18,16 @@ pub use codec::DecodeError;
 pub use connection::{split_frame, Connection, FrameWriter, ProtocolError, RawFrame, Transport};
 pub use fd_passing::{receive_fd, send_fd};
 pub use message::{
-    Copy, PerfMapLine, Request, Response, RunProgram, SymbolKindCode, STDERR, STDOUT,
+    Copy, JitDumpFunction, PerfMapLine, Request, Response, RunProgram, SymbolKindCode, STDERR,
+    STDOUT,
 };
 
 /// The protocol version this build speaks. Both sides must speak the same.
 ///
 /// 3: mutual authentication by HMAC proofs instead of a token sent in the hello; the
 /// linker's nonce in shared reservations; the program's standard streams over TCP.
-/// 4: crash reports (`Response::Crashed`, `RunProgram::crash_report`) and the perf map
-/// (`Request::PerfMap`).
+/// 4: crash reports (`Response::Crashed`, `RunProgram::crash_report`), the perf map and the
+/// jitdump (`Request::PerfMap`, `Request::JitDump`).
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Marks the first frame so that a stray client is recognized at once.

@@ -17,6 +17,15 @@ pub struct RunProgram<'a> {
     pub crash_report: bool,
 }
 
+/// One function of `Request::JitDump`: its place, name, and line rows (address, line, file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JitDumpFunction<'a> {
+    pub address: TargetAddr,
+    pub size: u64,
+    pub name: &'a [u8],
+    pub lines: Vec<(TargetAddr, u32, &'a [u8])>,
+}
+
 /// One function of `Request::PerfMap`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PerfMapLine<'a> {
@@ -109,6 +118,12 @@ pub enum Request<'a> {
     /// Append these functions to the executor's `/tmp/perf-PID.map`.
     PerfMap {
         lines: Vec<PerfMapLine<'a>>,
+    },
+    /// Append these functions, with their code, to the executor's jitdump in `directory`
+    /// (empty: the default one).
+    JitDump {
+        directory: &'a [u8],
+        functions: Vec<JitDumpFunction<'a>>,
     },
     /// While a program runs over TCP: bytes for its standard input, at most the window the
     /// executor has granted (`STDIN_WINDOW`, given back by `InputConsumed`).
@@ -360,6 +375,21 @@ impl<'a> Request<'a> {
                 }
                 e.u8(u8::from(program.crash_report));
             }
+            Request::JitDump {
+                directory,
+                functions,
+            } => {
+                e.u8(20).bytes(directory).count(functions.len());
+                for function in functions {
+                    e.u64(function.address.get())
+                        .u64(function.size)
+                        .bytes(function.name)
+                        .count(function.lines.len());
+                    for (address, line, file) in &function.lines {
+                        e.u64(address.get()).u32(*line).bytes(file);
+                    }
+                }
+            }
             Request::PerfMap { lines } => {
                 e.u8(19).count(lines.len());
                 for line in lines {
@@ -510,6 +540,21 @@ impl<'a> Request<'a> {
                 17 => Request::InputClosed,
                 18 => Request::OutputClosed {
                     stream: decode_stream(d.u8()?)?,
+                },
+                20 => Request::JitDump {
+                    directory: d.bytes()?,
+                    functions: (0..d.count(24)?)
+                        .map(|_| {
+                            Ok(JitDumpFunction {
+                                address: TargetAddr(d.u64()?),
+                                size: d.u64()?,
+                                name: d.bytes()?,
+                                lines: (0..d.count(16)?)
+                                    .map(|_| Ok((TargetAddr(d.u64()?), d.u32()?, d.bytes()?)))
+                                    .collect::<Result<_, DecodeError>>()?,
+                            })
+                        })
+                        .collect::<Result<_, DecodeError>>()?,
                 },
                 19 => Request::PerfMap {
                     lines: (0..d.count(20)?)
@@ -748,6 +793,15 @@ mod tests {
             args: vec![b"prog", b"-x"],
             crash_report: true,
         }));
+        round_trip(Request::JitDump {
+            directory: b"/tmp/jit",
+            functions: vec![JitDumpFunction {
+                address: TargetAddr(0x7f00_0000_1000),
+                size: 0x42,
+                name: b"main",
+                lines: vec![(TargetAddr(0x7f00_0000_1000), 3, b"main.c")],
+            }],
+        });
         round_trip(Request::PerfMap {
             lines: vec![PerfMapLine {
                 address: TargetAddr(0x7f00_0000_1000),
@@ -918,7 +972,7 @@ mod tests {
             let len = (next() % 64) as usize;
             let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             if let Some(first) = bytes.first_mut() {
-                *first %= 20; // mostly valid kinds, so decoding gets past the first byte
+                *first %= 21; // mostly valid kinds, so decoding gets past the first byte
             }
             let _ = Request::decode(&bytes);
             let _ = Response::decode(&bytes);

@@ -11,8 +11,8 @@ use crate::signal_relay::{wait_unreaped, Relay};
 use rjitlink_memory::{MapError, MemoryMapper, Placement, TargetAddr};
 use rjitlink_protocol::{Connection, Copy, ProtocolError, Request, Response, RunProgram, Token};
 use rjitlink_target::{
-    Executor, Interposition, LoadedModule, ModuleHandle, PerfMapEntry, Program, SymbolInfo,
-    SymbolKind, TargetError, TransportStats, UnitSymbols, WordTable,
+    Executor, Interposition, JitFunction, LoadedModule, ModuleHandle, PerfMapEntry, Program,
+    SymbolInfo, SymbolKind, TargetError, TransportStats, UnitSymbols, WordTable,
 };
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -469,6 +469,31 @@ impl Executor for Remote {
         self.call(&Request::PerfMap { lines }, |r| {
             matches!(r, Response::Done).then_some(())
         })
+    }
+
+    fn write_jitdump(
+        &mut self,
+        directory: Option<&Path>,
+        functions: &[JitFunction<'_>],
+    ) -> Result<(), TargetError> {
+        use std::os::unix::ffi::OsStrExt;
+        let functions = functions
+            .iter()
+            .map(|function| rjitlink_protocol::JitDumpFunction {
+                address: function.address,
+                size: function.size,
+                name: function.name,
+                lines: function.lines.clone(),
+            })
+            .collect();
+        let directory = directory.map_or(&b""[..], |d| d.as_os_str().as_bytes());
+        self.call(
+            &Request::JitDump {
+                directory,
+                functions,
+            },
+            |r| matches!(r, Response::Done).then_some(()),
+        )
     }
 
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {

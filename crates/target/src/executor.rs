@@ -117,6 +117,22 @@ pub trait Executor: Send {
         Ok(())
     }
 
+    /// Append the functions to the jitdump of the process that runs the code (perf's format
+    /// for `perf inject --jit`: a code-load record with the code's bytes as they are in
+    /// memory, preceded by a debug-info record where `lines` has rows), `jit-PID.dump` in
+    /// `directory`, or by default in `$JITDUMPDIR/.debug/jit/rjitlink-PID/` (`$HOME` when
+    /// `JITDUMPDIR` is unset), as perf's own JIT agents place it. The first call of a process
+    /// creates the file and maps it executable, which is how `perf record` learns of it. Err
+    /// if the file cannot be written, or (remotely) a function does not lie in live code of
+    /// the executor; the default writes nothing.
+    fn write_jitdump(
+        &mut self,
+        _directory: Option<&Path>,
+        _functions: &[JitFunction<'_>],
+    ) -> Result<(), TargetError> {
+        Ok(())
+    }
+
     /// Whether the target is this process. Libraries are then loaded after the parallel
     /// phases rather than during them: dlopen maps memory, which stalls the page faults of
     /// the threads parsing inputs (measured: slower and noisier links).
@@ -136,6 +152,16 @@ pub struct PerfMapEntry<'a> {
     pub address: TargetAddr,
     pub size: u64,
     pub name: &'a [u8],
+}
+
+/// One function for the jitdump.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JitFunction<'a> {
+    pub address: TargetAddr,
+    pub size: u64,
+    pub name: &'a [u8],
+    /// Its line rows, by address: where each row starts, its line, its file.
+    pub lines: Vec<(TargetAddr, u32, &'a [u8])>,
 }
 
 /// What crossed the transport to a remote target, counted by the linker's side.

@@ -20,7 +20,7 @@ mod symbol;
 pub mod symbolize;
 
 pub use error::{full_message, signal_name, TargetError};
-pub use executor::{Executor, PerfMapEntry, TransportStats};
+pub use executor::{Executor, JitFunction, PerfMapEntry, TransportStats};
 pub use module::{LoadedModule, ModuleHandle, WordTable};
 pub use program::Program;
 pub use symbol::{Interposition, SymbolInfo, SymbolKind};

@@ -41,6 +41,8 @@ fn main() {
             default_libraries: false,
             export_dynamic: false,
             perf_map: false,
+        jitdump: false,
+        jitdump_directory: None,
         };
         let mut session = Session::new(
             Box::new(StubExecutor::default()),

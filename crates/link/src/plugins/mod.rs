@@ -135,7 +135,13 @@ pub fn for_link(options: &LinkOptions, copies: &CopyChains) -> Vec<Box<dyn Plugi
     let symbols = symbols::SharedSymbols::default();
     plugins.push(Box::new(symbols::Symbols::new(symbols.clone())));
     if options.perf_map {
-        plugins.push(Box::new(perf::PerfMap::new(symbols)));
+        plugins.push(Box::new(perf::PerfMap::new(symbols.clone())));
+    }
+    if options.jitdump {
+        plugins.push(Box::new(perf::JitDump::new(
+            symbols,
+            options.jitdump_directory.clone(),
+        )));
     }
     plugins
 }
