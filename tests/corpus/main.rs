@@ -34,6 +34,7 @@
 //!   testdata/damaged fail with the errors testdata/damaged/EXPECT names
 //! - `native_behaviour`: programs behave as natively where a native run's output cannot say
 //!   so (a reader that leaves, the user's signal state)
+//! - `perf`: the perf map and the jitdump (testdata/perf), and a perf record/report round trip
 //!
 //! Their shared helpers are in tests/harness/.
 
@@ -46,6 +47,7 @@ mod damaged_input;
 mod executor;
 mod generated_errors;
 mod native_behaviour;
+mod perf;
 mod tcp_executor;
 mod testdata_programs;
 
@@ -61,6 +63,7 @@ fn main() {
     trials.extend(tcp_executor::trials());
     trials.extend(damaged_input::trials());
     trials.extend(native_behaviour::trials());
+    trials.extend(perf::trials());
     trials.extend(damaged_input::regression_trials());
 
     libtest_mimic::run(&args, trials).exit();

@@ -50,6 +50,16 @@ pub(crate) fn append_perf_map<'a>(
     Ok(())
 }
 
+/// In a child forked to run the program (TCP): the perf map the parent wrote becomes the
+/// child's, as perf looks it up by the pid of the process whose samples it names. (The
+/// jitdump is not moved: its records name the parent's pid.)
+pub(crate) fn perf_map_to_child(parent: u32) {
+    let started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
+    if *started {
+        let _ = std::fs::rename(format!("/tmp/perf-{parent}.map"), perf_map_path());
+    }
+}
+
 /// This process's jitdump, once started.
 static JITDUMP: Mutex<Option<JitDump>> = Mutex::new(None);
 

@@ -216,6 +216,7 @@ fn become_program(
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::signal(libc::SIGTERM, libc::SIG_DFL);
     }
+    crate::perf::perf_map_to_child(parent);
     let error = match run_program(program, None, Box::new(pass_crash_on)) {
         Ok(never) => match never {},
         Err(error) => error,
