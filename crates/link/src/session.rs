@@ -163,7 +163,8 @@ impl Session {
         options: &LinkOptions,
         times: &PhaseTimes,
     ) -> Result<LinkedUnit, LinkError> {
-        let mut plugins = plugins::for_link(options, &self.copies);
+        let unit_symbols = plugins::SharedSymbols::default();
+        let mut plugins = plugins::for_link(options, &self.copies, &unit_symbols);
         // perf reads a perf map only for anonymous memory, which packed code is not.
         self.memory.set_packing(!options.perf_map);
         let executor = &mut *self.executor;
@@ -203,6 +204,11 @@ impl Session {
                     layout: &layout,
                     addresses: &image.addresses,
                 };
+                {
+                    // Names and lines for crash reports and perf, kept while the unit lives.
+                    let _span = times.span("symbols");
+                    let _ = unit_symbols.set(Arc::new(plugins::collect_symbols(&link)));
+                }
                 let _span = times.span("plugins");
                 for plugin in &mut plugins {
                     actions.extend(plugin.after_apply(

@@ -20,7 +20,7 @@ pub struct FunctionSymbol {
     /// Its size from the symbol table; 0 where the object gives none (assembly without
     /// `.size`): it then extends to the next function.
     pub size: u64,
-    /// Its name: `names[name.0..name.1]`.
+    /// Its name: `names[object][name.0..name.1]`.
     pub name: (u32, u32),
     /// The object that defines it, an index into `objects`.
     pub object: u32,
@@ -41,8 +41,25 @@ impl LineRow {
     pub const END: u32 = u32::MAX;
 }
 
+/// A unit's line tables as the link left them, read into rows only when first needed (a
+/// crash, a jitdump): reading every row of a `-g` build costs more than the rest of the link
+/// spends on symbols.
+pub trait LineSource: Send + Sync {
+    /// Every row of the unit, sorted by address, and the files they name.
+    fn read(&self) -> LineTable;
+}
+
+/// The line rows of a unit.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LineTable {
+    /// Source file names of the rows, as the objects' line tables give them.
+    pub files: Vec<String>,
+    /// Sorted by address; sequences do not overlap.
+    pub rows: Vec<LineRow>,
+}
+
 /// The symbols and line rows of one linked unit, kept from its link for as long as it lives.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct UnitSymbols {
     /// The unit's code: `[code.0, code.1)`.
     pub code: (TargetAddr, TargetAddr),
@@ -50,12 +67,23 @@ pub struct UnitSymbols {
     pub objects: Vec<String>,
     /// Sorted by address.
     pub functions: Vec<FunctionSymbol>,
-    /// Every function name, back to back (one allocation, not one per function).
-    pub names: String,
-    /// Source file names of the line rows, as the objects' line tables give them.
-    pub files: Vec<String>,
-    /// Sorted by address; sequences do not overlap.
-    pub lines: Vec<LineRow>,
+    /// Per object, the names of its functions back to back (one allocation per object, not
+    /// one per function).
+    pub names: Vec<String>,
+    /// Where the line rows come from; `None`: the unit has no line tables.
+    pub line_source: Option<Box<dyn LineSource>>,
+    /// The rows, once read.
+    line_table: std::sync::OnceLock<LineTable>,
+}
+
+impl std::fmt::Debug for UnitSymbols {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnitSymbols")
+            .field("code", &self.code)
+            .field("functions", &self.functions.len())
+            .field("line_source", &self.line_source.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where an address of a unit lies in the source.
@@ -72,7 +100,8 @@ impl UnitSymbols {
     /// The name of `function`.
     pub fn name(&self, function: &FunctionSymbol) -> &str {
         self.names
-            .get(function.name.0 as usize..function.name.1 as usize)
+            .get(function.object as usize)
+            .and_then(|names| names.get(function.name.0 as usize..function.name.1 as usize))
             .unwrap_or("?")
     }
 
@@ -89,17 +118,31 @@ impl UnitSymbols {
         (function.size == 0 || offset < function.size).then_some(function)
     }
 
+    /// The unit's line rows, read from `line_source` on first use.
+    pub fn line_table(&self) -> &LineTable {
+        self.line_table.get_or_init(|| {
+            self.line_source
+                .as_ref()
+                .map(|source| source.read())
+                .unwrap_or_default()
+        })
+    }
+
     /// The source line of `address`, from the line rows.
     pub fn line_at(&self, address: TargetAddr) -> Option<(&str, u32)> {
-        let index = self
-            .lines
+        if self.line_source.is_none() {
+            return None;
+        }
+        let table = self.line_table();
+        let index = table
+            .rows
             .partition_point(|row| row.address <= address)
             .checked_sub(1)?;
-        let row = self.lines[index];
+        let row = table.rows[index];
         if row.file == LineRow::END || row.line == 0 {
             return None;
         }
-        Some((self.files.get(row.file as usize)?.as_str(), row.line))
+        Some((table.files.get(row.file as usize)?.as_str(), row.line))
     }
 
     /// Where `address` lies. `lookup` is the address to find the line of: a return address
@@ -254,29 +297,38 @@ mod tests {
                 FunctionSymbol {
                     address: TargetAddr(0x1040),
                     size: 0,
-                    name: (4, 7),
+                    name: (0, 3),
                     object: 1,
                 },
             ],
-            names: "mainfoo".into(),
-            files: vec!["a.c".into()],
-            lines: vec![
-                LineRow {
-                    address: TargetAddr(0x1000),
-                    file: 0,
-                    line: 3,
-                },
-                LineRow {
-                    address: TargetAddr(0x1010),
-                    file: 0,
-                    line: 4,
-                },
-                LineRow {
-                    address: TargetAddr(0x1020),
-                    file: LineRow::END,
-                    line: 0,
-                },
-            ],
+            names: vec!["main".into(), "foo".into()],
+            line_source: Some(Box::new(LineTable {
+                files: vec!["a.c".into()],
+                rows: vec![
+                    LineRow {
+                        address: TargetAddr(0x1000),
+                        file: 0,
+                        line: 3,
+                    },
+                    LineRow {
+                        address: TargetAddr(0x1010),
+                        file: 0,
+                        line: 4,
+                    },
+                    LineRow {
+                        address: TargetAddr(0x1020),
+                        file: LineRow::END,
+                        line: 0,
+                    },
+                ],
+            })),
+            ..UnitSymbols::default()
+        }
+    }
+
+    impl LineSource for LineTable {
+        fn read(&self) -> LineTable {
+            self.clone()
         }
     }
 

@@ -31,6 +31,7 @@ mod symbols;
 mod tls_module;
 
 pub use copy_relocations::CopyChains;
+pub use symbols::{collect as collect_symbols, SharedSymbols};
 pub use tls_module::TlsModule;
 
 use crate::addresses::Addresses;
@@ -115,8 +116,13 @@ pub fn free_all(
 }
 
 /// The plugins a link with `options` runs, in order; `copies` is the session's record of
-/// library data its units copied.
-pub fn for_link(options: &LinkOptions, copies: &CopyChains) -> Vec<Box<dyn Plugin>> {
+/// library data its units copied; `symbols` receives the unit's symbols after apply (the
+/// `symbols` phase of `Session::link`).
+pub fn for_link(
+    options: &LinkOptions,
+    copies: &CopyChains,
+    symbols: &SharedSymbols,
+) -> Vec<Box<dyn Plugin>> {
     let mut plugins: Vec<Box<dyn Plugin>> = vec![
         // First: every other target call may run code that calls an IFUNC.
         Box::<ifunc::Ifuncs>::default(),
@@ -132,14 +138,13 @@ pub fn for_link(options: &LinkOptions, copies: &CopyChains) -> Vec<Box<dyn Plugi
     }
     // Names for crash reports and perf; registered after the rest, so that they are forgotten
     // first when the unit is freed.
-    let symbols = symbols::SharedSymbols::default();
     plugins.push(Box::new(symbols::Symbols::new(symbols.clone())));
     if options.perf_map {
         plugins.push(Box::new(perf::PerfMap::new(symbols.clone())));
     }
     if options.jitdump {
         plugins.push(Box::new(perf::JitDump::new(
-            symbols,
+            symbols.clone(),
             options.jitdump_directory.clone(),
         )));
     }

@@ -96,12 +96,13 @@ impl Plugin for JitDump {
         let functions: Vec<JitFunction<'_>> = sized_functions(symbols)
             .map(|(address, size, name)| {
                 let end = address + size;
-                let first = symbols.lines.partition_point(|row| row.address < address);
-                let lines = symbols.lines[first..]
+                let table = symbols.line_table();
+                let first = table.rows.partition_point(|row| row.address < address);
+                let lines = table.rows[first..]
                     .iter()
                     .take_while(|row| row.address < end)
                     .filter_map(|row| {
-                        let file = symbols.files.get(row.file as usize)?;
+                        let file = table.files.get(row.file as usize)?;
                         (row.line != 0).then_some((row.address, row.line, file.as_bytes()))
                     })
                     .collect();

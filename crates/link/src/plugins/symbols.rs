@@ -1,33 +1,35 @@
 //! Names for linked code: what a unit keeps of its link so that a crash report (and perf) can
 //! say `function+0xOFF (file:line) [object]` — the objects' function symbols with their sizes,
 //! and the rows of their DWARF line tables where they were built with `-g` — handed to the
-//! executor as the unit goes live and taken back when it is freed.
+//! executor as the unit goes live and taken back when it is freed. `Session::link` builds them
+//! after apply (its `symbols` phase, `collect`); the plugins here and in `perf` use them.
 //!
 //! Line tables of relocatable objects hold section-relative addresses (relocations against the
 //! sections' symbols): each object's `.debug_line` is copied and its relocations applied with
-//! the sections' final addresses, then read with gimli. Objects without debug information
-//! cost only the walk over their symbol table.
+//! the sections' final addresses; its rows are read with gimli only when first needed (a
+//! crash, a jitdump), which keeps a `-g` link cheap. Objects without debug information cost
+//! only the walk over their symbol table.
 
 use super::{LinkContext, Plugin};
-use crate::addresses::defined_address;
+use crate::addresses::{defined_address, ImagePlacement};
 use crate::elf::{ObjectFile, LE};
 use crate::error::LinkError;
 use crate::ids::ObjectId;
 use crate::sections::SegmentKind;
 use foldhash::HashMap;
-use gimli::{AttributeValue, DebugLine, DebugLineOffset, DebugLineStr, DebugStr, LittleEndian};
+use gimli::{AttributeValue, DebugLine, DebugLineOffset, DebugLineStr, LittleEndian};
 use object::elf;
 use object::read::elf::{Rela as _, SectionHeader as _, Sym as _};
 use rayon::prelude::*;
-use rjitlink_memory::{AllocAction, TargetAddr};
-use rjitlink_target::symbolize::{FunctionSymbol, LineRow};
+use rjitlink_memory::TargetAddr;
+use rjitlink_target::symbolize::{FunctionSymbol, LineRow, LineSource, LineTable};
 use rjitlink_target::{Executor, UnitSymbols};
 use std::sync::{Arc, OnceLock};
 
 /// A unit's symbols once built, for the plugins that use them after `symbols` (perf).
 pub type SharedSymbols = Arc<OnceLock<Arc<UnitSymbols>>>;
 
-/// Builds the unit's symbols after apply and keeps them in the executor while it lives.
+/// Keeps the unit's symbols in the executor while it lives.
 pub struct Symbols {
     shared: SharedSymbols,
     /// Given to the executor by `finalize`, to be taken back by `free`.
@@ -45,16 +47,6 @@ impl Symbols {
 }
 
 impl Plugin for Symbols {
-    fn after_apply(
-        &mut self,
-        link: &LinkContext<'_, '_>,
-        _image: &[u8],
-        _target: &mut dyn Executor,
-    ) -> Result<Vec<AllocAction>, LinkError> {
-        let _ = self.shared.set(Arc::new(collect(link)));
-        Ok(Vec::new())
-    }
-
     fn finalize(
         &mut self,
         _link: &LinkContext<'_, '_>,
@@ -75,16 +67,60 @@ impl Plugin for Symbols {
     }
 }
 
-/// What one object contributes, with names and files numbered locally.
+/// What one object contributes, with names numbered locally.
 #[derive(Default)]
 struct ObjectSymbols {
     functions: Vec<FunctionSymbol>,
     names: String,
-    files: Vec<String>,
-    lines: Vec<Vec<LineRow>>,
+    lines: Option<ObjectLines>,
 }
 
-/// The unit's symbols: every object's function symbols and line rows, merged and sorted.
+/// An object's line tables, relocated, with the strings they name, not read yet.
+struct ObjectLines {
+    debug_line: Vec<u8>,
+    line_str: Vec<u8>,
+}
+
+/// The line tables of a unit's objects, read into rows on first use.
+struct UnitLines {
+    objects: Vec<ObjectLines>,
+    placement: ImagePlacement,
+}
+
+impl LineSource for UnitLines {
+    fn read(&self) -> LineTable {
+        let mut table = LineTable::default();
+        let mut sequences: Vec<Vec<LineRow>> = Vec::new();
+        let mut file_ids: HashMap<String, u32> = HashMap::default();
+        for object in &self.objects {
+            let (files, object_sequences) = read_rows(object, &self.placement);
+            let local_files: Vec<u32> = files
+                .into_iter()
+                .map(|file| {
+                    let next = table.files.len() as u32;
+                    *file_ids.entry(file.clone()).or_insert_with(|| {
+                        table.files.push(file);
+                        next
+                    })
+                })
+                .collect();
+            for mut sequence in object_sequences {
+                for row in &mut sequence {
+                    if row.file != LineRow::END {
+                        row.file = local_files.get(row.file as usize).copied().unwrap_or(0);
+                    }
+                }
+                sequences.push(sequence);
+            }
+        }
+        sequences.sort_unstable_by_key(|sequence| sequence[0].address);
+        table.rows = sequences.concat();
+        table
+    }
+}
+
+/// The unit's symbols: every object's function symbols, merged and sorted, and their line
+/// tables, to be read when needed.
 pub fn collect(link: &LinkContext<'_, '_>) -> UnitSymbols {
     let per_object: Vec<ObjectSymbols> = link
         .db
@@ -94,84 +130,85 @@ pub fn collect(link: &LinkContext<'_, '_>) -> UnitSymbols {
         .map(|(index, object)| {
             let id = ObjectId::from_index(index);
             let mut symbols = functions(link, object, id);
-            lines(link, object, id, &mut symbols);
+            symbols.functions.sort_unstable_by_key(function_order);
+            symbols.lines = object_lines(link, object, id);
             symbols
         })
         .collect();
     let code = link.addresses.placement.segment(SegmentKind::Code);
-    let mut unit = UnitSymbols {
-        code: (
-            code,
-            code + link.layout.segments[SegmentKind::Code as usize].size,
-        ),
-        objects: link.db.objects.iter().map(|o| o.name.clone()).collect(),
-        ..UnitSymbols::default()
-    };
-    let mut sequences: Vec<Vec<LineRow>> = Vec::new();
-    let mut file_ids: HashMap<String, u32> = HashMap::default();
-    for object in per_object {
-        let base = unit.names.len() as u32;
-        unit.names.push_str(&object.names);
-        unit.functions
-            .extend(object.functions.into_iter().map(|mut function| {
-                function.name = (function.name.0 + base, function.name.1 + base);
-                function
-            }));
-        let local_files: Vec<u32> = object
-            .files
-            .into_iter()
-            .map(|file| {
-                let next = unit.files.len() as u32;
-                *file_ids.entry(file.clone()).or_insert_with(|| {
-                    unit.files.push(file);
-                    next
-                })
-            })
-            .collect();
-        for mut sequence in object.lines {
-            for row in &mut sequence {
-                if row.file != LineRow::END {
-                    row.file = local_files.get(row.file as usize).copied().unwrap_or(0);
-                }
-            }
-            sequences.push(sequence);
-        }
-    }
-    // Among functions at one address (aliases), the one with a size comes last: lookups take
-    // the last function starting at or before an address.
+    let mut unit = UnitSymbols::default();
+    unit.code = (
+        code,
+        code + link.layout.segments[SegmentKind::Code as usize].size,
+    );
+    unit.objects = link.db.objects.iter().map(|o| o.name.clone()).collect();
+    let mut lines = Vec::new();
     unit.functions
-        .sort_unstable_by_key(|function| (function.address, function.size != 0));
-    sequences.sort_unstable_by_key(|sequence| sequence[0].address);
-    unit.lines = sequences.concat();
+        .reserve(per_object.iter().map(|object| object.functions.len()).sum());
+    unit.names.reserve(per_object.len());
+    for object in per_object {
+        unit.functions.extend(object.functions);
+        unit.names.push(object.names);
+        lines.extend(object.lines);
+    }
+    // Each object's functions come sorted (in parallel), and objects mostly lie in link
+    // order: the stable sort, which finds sorted runs, has little left to do.
+    unit.functions.sort_by_key(function_order);
+    if !lines.is_empty() {
+        unit.line_source = Some(Box::new(UnitLines {
+            objects: lines,
+            placement: link.addresses.placement,
+        }));
+    }
     unit
+}
+
+/// The order of `UnitSymbols::functions`: by address, and among functions at one address
+/// (aliases) the one with a size last, as lookups take the last function starting at or
+/// before an address.
+fn function_order(function: &FunctionSymbol) -> (TargetAddr, bool) {
+    (function.address, function.size != 0)
 }
 
 /// The object's function symbols in loaded sections: typed functions (local ones too), and
 /// global untyped symbols in code sections (assembly without `.type`).
 fn functions(link: &LinkContext<'_, '_>, object: &ObjectFile<'_>, id: ObjectId) -> ObjectSymbols {
-    let mut symbols = ObjectSymbols::default();
+    // Sized once: growing would copy the functions again.
+    let mut symbols = ObjectSymbols {
+        functions: Vec::with_capacity(object.symbols.len()),
+        names: String::new(),
+        lines: None,
+    };
+    // Each section's address, looked up once: an object's functions share a few sections.
+    let mut section_addresses: Vec<Option<Option<TargetAddr>>> = vec![None; object.sections.len()];
     for (index, symbol) in object.symbols.symbols().iter().enumerate().skip(1) {
+        // Most symbols are undefined or data: ruled out before anything is looked up.
         let kind = symbol.st_type();
-        let wanted = match kind {
-            elf::STT_FUNC | elf::STT_GNU_IFUNC => true,
-            elf::STT_NOTYPE => {
-                symbol.st_bind() != elf::STB_LOCAL
-                    && object
-                        .symbol_section(index, symbol)
-                        .filter(|&section| section < object.sections.len())
-                        .is_some_and(|section| {
-                            object.section(section).sh_flags(LE) & u64::from(elf::SHF_EXECINSTR)
-                                != 0
-                        })
-            }
-            _ => false,
-        };
-        if !wanted || symbol.st_shndx(LE) == elf::SHN_UNDEF {
+        let shndx = symbol.st_shndx(LE);
+        if shndx == elf::SHN_UNDEF
+            || !matches!(kind, elf::STT_FUNC | elf::STT_GNU_IFUNC | elf::STT_NOTYPE)
+            || (kind == elf::STT_NOTYPE && symbol.st_bind() == elf::STB_LOCAL)
+        {
             continue;
         }
-        let Some(address) =
-            defined_address(object, id, index, link.layout, &link.addresses.placement)
+        let Some(section) = object
+            .symbol_section(index, symbol)
+            .filter(|&section| section < object.sections.len())
         else {
+            continue;
+        };
+        // Untyped globals count only in code (assembly without `.type`).
+        if kind == elf::STT_NOTYPE
+            && object.section(section).sh_flags(LE) & u64::from(elf::SHF_EXECINSTR) == 0
+        {
+            continue;
+        }
+        let base = *section_addresses[section].get_or_insert_with(|| {
+            link.layout
+                .section_offset(id, section)
+                .map(|offset| link.addresses.at(offset))
+        });
+        let Some(base) = base else {
             continue;
         };
         let name = object.symbol_name(symbol);
@@ -179,9 +216,13 @@ fn functions(link: &LinkContext<'_, '_>, object: &ObjectFile<'_>, id: ObjectId) 
             continue;
         }
         let start = symbols.names.len() as u32;
-        symbols.names.push_str(&String::from_utf8_lossy(name));
+        match std::str::from_utf8(name) {
+            Ok(name) => symbols.names.push_str(name),
+            Err(_) => symbols.names.push_str(&String::from_utf8_lossy(name)),
+        }
         symbols.functions.push(FunctionSymbol {
-            address,
+            // From the section's own start, as `defined_address` computes it.
+            address: base + symbol.st_value(LE),
             size: symbol.st_size(LE),
             name: (start, symbols.names.len() as u32),
             object: id.0,
@@ -253,41 +294,40 @@ fn relocated_debug_line(
     relocated
 }
 
-/// The rows of the object's line tables, if it has any, into `symbols` (sequences of code
-/// that is not in the image are dropped). A table gimli cannot read is skipped: names matter
-/// less than the link.
-fn lines(
+/// The object's line tables, relocated, if it has any.
+fn object_lines(
     link: &LinkContext<'_, '_>,
     object: &ObjectFile<'_>,
     id: ObjectId,
-    symbols: &mut ObjectSymbols,
-) {
-    let Some((index, bytes)) = section_named(object, b".debug_line") else {
-        return;
-    };
-    let relocated = relocated_debug_line(link, object, id, index, bytes);
-    let debug_line = DebugLine::new(&relocated, LittleEndian);
-    let line_str = DebugLineStr::new(
-        section_named(object, b".debug_line_str").map_or(&[][..], |(_, data)| data),
-        LittleEndian,
-    );
-    let debug_str = DebugStr::new(
-        section_named(object, b".debug_str").map_or(&[][..], |(_, data)| data),
-        LittleEndian,
-    );
+) -> Option<ObjectLines> {
+    let (index, bytes) = section_named(object, b".debug_line")?;
+    Some(ObjectLines {
+        debug_line: relocated_debug_line(link, object, id, index, bytes),
+        line_str: section_named(object, b".debug_line_str")
+            .map_or_else(Vec::new, |(_, data)| data.to_vec()),
+    })
+}
+
+/// The rows of an object's line tables: its files, and its sequences of rows (sequences of
+/// code that is not in the image dropped). A table gimli cannot read ends the reading: names
+/// matter less than the link.
+fn read_rows(object: &ObjectLines, placement: &ImagePlacement) -> (Vec<String>, Vec<Vec<LineRow>>) {
+    let mut files: Vec<String> = Vec::new();
+    let mut sequences: Vec<Vec<LineRow>> = Vec::new();
+    let debug_line = DebugLine::new(&object.debug_line, LittleEndian);
+    let line_str = DebugLineStr::new(&object.line_str, LittleEndian);
     let string = |value: AttributeValue<gimli::EndianSlice<'_, LittleEndian>>| -> Option<String> {
         let bytes = match value {
             AttributeValue::String(s) => s,
             AttributeValue::DebugLineStrRef(offset) => line_str.get_str(offset).ok()?,
-            AttributeValue::DebugStrRef(offset) => debug_str.get_str(offset).ok()?,
             _ => return None,
         };
         Some(String::from_utf8_lossy(bytes.slice()).into_owned())
     };
     let mut offset = 0usize;
-    while offset < relocated.len() {
+    while offset < object.debug_line.len() {
         let Ok(program) = debug_line.program(DebugLineOffset(offset), 8, None, None) else {
-            return;
+            break;
         };
         let header = program.header();
         let initial_length = match header.format() {
@@ -298,32 +338,24 @@ fn lines(
             .checked_add(initial_length)
             .and_then(|o| o.checked_add(header.unit_length()))
         else {
-            return;
+            break;
         };
         // File indices of this program to the object's file list.
         let mut file_map: HashMap<u64, u32> = HashMap::default();
         let mut rows = program.rows();
         let mut sequence: Vec<LineRow> = Vec::new();
-        loop {
-            let (header, row) = match rows.next_row() {
-                Ok(Some(next)) => next,
-                _ => break,
-            };
+        while let Ok(Some((header, row))) = rows.next_row() {
             let address = TargetAddr(row.address());
             if row.end_sequence() {
                 if let Some(first) = sequence.first() {
                     let start = first.address.get();
-                    if link
-                        .addresses
-                        .placement
-                        .contains(start, address.get().max(start + 1))
-                    {
+                    if placement.contains(start, address.get().max(start + 1)) {
                         sequence.push(LineRow {
                             address,
                             file: LineRow::END,
                             line: 0,
                         });
-                        symbols.lines.push(std::mem::take(&mut sequence));
+                        sequences.push(std::mem::take(&mut sequence));
                     }
                 }
                 sequence.clear();
@@ -337,8 +369,8 @@ fn lines(
                         .file(file_index)
                         .and_then(|entry| string(entry.path_name()))
                         .unwrap_or_else(|| "?".to_owned());
-                    let file = symbols.files.len() as u32;
-                    symbols.files.push(name);
+                    let file = files.len() as u32;
+                    files.push(name);
                     file_map.insert(file_index, file);
                     file
                 }
@@ -356,4 +388,5 @@ fn lines(
         }
         offset = next;
     }
+    (files, sequences)
 }
