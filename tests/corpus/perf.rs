@@ -115,6 +115,9 @@ fn read_perf_map(pid: u32) -> Result<HashMap<String, (u64, u64)>, Failed> {
     Ok(entries)
 }
 
+/// A debug-info record: the code's address, and its rows (address, line, file).
+type DebugInfo = (u64, Vec<(u64, u32, String)>);
+
 /// A jitdump read back.
 #[derive(Default)]
 struct JitDumpFile {
@@ -122,7 +125,7 @@ struct JitDumpFile {
     /// Code loads: name, address, size, code.
     loads: Vec<(String, u64, u64, Vec<u8>)>,
     /// Debug info: code address, rows (address, line, file).
-    debug: Vec<(u64, Vec<(u64, u32, String)>)>,
+    debug: Vec<DebugInfo>,
 }
 
 /// Parse a jitdump as perf's specification describes it; Err on anything out of place.

@@ -130,9 +130,8 @@ impl UnitSymbols {
 
     /// The source line of `address`, from the line rows.
     pub fn line_at(&self, address: TargetAddr) -> Option<(&str, u32)> {
-        if self.line_source.is_none() {
-            return None;
-        }
+        // A unit without line tables has nothing to read.
+        self.line_source.as_ref()?;
         let table = self.line_table();
         let index = table
             .rows
