@@ -7,7 +7,7 @@
 
 use crate::harness::case::{Build, Case};
 use crate::harness::mode::Mode;
-use crate::harness::process::{checked, run_with_timeout};
+use crate::harness::process::{checked, expect_error, run_with_timeout};
 use crate::harness::scratch::scratch_dir;
 use libtest_mimic::{Failed, Trial};
 use std::collections::HashMap;
@@ -328,6 +328,20 @@ pub fn trials() -> Vec<Trial> {
                 {
                     return Err(fail(format!("no row for functions.c:{line}: {rows:?}")));
                 }
+            }
+            Ok(())
+        }),
+        Trial::test("perf::jitdump_in_a_directory_that_cannot_be_made", || {
+            let case = perf_case()?;
+            // A directory under a regular file cannot be made.
+            let dir = scratch_dir("jitdump-error");
+            let file = dir.join("file");
+            std::fs::write(&file, b"")?;
+            let flag = format!("--jitdump={}", file.join("sub").display());
+            for extra in [&[][..], &["--executor=remote"][..]] {
+                let mut command = case.rjitlink_command(&[&[flag.as_str()][..], extra].concat());
+                expect_error(&mut command, "cannot write the jitdump")?;
+                expect_error(&mut command, "Not a directory")?;
             }
             Ok(())
         }),

@@ -43,7 +43,7 @@ pub(crate) fn append_perf_map<'a>(
         .open(&path);
     let written = file.and_then(|mut file| file.write_all(&text));
     written.map_err(|source| TargetError::System {
-        context: format!("cannot write {path}"),
+        context: format!("cannot write the perf map {path}"),
         source,
     })?;
     *started = true;
@@ -104,15 +104,14 @@ fn default_jitdump_directory() -> PathBuf {
 
 /// Create the jitdump in `directory` (made if missing): header written, the file mapped
 /// executable so that `perf record` sees it.
-fn start_jitdump(directory: &Path) -> std::io::Result<JitDump> {
+fn start_jitdump(directory: &Path, path: &Path) -> std::io::Result<JitDump> {
     std::fs::create_dir_all(directory)?;
-    let path = directory.join(format!("jit-{}.dump", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .read(true)
         .truncate(true)
-        .open(&path)?;
+        .open(path)?;
     let mut header = Vec::with_capacity(40);
     for word in [
         JITDUMP_MAGIC,
@@ -172,12 +171,13 @@ pub(crate) fn append_jitdump<'a>(
     let directory = directory
         .map(Path::to_owned)
         .unwrap_or_else(default_jitdump_directory);
+    let path = directory.join(format!("jit-{}.dump", std::process::id()));
     let fail = |source| TargetError::System {
-        context: format!("cannot write the jitdump in {}", directory.display()),
+        context: format!("cannot write the jitdump {}", path.display()),
         source,
     };
     if dump.is_none() {
-        *dump = Some(start_jitdump(&directory).map_err(fail)?);
+        *dump = Some(start_jitdump(&directory, &path).map_err(fail)?);
     }
     let dump = dump.as_mut().expect("started above");
     // SAFETY: gettid has no preconditions.

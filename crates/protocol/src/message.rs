@@ -886,6 +886,22 @@ mod tests {
     }
 
     #[test]
+    fn crash_reports_have_at_most_64_frames() {
+        let report = |frames: usize| {
+            Response::Crashed(rjitlink_target::CrashReport {
+                signal: 11,
+                code: 1,
+                address: TargetAddr(0),
+                frames: vec![rjitlink_target::CrashFrame::default(); frames],
+            })
+            .to_bytes()
+        };
+        assert!(Response::decode(&report(64)).is_ok());
+        let refused = Response::decode(&report(65)).unwrap_err();
+        assert!(refused.0.contains("65 frames"), "{refused}");
+    }
+
+    #[test]
     fn output_streams_are_checked() {
         let mut e = Encoder::default();
         e.u8(12).u8(3).bytes(b"x");

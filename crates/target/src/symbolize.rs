@@ -195,6 +195,10 @@ pub struct CrashReport {
     pub frames: Vec<CrashFrame>,
 }
 
+/// `si_code` of a signal a thread sent itself or another thread (raise(), abort(),
+/// pthread_kill()), <asm-generic/siginfo.h>.
+const SI_TKILL: i32 = -6;
+
 /// The most frames a crash report shows.
 pub const MAX_CRASH_FRAMES: usize = 64;
 
@@ -230,6 +234,8 @@ pub fn format_crash_report(report: &CrashReport, units: &[Arc<UnitSymbols>]) -> 
         if let Some(name) = code_name(report.signal, report.code) {
             let _ = write!(text, " ({name})");
         }
+    } else if report.code == SI_TKILL {
+        text.push_str(" (raised by the program)");
     } else {
         text.push_str(" (sent by a process)");
     }

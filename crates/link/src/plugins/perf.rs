@@ -38,12 +38,7 @@ impl Plugin for PerfMap {
                 name: name.as_bytes(),
             })
             .collect();
-        target
-            .write_perf_map(&entries)
-            .map_err(|source| LinkError::Target {
-                context: Some("cannot write the perf map"),
-                source,
-            })
+        target.write_perf_map(&entries).map_err(LinkError::from)
     }
 }
 
@@ -116,9 +111,6 @@ impl Plugin for JitDump {
             .collect();
         target
             .write_jitdump(self.directory.as_deref(), &functions)
-            .map_err(|source| LinkError::Target {
-                context: Some("cannot write the jitdump"),
-                source,
-            })
+            .map_err(LinkError::from)
     }
 }
