@@ -223,6 +223,8 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         entry: Some(args.entry.clone()),
         default_libraries: !args.nostdlib,
         export_dynamic: args.export_dynamic,
+        // Names for crash reports.
+        symbolize: !args.no_crash_report,
         perf_map: args.perf_map,
         jitdump: args.jitdump.is_some(),
         jitdump_directory: args.jitdump.clone().filter(|d| !d.as_os_str().is_empty()),

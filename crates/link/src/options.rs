@@ -14,6 +14,9 @@ pub struct LinkOptions {
     pub default_libraries: bool,
     /// Make the unit's global definitions visible to libraries loaded later (`-rdynamic`).
     pub export_dynamic: bool,
+    /// Keep the unit's function symbols and line tables while it lives, so that a crash of its
+    /// code is reported with names and lines (`Executor::add_symbols`).
+    pub symbolize: bool,
     /// Append the unit's functions to `/tmp/perf-PID.map` of the process that runs them, so
     /// that `perf report` names them.
     pub perf_map: bool,

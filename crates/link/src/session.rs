@@ -204,8 +204,8 @@ impl Session {
                     layout: &layout,
                     addresses: &image.addresses,
                 };
-                {
-                    // Names and lines for crash reports and perf, kept while the unit lives.
+                if options.symbolize || options.perf_map || options.jitdump {
+                    // Names and lines for crash reports and perf.
                     let _span = times.span("symbols");
                     let _ = unit_symbols.set(Arc::new(plugins::collect_symbols(&link)));
                 }

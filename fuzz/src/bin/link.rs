@@ -40,7 +40,8 @@ fn main() {
             entry: None,
             default_libraries: false,
             export_dynamic: false,
-            perf_map: false,
+            symbolize: false,
+        perf_map: false,
         jitdump: false,
         jitdump_directory: None,
         };

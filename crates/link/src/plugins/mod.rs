@@ -138,7 +138,9 @@ pub fn for_link(
     }
     // Names for crash reports and perf; registered after the rest, so that they are forgotten
     // first when the unit is freed.
-    plugins.push(Box::new(symbols::Symbols::new(symbols.clone())));
+    if options.symbolize {
+        plugins.push(Box::new(symbols::Symbols::new(symbols.clone())));
+    }
     if options.perf_map {
         plugins.push(Box::new(perf::PerfMap::new(symbols.clone())));
     }
