@@ -6,10 +6,11 @@
 //! The handler runs on an alternate stack (the main thread's; a thread of the program's uses
 //! its own stack) and does only async-signal-safe work plus glibc's `backtrace`, which walks
 //! the signal frame and the linked code with the unwind tables the `eh_frame` plugin
-//! registered; it is called once before the program runs, so that it has loaded libgcc_s and
-//! the unwinder has sorted the registered tables (both allocate) before any crash. The frames
-//! then go through a pipe to a helper thread started before the program, which may allocate
-//! and take locks: it names library frames (`dladdr`) and hands the report to the
+//! registered; the helper thread below calls it once as it starts, so that libgcc_s is loaded
+//! and the unwinder has sorted the registered tables (both allocate) before a crash. The frames
+//! then go through a mailbox (a static record and a futex word: no descriptors, whose table
+//! would have to grow, stalling a threaded process for a grace period) to a helper thread
+//! started before the program, which may allocate and take locks: it names library frames (`dladdr`) and hands the report to the
 //! [`Reporter`] (print it in process, send it to the linker remotely). The handler waits for
 //! its answer a bounded time; without one (the helper stuck on a lock the crashed thread
 //! held), it writes the raw addresses itself. Then it sets the signal's action back to the
@@ -21,8 +22,7 @@ use rjitlink_memory::TargetAddr;
 use rjitlink_target::symbolize::MAX_CRASH_FRAMES;
 use rjitlink_target::{CrashFrame, CrashReport, LibraryFrame};
 use std::ffi::{c_int, c_void, CStr};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// The signals reported: those of a crash, which by default end the process with a core.
 pub const CRASH_SIGNALS: [c_int; 6] = [
@@ -40,8 +40,7 @@ const HELPER_TIMEOUT_MS: c_int = 5000;
 /// The alternate signal stack of the thread that runs the program: room for `backtrace`.
 const ALTERNATE_STACK_SIZE: usize = 256 << 10;
 
-/// What the handler hands the helper thread: plain words, written to the pipe in one
-/// `write` (smaller than PIPE_BUF, so never split).
+/// What the handler hands the helper thread: plain words.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct RawRecord {
@@ -55,10 +54,60 @@ struct RawRecord {
 /// Hands a crash report on; runs on the helper thread (it may allocate and take locks).
 pub type Reporter = Box<dyn Fn(&CrashReport) + Send>;
 
-/// The write end of the pipe to the helper thread (-1 before `install`).
-static TO_HELPER: AtomicI32 = AtomicI32::new(-1);
-/// The read end of the helper's answers.
-static FROM_HELPER: AtomicI32 = AtomicI32::new(-1);
+/// The mailbox between the handler and the helper thread: `MAILBOX_STATE` says whose turn it
+/// is (futex word), `MAILBOX` holds the record while the handler waits.
+struct Mailbox(std::cell::UnsafeCell<RawRecord>);
+
+// SAFETY: the record is written by the one reporting handler before it sets REQUESTED, and
+// read by the helper only after it sees REQUESTED (acquire/release on MAILBOX_STATE).
+unsafe impl Sync for Mailbox {}
+
+static MAILBOX: Mailbox = Mailbox(std::cell::UnsafeCell::new(RawRecord {
+    signal: 0,
+    code: 0,
+    address: 0,
+    count: 0,
+    frames: [0; MAX_CRASH_FRAMES],
+}));
+static MAILBOX_STATE: AtomicU32 = AtomicU32::new(NO_HELPER);
+/// `MAILBOX_STATE`: no helper thread (yet), the helper waits, a report is requested, it is
+/// done.
+const NO_HELPER: u32 = 0;
+const WAITING: u32 = 1;
+const REQUESTED: u32 = 2;
+const REPORTED: u32 = 3;
+
+/// Wait while `word` holds `expected`, at most `timeout` (forever if `None`). Async-signal-safe.
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<libc::timespec>) {
+    let timeout = timeout
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: a futex wait on a word of ours; returns on a wake, a timeout, a signal, or at
+    // once if the word no longer holds `expected`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            timeout,
+        )
+    };
+}
+
+/// Wake whoever waits on `word`. Async-signal-safe.
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: a futex wake on a word of ours.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        )
+    };
+}
+
 /// The process the helper thread lives in: a child the program forks has no helper.
 static HELPER_PID: AtomicI32 = AtomicI32::new(0);
 /// The thread reporting a crash (0: none): a second crashing thread waits for it to end the
@@ -67,21 +116,6 @@ static REPORTING_THREAD: AtomicI32 = AtomicI32::new(0);
 
 extern "C" {
     fn backtrace(buffer: *mut *mut c_void, size: c_int) -> c_int;
-}
-
-/// A pipe whose ends are out of the program's way (high descriptors, close-on-exec).
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fresh descriptors, owned from here.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((
-        crate::start_state::out_of_the_programs_way(read),
-        crate::start_state::out_of_the_programs_way(write),
-    ))
 }
 
 /// Set up crash reports in the thread about to run the program, after its signal state was
@@ -99,23 +133,11 @@ pub(crate) fn install(reporter: Reporter) {
     if signals.is_empty() {
         return;
     }
-    let Ok(((request_read, request_write), (answer_read, answer_write))) =
-        pipe().and_then(|requests| Ok((requests, pipe()?)))
-    else {
-        return;
-    };
-    if start_helper(request_read, answer_write, reporter).is_err() {
+    if start_helper(reporter).is_err() {
         return;
     }
-    TO_HELPER.store(request_write.into_raw_fd(), Ordering::Relaxed);
-    FROM_HELPER.store(answer_read.into_raw_fd(), Ordering::Relaxed);
     HELPER_PID.store(std::process::id() as i32, Ordering::Relaxed);
     set_alternate_stack();
-    // Load libgcc_s and let the unwinder sort the registered tables now: both allocate, which
-    // a signal handler must not.
-    let mut warm = [std::ptr::null_mut::<c_void>(); 4];
-    // SAFETY: a buffer of 4 entries.
-    unsafe { backtrace(warm.as_mut_ptr(), warm.len() as c_int) };
     for signal in signals {
         // SAFETY: installing a handler that does async-signal-safe work (and `backtrace`,
         // warmed above); every signal is blocked while it runs.
@@ -156,7 +178,7 @@ fn set_alternate_stack() {
 
 /// Start the helper thread with every signal blocked: it must never take one of the
 /// program's.
-fn start_helper(requests: OwnedFd, answers: OwnedFd, reporter: Reporter) -> std::io::Result<()> {
+fn start_helper(reporter: Reporter) -> std::io::Result<()> {
     // SAFETY: sigset operations on local sets; the mask is put back below.
     let previous = unsafe {
         let mut all = std::mem::zeroed::<libc::sigset_t>();
@@ -167,7 +189,7 @@ fn start_helper(requests: OwnedFd, answers: OwnedFd, reporter: Reporter) -> std:
     };
     let started = std::thread::Builder::new()
         .name("crash reports".into())
-        .spawn(move || serve_reports(requests, answers, reporter));
+        .spawn(move || serve_reports(reporter));
     // SAFETY: putting back the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut()) };
     started.map(drop)
@@ -175,29 +197,28 @@ fn start_helper(requests: OwnedFd, answers: OwnedFd, reporter: Reporter) -> std:
 
 /// The helper thread: each record from the handler becomes a report for `reporter`, then the
 /// handler is told it may go on.
-fn serve_reports(requests: OwnedFd, answers: OwnedFd, reporter: Reporter) {
+fn serve_reports(reporter: Reporter) {
+    // Load libgcc_s and let the unwinder sort the registered unwind tables (the first lookup
+    // does), here rather than in the handler: both allocate, which a handler must not. Here,
+    // not before the program starts: sorting CPython's tables takes milliseconds, which the
+    // program need not wait for (a crash meanwhile waits for the unwinder's lock instead).
+    let mut warm = [std::ptr::null_mut::<c_void>(); 4];
+    // SAFETY: a buffer of 4 entries.
+    unsafe { backtrace(warm.as_mut_ptr(), warm.len() as c_int) };
+    MAILBOX_STATE.store(WAITING, Ordering::Release);
+    futex_wake(&MAILBOX_STATE);
     loop {
-        let mut record = std::mem::MaybeUninit::<RawRecord>::zeroed();
-        let size = std::mem::size_of::<RawRecord>();
-        // SAFETY: reading at most `size` bytes into the record.
-        let read = unsafe {
-            libc::read(
-                requests.as_raw_fd(),
-                record.as_mut_ptr() as *mut c_void,
-                size,
-            )
-        };
-        if read < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+        let state = MAILBOX_STATE.load(Ordering::Acquire);
+        if state != REQUESTED {
+            futex_wait(&MAILBOX_STATE, state, None);
             continue;
         }
-        if read != size as isize {
-            return;
-        }
-        // SAFETY: fully written by the handler; every bit pattern is a valid RawRecord.
-        let record = unsafe { record.assume_init() };
+        // SAFETY: the handler wrote the record before setting REQUESTED and does not touch it
+        // until REPORTED.
+        let record = unsafe { *MAILBOX.0.get() };
         reporter(&report_of(&record));
-        // SAFETY: one byte to our own pipe.
-        unsafe { libc::write(answers.as_raw_fd(), b"k".as_ptr() as *const c_void, 1) };
+        MAILBOX_STATE.store(REPORTED, Ordering::Release);
+        futex_wake(&MAILBOX_STATE);
     }
 }
 
@@ -326,32 +347,69 @@ extern "C" fn on_crash(signal: c_int, info: *mut libc::siginfo_t, context: *mut 
 }
 
 /// Hand the record to the helper thread and wait for its answer; false if there is no helper
-/// in this process or it did not answer in time.
+/// in this process (yet, or a child the program forked) or it did not answer in time.
 fn report_through_helper(record: &RawRecord) -> bool {
-    let to_helper = TO_HELPER.load(Ordering::Relaxed);
-    let from_helper = FROM_HELPER.load(Ordering::Relaxed);
-    // SAFETY: getpid, write, poll and read are async-signal-safe; the buffers are ours.
-    unsafe {
-        if to_helper < 0 || HELPER_PID.load(Ordering::Relaxed) != libc::getpid() {
-            return false;
-        }
-        let size = std::mem::size_of::<RawRecord>();
-        if libc::write(to_helper, record as *const RawRecord as *const c_void, size)
-            != size as isize
-        {
-            return false;
-        }
-        let mut poll = libc::pollfd {
-            fd: from_helper,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        if libc::poll(&mut poll, 1, HELPER_TIMEOUT_MS) != 1 {
-            return false;
-        }
-        let mut answer = 0u8;
-        libc::read(from_helper, &mut answer as *mut u8 as *mut c_void, 1) == 1
+    // SAFETY: getpid is async-signal-safe.
+    if HELPER_PID.load(Ordering::Relaxed) != unsafe { libc::getpid() } {
+        return false;
     }
+    let deadline = Deadline::start(HELPER_TIMEOUT_MS);
+    // A helper still warming up (a crash as the program starts) is waited for.
+    if !wait_while(NO_HELPER, &deadline) {
+        return false;
+    }
+    if MAILBOX_STATE.load(Ordering::Acquire) != WAITING {
+        return false;
+    }
+    // SAFETY: only the one reporting thread gets here (REPORTING_THREAD), and the helper
+    // reads the record only once it sees REQUESTED.
+    unsafe { *MAILBOX.0.get() = *record };
+    MAILBOX_STATE.store(REQUESTED, Ordering::Release);
+    futex_wake(&MAILBOX_STATE);
+    wait_while(REQUESTED, &deadline) && MAILBOX_STATE.load(Ordering::Acquire) == REPORTED
+}
+
+/// A point in time on the monotonic clock, read async-signal-safely.
+struct Deadline {
+    at: u128,
+}
+
+fn monotonic_nanos() -> u128 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime is async-signal-safe; fills `now`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128
+}
+
+impl Deadline {
+    fn start(milliseconds: c_int) -> Deadline {
+        Deadline {
+            at: monotonic_nanos() + milliseconds as u128 * 1_000_000,
+        }
+    }
+
+    /// What is left of the time, `None` once it has passed.
+    fn left(&self) -> Option<libc::timespec> {
+        let left = self.at.checked_sub(monotonic_nanos()).filter(|&l| l > 0)?;
+        Some(libc::timespec {
+            tv_sec: (left / 1_000_000_000) as libc::time_t,
+            tv_nsec: (left % 1_000_000_000) as libc::c_long,
+        })
+    }
+}
+
+/// Wait while the mailbox's state is `state`; false if the deadline passed first.
+fn wait_while(state: u32, deadline: &Deadline) -> bool {
+    while MAILBOX_STATE.load(Ordering::Acquire) == state {
+        let Some(left) = deadline.left() else {
+            return false;
+        };
+        futex_wait(&MAILBOX_STATE, state, Some(left));
+    }
+    true
 }
 
 /// Write the record as text with no allocation: the signal, address and frames in hex.
