@@ -2,7 +2,9 @@
 // must name the function, file and line of the fault — the line carrying the marker
 // `CRASH(kind)` — and die of the same signal as the native program. `deep` faults three
 // JIT-linked frames down, across an object and an archive member; `own-handler` installs its
-// own SIGSEGV handler, which replaces rjitlink's: no report.
+// own SIGSEGV handler, which replaces rjitlink's: no report. `fork-child`: a child the program
+// forks dies of SIGSEGV (it has no helper thread: its report is raw addresses) and the
+// program says so.
 //# with: crash_deep.c
 //# archive: crash_member.c
 //# cflags: -g
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int first(int *pointer);
@@ -60,6 +63,13 @@ int main(int argc, char **argv) {
         pthread_t thread;
         pthread_create(&thread, 0, thread_main, 0);
         pthread_join(thread, 0);
+    } else if (!strcmp(kind, "fork-child")) {
+        pid_t child = fork();
+        if (child == 0)
+            *null_pointer = 3;
+        int status;
+        waitpid(child, &status, 0);
+        printf("child: %s\n", WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV ? "SIGSEGV" : "?");
     } else if (!strcmp(kind, "own-handler")) {
         signal(SIGSEGV, on_segv);
         *null_pointer = 1;

@@ -4,6 +4,7 @@
 //! object, and dies of the same signal as its native build — in every executor mode. A crash
 //! three frames deep across an object and an archive member names each frame; a crash in a
 //! thread names the thread's function; a program with its own SIGSEGV handler gets no report;
+//! a child the program forks reports raw addresses (it has no helper thread); and
 //! `--no-crash-report` turns reports off.
 
 use crate::harness::case::{Build, Case};
@@ -259,6 +260,27 @@ pub fn trials() -> Vec<Trial> {
                     || native.status.code() != Some(3)
                     || output.stdout != native.stdout
                     || stderr.contains("rjitlink: crash")
+                {
+                    return Err(format!("{}: {output:?}", mode.name()).into());
+                }
+            }
+            Ok(())
+        },
+    ));
+    trials.push(Trial::test(
+        "crash_reports::a_forked_child_reports_raw_addresses",
+        || {
+            let mut case = crash_case(Build::O0)?;
+            let native = run_native(&case, "fork-child")?;
+            case.args = vec!["fork-child".to_owned()];
+            for mode in Mode::ALL {
+                let output = case.run_jit(mode, &[])?;
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                // The child has no helper thread: the handler writes the addresses itself.
+                if output.status.code() != Some(0)
+                    || output.stdout != native.stdout
+                    || !native.stdout.ends_with(b"child: SIGSEGV\n")
+                    || !stderr.contains("rjitlink: crash: signal 11 at address 0x0\n  0x")
                 {
                     return Err(format!("{}: {output:?}", mode.name()).into());
                 }
