@@ -20,17 +20,24 @@ pub struct RunProgram<'a> {
 /// One function of `Request::JitDump`: its place, name, and line rows (address, line, file).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JitDumpFunction<'a> {
+    /// Its first byte, in live code of the executor.
     pub address: TargetAddr,
+    /// Its size in bytes.
     pub size: u64,
+    /// Its symbol name.
     pub name: &'a [u8],
+    /// Its line rows: where each starts, its line, its file.
     pub lines: Vec<(TargetAddr, u32, &'a [u8])>,
 }
 
 /// One function of `Request::PerfMap`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PerfMapLine<'a> {
+    /// Its first byte.
     pub address: TargetAddr,
+    /// Its size in bytes.
     pub size: u64,
+    /// Its symbol name.
     pub name: &'a [u8],
 }
 
@@ -117,12 +124,15 @@ pub enum Request<'a> {
     Shutdown,
     /// Append these functions to the executor's `/tmp/perf-PID.map`.
     PerfMap {
+        /// The functions, one line each.
         lines: Vec<PerfMapLine<'a>>,
     },
     /// Append these functions, with their code, to the executor's jitdump in `directory`
     /// (empty: the default one).
     JitDump {
+        /// Where the dump goes; empty: the executor's default place.
         directory: &'a [u8],
+        /// The functions, a code-load record each.
         functions: Vec<JitDumpFunction<'a>>,
     },
     /// While a program runs over TCP: bytes for its standard input, at most the window the

@@ -149,16 +149,22 @@ pub trait Executor: Send {
 /// One function for the perf map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PerfMapEntry<'a> {
+    /// Its first byte.
     pub address: TargetAddr,
+    /// Its size in bytes.
     pub size: u64,
+    /// Its symbol name.
     pub name: &'a [u8],
 }
 
 /// One function for the jitdump.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JitFunction<'a> {
+    /// Its first byte, in live code of the target.
     pub address: TargetAddr,
+    /// Its size in bytes: the code-load record copies that many bytes.
     pub size: u64,
+    /// Its symbol name.
     pub name: &'a [u8],
     /// Its line rows, by address: where each row starts, its line, its file.
     pub lines: Vec<(TargetAddr, u32, &'a [u8])>,

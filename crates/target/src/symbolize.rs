@@ -30,9 +30,11 @@ pub struct FunctionSymbol {
 /// next row. A row with `file == END` ends a sequence: no line for the code after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LineRow {
+    /// The row's first byte of code.
     pub address: TargetAddr,
     /// An index into `files`, or [`LineRow::END`].
     pub file: u32,
+    /// The source line; 0 where the compiler names none.
     pub line: u32,
 }
 
@@ -91,6 +93,7 @@ impl std::fmt::Debug for UnitSymbols {
 pub struct SourceLocation<'a> {
     /// The function and the address's offset in it.
     pub function: Option<(&'a str, u64)>,
+    /// The source file and line, where the unit has line tables.
     pub file_line: Option<(&'a str, u32)>,
     /// The defining object, when the function is known.
     pub object: Option<&'a str>,
@@ -179,13 +182,16 @@ pub struct CrashFrame {
 /// A frame in a library, named by the target's loader (`dladdr`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LibraryFrame {
+    /// The loaded object's path, as the loader has it.
     pub path: String,
+    /// The nearest symbol at or before the frame's pc, and the pc's offset from it.
     pub symbol: Option<(String, u64)>,
 }
 
 /// What the target collected as linked code died of a signal.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CrashReport {
+    /// The signal's number.
     pub signal: i32,
     /// `si_code`: positive when the kernel raised it for a fault, else sent by a process.
     pub code: i32,
