@@ -516,19 +516,28 @@ impl Executor for Remote {
                 Ok(locked) => locked,
                 Err(error) => return Err(self.explain(error)),
             };
-            locked.connection.call(&request).map(|r| match r {
-                Response::Exited(status) => Ok(status),
-                Response::Crashed(report) => {
-                    self.print_crash(&report);
-                    Err(TargetError::ClosedWhileRunning)
-                }
-                Response::Terminated(signal) => Err(TargetError::Terminated { signal }),
-                Response::Failed(message) => Err(refused(message)),
-                other => Err(TargetError::UnexpectedResponse {
-                    request: Some("run"),
-                    response: format!("{other:?}"),
-                }),
-            })
+            // A crash report comes before the end of the run: printed, then the end is read.
+            let received = locked
+                .connection
+                .send_request(&request)
+                .and_then(|id| loop {
+                    match locked.connection.receive_response(id) {
+                        Ok(Response::Crashed(report)) => self.print_crash(&report),
+                        Ok(Response::Exited(status)) => break Ok(Ok(status)),
+                        Ok(Response::Terminated(signal)) => {
+                            break Ok(Err(TargetError::Terminated { signal }))
+                        }
+                        Ok(Response::Failed(message)) => break Ok(Err(refused(message))),
+                        Ok(other) => {
+                            break Ok(Err(TargetError::UnexpectedResponse {
+                                request: Some("run"),
+                                response: format!("{other:?}"),
+                            }))
+                        }
+                        Err(error) => break Err(error),
+                    }
+                });
+            received
         };
         match outcome {
             Ok(result) => {
