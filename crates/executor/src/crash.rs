@@ -7,13 +7,14 @@
 //! its own stack) and does only async-signal-safe work plus glibc's `backtrace`, which walks
 //! the signal frame and the linked code with the unwind tables the `eh_frame` plugin
 //! registered; the helper thread below calls it once as it starts, so that libgcc_s is loaded
-//! and the unwinder has sorted the registered tables (both allocate) before a crash. The frames
-//! then go through a mailbox (a static record and a futex word: no descriptors, whose table
-//! would have to grow, stalling a threaded process for a grace period) to a helper thread
-//! started before the program, which may allocate and take locks: it names library frames (`dladdr`) and hands the report to the
-//! [`Reporter`] (print it in process, send it to the linker remotely). The handler waits for
-//! its answer a bounded time; without one (the helper stuck on a lock the crashed thread
-//! held), it writes the raw addresses itself. Then it sets the signal's action back to the
+//! and the unwinder has sorted the registered tables (both allocate) before a crash. The
+//! frames then go through a mailbox (a static record and a futex word: no descriptors, whose
+//! table would have to grow, stalling a threaded process for an RCU grace period) to the
+//! helper thread, started before the program, which may allocate and take locks: it names
+//! library frames (`dladdr`) and hands the report to the [`Reporter`] (print it in process,
+//! send it to the linker remotely). The handler waits for its answer a bounded time; without
+//! one (the helper stuck on a lock the crashed thread held, or no helper: a child the program
+//! forked), it writes the raw addresses itself. Then it sets the signal's action back to the
 //! default and raises it again, and returning lets the kernel deliver it.
 //!
 //! A program that installs its own handler replaces ours: it gets no report, as natively.
