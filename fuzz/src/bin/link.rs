@@ -41,9 +41,9 @@ fn main() {
             default_libraries: false,
             export_dynamic: false,
             symbolize: false,
-        perf_map: false,
-        jitdump: false,
-        jitdump_directory: None,
+            perf_map: false,
+            jitdump: false,
+            jitdump_directory: None,
         };
         let mut session = Session::new(
             Box::new(StubExecutor::default()),
