@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,6 +50,11 @@ int main(int argc, char **argv) {
     fflush(stdout);
     if (!strcmp(kind, "segv")) {
         *null_pointer = 1; // CRASH(segv)
+    } else if (!strcmp(kind, "bus")) {
+        // A page of a file past its end: SIGBUS.
+        FILE *file = tmpfile();
+        volatile char *page = mmap(0, 4096, PROT_READ, MAP_SHARED, fileno(file), 0);
+        return page[0]; // CRASH(bus)
     } else if (!strcmp(kind, "fpe")) {
         return divide(argc);
     } else if (!strcmp(kind, "abort")) {

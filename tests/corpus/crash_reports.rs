@@ -1,5 +1,5 @@
-//! Crash reports (testdata/crash): a program that dies of SIGSEGV, SIGFPE, SIGABRT, SIGILL or
-//! SIGTRAP gets one report on stderr whose frames name the function, the source line of the
+//! Crash reports (testdata/crash): a program that dies of SIGSEGV, SIGBUS, SIGFPE, SIGABRT,
+//! SIGILL or SIGTRAP gets one report on stderr whose frames name the function, the source line of the
 //! fault (found by its `CRASH(kind)` marker in the source, not written into the test) and the
 //! object, and dies of the same signal as its native build — in every executor mode. A crash
 //! three frames deep across an object and an archive member names each frame; a crash in a
@@ -307,6 +307,7 @@ pub fn trials() -> Vec<Trial> {
 fn rjitlink_target_signal_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
         libc::SIGFPE => "SIGFPE",
         libc::SIGABRT => "SIGABRT",
         libc::SIGILL => "SIGILL",
