@@ -4,8 +4,8 @@
 // JIT-linked frames down, across an object and an archive member; `own-handler` installs its
 // own SIGSEGV handler, which replaces rjitlink's: no report. `fork-child`: a child the program
 // forks dies of SIGSEGV (it has no helper thread: its report is raw addresses) and the
-// program says so.
-//# with: crash_deep.c
+// program says so. `no-cfi` faults in assembly without unwind information.
+//# with: crash_deep.c no_cfi.s
 //# archive: crash_member.c
 //# cflags: -g
 //# libs: -lpthread
@@ -20,6 +20,12 @@
 #include <unistd.h>
 
 int first(int *pointer);
+void fault_without_cfi(int *pointer);
+
+// Calls assembly without unwind information (no_cfi.s): at -O0 the frame pointers lead on.
+__attribute__((noinline)) static void no_cfi_caller(int *pointer) {
+    fault_without_cfi(pointer); // CALL(no-cfi)
+}
 
 volatile int zero = 0;
 int *volatile null_pointer = 0;
@@ -65,6 +71,8 @@ int main(int argc, char **argv) {
         __asm__ volatile("int3"); // CRASH(int3)
     } else if (!strcmp(kind, "deep")) {
         return first(null_pointer) + 1; // CALL(main)
+    } else if (!strcmp(kind, "no-cfi")) {
+        no_cfi_caller(null_pointer);
     } else if (!strcmp(kind, "thread")) {
         pthread_t thread;
         pthread_create(&thread, 0, thread_main, 0);

@@ -4,7 +4,8 @@
 //! object, and dies of the same signal as its native build — in every executor mode. A crash
 //! three frames deep across an object and an archive member names each frame; a crash in a
 //! thread names the thread's function; a program with its own SIGSEGV handler gets no report;
-//! a child the program forks reports raw addresses (it has no helper thread); and
+//! a child the program forks reports raw addresses (it has no helper thread); callers of code
+//! without unwind tables are found by frame pointers; and
 //! `--no-crash-report` turns reports off.
 
 use crate::harness::case::{Build, Case};
@@ -283,6 +284,35 @@ pub fn trials() -> Vec<Trial> {
                     || !stderr.contains("rjitlink: crash: signal 11 at address 0x0\n  0x")
                 {
                     return Err(format!("{}: {output:?}", mode.name()).into());
+                }
+            }
+            Ok(())
+        },
+    ));
+    trials.push(Trial::test(
+        "crash_reports::callers_of_code_without_unwind_tables_by_frame_pointers",
+        || {
+            // -O0 keeps frame pointers; the assembly has no unwind information.
+            let mut case = crash_case(Build::O0)?;
+            let native = run_native(&case, "no-cfi")?;
+            if native.status.signal() != Some(libc::SIGSEGV) {
+                return Err(format!("natively {}", native.status).into());
+            }
+            case.args = vec!["no-cfi".to_owned()];
+            let caller = Frame::at("no_cfi_caller", "crash.c", "CALL(no-cfi)", "crash.o");
+            for mode in Mode::ALL {
+                let output = case.run_jit(mode, &[])?;
+                check_ending(&output, mode, libc::SIGSEGV)?;
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let frames = report_frames(&stderr, "SIGSEGV")?;
+                let innermost = frames.first().map(String::as_str).unwrap_or("");
+                let fail = || format!("{}: report:\n{}", mode.name(), frames.join("\n"));
+                if !innermost.contains(" in fault_without_cfi+0x")
+                    || !innermost.ends_with("no_cfi.o]")
+                    || frames.len() < 2
+                    || !caller.matches(&frames[1])?
+                {
+                    return Err(fail().into());
                 }
             }
             Ok(())

@@ -304,12 +304,15 @@ extern "C" fn on_crash(signal: c_int, info: *mut libc::siginfo_t, context: *mut 
         }
     }
     // SAFETY: the kernel passes a valid siginfo and ucontext to an SA_SIGINFO handler.
-    let (code, address, pc) = unsafe {
+    let (code, address, pc, frame_pointer, stack_pointer) = unsafe {
         let context = &*(context as *const libc::ucontext_t);
+        let register = |index: c_int| context.uc_mcontext.gregs[index as usize] as u64;
         (
             (*info).si_code,
             (*info).si_addr() as u64,
-            context.uc_mcontext.gregs[libc::REG_RIP as usize] as u64,
+            register(libc::REG_RIP),
+            register(libc::REG_RBP),
+            register(libc::REG_RSP),
         )
     };
     let mut record = RawRecord {
@@ -333,6 +336,11 @@ extern "C" fn on_crash(signal: c_int, info: *mut libc::siginfo_t, context: *mut 
             record.count += 1;
         }
     }
+    // No unwind table for the faulting code (assembly without CFI, code built without
+    // unwind tables): its callers by the frame pointers, where they are kept.
+    if record.count == 1 {
+        walk_frame_pointers(&mut record, frame_pointer, stack_pointer);
+    }
     if !report_through_helper(&record) {
         write_raw(&record);
     }
@@ -344,6 +352,53 @@ extern "C" fn on_crash(signal: c_int, info: *mut libc::siginfo_t, context: *mut 
         action.sa_sigaction = libc::SIG_DFL;
         libc::sigaction(signal, &action, std::ptr::null_mut());
         libc::raise(signal);
+    }
+}
+
+/// How far above the stack pointer a frame may lie: frame pointers beyond are not believed.
+const FRAME_POINTER_REACH: u64 = 64 << 20;
+
+/// Read a word of this process's memory without faulting: None where it is not readable.
+/// Async-signal-safe (a system call).
+fn read_word(address: u64) -> Option<u64> {
+    let mut word = 0u64;
+    let local = libc::iovec {
+        iov_base: &mut word as *mut u64 as *mut c_void,
+        iov_len: 8,
+    };
+    let remote = libc::iovec {
+        iov_base: address as *mut c_void,
+        iov_len: 8,
+    };
+    // SAFETY: reads into our own word; a bad address fails with EFAULT instead of faulting.
+    let read = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    (read == 8).then_some(word)
+}
+
+/// Add the callers found by following saved frame pointers from `frame_pointer`: each frame
+/// holds its caller's frame pointer and, above it, the return address. Frames must lie above
+/// the stack pointer, within reach, aligned and ascending, or the walk stops.
+fn walk_frame_pointers(record: &mut RawRecord, frame_pointer: u64, stack_pointer: u64) {
+    let mut frame = frame_pointer;
+    while (record.count as usize) < MAX_CRASH_FRAMES
+        && frame >= stack_pointer
+        && frame - stack_pointer < FRAME_POINTER_REACH
+        && frame.is_multiple_of(8)
+    {
+        let (Some(caller_frame), Some(return_address)) =
+            (read_word(frame), frame.checked_add(8).and_then(read_word))
+        else {
+            return;
+        };
+        if return_address == 0 {
+            return;
+        }
+        record.frames[record.count as usize] = return_address;
+        record.count += 1;
+        if caller_frame <= frame {
+            return;
+        }
+        frame = caller_frame;
     }
 }
 
