@@ -124,6 +124,8 @@ struct JitDumpFile {
     pid: u32,
     /// Code loads: name, address, size, code.
     loads: Vec<(String, u64, u64, Vec<u8>)>,
+    /// The pid each code load names.
+    load_pids: Vec<u32>,
     /// Debug info: code address, rows (address, line, file).
     debug: Vec<DebugInfo>,
 }
@@ -174,6 +176,7 @@ fn parse_jitdump(bytes: &[u8]) -> Result<JitDumpFile, Failed> {
                 }
                 let code = bytes[code_start..end].to_vec();
                 dump.loads.push((name, address, code_size, code));
+                dump.load_pids.push(u32_at(at + 16)?);
             }
             2 => {
                 let address = u64_at(at + 16)?;
@@ -276,7 +279,7 @@ pub fn trials() -> Vec<Trial> {
             let case = perf_case()?;
             let sizes = function_sizes(&case.inputs[0])?;
             let line = work_line()?;
-            for mode in [Mode::InProcess, Mode::Remote, Mode::RemoteCopy] {
+            for mode in Mode::ALL {
                 let dir = scratch_dir(&format!("jitdump-{}", mode.name()));
                 let flag = format!("--jitdump={}", dir.display());
                 let output = case.run_jit(mode, &[&flag])?;
@@ -286,11 +289,15 @@ pub fn trials() -> Vec<Trial> {
                 let dump = parse_jitdump(&bytes)
                     .map_err(|e| format!("{}: {}", mode.name(), e.message().unwrap_or("")))?;
                 let fail = |what: String| -> Failed { format!("{}: {what}", mode.name()).into() };
-                if dump.pid != printed.pid || dump.loads.len() != sizes.len() {
+                if dump.pid != printed.pid
+                    || dump.loads.len() != sizes.len()
+                    || dump.load_pids.iter().any(|&pid| pid != printed.pid)
+                {
                     return Err(fail(format!(
-                        "pid {} (program {}), {} code loads for {} functions",
+                        "pid {} (program {}, code loads {:?}), {} code loads for {} functions",
                         dump.pid,
                         printed.pid,
+                        dump.load_pids,
                         dump.loads.len(),
                         sizes.len()
                     )));

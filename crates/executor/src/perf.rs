@@ -51,8 +51,7 @@ pub(crate) fn append_perf_map<'a>(
 }
 
 /// In a child forked to run the program (TCP): the perf map the parent wrote becomes the
-/// child's, as perf looks it up by the pid of the process whose samples it names. (The
-/// jitdump is not moved: its records name the parent's pid.)
+/// child's, as perf looks it up by the pid of the process whose samples it names.
 pub(crate) fn perf_map_to_child(parent: u32) {
     let started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
     if *started {
@@ -66,6 +65,7 @@ static JITDUMP: Mutex<Option<JitDump>> = Mutex::new(None);
 /// An open jitdump: its file, and the index the next code-load record gets.
 struct JitDump {
     file: std::fs::File,
+    path: PathBuf,
     next_index: u64,
 }
 
@@ -126,8 +126,17 @@ fn start_jitdump(directory: &Path, path: &Path) -> std::io::Result<JitDump> {
     header.extend_from_slice(&timestamp().to_le_bytes());
     header.extend_from_slice(&0u64.to_le_bytes());
     file.write_all(&header)?;
-    // perf learns of the file from this mapping (its PERF_RECORD_MMAP names the file); it
-    // stays mapped until the process ends.
+    map_executable(&file)?;
+    Ok(JitDump {
+        file,
+        path: path.to_owned(),
+        next_index: 0,
+    })
+}
+
+/// Map the jitdump's first page executable: perf learns of the file from this mapping (its
+/// PERF_RECORD_MMAP names the file). It stays mapped until the process ends.
+fn map_executable(file: &std::fs::File) -> std::io::Result<()> {
     // SAFETY: a new private mapping of our own file; nothing else is replaced.
     let mapped = unsafe {
         libc::mmap(
@@ -135,17 +144,49 @@ fn start_jitdump(directory: &Path, path: &Path) -> std::io::Result<JitDump> {
             rjitlink_memory::page_size(),
             libc::PROT_READ | libc::PROT_EXEC,
             libc::MAP_PRIVATE,
-            std::os::fd::AsRawFd::as_raw_fd(&file),
+            std::os::fd::AsRawFd::as_raw_fd(file),
             0,
         )
     };
     if mapped == libc::MAP_FAILED {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(JitDump {
-        file,
-        next_index: 0,
-    })
+    Ok(())
+}
+
+/// In a child forked to run the program (TCP): the jitdump the parent wrote becomes the
+/// child's — renamed for its pid, its header's and code loads' pid and thread set to the
+/// child's, and mapped again from the child, whose samples `perf inject` matches it to.
+pub(crate) fn jitdump_to_child() -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut dump = JITDUMP.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(dump) = dump.as_mut() else {
+        return Ok(());
+    };
+    let pid = std::process::id();
+    let path = dump.path.with_file_name(format!("jit-{pid}.dump"));
+    std::fs::rename(&dump.path, &path)?;
+    dump.path = path;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::open(&dump.path)?, &mut bytes)?;
+    dump.file.write_all_at(&pid.to_le_bytes(), 20)?;
+    // The records: a code load holds the pid and thread after its 16-byte prefix.
+    let mut at = 40usize;
+    while let Some(prefix) = bytes.get(at..at + 8) {
+        let kind = u32::from_le_bytes(prefix[..4].try_into().expect("4 bytes"));
+        let size = u32::from_le_bytes(prefix[4..].try_into().expect("4 bytes")) as usize;
+        if size < 16 {
+            break;
+        }
+        if kind == JIT_CODE_LOAD {
+            let mut ids = [0u8; 8];
+            ids[..4].copy_from_slice(&pid.to_le_bytes());
+            ids[4..].copy_from_slice(&pid.to_le_bytes());
+            dump.file.write_all_at(&ids, at as u64 + 16)?;
+        }
+        at += size;
+    }
+    map_executable(&dump.file)
 }
 
 /// The record prefix: kind, total size, timestamp.

@@ -187,6 +187,10 @@ fn become_program(
     crash: RawFd,
     program: &Program,
 ) -> ! {
+    // perf's files become this process's, before the descriptors are closed below.
+    crate::perf::perf_map_to_child(parent);
+    // Best effort: without it the dump names the parent, and perf inject ignores it.
+    let _ = crate::perf::jitdump_to_child();
     // SAFETY: system calls in our own process; the descriptors are ours.
     unsafe {
         libc::setpgid(0, 0);
@@ -216,7 +220,6 @@ fn become_program(
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::signal(libc::SIGTERM, libc::SIG_DFL);
     }
-    crate::perf::perf_map_to_child(parent);
     let error = match run_program(program, None, Box::new(pass_crash_on)) {
         Ok(never) => match never {},
         Err(error) => error,
