@@ -172,7 +172,7 @@ pub(crate) fn jitdump_to_child() -> std::io::Result<()> {
     dump.file.write_all_at(&pid.to_le_bytes(), 20)?;
     // The records: a code load holds the pid and thread after its 16-byte prefix.
     let mut at = 40usize;
-    while let Some(prefix) = bytes.get(at..at + 8) {
+    while let Some(prefix) = at.checked_add(8).and_then(|end| bytes.get(at..end)) {
         let kind = u32::from_le_bytes(prefix[..4].try_into().expect("4 bytes"));
         let size = u32::from_le_bytes(prefix[4..].try_into().expect("4 bytes")) as usize;
         if size < 16 {
@@ -184,7 +184,10 @@ pub(crate) fn jitdump_to_child() -> std::io::Result<()> {
             ids[4..].copy_from_slice(&pid.to_le_bytes());
             dump.file.write_all_at(&ids, at as u64 + 16)?;
         }
-        at += size;
+        let Some(next) = at.checked_add(size) else {
+            break;
+        };
+        at = next;
     }
     map_executable(&dump.file)
 }
