@@ -280,7 +280,7 @@ fn library_frame(lookup: u64, pc: u64) -> Option<LibraryFrame> {
     let symbol = (!info.dli_sname.is_null()).then(|| {
         (
             text(info.dli_sname).into_owned(),
-            pc - info.dli_saddr as u64,
+            pc.wrapping_sub(info.dli_saddr as u64),
         )
     });
     Some(LibraryFrame {

@@ -57,7 +57,7 @@ fn sized_functions(symbols: &UnitSymbols) -> impl Iterator<Item = (TargetAddr, u
                         .map(|next| next.address)
                         .find(|&next| next > function.address)
                         .unwrap_or(symbols.code.1);
-                    end - function.address
+                    end.get().saturating_sub(function.address.get())
                 }
                 size => size,
             };
