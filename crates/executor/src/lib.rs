@@ -5,9 +5,10 @@
 //! `Executor` trait of `rjitlink-target`); [`serve`] serves the linker that spawned this
 //! process and [`listen`] linkers over TCP (`listener`, with `relay` carrying a program's
 //! standard streams), whose side of the connection is `rjitlink-remote`. Both do the same
-//! target operations (`target`, `interpose`), one code path for the two.
+//! target operations (`target`, `interpose`), one code path for the two. A program run by
+//! either reports its crashes (`crash`) and writes perf's files when asked (`perf`).
 
-pub mod crash;
+mod crash;
 mod error;
 mod inprocess;
 mod interpose;
@@ -21,6 +22,5 @@ mod target;
 pub use error::ServeError;
 pub use inprocess::InProcess;
 pub use listener::{listen, ListenOptions, DEFAULT_MAX_CLIENTS};
-pub use perf::perf_map_path;
 pub use rjitlink_protocol::{Token, TokenError};
 pub use server::{serve, serve_inherited_socket};

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 static STARTED: Mutex<bool> = Mutex::new(false);
 
 /// The perf map of this process.
-pub fn perf_map_path() -> String {
+fn perf_map_path() -> String {
     format!("/tmp/perf-{}.map", std::process::id())
 }
 
