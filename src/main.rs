@@ -153,6 +153,17 @@ struct RunArgs {
     /// Make the program's global definitions visible to libraries it loads (cc -rdynamic).
     #[arg(long, short = 'E')]
     export_dynamic: bool,
+    /// Write /tmp/perf-PID.map (PID: the process running the code) so that perf names the
+    /// linked functions.
+    #[arg(long)]
+    perf_map: bool,
+    /// Write a jitdump (jit-PID.dump, with code and line rows) for `perf inject --jit`, in
+    /// DIR or by default in $JITDUMPDIR/.debug/jit/rjitlink-PID ($HOME if JITDUMPDIR is unset).
+    #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    jitdump: Option<PathBuf>,
+    /// Do not report a crash of the program (a fatal signal it has no handler for) on stderr.
+    #[arg(long)]
+    no_crash_report: bool,
     /// Print what crossed the connection and what was linked, on stderr.
     #[arg(long)]
     show_stats: bool,
@@ -351,8 +362,15 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
         entry: Some(args.entry.clone()),
         default_libraries: !args.nostdlib,
         export_dynamic: args.export_dynamic,
+        // Names for crash reports.
+        symbolize: !args.no_crash_report,
+        perf_map: args.perf_map,
+        jitdump: args.jitdump.is_some(),
+        jitdump_directory: args.jitdump.clone().filter(|d| !d.as_os_str().is_empty()),
     };
     let memory = match args.memory.as_deref() {
+        // perf reads a perf map only for anonymous memory: shared memory is a memory file's.
+        None if args.perf_map => MemoryMode::Copy,
         None => MemoryMode::Auto,
         Some("shared") => MemoryMode::Shared,
         Some(_) => MemoryMode::Copy,
@@ -427,7 +445,8 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
         .chain(args.args)
         .map(OsString::into_vec)
         .collect();
-    let program = linked.program(argv).expect("an entry was requested");
+    let mut program = linked.program(argv).expect("an entry was requested");
+    program.crash_report = !args.no_crash_report;
     let status = session.executor().run(&program)?;
     // The program has exited (remotely; in process `run` does not return): its memory needs
     // no freeing, and the executor is gone.

@@ -47,6 +47,10 @@ fn options(object: &Path) -> LinkOptions {
         entry: None,
         default_libraries: true,
         export_dynamic: false,
+        symbolize: false,
+        perf_map: false,
+        jitdump: false,
+        jitdump_directory: None,
     }
 }
 
@@ -1117,4 +1121,136 @@ fn a_remote_copy_may_cross_a_page_of_a_packed_unit() {
             session.free(unit.id).unwrap();
         }
     }
+}
+
+/// An in-process executor that records the symbols the units give it.
+struct RecordsSymbols {
+    inner: InProcess,
+    live: Arc<std::sync::Mutex<Vec<Arc<rjitlink_target::UnitSymbols>>>>,
+}
+
+impl Executor for RecordsSymbols {
+    fn memory(&self) -> Arc<dyn MemoryMapper> {
+        self.inner.memory()
+    }
+    fn load_library(&mut self, path: &Path) -> Result<(), TargetError> {
+        self.inner.load_library(path)
+    }
+    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError> {
+        self.inner.load_library_image(name, image)
+    }
+    fn load_module(
+        &mut self,
+        name: &str,
+        image: &[u8],
+        table: WordTable,
+    ) -> Result<LoadedModule, TargetError> {
+        self.inner.load_module(name, image, table)
+    }
+    fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError> {
+        self.inner.unload_module(module)
+    }
+    fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {
+        self.inner.lookup(names)
+    }
+    fn symbol_info(
+        &mut self,
+        addresses: &[TargetAddr],
+    ) -> Result<Vec<Option<SymbolInfo>>, TargetError> {
+        self.inner.symbol_info(addresses)
+    }
+    fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError> {
+        self.inner.interpose(copies)
+    }
+    fn add_symbols(&mut self, symbols: Arc<rjitlink_target::UnitSymbols>) {
+        self.live.lock().unwrap().push(symbols);
+    }
+    fn remove_symbols(&mut self, symbols: &Arc<rjitlink_target::UnitSymbols>) {
+        self.live
+            .lock()
+            .unwrap()
+            .retain(|kept| !Arc::ptr_eq(kept, symbols));
+    }
+    fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
+        self.inner.run(program)
+    }
+    fn is_this_process(&self) -> bool {
+        true
+    }
+}
+
+/// The source line of function `name`'s first byte in `object`, by `nm` and `addr2line`.
+fn addr2line_of(object: &Path, name: &str) -> u32 {
+    let nm = Command::new("nm").arg(object).output().unwrap();
+    let offset = String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() == 3 && fields[2] == name).then(|| fields[0].to_owned())
+        })
+        .unwrap();
+    let output = Command::new("addr2line")
+        .arg("-e")
+        .arg(object)
+        .arg(format!("0x{offset}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim().rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn symbols_for_crash_reports_live_as_long_as_their_unit() {
+    let _serial = one_at_a_time();
+    // Two functions at lines the test knows, built with line tables.
+    let mut cc = Command::new("cc");
+    cc.args(["-c", "-O1", "-g"]);
+    let object = build(
+        "named",
+        "c",
+        "int named_first(int x) {\n  return x * 3;\n}\nint named_second(int x) {\n  return named_first(x) + 1;\n}\n",
+        cc,
+    );
+    let live = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut session = Session::new(
+        Box::new(RecordsSymbols {
+            inner: InProcess::new(),
+            live: live.clone(),
+        }),
+        SessionOptions {
+            slab: SlabConfig {
+                size: 64 << 20,
+                address: None,
+            },
+            keep_symbols: true,
+        },
+    );
+    let times = PhaseTimes::default();
+    // Not asked for: nothing kept.
+    let unasked = session.link(&options(&object), &times).unwrap();
+    assert!(live.lock().unwrap().is_empty());
+    session.free(unasked.id).unwrap();
+    let asked = LinkOptions {
+        symbolize: true,
+        ..options(&object)
+    };
+    let unit = session.link(&asked, &times).unwrap();
+    {
+        let kept = live.lock().unwrap();
+        assert_eq!(kept.len(), 1);
+        let symbols = &kept[0];
+        for name in ["named_first", "named_second"] {
+            let address = session.lookup(name).unwrap();
+            let location = symbols.locate(address, address).unwrap();
+            assert_eq!(location.function, Some((name, 0)));
+            assert!(location.object.unwrap().ends_with("named.o"));
+            let (file, line) = location.file_line.unwrap();
+            assert!(file.ends_with("named.c"), "{file}");
+            // What binutils says of the function's first byte in the object itself.
+            assert_eq!(line, addr2line_of(&object, name), "{name}");
+        }
+        assert_eq!(symbols.locate(TargetAddr(8), TargetAddr(8)), None);
+    }
+    session.free(unit.id).unwrap();
+    assert!(live.lock().unwrap().is_empty(), "freed, its symbols go too");
 }

@@ -2,6 +2,9 @@
 // its alternate signal stack, all as its parent left them (the harness: nothing blocked, every
 // action the default, no alternate stack), not as the Rust runtime sets them in rjitlink's
 // process (SIGPIPE ignored, handlers for SIGSEGV and SIGBUS on an alternate stack).
+// Crash reports (on by default) give the six crash signals rjitlink's handler and the program
+// an alternate stack: turned off here, the state is the parent's exactly.
+//# rjitlink-flags: --no-crash-report
 #include <signal.h>
 #include <stdio.h>
 

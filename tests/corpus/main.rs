@@ -28,6 +28,7 @@
 //! - `cli`: command-line behaviour
 //! - `command_line`: the command line's forms (sources, cc's options, scripts, no `run`)
 //!   against native builds, its messages, completions and the man page
+//! - `crash_reports`: crash reports name the line of the fault (testdata/crash), in every mode
 //! - `executor`: the remote and TCP executors
 //! - `tcp_executor`: the TCP executor facing the network: authentication, hostile clients,
 //!   limits, and programs' endings and streams over the connection
@@ -35,6 +36,7 @@
 //!   testdata/damaged fail with the errors testdata/damaged/EXPECT names
 //! - `native_behaviour`: programs behave as natively where a native run's output cannot say
 //!   so (a reader that leaves, the user's signal state)
+//! - `perf`: the perf map and the jitdump (testdata/perf), and a perf record/report round trip
 //!
 //! Their shared helpers are in tests/harness/.
 
@@ -43,10 +45,12 @@ mod harness;
 
 mod cli;
 mod command_line;
+mod crash_reports;
 mod damaged_input;
 mod executor;
 mod generated_errors;
 mod native_behaviour;
+mod perf;
 mod tcp_executor;
 mod testdata_programs;
 
@@ -58,10 +62,12 @@ fn main() {
     trials.extend(generated_errors::trials());
     trials.extend(cli::trials());
     trials.extend(command_line::trials());
+    trials.extend(crash_reports::trials());
     trials.extend(executor::trials());
     trials.extend(tcp_executor::trials());
     trials.extend(damaged_input::trials());
     trials.extend(native_behaviour::trials());
+    trials.extend(perf::trials());
     trials.extend(damaged_input::regression_trials());
 
     libtest_mimic::run(&args, trials).exit();

@@ -660,6 +660,20 @@ fn wild_addresses() -> Result<(), Failed> {
         },
         "neither code this executor holds nor a function of a loaded library",
     )?;
+    // The jitdump reads the code it names: only live code of the executor's.
+    expect_refusal(
+        &mut connection,
+        &Request::JitDump {
+            directory: b"",
+            functions: vec![rjitlink_protocol::JitDumpFunction {
+                address: wild,
+                size: 16,
+                name: b"wild",
+                lines: vec![],
+            }],
+        },
+        "is not live code this executor holds",
+    )?;
     expect_refusal(
         &mut connection,
         &Request::Deinitialize {
@@ -714,6 +728,7 @@ fn wild_addresses() -> Result<(), Failed> {
             init: vec![],
             fini: vec![],
             args: vec![b"wild"],
+            crash_report: true,
         }),
         "the entry 0x1000 is neither code",
     )?;

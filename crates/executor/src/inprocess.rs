@@ -7,8 +7,20 @@ use rjitlink_target::{
     Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, TargetError,
     WordTable,
 };
+use rjitlink_target::{JitFunction, PerfMapEntry, UnitSymbols};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// The symbols of the units live in this process, for the crash reporter's helper thread.
+static UNITS: Mutex<Vec<Arc<UnitSymbols>>> = Mutex::new(Vec::new());
+
+/// Print a crash report on stderr, its linked frames named from `UNITS`.
+fn print_crash(report: &rjitlink_target::CrashReport) {
+    use std::io::Write;
+    let units = UNITS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let text = rjitlink_target::symbolize::format_crash_report(report, &units);
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
 
 /// Runs linked code in the current process.
 pub struct InProcess {
@@ -105,7 +117,37 @@ impl Executor for InProcess {
         interpose(copies)
     }
 
+    fn add_symbols(&mut self, symbols: Arc<UnitSymbols>) {
+        UNITS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(symbols);
+    }
+
+    fn remove_symbols(&mut self, symbols: &Arc<UnitSymbols>) {
+        UNITS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|kept| !Arc::ptr_eq(kept, symbols));
+    }
+
+    fn write_perf_map(&mut self, entries: &[PerfMapEntry<'_>]) -> Result<(), TargetError> {
+        crate::perf::append_perf_map(entries.iter().map(|e| (e.address, e.size, e.name)))
+    }
+
+    fn write_jitdump(
+        &mut self,
+        directory: Option<&Path>,
+        functions: &[JitFunction<'_>],
+    ) -> Result<(), TargetError> {
+        crate::perf::append_jitdump(directory, functions, |address, size| {
+            // SAFETY: the linker hands over functions of live units of this process: code it
+            // finalized, readable.
+            unsafe { std::slice::from_raw_parts(address.get() as *const u8, size as usize) }
+        })
+    }
+
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
-        match run_program(program, None)? {}
+        match run_program(program, None, Box::new(print_crash))? {}
     }
 }

@@ -96,12 +96,28 @@ fn set_nonblocking(fd: &OwnedFd) -> Result<(), ServeError> {
     }
 }
 
+/// The descriptor of the program's process that crash reports go to: the write end of a
+/// pipe to the relaying process, which sends them on to the linker (which has the symbols).
+static CRASH_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// In the program's process: hand a crash report to the relaying process, encoded as the
+/// message it forwards.
+fn pass_crash_on(report: &rjitlink_target::CrashReport) {
+    let bytes = Response::Crashed(report.clone()).to_bytes();
+    let fd = CRASH_PIPE.load(Ordering::Relaxed);
+    // A report is far smaller than the pipe's buffer: one write, read once the program ended.
+    // SAFETY: writing our own buffer to our own pipe.
+    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+}
+
 /// Run `program`, the answer to request `id`, in a child; relay its streams on `connection`
 /// until it ends, then report how it ended.
 pub(crate) fn run(connection: Connection, id: u64, program: &Program) -> Result<(), ServeError> {
     let (stdin_read, stdin_write) = pipe()?;
     let (stdout_read, stdout_write) = pipe()?;
     let (stderr_read, stderr_write) = pipe()?;
+    let (crash_read, crash_write) = pipe()?;
+    set_nonblocking(&crash_read)?;
     // This side's ends only: each end of a pipe is its own open file, so the program's stay
     // blocking, as a process's standard streams are.
     for fd in [&stdin_write, &stdout_read, &stderr_read] {
@@ -124,13 +140,13 @@ pub(crate) fn run(connection: Connection, id: u64, program: &Program) -> Result<
             stdout_write.as_raw_fd(),
             stderr_write.as_raw_fd(),
         ];
-        become_program(parent, streams, socket, program);
+        become_program(parent, streams, socket, crash_write.as_raw_fd(), program);
     }
     // Both sides set the group, so that it is set whichever runs first.
     // SAFETY: plain system calls on our own child.
     unsafe { libc::setpgid(child, child) };
     PROGRAM_GROUP.store(child, Ordering::Relaxed);
-    drop((stdin_read, stdout_write, stderr_write));
+    drop((stdin_read, stdout_write, stderr_write, crash_write));
     // SAFETY: pidfd_open returns a new descriptor for our child, or -1.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) };
     if pidfd < 0 {
@@ -153,6 +169,7 @@ pub(crate) fn run(connection: Connection, id: u64, program: &Program) -> Result<
         taken: 0,
         outputs: [Some(stdout_read), Some(stderr_read)],
         received: Vec::new(),
+        crash: crash_read,
     };
     let result = relay.relay();
     if result.is_err() {
@@ -163,7 +180,17 @@ pub(crate) fn run(connection: Connection, id: u64, program: &Program) -> Result<
 
 /// In the forked child: make the pipes the standard streams, close everything else (the
 /// linker's connection, `socket`, above all), and run the program. Never returns.
-fn become_program(parent: u32, streams: [RawFd; 3], socket: RawFd, program: &Program) -> ! {
+fn become_program(
+    parent: u32,
+    streams: [RawFd; 3],
+    socket: RawFd,
+    crash: RawFd,
+    program: &Program,
+) -> ! {
+    // perf's files become this process's, before the descriptors are closed below.
+    crate::perf::perf_map_to_child(parent);
+    // Best effort: without it the dump names the parent, and perf inject ignores it.
+    let _ = crate::perf::jitdump_to_child();
     // SAFETY: system calls in our own process; the descriptors are ours.
     unsafe {
         libc::setpgid(0, 0);
@@ -182,14 +209,18 @@ fn become_program(parent: u32, streams: [RawFd; 3], socket: RawFd, program: &Pro
         // alone, as a process does; the connection is closed by name too, in case the kernel
         // has no close_range (before 5.9).
         libc::close(socket);
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        // All but the crash reports' pipe, which is close-on-exec.
+        let crash = crash.max(3) as u32;
+        libc::syscall(libc::SYS_close_range, 3u32, crash - 1, 0u32);
+        libc::syscall(libc::SYS_close_range, crash + 1, u32::MAX, 0u32);
+        CRASH_PIPE.store(crash as RawFd, Ordering::Relaxed);
         // A native program starts with SIGPIPE at its default (the Rust runtime of this
         // process ignores it): writing to a closed pipe must end it as it would natively.
         // SIGTERM's handler is the session's, not the program's.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::signal(libc::SIGTERM, libc::SIG_DFL);
     }
-    let error = match run_program(program, None) {
+    let error = match run_program(program, None, Box::new(pass_crash_on)) {
         Ok(never) => match never {},
         Err(error) => error,
     };
@@ -239,6 +270,8 @@ struct Relay {
     outputs: [Option<OwnedFd>; 2],
     /// Bytes from the linker not yet making up a whole frame.
     received: Vec<u8>,
+    /// The read end of the pipe the program's crash report comes through (non-blocking).
+    crash: OwnedFd,
 }
 
 impl Relay {
@@ -468,12 +501,33 @@ impl Relay {
         // SAFETY: the program's process group; its leader is reaped, so the id may name no
         // process left, or only its descendants.
         unsafe { libc::kill(-self.child, libc::SIGKILL) };
+        self.forward_crash_report()?;
         let response = if libc::WIFSIGNALED(status) {
             Response::Terminated(libc::WTERMSIG(status))
         } else {
             Response::Exited(libc::WEXITSTATUS(status))
         };
         self.connection.respond(self.id, &response)?;
+        Ok(())
+    }
+
+    /// The program's crash report, if it left one, to the linker: checked to be one.
+    fn forward_crash_report(&mut self) -> Result<(), ServeError> {
+        let mut bytes = vec![0u8; 64 << 10];
+        // SAFETY: reading into our own buffer, without blocking.
+        let n = unsafe {
+            libc::read(
+                self.crash.as_raw_fd(),
+                bytes.as_mut_ptr().cast(),
+                bytes.len(),
+            )
+        };
+        if n <= 0 {
+            return Ok(());
+        }
+        if let Ok(report @ Response::Crashed(_)) = Response::decode(&bytes[..n as usize]) {
+            self.connection.respond(self.id, &report)?;
+        }
         Ok(())
     }
 

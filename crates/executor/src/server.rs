@@ -506,6 +506,53 @@ impl Service {
                 interpose(&copies).map_err(|e| full_message(&e))?;
                 Response::Done
             }
+            Request::PerfMap { lines } => {
+                crate::perf::append_perf_map(
+                    lines
+                        .iter()
+                        .map(|line| (line.address, line.size, line.name)),
+                )
+                .map_err(|e| full_message(&e))?;
+                Response::Done
+            }
+            Request::JitDump {
+                directory,
+                functions,
+            } => {
+                // The code is read from this process's memory: only live code it holds.
+                for function in &functions {
+                    if !covered_by(
+                        &self.live,
+                        function.address.get(),
+                        function.size,
+                        Protection::ReadExecute,
+                    ) {
+                        return Err(format!(
+                            "refused: the jitdump's function {} at {} ({} bytes) is not live code this executor holds",
+                            String::from_utf8_lossy(function.name),
+                            function.address,
+                            function.size
+                        ));
+                    }
+                }
+                let functions: Vec<rjitlink_target::JitFunction<'_>> = functions
+                    .into_iter()
+                    .map(|function| rjitlink_target::JitFunction {
+                        address: function.address,
+                        size: function.size,
+                        name: function.name,
+                        lines: function.lines,
+                    })
+                    .collect();
+                let directory = (!directory.is_empty())
+                    .then(|| std::path::Path::new(std::ffi::OsStr::from_bytes(directory)));
+                crate::perf::append_jitdump(directory, &functions, |address, size| {
+                    // SAFETY: checked above to lie in live code of this service.
+                    unsafe { std::slice::from_raw_parts(address.get() as *const u8, size as usize) }
+                })
+                .map_err(|e| full_message(&e))?;
+                Response::Done
+            }
             Request::Input { .. } | Request::InputClosed | Request::OutputClosed { .. } => {
                 return Err("no program is running".into())
             }
@@ -586,6 +633,15 @@ extern "C" fn report_exit(status: c_int, _: *mut c_void) {
     }
 }
 
+/// Send a crash report to the linker, which symbolizes and prints it; the executor dies of
+/// the signal next (see `crash`).
+fn send_crash(report: &rjitlink_target::CrashReport) {
+    let mut exit_report = EXIT_REPORT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((connection, id)) = exit_report.as_mut() {
+        let _ = connection.respond(*id, &Response::Crashed(report.clone()));
+    }
+}
+
 /// The linker's hello: its request id and nonce. A linker of another protocol version is told
 /// both versions and refused.
 pub(crate) fn receive_hello(connection: &mut Connection) -> Result<(u64, Vec<u8>), ServeError> {
@@ -656,6 +712,7 @@ pub(crate) fn serve_requests(mut connection: Connection, io: ProgramIo) -> Resul
                     init: run.init,
                     fini: run.fini,
                     args: run.args.iter().map(|a| a.to_vec()).collect(),
+                    crash_report: run.crash_report,
                 };
                 if let Err(message) = service.check_program(&program) {
                     connection.respond(id, &Response::Failed(message.as_bytes()))?;
@@ -665,7 +722,7 @@ pub(crate) fn serve_requests(mut connection: Connection, io: ProgramIo) -> Resul
                     return relay::run(connection, id, &program);
                 }
                 *EXIT_REPORT.lock().unwrap_or_else(|e| e.into_inner()) = Some((connection, id));
-                match run_program(&program, Some(report_exit)) {
+                match run_program(&program, Some(report_exit), Box::new(send_crash)) {
                     Ok(never) => match never {},
                     Err(e) => {
                         let mut report = EXIT_REPORT.lock().unwrap_or_else(|e| e.into_inner());

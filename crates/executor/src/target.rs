@@ -343,10 +343,12 @@ extern "C" fn observe_exit(status: c_int, argument: *mut c_void) {
 /// Run a linked program in this process as a process runs its main: the signal state and
 /// standard descriptors the user started rjitlink with, init functions, the entry with (argc,
 /// argv, envp), then `exit` with its status (which runs fini functions and atexit handlers).
-/// Never returns. `observer`, if given, sees the exit status last of all.
+/// Never returns. `observer`, if given, sees the exit status last of all; `reporter` gets the
+/// report of a crash, if the program asks for one (`Program::crash_report`).
 pub fn run_program(
     program: &Program,
     observer: Option<ExitObserver>,
+    reporter: crate::crash::Reporter,
 ) -> Result<std::convert::Infallible, TargetError> {
     let args = program
         .args
@@ -367,6 +369,9 @@ pub fn run_program(
     }
     // From here on the program runs: no more errors to return.
     crate::start_state::restore_for_program();
+    if program.crash_report {
+        crate::crash::install(reporter);
+    }
     // SAFETY: everything below calls into code the linker produced for this purpose. The
     // argv strings live until exit because this function never returns.
     unsafe {

@@ -18,10 +18,22 @@ pub struct LinkOptions {
     pub default_libraries: bool,
     /// Make the unit's global definitions visible to libraries loaded later (`-rdynamic`).
     pub export_dynamic: bool,
+    /// Keep the unit's function symbols and line tables while it lives, so that a crash of its
+    /// code is reported with names and lines (`Executor::add_symbols`).
+    pub symbolize: bool,
+    /// Append the unit's functions to `/tmp/perf-PID.map` of the process that runs them, so
+    /// that `perf report` names them.
+    pub perf_map: bool,
+    /// Append the unit's functions, code and line rows to the jitdump of the process that
+    /// runs them (for `perf inject --jit`).
+    pub jitdump: bool,
+    /// Where the jitdump goes; `None`: perf's default place (see `Executor::write_jitdump`).
+    pub jitdump_directory: Option<std::path::PathBuf>,
 }
 
 impl Default for LinkOptions {
-    /// No inputs, the system's search path, no entry, cc's default libraries.
+    /// No inputs, the system's search path, no entry, cc's default libraries; no symbols kept
+    /// for crash reports, no perf map, no jitdump.
     fn default() -> LinkOptions {
         LinkOptions {
             inputs: Vec::new(),
@@ -29,6 +41,10 @@ impl Default for LinkOptions {
             entry: None,
             default_libraries: true,
             export_dynamic: false,
+            symbolize: false,
+            perf_map: false,
+            jitdump: false,
+            jitdump_directory: None,
         }
     }
 }

@@ -72,6 +72,7 @@ impl LinkedUnit {
             init: self.init.clone(),
             fini: self.fini.clone(),
             args,
+            crash_report: true,
         })
     }
 }
@@ -241,7 +242,10 @@ impl Session {
         options: &LinkOptions,
         times: &PhaseTimes,
     ) -> Result<LinkedUnit, LinkError> {
-        let mut plugins = plugins::for_link(options, self.plugins, &self.copies);
+        let unit_symbols = plugins::SharedSymbols::default();
+        let mut plugins = plugins::for_link(options, self.plugins, &self.copies, &unit_symbols);
+        // perf reads a perf map only for anonymous memory, which packed code is not.
+        self.memory.set_packing(!options.perf_map);
         let executor = &mut *self.executor;
         let mut inputs = options.inputs.clone();
         if options.default_libraries {
@@ -290,6 +294,11 @@ impl Session {
                     layout: &layout,
                     addresses: &image.addresses,
                 };
+                if options.symbolize || options.perf_map || options.jitdump {
+                    // Names and lines for crash reports and perf.
+                    let _span = times.span("symbols");
+                    let _ = unit_symbols.set(Arc::new(plugins::collect_symbols(&link)));
+                }
                 let _span = times.span("plugins");
                 for plugin in &mut plugins {
                     actions.extend(plugin.after_apply(

@@ -368,6 +368,8 @@ pub struct MemoryManager {
     config: SlabConfig,
     slab: Mutex<Option<Slab>>,
     stats: Mutex<SlabStats>,
+    /// Whether small images may be packed (the default); see `set_packing`.
+    packing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for MemoryManager {
@@ -388,7 +390,16 @@ impl MemoryManager {
             config,
             slab: Mutex::new(None),
             stats: Mutex::new(SlabStats::default()),
+            packing: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// Whether later allocations may be packed. Off, every image gets whole pages of its
+    /// own: in process, private anonymous memory, which is what perf reads a perf map for
+    /// (packed code lies in a memory file's mapping, which perf takes for a file).
+    pub fn set_packing(&self, packing: bool) {
+        self.packing
+            .store(packing, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The target's page size.
@@ -445,6 +456,7 @@ impl MemoryManager {
             });
         }
         let packable = CHUNK_SIZE.is_multiple_of(page)
+            && self.packing.load(std::sync::atomic::Ordering::Relaxed)
             && segments.iter().any(|segment| segment.size > 0)
             && segments.iter().all(|segment| {
                 segment.size == 0 || (segment.size <= PIECE_LIMIT && segment.align <= page)

@@ -17,6 +17,32 @@ pub struct RunProgram<'a> {
     pub fini: Vec<TargetAddr>,
     /// argv, `argv[0]` included.
     pub args: Vec<&'a [u8]>,
+    /// Report a crash of linked code before dying of it (`Response::Crashed`).
+    pub crash_report: bool,
+}
+
+/// One function of `Request::JitDump`: its place, name, and line rows (address, line, file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JitDumpFunction<'a> {
+    /// Its first byte, in live code of the executor.
+    pub address: TargetAddr,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its symbol name.
+    pub name: &'a [u8],
+    /// Its line rows: where each starts, its line, its file.
+    pub lines: Vec<(TargetAddr, u32, &'a [u8])>,
+}
+
+/// One function of `Request::PerfMap`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerfMapLine<'a> {
+    /// Its first byte.
+    pub address: TargetAddr,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its symbol name.
+    pub name: &'a [u8],
 }
 
 /// One copy relocation to interpose (see `rjitlink_target::Interposition`).
@@ -139,6 +165,19 @@ pub enum Request<'a> {
     Run(RunProgram<'a>),
     /// Stop serving: the linker is done.
     Shutdown,
+    /// Append these functions to the executor's `/tmp/perf-PID.map`.
+    PerfMap {
+        /// The functions, one line each.
+        lines: Vec<PerfMapLine<'a>>,
+    },
+    /// Append these functions, with their code, to the executor's jitdump in `directory`
+    /// (empty: the default one).
+    JitDump {
+        /// Where the dump goes; empty: the executor's default place.
+        directory: &'a [u8],
+        /// The functions, a code-load record each.
+        functions: Vec<JitDumpFunction<'a>>,
+    },
     /// While a program runs over TCP: bytes for its standard input, at most the window the
     /// executor has granted (`STDIN_WINDOW`, given back by `InputConsumed`).
     Input {
@@ -226,6 +265,9 @@ pub enum Response<'a> {
     },
     /// The program exited with this status.
     Exited(i32),
+    /// Linked code crashed, and the executor dies of the signal next: what it collected, for
+    /// the linker to symbolize and print. Sent before the `Run` request's end.
+    Crashed(rjitlink_target::CrashReport),
     /// The process serving the connection was killed by this signal.
     Terminated(i32),
     /// While a program runs over TCP: bytes it wrote to its standard output or error.
@@ -301,6 +343,40 @@ fn decode_addresses(d: &mut Decoder<'_>) -> Result<Vec<TargetAddr>, DecodeError>
     (0..d.count(8)?).map(|_| Ok(TargetAddr(d.u64()?))).collect()
 }
 
+fn decode_crash(d: &mut Decoder<'_>) -> Result<rjitlink_target::CrashReport, DecodeError> {
+    use rjitlink_target::{CrashFrame, CrashReport, LibraryFrame};
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let signal = d.i32()?;
+    let code = d.i32()?;
+    let address = TargetAddr(d.u64()?);
+    let count = d.count(9)?;
+    if count > rjitlink_target::symbolize::MAX_CRASH_FRAMES {
+        return Err(DecodeError(format!("a crash report of {count} frames")));
+    }
+    let frames = (0..count)
+        .map(|_| {
+            let pc = TargetAddr(d.u64()?);
+            let library = match d.u8()? {
+                0 => None,
+                _ => Some(LibraryFrame {
+                    path: text(d.bytes()?),
+                    symbol: match d.u8()? {
+                        0 => None,
+                        _ => Some((text(d.bytes()?), d.u64()?)),
+                    },
+                }),
+            };
+            Ok(CrashFrame { pc, library })
+        })
+        .collect::<Result<_, DecodeError>>()?;
+    Ok(CrashReport {
+        signal,
+        code,
+        address,
+        frames,
+    })
+}
+
 impl<'a> Request<'a> {
     /// Append the request's encoding to `e`.
     pub fn encode(&self, e: &mut Encoder) {
@@ -373,6 +449,28 @@ impl<'a> Request<'a> {
                 e.count(program.args.len());
                 for arg in &program.args {
                     e.bytes(arg);
+                }
+                e.u8(u8::from(program.crash_report));
+            }
+            Request::JitDump {
+                directory,
+                functions,
+            } => {
+                e.u8(20).bytes(directory).count(functions.len());
+                for function in functions {
+                    e.u64(function.address.get())
+                        .u64(function.size)
+                        .bytes(function.name)
+                        .count(function.lines.len());
+                    for (address, line, file) in &function.lines {
+                        e.u64(address.get()).u32(*line).bytes(file);
+                    }
+                }
+            }
+            Request::PerfMap { lines } => {
+                e.u8(19).count(lines.len());
+                for line in lines {
+                    e.u64(line.address.get()).u64(line.size).bytes(line.name);
                 }
             }
             Request::Shutdown => {
@@ -500,6 +598,7 @@ impl<'a> Request<'a> {
                     args: (0..d.count(4)?)
                         .map(|_| d.bytes())
                         .collect::<Result<_, _>>()?,
+                    crash_report: d.u8()? != 0,
                 }),
                 11 => Request::Shutdown,
                 12 => Request::LoadLibraryImage {
@@ -520,6 +619,32 @@ impl<'a> Request<'a> {
                 18 => Request::OutputClosed {
                     stream: decode_stream(d.u8()?)?,
                 },
+                20 => Request::JitDump {
+                    directory: d.bytes()?,
+                    functions: (0..d.count(24)?)
+                        .map(|_| {
+                            Ok(JitDumpFunction {
+                                address: TargetAddr(d.u64()?),
+                                size: d.u64()?,
+                                name: d.bytes()?,
+                                lines: (0..d.count(16)?)
+                                    .map(|_| Ok((TargetAddr(d.u64()?), d.u32()?, d.bytes()?)))
+                                    .collect::<Result<_, DecodeError>>()?,
+                            })
+                        })
+                        .collect::<Result<_, DecodeError>>()?,
+                },
+                19 => Request::PerfMap {
+                    lines: (0..d.count(20)?)
+                        .map(|_| {
+                            Ok(PerfMapLine {
+                                address: TargetAddr(d.u64()?),
+                                size: d.u64()?,
+                                name: d.bytes()?,
+                            })
+                        })
+                        .collect::<Result<_, DecodeError>>()?,
+                },
                 kind => return Err(DecodeError(format!("unknown request kind {kind}"))),
             }
         };
@@ -529,6 +654,13 @@ impl<'a> Request<'a> {
 }
 
 impl<'a> Response<'a> {
+    /// The message's bytes, as a frame carries them (without the frame's header).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut e = Encoder::default();
+        self.encode(&mut e);
+        e.bytes
+    }
+
     /// Append the response's encoding to `e`.
     pub fn encode(&self, e: &mut Encoder) {
         match self {
@@ -601,6 +733,26 @@ impl<'a> Response<'a> {
             Response::InputConsumed { bytes } => {
                 e.u8(13).u64(*bytes);
             }
+            Response::Crashed(report) => {
+                e.u8(14)
+                    .i32(report.signal)
+                    .i32(report.code)
+                    .u64(report.address.get())
+                    .count(report.frames.len());
+                for frame in &report.frames {
+                    e.u64(frame.pc.get());
+                    match &frame.library {
+                        None => e.u8(0),
+                        Some(library) => {
+                            e.u8(1).bytes(library.path.as_bytes());
+                            match &library.symbol {
+                                None => e.u8(0),
+                                Some((name, offset)) => e.u8(1).bytes(name.as_bytes()).u64(*offset),
+                            }
+                        }
+                    };
+                }
+            }
         }
     }
 
@@ -659,6 +811,7 @@ impl<'a> Response<'a> {
                     data: d.bytes()?,
                 },
                 13 => Response::InputConsumed { bytes: d.u64()? },
+                14 => Response::Crashed(decode_crash(&mut d)?),
                 kind => return Err(DecodeError(format!("unknown response kind {kind}"))),
             }
         };
@@ -718,7 +871,24 @@ mod tests {
             init: vec![TargetAddr(1)],
             fini: vec![],
             args: vec![b"prog", b"-x"],
+            crash_report: true,
         }));
+        round_trip(Request::JitDump {
+            directory: b"/tmp/jit",
+            functions: vec![JitDumpFunction {
+                address: TargetAddr(0x7f00_0000_1000),
+                size: 0x42,
+                name: b"main",
+                lines: vec![(TargetAddr(0x7f00_0000_1000), 3, b"main.c")],
+            }],
+        });
+        round_trip(Request::PerfMap {
+            lines: vec![PerfMapLine {
+                address: TargetAddr(0x7f00_0000_1000),
+                size: 0x42,
+                name: b"main",
+            }],
+        });
         round_trip(Request::Shutdown);
         round_trip(Request::LoadModule {
             name: b"tls module",
@@ -751,6 +921,24 @@ mod tests {
         });
         response_round_trip(Response::Addresses(vec![Some(TargetAddr(0x1000)), None]));
         response_round_trip(Response::Exited(3));
+        response_round_trip(Response::Crashed(rjitlink_target::CrashReport {
+            signal: 11,
+            code: 1,
+            address: TargetAddr(0),
+            frames: vec![
+                rjitlink_target::CrashFrame {
+                    pc: TargetAddr(0x1000),
+                    library: None,
+                },
+                rjitlink_target::CrashFrame {
+                    pc: TargetAddr(0x2000),
+                    library: Some(rjitlink_target::LibraryFrame {
+                        path: "/lib/libc.so.6".into(),
+                        symbol: Some(("abort".into(), 0x10)),
+                    }),
+                },
+            ],
+        }));
         response_round_trip(Response::Hello {
             version: 3,
             page_size: 4096,
@@ -775,6 +963,22 @@ mod tests {
             data: b"out",
         });
         response_round_trip(Response::InputConsumed { bytes: 1 << 16 });
+    }
+
+    #[test]
+    fn crash_reports_have_at_most_64_frames() {
+        let report = |frames: usize| {
+            Response::Crashed(rjitlink_target::CrashReport {
+                signal: 11,
+                code: 1,
+                address: TargetAddr(0),
+                frames: vec![rjitlink_target::CrashFrame::default(); frames],
+            })
+            .to_bytes()
+        };
+        assert!(Response::decode(&report(64)).is_ok());
+        let refused = Response::decode(&report(65)).unwrap_err();
+        assert!(refused.0.contains("65 frames"), "{refused}");
     }
 
     #[test]
@@ -864,7 +1068,7 @@ mod tests {
             let len = (next() % 64) as usize;
             let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             if let Some(first) = bytes.first_mut() {
-                *first %= 20; // mostly valid kinds, so decoding gets past the first byte
+                *first %= 21; // mostly valid kinds, so decoding gets past the first byte
             }
             let _ = Request::decode(&bytes);
             let _ = Response::decode(&bytes);
@@ -875,6 +1079,7 @@ mod tests {
             init: vec![TargetAddr(2)],
             fini: vec![TargetAddr(3)],
             args: vec![b"a"],
+            crash_report: false,
         })
         .encode(&mut e);
         for i in 0..e.bytes.len() {

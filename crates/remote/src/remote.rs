@@ -11,8 +11,8 @@ use crate::signal_relay::{wait_unreaped, Relay};
 use rjitlink_memory::{MapError, MemoryMapper, Placement, TargetAddr};
 use rjitlink_protocol::{Connection, Copy, ProtocolError, Request, Response, RunProgram, Token};
 use rjitlink_target::{
-    Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, SymbolKind,
-    TargetError, TransportStats, WordTable,
+    Executor, Interposition, JitFunction, LoadedModule, ModuleHandle, PerfMapEntry, Program,
+    SymbolInfo, SymbolKind, TargetError, TransportStats, UnitSymbols, WordTable,
 };
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -46,6 +46,8 @@ pub struct Remote {
     /// Over TCP: whether the program reads this process's standard input (see
     /// [`Remote::set_forward_stdin`]).
     forward_stdin: bool,
+    /// The live units' symbols, to name the frames of a crash report the executor sends.
+    symbols: Vec<Arc<UnitSymbols>>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -133,6 +135,7 @@ impl Remote {
             pid,
             stdio_over_connection: false,
             forward_stdin: true,
+            symbols: Vec::new(),
         };
         if memory == MemoryMode::Copy {
             remote.use_copy_mapper();
@@ -221,6 +224,7 @@ impl Remote {
             pid,
             stdio_over_connection: false,
             forward_stdin: true,
+            symbols: Vec::new(),
         };
         if !shared_memory {
             remote.use_copy_mapper();
@@ -319,8 +323,8 @@ impl Remote {
     }
 
     /// After the spawned executor exited: its refusal to run request `id`, if that is what it
-    /// left on the connection. Reads only what is there (a child of the program may hold the
-    /// connection open, and would never close it).
+    /// left on the connection; a crash report it left there is printed. Reads only what is
+    /// there (a child of the program may hold the connection open, and would never close it).
     fn answer_after_exit(&mut self, id: u64) -> Option<Vec<u8>> {
         let mut locked = lock(&self.connection);
         let socket = locked.connection.transport().unix_socket()?;
@@ -335,8 +339,19 @@ impl Remote {
         }
         match locked.connection.receive_response(id) {
             Ok(Response::Failed(message)) => Some(message.to_vec()),
+            Ok(Response::Crashed(report)) => {
+                self.print_crash(&report);
+                None
+            }
             _ => None,
         }
+    }
+
+    /// Print a crash report from the executor, its linked frames named from the symbols kept.
+    fn print_crash(&self, report: &rjitlink_target::CrashReport) {
+        use std::io::Write;
+        let text = rjitlink_target::symbolize::format_crash_report(report, &self.symbols);
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }
 
@@ -459,15 +474,68 @@ impl Executor for Remote {
         })
     }
 
+    fn add_symbols(&mut self, symbols: Arc<UnitSymbols>) {
+        self.symbols.push(symbols);
+    }
+
+    fn remove_symbols(&mut self, symbols: &Arc<UnitSymbols>) {
+        self.symbols.retain(|kept| !Arc::ptr_eq(kept, symbols));
+    }
+
+    fn write_perf_map(&mut self, entries: &[PerfMapEntry<'_>]) -> Result<(), TargetError> {
+        let lines = entries
+            .iter()
+            .map(|entry| rjitlink_protocol::PerfMapLine {
+                address: entry.address,
+                size: entry.size,
+                name: entry.name,
+            })
+            .collect();
+        self.call(&Request::PerfMap { lines }, |r| {
+            matches!(r, Response::Done).then_some(())
+        })
+    }
+
+    fn write_jitdump(
+        &mut self,
+        directory: Option<&Path>,
+        functions: &[JitFunction<'_>],
+    ) -> Result<(), TargetError> {
+        use std::os::unix::ffi::OsStrExt;
+        let functions = functions
+            .iter()
+            .map(|function| rjitlink_protocol::JitDumpFunction {
+                address: function.address,
+                size: function.size,
+                name: function.name,
+                lines: function.lines.clone(),
+            })
+            .collect();
+        let directory = directory.map_or(&b""[..], |d| d.as_os_str().as_bytes());
+        self.call(
+            &Request::JitDump {
+                directory,
+                functions,
+            },
+            |r| matches!(r, Response::Done).then_some(()),
+        )
+    }
+
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
         let request = Request::Run(RunProgram {
             entry: program.entry,
             init: program.init.clone(),
             fini: program.fini.clone(),
             args: program.args.iter().map(Vec::as_slice).collect(),
+            crash_report: program.crash_report,
         });
         if self.stdio_over_connection {
-            return crate::stdio::run(&self.connection, &request, self.forward_stdin);
+            return crate::stdio::run(
+                &self.connection,
+                &request,
+                self.forward_stdin,
+                &self.symbols,
+            );
         }
         if self.child.is_some() {
             return self.run_spawned(&request);
@@ -478,15 +546,28 @@ impl Executor for Remote {
                 Ok(locked) => locked,
                 Err(error) => return Err(self.explain(error)),
             };
-            locked.connection.call(&request).map(|r| match r {
-                Response::Exited(status) => Ok(status),
-                Response::Terminated(signal) => Err(TargetError::Terminated { signal }),
-                Response::Failed(message) => Err(refused(message)),
-                other => Err(TargetError::UnexpectedResponse {
-                    request: Some("run"),
-                    response: format!("{other:?}"),
-                }),
-            })
+            // A crash report comes before the end of the run: printed, then the end is read.
+            let received = locked
+                .connection
+                .send_request(&request)
+                .and_then(|id| loop {
+                    match locked.connection.receive_response(id) {
+                        Ok(Response::Crashed(report)) => self.print_crash(&report),
+                        Ok(Response::Exited(status)) => break Ok(Ok(status)),
+                        Ok(Response::Terminated(signal)) => {
+                            break Ok(Err(TargetError::Terminated { signal }))
+                        }
+                        Ok(Response::Failed(message)) => break Ok(Err(refused(message))),
+                        Ok(other) => {
+                            break Ok(Err(TargetError::UnexpectedResponse {
+                                request: Some("run"),
+                                response: format!("{other:?}"),
+                            }))
+                        }
+                        Err(error) => break Err(error),
+                    }
+                });
+            received
         };
         match outcome {
             Ok(result) => {

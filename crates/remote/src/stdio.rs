@@ -189,6 +189,7 @@ pub(crate) fn run(
     connection: &SharedConnection,
     request: &Request<'_>,
     forward_stdin: bool,
+    symbols: &[Arc<rjitlink_target::UnitSymbols>],
 ) -> Result<i32, TargetError> {
     let mut locked = ready(connection)?;
     let connection = &mut locked.connection;
@@ -236,6 +237,10 @@ pub(crate) fn run(
                 // The executor gives back only what it was sent: never more than the window.
                 *credit = credit.saturating_add(bytes).min(STDIN_WINDOW);
                 window.grown.notify_one();
+            }
+            Ok(Response::Crashed(report)) => {
+                let text = rjitlink_target::symbolize::format_crash_report(&report, symbols);
+                let _ = io::stderr().lock().write_all(text.as_bytes());
             }
             Ok(Response::Exited(status)) => return Ok(status),
             Ok(Response::Terminated(signal)) => return Err(TargetError::Terminated { signal }),

@@ -576,6 +576,7 @@ impl Session {
             init: state.init.clone(),
             fini: state.fini.clone(),
             args: args.iter().map(|arg| arg.as_ref().to_vec()).collect(),
+            crash_report: false,
         };
         Ok(self.inner.executor().run(&program)?)
     }

@@ -161,6 +161,7 @@ impl Unit {
             entry: self.entry.clone(),
             default_libraries: self.default_libraries,
             export_dynamic: self.export_dynamic,
+            ..LinkOptions::default()
         }
     }
 }

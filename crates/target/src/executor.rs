@@ -4,6 +4,7 @@ use crate::error::TargetError;
 use crate::module::{LoadedModule, ModuleHandle, WordTable};
 use crate::program::Program;
 use crate::symbol::{Interposition, SymbolInfo};
+use crate::symbolize::UnitSymbols;
 use rjitlink_memory::{MemoryMapper, TargetAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -100,6 +101,38 @@ pub trait Executor: Send {
     /// exited and further requests fail.
     fn run(&mut self, program: &Program) -> Result<i32, TargetError>;
 
+    /// Keep a live unit's symbols and line rows to name its frames in crash reports: in
+    /// process for the crash reporter, remotely on the linker's side, which symbolizes the
+    /// frames the executor sends. Never fails; the default keeps nothing.
+    fn add_symbols(&mut self, _symbols: Arc<UnitSymbols>) {}
+
+    /// Forget symbols given to `add_symbols` (the same `Arc`), as their unit is freed.
+    fn remove_symbols(&mut self, _symbols: &Arc<UnitSymbols>) {}
+
+    /// Append one line per function, `START SIZE name` in hex, to `/tmp/perf-PID.map` of the
+    /// process that runs the code, which perf reads to name JIT code. The first call of a
+    /// process starts the file afresh (a file of an earlier process with the same pid is
+    /// stale). Err if the file cannot be written; the default writes nothing.
+    fn write_perf_map(&mut self, _entries: &[PerfMapEntry<'_>]) -> Result<(), TargetError> {
+        Ok(())
+    }
+
+    /// Append the functions to the jitdump of the process that runs the code (perf's format
+    /// for `perf inject --jit`: a code-load record with the code's bytes as they are in
+    /// memory, preceded by a debug-info record where `lines` has rows), `jit-PID.dump` in
+    /// `directory`, or by default in `$JITDUMPDIR/.debug/jit/rjitlink-PID/` (`$HOME` when
+    /// `JITDUMPDIR` is unset), as perf's own JIT agents place it. The first call of a process
+    /// creates the file and maps it executable, which is how `perf record` learns of it. Err
+    /// if the file cannot be written, or (remotely) a function does not lie in live code of
+    /// the executor; the default writes nothing.
+    fn write_jitdump(
+        &mut self,
+        _directory: Option<&Path>,
+        _functions: &[JitFunction<'_>],
+    ) -> Result<(), TargetError> {
+        Ok(())
+    }
+
     /// Whether the target is this process. Libraries are then loaded after the parallel
     /// phases rather than during them: dlopen maps memory, which stalls the page faults of
     /// the threads parsing inputs (measured: slower and noisier links).
@@ -111,6 +144,30 @@ pub trait Executor: Send {
     fn transport_stats(&self) -> Option<TransportStats> {
         None
     }
+}
+
+/// One function for the perf map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PerfMapEntry<'a> {
+    /// Its first byte.
+    pub address: TargetAddr,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its symbol name.
+    pub name: &'a [u8],
+}
+
+/// One function for the jitdump.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JitFunction<'a> {
+    /// Its first byte, in live code of the target.
+    pub address: TargetAddr,
+    /// Its size in bytes: the code-load record copies that many bytes.
+    pub size: u64,
+    /// Its symbol name.
+    pub name: &'a [u8],
+    /// Its line rows, by address: where each row starts, its line, its file.
+    pub lines: Vec<(TargetAddr, u32, &'a [u8])>,
 }
 
 /// What crossed the transport to a remote target, counted by the linker's side.

@@ -19,9 +19,11 @@ mod program;
 pub mod start_state;
 pub mod static_tls;
 mod symbol;
+pub mod symbolize;
 
 pub use error::{full_message, signal_name, TargetError};
-pub use executor::{Executor, TransportStats};
+pub use executor::{Executor, JitFunction, PerfMapEntry, TransportStats};
 pub use module::{LoadedModule, ModuleHandle, WordTable};
 pub use program::Program;
 pub use symbol::{Interposition, SymbolInfo, SymbolKind};
+pub use symbolize::{CrashFrame, CrashReport, LibraryFrame, UnitSymbols};

@@ -13,4 +13,7 @@ pub struct Program {
     pub fini: Vec<TargetAddr>,
     /// argv, `argv[0]` included.
     pub args: Vec<Vec<u8>>,
+    /// Report a crash of linked code (a fatal signal with no handler of the program's) on
+    /// stderr before dying of it (see `rjitlink_executor::crash`).
+    pub crash_report: bool,
 }

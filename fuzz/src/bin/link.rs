@@ -40,6 +40,10 @@ fn main() {
             entry: None,
             default_libraries: false,
             export_dynamic: false,
+            symbolize: false,
+            perf_map: false,
+            jitdump: false,
+            jitdump_directory: None,
         };
         let mut session = Session::new(
             Box::new(StubExecutor::default()),

@@ -118,6 +118,7 @@ fn main() {
             init: vec![TargetAddr(1)],
             fini: vec![],
             args: vec![b"prog", b"-x"],
+            crash_report: true,
         }),
         Request::Shutdown,
     ];

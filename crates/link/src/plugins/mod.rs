@@ -25,10 +25,13 @@ mod eh_frame;
 mod executable_stack;
 mod export_dynamic;
 mod ifunc;
+mod perf;
 mod static_destructors;
+mod symbols;
 mod tls_module;
 
 pub use copy_relocations::CopyChains;
+pub use symbols::{collect as collect_symbols, SharedSymbols};
 pub use tls_module::TlsModule;
 
 use crate::addresses::Addresses;
@@ -113,11 +116,13 @@ pub fn free_all(
 }
 
 /// The plugins a link with `options` runs, in order; `copies` is the session's record of
-/// library data its units copied.
+/// library data its units copied; `switches` turns plugins off; `symbols` receives the unit's
+/// symbols after apply (the `symbols` phase of `Session::link`).
 pub fn for_link(
     options: &LinkOptions,
     switches: PluginSwitches,
     copies: &CopyChains,
+    symbols: &SharedSymbols,
 ) -> Vec<Box<dyn Plugin>> {
     let mut plugins: Vec<Box<dyn Plugin>> = vec![
         // First: every other target call may run code that calls an IFUNC.
@@ -137,6 +142,20 @@ pub fn for_link(
     }
     if options.export_dynamic {
         plugins.push(Box::<export_dynamic::ExportDynamic>::default());
+    }
+    // Names for crash reports and perf; registered after the rest, so that they are forgotten
+    // first when the unit is freed.
+    if options.symbolize {
+        plugins.push(Box::new(symbols::Symbols::new(symbols.clone())));
+    }
+    if options.perf_map {
+        plugins.push(Box::new(perf::PerfMap::new(symbols.clone())));
+    }
+    if options.jitdump {
+        plugins.push(Box::new(perf::JitDump::new(
+            symbols.clone(),
+            options.jitdump_directory.clone(),
+        )));
     }
     plugins
 }
