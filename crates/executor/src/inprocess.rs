@@ -4,8 +4,8 @@ use crate::interpose::interpose;
 use crate::target::{run_program, symbol_info, Libraries};
 use rjitlink_memory::{InProcessMapper, MemoryMapper, TargetAddr};
 use rjitlink_target::{
-    Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, TargetError,
-    WordTable,
+    DebugObject, DebugObjectHandle, Executor, Interposition, LoadedModule, ModuleHandle, Program,
+    SymbolInfo, TargetError, WordTable,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -80,6 +80,20 @@ impl Executor for InProcess {
 
     fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError> {
         interpose(copies)
+    }
+
+    fn register_debug_objects(
+        &mut self,
+        objects: Vec<DebugObject>,
+    ) -> Result<Vec<DebugObjectHandle>, TargetError> {
+        crate::debugger::register(objects)
+    }
+
+    fn unregister_debug_objects(
+        &mut self,
+        handles: &[DebugObjectHandle],
+    ) -> Result<(), TargetError> {
+        crate::debugger::unregister(handles).map(|_| ())
     }
 
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {

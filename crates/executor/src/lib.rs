@@ -5,8 +5,9 @@
 //! `Executor` trait of `rjitlink-target`); [`serve`] serves the linker that spawned this
 //! process and [`listen`] linkers over TCP (`listener`, with `relay` carrying a program's
 //! standard streams), whose side of the connection is `rjitlink-remote`. Both do the same
-//! target operations (`target`, `interpose`), one code path for the two.
+//! target operations (`target`, `interpose`, `debugger`), one code path for the two.
 
+mod debugger;
 mod error;
 mod inprocess;
 mod interpose;

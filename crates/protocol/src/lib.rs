@@ -17,13 +17,17 @@ pub use auth::{Token, TokenError};
 pub use codec::DecodeError;
 pub use connection::{split_frame, Connection, FrameWriter, ProtocolError, RawFrame, Transport};
 pub use fd_passing::{receive_fd, send_fd};
-pub use message::{Copy, Request, Response, RunProgram, SymbolKindCode, STDERR, STDOUT};
+pub use message::{
+    Copy, DebugObjectHeader, Request, Response, RunProgram, SymbolKindCode, STDERR, STDOUT,
+};
 
 /// The protocol version this build speaks. Both sides must speak the same.
 ///
 /// 3: mutual authentication by HMAC proofs instead of a token sent in the hello; the
 /// linker's nonce in shared reservations; the program's standard streams over TCP.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: debug objects registered with the executor's JIT interface for debuggers (and
+/// unregistered) by handle.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Marks the first frame so that a stray client is recognized at once.
 pub const MAGIC: [u8; 4] = *b"RJLK";
