@@ -121,6 +121,10 @@ struct RunArgs {
     /// Make the program's global definitions visible to libraries it loads (cc -rdynamic).
     #[arg(long, short = 'E')]
     export_dynamic: bool,
+    /// Do not register the inputs' debug information (DWARF) with the target's JIT interface,
+    /// through which gdb sees JIT-linked code.
+    #[arg(long)]
+    no_debugger_support: bool,
     /// Print what crossed the connection and what was linked, on stderr.
     #[arg(long)]
     show_stats: bool,
@@ -212,6 +216,7 @@ fn run(matches: &ArgMatches, args: RunArgs) -> Result<u8> {
         entry: Some(args.entry.clone()),
         default_libraries: !args.nostdlib,
         export_dynamic: args.export_dynamic,
+        debugger_support: !args.no_debugger_support,
     };
     let memory = match args.memory.as_deref() {
         None => MemoryMode::Auto,

@@ -9,8 +9,8 @@ use rjitlink_link::{
 use rjitlink_memory::{MemoryMapper, SlabConfig, TargetAddr};
 use rjitlink_remote::{MemoryMode, Remote};
 use rjitlink_target::{
-    Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, TargetError,
-    WordTable,
+    DebugObject, DebugObjectHandle, Executor, Interposition, LoadedModule, ModuleHandle, Program,
+    SymbolInfo, TargetError, WordTable,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,6 +47,7 @@ fn options(object: &Path) -> LinkOptions {
         entry: None,
         default_libraries: true,
         export_dynamic: false,
+        debugger_support: true,
     }
 }
 
@@ -671,6 +672,18 @@ impl Executor for ExportsFail {
     }
     fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError> {
         self.0.interpose(copies)
+    }
+    fn register_debug_objects(
+        &mut self,
+        objects: Vec<DebugObject>,
+    ) -> Result<Vec<DebugObjectHandle>, TargetError> {
+        self.0.register_debug_objects(objects)
+    }
+    fn unregister_debug_objects(
+        &mut self,
+        handles: &[DebugObjectHandle],
+    ) -> Result<(), TargetError> {
+        self.0.unregister_debug_objects(handles)
     }
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
         self.0.run(program)

@@ -14,6 +14,9 @@ pub struct LinkOptions {
     pub default_libraries: bool,
     /// Make the unit's global definitions visible to libraries loaded later (`-rdynamic`).
     pub export_dynamic: bool,
+    /// Register the inputs' debug information with the target's JIT interface, so that gdb
+    /// sees the unit's functions, lines and variables (inputs without DWARF cost nothing).
+    pub debugger_support: bool,
 }
 
 /// How a session is set up.

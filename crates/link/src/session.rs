@@ -184,7 +184,8 @@ impl Session {
             plugin.after_layout(&db, &layout)?;
         }
 
-        let memory = allocate(&layout, &self.memory, times)?;
+        let own_pages = plugins.iter().any(|plugin| plugin.needs_own_pages());
+        let memory = allocate(&layout, &self.memory, own_pages, times)?;
         let addresses = image_addresses(&db, &layout, &memory, times);
         let tls = load_thread_locals(&db, &layout, &addresses, executor, times)?;
         let tls_values = tls.map(|LoadedTls { values, module }| {

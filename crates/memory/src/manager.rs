@@ -413,6 +413,19 @@ impl MemoryManager {
         segments: &[SegmentRequest],
         below_2gib: bool,
     ) -> Result<InFlight, MapError> {
+        self.allocate_with(segments, below_2gib, true)
+    }
+
+    /// Like `allocate`, packing small segments only if `pack`: otherwise the segments get
+    /// pages of their own, which no other allocation shares. (A debugger writes breakpoints
+    /// into code, which the kernel lets it do only in private mappings; packed code pages
+    /// are shared mappings of a memory file, and are written again by later links.)
+    pub fn allocate_with(
+        self: &Arc<Self>,
+        segments: &[SegmentRequest],
+        below_2gib: bool,
+        pack: bool,
+    ) -> Result<InFlight, MapError> {
         let page = self.page_size();
         // Working memory holds the segments one after another, page-aligned, either way.
         let mut working_offsets = Vec::with_capacity(segments.len());
@@ -434,7 +447,8 @@ impl MemoryManager {
                 slab: slab.range.start,
             });
         }
-        let packable = CHUNK_SIZE.is_multiple_of(page)
+        let packable = pack
+            && CHUNK_SIZE.is_multiple_of(page)
             && segments.iter().any(|segment| segment.size > 0)
             && segments.iter().all(|segment| {
                 segment.size == 0 || (segment.size <= PIECE_LIMIT && segment.align <= page)

@@ -40,6 +40,7 @@ fn main() {
             entry: None,
             default_libraries: false,
             export_dynamic: false,
+            debugger_support: true,
         };
         let mut session = Session::new(
             Box::new(StubExecutor::default()),
