@@ -424,6 +424,37 @@ fn switched_off() -> Result<(), Failed> {
     Ok(())
 }
 
+/// The executor bounds what it holds for debuggers before reading a byte of it, and
+/// unregisters only what it registered.
+fn executor_limits() -> Result<(), Failed> {
+    use rjitlink_protocol::{DebugObjectHeader, Request, Response};
+    let executor = harness::tcp::TcpExecutor::start()?;
+    let mut connection = harness::tcp::connect(&executor.address)?;
+    match connection.call(&Request::UnregisterDebugObjects { handles: vec![7] }) {
+        Ok(Response::Failed(message))
+            if message == b"no debug object with handle 7 is registered" => {}
+        other => return Err(format!("an unknown handle was not refused: {other:?}").into()),
+    }
+    // 1 TiB announced, nothing sent: refused at once, and the connection ends (the bytes
+    // that would follow cannot be skipped).
+    let huge = Request::RegisterDebugObjects {
+        objects: vec![DebugObjectHeader {
+            name: b"huge.o",
+            size: 1 << 40,
+        }],
+    };
+    match connection.call(&huge) {
+        Ok(Response::Failed(message))
+            if String::from_utf8_lossy(message)
+                .starts_with("refused: debug objects of more than") => {}
+        other => return Err(format!("a huge debug object was not refused: {other:?}").into()),
+    }
+    if connection.call(&Request::Shutdown).is_ok() {
+        return Err("the connection went on after a refused announcement".into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
@@ -443,5 +474,6 @@ fn main() {
     ));
     trials.push(Trial::test("debugger::comdat_copies", comdat_copies));
     trials.push(Trial::test("debugger::switched_off", switched_off));
+    trials.push(Trial::test("debugger::executor_limits", executor_limits));
     libtest_mimic::run(&args, trials).exit();
 }

@@ -1128,3 +1128,170 @@ fn a_remote_copy_may_cross_a_page_of_a_packed_unit() {
         }
     }
 }
+
+/// gdb's `struct jit_code_entry`, as the debugger reads it from this process.
+#[repr(C)]
+struct JitCodeEntry {
+    next_entry: *const JitCodeEntry,
+    prev_entry: *const JitCodeEntry,
+    symfile_addr: *const u8,
+    symfile_size: u64,
+}
+
+/// gdb's `struct jit_descriptor`.
+#[repr(C)]
+struct JitDescriptor {
+    version: u32,
+    action_flag: u32,
+    relevant_entry: *const JitCodeEntry,
+    first_entry: *const JitCodeEntry,
+}
+
+extern "C" {
+    /// The executor crate's, linked into this test through `InProcess`: what gdb reads.
+    static __jit_debug_descriptor: JitDescriptor;
+}
+
+/// The images in the JIT interface's list, as a debugger attaching now would read them.
+fn jit_images() -> Vec<Vec<u8>> {
+    let mut images = Vec::new();
+    // SAFETY: the list is changed only while a unit is linked or freed, which the tests that
+    // call this do themselves, one at a time; every entry's image is live while listed.
+    unsafe {
+        let descriptor = &*std::ptr::addr_of!(__jit_debug_descriptor);
+        assert_eq!(descriptor.version, 1);
+        let mut entry = descriptor.first_entry;
+        while !entry.is_null() {
+            let image =
+                std::slice::from_raw_parts((*entry).symfile_addr, (*entry).symfile_size as usize);
+            images.push(image.to_vec());
+            entry = (*entry).next_entry;
+        }
+    }
+    images
+}
+
+const DEBUG_SOURCE: &str = "int debug_counter;\n\
+    int debug_answer(int x) {\n    debug_counter += x;\n    return 40 + x;\n}\n";
+
+#[test]
+fn debug_objects_are_published_while_their_unit_lives() {
+    use object::read::elf::{FileHeader as _, SectionHeader as _, Sym as _};
+    let _serial = one_at_a_time();
+    let mut cc = Command::new("cc");
+    cc.args(["-c", "-g", "-O0", "-fcommon"]);
+    let object = build("debug_answer", "c", DEBUG_SOURCE, cc);
+    let plain = compile("no_debug_answer", DEBUG_SOURCE);
+    let mut session = session(64 << 20);
+    let times = PhaseTimes::default();
+    let before = jit_images();
+
+    // Without DWARF, or with the support off, nothing is published.
+    let unit = session.link(&bare_options(&plain), &times).unwrap();
+    assert_eq!(jit_images(), before);
+    session.free(unit.id).unwrap();
+    let mut off = bare_options(&object);
+    off.debugger_support = false;
+    let unit = session.link(&off, &times).unwrap();
+    assert_eq!(jit_images(), before);
+    session.free(unit.id).unwrap();
+
+    let unit = session.link(&bare_options(&object), &times).unwrap();
+    let after = jit_images();
+    assert_eq!(after.len(), before.len() + 1);
+    // The newest entry comes first: the object itself, its sections where they were loaded.
+    let image = &after[0];
+    let original = std::fs::read(&object).unwrap();
+    assert_eq!(image.len(), original.len());
+    let header = object::elf::FileHeader64::<object::LittleEndian>::parse(&image[..]).unwrap();
+    let endian = object::LittleEndian;
+    let sections = header.sections(endian, &image[..]).unwrap();
+    let symbols = sections
+        .symbols(endian, &image[..], object::elf::SHT_SYMTAB)
+        .unwrap();
+    let value_of = |name: &[u8]| {
+        let symbol = symbols
+            .iter()
+            .find(|symbol| symbols.symbol_name(endian, symbol) == Ok(name))
+            .unwrap();
+        let base = match symbol.st_shndx(endian) {
+            object::elf::SHN_ABS => 0,
+            index => sections
+                .section(object::SectionIndex(index.into()))
+                .unwrap()
+                .sh_addr(endian),
+        };
+        base + symbol.st_value(endian)
+    };
+    assert_eq!(
+        Some(TargetAddr(value_of(b"debug_answer"))),
+        session.lookup("debug_answer")
+    );
+    // A common symbol is given its address.
+    assert_eq!(
+        Some(TargetAddr(value_of(b"debug_counter"))),
+        session.lookup("debug_counter")
+    );
+    // Only the section headers and the common symbol changed.
+    let differing = image.iter().zip(&original).filter(|(a, b)| a != b).count();
+    assert!(differing > 0 && differing < 64, "{differing} bytes differ");
+
+    // Freed: withdrawn.
+    session.free(unit.id).unwrap();
+    assert_eq!(jit_images(), before);
+}
+
+#[test]
+fn a_remote_executor_registers_debug_objects_by_handle() {
+    let mut cc = Command::new("cc");
+    cc.args(["-c", "-g"]);
+    let object = build("remote_debug_answer", "c", DEBUG_SOURCE, cc);
+    let image = std::fs::read(&object).unwrap();
+    let debug_object = |name: &str, image: Vec<u8>| DebugObject {
+        name: name.to_owned(),
+        image,
+    };
+    let mut remote =
+        Remote::spawn_program(Path::new(env!("CARGO_BIN_EXE_rjitlink")), MemoryMode::Copy).unwrap();
+    let handles = remote
+        .register_debug_objects(vec![
+            debug_object("a.o", image.clone()),
+            debug_object("b.o", image.clone()),
+        ])
+        .unwrap();
+    assert_eq!(handles.len(), 2);
+    assert_ne!(handles[0], handles[1]);
+    // Something that is not an ELF file is refused, and the connection goes on.
+    let error = remote
+        .register_debug_objects(vec![
+            debug_object("good.o", image.clone()),
+            debug_object(
+                "bad.o",
+                b"not an object at all, but long enough to be one: 64 bytes".repeat(2),
+            ),
+        ])
+        .unwrap_err();
+    assert!(
+        matches!(&error, TargetError::Refused(message) if message == "cannot register the debug object bad.o: not an ELF file"),
+        "{error}"
+    );
+    remote.unregister_debug_objects(&handles[..1]).unwrap();
+    // Unregistered already, repeated, never given: refused, and nothing is unregistered.
+    for bad in [
+        vec![handles[0]],
+        vec![handles[1], handles[1]],
+        vec![handles[1], DebugObjectHandle(0x1234)],
+    ] {
+        let error = remote.unregister_debug_objects(&bad).unwrap_err();
+        assert!(
+            matches!(&error, TargetError::Refused(message) if message.starts_with("no debug object with handle")),
+            "{error}"
+        );
+    }
+    remote.unregister_debug_objects(&handles[1..]).unwrap();
+    // Nothing to do: no round trip.
+    let trips = remote.stats().round_trips;
+    remote.unregister_debug_objects(&[]).unwrap();
+    assert_eq!(remote.register_debug_objects(Vec::new()).unwrap(), []);
+    assert_eq!(remote.stats().round_trips, trips);
+}
