@@ -180,8 +180,12 @@ impl Session {
 
         let scan = scan(&db, executor, times)?;
         let layout = layout(&db, scan, self.memory.page_size(), times)?;
-        for plugin in &mut plugins {
-            plugin.after_layout(&db, &layout)?;
+        {
+            // Timed like the plugins' work after apply: one `plugins` line after each phase.
+            let _span = times.span("plugins");
+            for plugin in &mut plugins {
+                plugin.after_layout(&db, &layout)?;
+            }
         }
 
         let own_pages = plugins.iter().any(|plugin| plugin.needs_own_pages());
