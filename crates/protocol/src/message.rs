@@ -28,7 +28,9 @@ pub struct Copy<'a> {
 /// its bytes follow the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DebugObjectHeader<'a> {
+    /// The object's name, for messages: the input's path or `archive(member)`.
     pub name: &'a [u8],
+    /// The image's size in bytes, which the executor checks before reading them.
     pub size: u64,
 }
 
@@ -108,10 +110,12 @@ pub enum Request<'a> {
     /// Their images follow the frame on the stream, raw and back to back in this order, so
     /// that no frame limit applies to them and the executor reads them straight into place.
     RegisterDebugObjects {
+        /// The objects, in the order their images follow.
         objects: Vec<DebugObjectHeader<'a>>,
     },
     /// Withdraw debug objects by the handles a `DebugObjects` response gave.
     UnregisterDebugObjects {
+        /// All or none are withdrawn: each must be registered, and appear once.
         handles: Vec<u64>,
     },
     /// While a program runs over TCP: bytes for its standard input, at most the window the
@@ -181,6 +185,7 @@ pub enum Response<'a> {
     },
     /// Debug objects registered: one handle each, in the request's order.
     DebugObjects {
+        /// One per object, in the request's order.
         handles: Vec<u64>,
     },
     /// The program exited with this status.
