@@ -1295,3 +1295,31 @@ fn a_remote_executor_registers_debug_objects_by_handle() {
     assert_eq!(remote.register_debug_objects(Vec::new()).unwrap(), []);
     assert_eq!(remote.stats().round_trips, trips);
 }
+
+#[test]
+fn a_remote_unit_runs_from_a_code_page_an_earlier_unit_made_live() {
+    // With shared memory the executor maps code privately once live (a debugger's breakpoints
+    // need that), so a later small unit's code on the same page is written by the executor.
+    for mode in [MemoryMode::Shared, MemoryMode::Copy] {
+        let mut session = remote_session(mode, 64 << 20);
+        let times = PhaseTimes::default();
+        let first = compile("packed_first", "int packed_seven(void) { return 7; }\n");
+        let first = session.link(&bare_options(&first), &times).unwrap();
+        let main = compile(
+            "packed_main",
+            "int packed_seven(void);\nint main(void) { return packed_seven() + 1; }\n",
+        );
+        let mut options = bare_options(&main);
+        options.entry = Some("main".to_owned());
+        let unit = session.link(&options, &times).unwrap();
+        // Both are small: their code shares a page.
+        let page = |address: TargetAddr| address.get() / rjitlink_memory::page_size() as u64;
+        assert_eq!(
+            page(first.ranges[0].start),
+            page(unit.entry.unwrap()),
+            "{mode:?}: {first:?} {unit:?}"
+        );
+        let program = unit.program(vec![b"packed".to_vec()]).unwrap();
+        assert_eq!(session.executor().run(&program).unwrap(), 8, "{mode:?}");
+    }
+}
