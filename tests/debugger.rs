@@ -286,17 +286,41 @@ fn ptrace_forbidden() -> Option<String> {
     (scope.trim() == "3").then(|| "kernel.yama.ptrace_scope is 3: no process may attach".into())
 }
 
-/// gdb attaches to a remote executor running the program, which waits for `go`: it sets a
-/// breakpoint, lets the program go, and stops in it with names, lines and locals.
-fn gdb_attached(build: Build, memory: &str) -> Result<(), Failed> {
+/// Where the attached program runs.
+#[derive(Clone, Copy, Debug)]
+enum Executor {
+    /// `--executor=remote` with this `--memory`.
+    Spawned(&'static str),
+    /// An `rjitlink executor --listen`, which runs the program in a process of its own.
+    Tcp,
+}
+
+/// gdb attaches to the process of a remote executor that runs the program, which waits for
+/// `go`: it sets a breakpoint, lets the program go, and stops in it with names, lines and
+/// locals.
+fn gdb_attached(build: Build, executor: Executor) -> Result<(), Failed> {
     if let Some(reason) = ptrace_forbidden() {
         println!("skipped: {reason}");
         return Ok(());
     }
     let inputs = build_sorter(build)?;
     let mut command = Command::new(rjitlink());
+    command.arg("run");
+    // Ends the listener as the test ends.
+    let mut _listener = None;
+    match executor {
+        Executor::Spawned(memory) => {
+            command.args(["--executor=remote", memory]);
+        }
+        Executor::Tcp => {
+            let listener = harness::tcp::TcpExecutor::start()?;
+            command
+                .arg(listener.flag())
+                .env("RJITLINK_TOKEN", harness::tcp::TEST_TOKEN);
+            _listener = Some(listener);
+        }
+    }
     command
-        .args(["run", "--executor=remote", memory])
         .args(&inputs)
         .args(["--", "wait"])
         .stdin(Stdio::null())
@@ -465,12 +489,16 @@ fn main() {
         ));
         trials.push(Trial::test(
             format!("debugger::attached_to_executor::shared::{}", build.name()),
-            move || gdb_attached(build, "--memory=shared"),
+            move || gdb_attached(build, Executor::Spawned("--memory=shared")),
         ));
     }
     trials.push(Trial::test(
         "debugger::attached_to_executor::copy::O0",
-        || gdb_attached(Build::O0, "--memory=copy"),
+        || gdb_attached(Build::O0, Executor::Spawned("--memory=copy")),
+    ));
+    trials.push(Trial::test(
+        "debugger::attached_to_executor::tcp::O0",
+        || gdb_attached(Build::O0, Executor::Tcp),
     ));
     trials.push(Trial::test("debugger::comdat_copies", comdat_copies));
     trials.push(Trial::test("debugger::switched_off", switched_off));

@@ -1323,3 +1323,90 @@ fn a_remote_unit_runs_from_a_code_page_an_earlier_unit_made_live() {
         assert_eq!(session.executor().run(&program).unwrap(), 8, "{mode:?}");
     }
 }
+
+/// An in-process executor that refuses to publish debug objects.
+struct DebugObjectsRefused(InProcess);
+
+impl Executor for DebugObjectsRefused {
+    fn memory(&self) -> Arc<dyn MemoryMapper> {
+        self.0.memory()
+    }
+    fn load_library(&mut self, path: &Path) -> Result<(), TargetError> {
+        self.0.load_library(path)
+    }
+    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError> {
+        self.0.load_library_image(name, image)
+    }
+    fn load_module(
+        &mut self,
+        name: &str,
+        image: &[u8],
+        table: WordTable,
+    ) -> Result<LoadedModule, TargetError> {
+        self.0.load_module(name, image, table)
+    }
+    fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError> {
+        self.0.unload_module(module)
+    }
+    fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {
+        self.0.lookup(names)
+    }
+    fn symbol_info(
+        &mut self,
+        addresses: &[TargetAddr],
+    ) -> Result<Vec<Option<SymbolInfo>>, TargetError> {
+        self.0.symbol_info(addresses)
+    }
+    fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError> {
+        self.0.interpose(copies)
+    }
+    fn register_debug_objects(
+        &mut self,
+        _: Vec<DebugObject>,
+    ) -> Result<Vec<DebugObjectHandle>, TargetError> {
+        Err(TargetError::Refused("refused by the test".to_owned()))
+    }
+    fn unregister_debug_objects(
+        &mut self,
+        handles: &[DebugObjectHandle],
+    ) -> Result<(), TargetError> {
+        self.0.unregister_debug_objects(handles)
+    }
+    fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
+        self.0.run(program)
+    }
+    fn is_this_process(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_link_whose_debug_objects_are_refused_fails_and_keeps_nothing() {
+    let _serial = one_at_a_time();
+    let mut cc = Command::new("cc");
+    cc.args(["-c", "-g", "-O0"]);
+    let object = build("refused_debug_answer", "c", DEBUG_SOURCE, cc);
+    let mut session = Session::new(
+        Box::new(DebugObjectsRefused(InProcess::new())),
+        SessionOptions {
+            slab: SlabConfig {
+                size: 64 << 20,
+                address: None,
+            },
+            keep_symbols: true,
+        },
+    );
+    let times = PhaseTimes::default();
+    let error = session.link(&bare_options(&object), &times).unwrap_err();
+    assert_eq!(
+        rjitlink_target::full_message(&error),
+        "cannot register the unit's debug information for debuggers: refused by the test"
+    );
+    assert_eq!(session.live_units(), 0);
+    assert_eq!(session.memory_stats().bytes_in_use, 0);
+    assert_eq!(session.lookup("debug_answer"), None);
+    // Without debugger support the same object links.
+    let mut off = bare_options(&object);
+    off.debugger_support = false;
+    session.link(&off, &times).unwrap();
+}
