@@ -14,7 +14,9 @@
 //!   data that lives in the TLS module) loses its `SHF_ALLOC` and `SHF_EXECINSTR` flags and
 //!   keeps address 0: its functions then start at 0, which gdb takes for discarded code (as
 //!   ld leaves them), and its symbols are no functions, so no breakpoint lands on them. (A
-//!   loaded section at address 0 would make gdb take 0 for real code; none is left.)
+//!   loaded section at address 0 would make gdb take 0 for real code; none is left. And
+//!   with `SHF_EXECINSTR` kept, gdb 13 crashed setting a breakpoint on the discarded
+//!   function: `tests/debugger.rs`, `comdat_copies`.)
 //! - A common symbol gets the address layout gave it, as an absolute symbol.
 //!
 //! Objects without `.debug_info` cost one pass over their section headers. A unit with debug
