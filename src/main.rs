@@ -164,6 +164,10 @@ struct RunArgs {
     /// Do not report a crash of the program (a fatal signal it has no handler for) on stderr.
     #[arg(long)]
     no_crash_report: bool,
+    /// Do not register the inputs' debug information (DWARF) with the target's JIT interface,
+    /// through which gdb sees JIT-linked code.
+    #[arg(long)]
+    no_debugger_support: bool,
     /// Print what crossed the connection and what was linked, on stderr.
     #[arg(long)]
     show_stats: bool,
@@ -367,6 +371,7 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
         perf_map: args.perf_map,
         jitdump: args.jitdump.is_some(),
         jitdump_directory: args.jitdump.clone().filter(|d| !d.as_os_str().is_empty()),
+        debugger_support: !args.no_debugger_support,
     };
     let memory = match args.memory.as_deref() {
         // perf reads a perf map only for anonymous memory: shared memory is a memory file's.

@@ -9,8 +9,8 @@ use rjitlink_link::{
 use rjitlink_memory::{MemoryMapper, SlabConfig, TargetAddr};
 use rjitlink_remote::{MemoryMode, Remote};
 use rjitlink_target::{
-    Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, TargetError,
-    WordTable,
+    DebugObject, DebugObjectHandle, Executor, Interposition, LoadedModule, ModuleHandle, Program,
+    SymbolInfo, TargetError, WordTable,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,6 +51,7 @@ fn options(object: &Path) -> LinkOptions {
         perf_map: false,
         jitdump: false,
         jitdump_directory: None,
+        debugger_support: true,
     }
 }
 
@@ -679,6 +680,18 @@ impl Executor for ExportsFail {
     fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError> {
         self.0.interpose(copies)
     }
+    fn register_debug_objects(
+        &mut self,
+        objects: Vec<DebugObject>,
+    ) -> Result<Vec<DebugObjectHandle>, TargetError> {
+        self.0.register_debug_objects(objects)
+    }
+    fn unregister_debug_objects(
+        &mut self,
+        handles: &[DebugObjectHandle],
+    ) -> Result<(), TargetError> {
+        self.0.unregister_debug_objects(handles)
+    }
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
         self.0.run(program)
     }
@@ -1171,6 +1184,18 @@ impl Executor for RecordsSymbols {
             .unwrap()
             .retain(|kept| !Arc::ptr_eq(kept, symbols));
     }
+    fn register_debug_objects(
+        &mut self,
+        objects: Vec<DebugObject>,
+    ) -> Result<Vec<DebugObjectHandle>, TargetError> {
+        self.inner.register_debug_objects(objects)
+    }
+    fn unregister_debug_objects(
+        &mut self,
+        handles: &[DebugObjectHandle],
+    ) -> Result<(), TargetError> {
+        self.inner.unregister_debug_objects(handles)
+    }
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
         self.inner.run(program)
     }
@@ -1253,4 +1278,286 @@ fn symbols_for_crash_reports_live_as_long_as_their_unit() {
     }
     session.free(unit.id).unwrap();
     assert!(live.lock().unwrap().is_empty(), "freed, its symbols go too");
+}
+
+/// gdb's `struct jit_code_entry`, as the debugger reads it from this process.
+#[repr(C)]
+struct JitCodeEntry {
+    next_entry: *const JitCodeEntry,
+    prev_entry: *const JitCodeEntry,
+    symfile_addr: *const u8,
+    symfile_size: u64,
+}
+
+/// gdb's `struct jit_descriptor`.
+#[repr(C)]
+struct JitDescriptor {
+    version: u32,
+    action_flag: u32,
+    relevant_entry: *const JitCodeEntry,
+    first_entry: *const JitCodeEntry,
+}
+
+extern "C" {
+    /// The executor crate's, linked into this test through `InProcess`: what gdb reads.
+    static __jit_debug_descriptor: JitDescriptor;
+}
+
+/// The images in the JIT interface's list, as a debugger attaching now would read them.
+fn jit_images() -> Vec<Vec<u8>> {
+    let mut images = Vec::new();
+    // SAFETY: the list is changed only while a unit is linked or freed, which the tests that
+    // call this do themselves, one at a time; every entry's image is live while listed.
+    unsafe {
+        let descriptor = &*std::ptr::addr_of!(__jit_debug_descriptor);
+        assert_eq!(descriptor.version, 1);
+        let mut entry = descriptor.first_entry;
+        while !entry.is_null() {
+            let image =
+                std::slice::from_raw_parts((*entry).symfile_addr, (*entry).symfile_size as usize);
+            images.push(image.to_vec());
+            entry = (*entry).next_entry;
+        }
+    }
+    images
+}
+
+const DEBUG_SOURCE: &str = "int debug_counter;\n\
+    int debug_answer(int x) {\n    debug_counter += x;\n    return 40 + x;\n}\n";
+
+#[test]
+fn debug_objects_are_published_while_their_unit_lives() {
+    use object::read::elf::{FileHeader as _, SectionHeader as _, Sym as _};
+    let _serial = one_at_a_time();
+    let mut cc = Command::new("cc");
+    cc.args(["-c", "-g", "-O0", "-fcommon"]);
+    let object = build("debug_answer", "c", DEBUG_SOURCE, cc);
+    let plain = compile("no_debug_answer", DEBUG_SOURCE);
+    let mut session = session(64 << 20);
+    let times = PhaseTimes::default();
+    let before = jit_images();
+
+    // Without DWARF, or with the support off, nothing is published.
+    let unit = session.link(&bare_options(&plain), &times).unwrap();
+    assert_eq!(jit_images(), before);
+    session.free(unit.id).unwrap();
+    let mut off = bare_options(&object);
+    off.debugger_support = false;
+    let unit = session.link(&off, &times).unwrap();
+    assert_eq!(jit_images(), before);
+    session.free(unit.id).unwrap();
+
+    let unit = session.link(&bare_options(&object), &times).unwrap();
+    let after = jit_images();
+    assert_eq!(after.len(), before.len() + 1);
+    // The newest entry comes first: the object itself, its sections where they were loaded.
+    let image = &after[0];
+    let original = std::fs::read(&object).unwrap();
+    assert_eq!(image.len(), original.len());
+    let header = object::elf::FileHeader64::<object::LittleEndian>::parse(&image[..]).unwrap();
+    let endian = object::LittleEndian;
+    let sections = header.sections(endian, &image[..]).unwrap();
+    let symbols = sections
+        .symbols(endian, &image[..], object::elf::SHT_SYMTAB)
+        .unwrap();
+    let value_of = |name: &[u8]| {
+        let symbol = symbols
+            .iter()
+            .find(|symbol| symbols.symbol_name(endian, symbol) == Ok(name))
+            .unwrap();
+        let base = match symbol.st_shndx(endian) {
+            object::elf::SHN_ABS => 0,
+            index => sections
+                .section(object::SectionIndex(index.into()))
+                .unwrap()
+                .sh_addr(endian),
+        };
+        base + symbol.st_value(endian)
+    };
+    assert_eq!(
+        Some(TargetAddr(value_of(b"debug_answer"))),
+        session.lookup("debug_answer")
+    );
+    // A common symbol is given its address.
+    assert_eq!(
+        Some(TargetAddr(value_of(b"debug_counter"))),
+        session.lookup("debug_counter")
+    );
+    // Only the section headers and the common symbol changed.
+    let differing = image.iter().zip(&original).filter(|(a, b)| a != b).count();
+    assert!(differing > 0 && differing < 64, "{differing} bytes differ");
+
+    // Freed: withdrawn.
+    session.free(unit.id).unwrap();
+    assert_eq!(jit_images(), before);
+}
+
+#[test]
+fn a_remote_executor_registers_debug_objects_by_handle() {
+    let mut cc = Command::new("cc");
+    cc.args(["-c", "-g"]);
+    let object = build("remote_debug_answer", "c", DEBUG_SOURCE, cc);
+    let image = std::fs::read(&object).unwrap();
+    let debug_object = |name: &str, image: Vec<u8>| DebugObject {
+        name: name.to_owned(),
+        image,
+    };
+    let mut remote =
+        Remote::spawn_program(Path::new(env!("CARGO_BIN_EXE_rjitlink")), MemoryMode::Copy).unwrap();
+    let handles = remote
+        .register_debug_objects(vec![
+            debug_object("a.o", image.clone()),
+            debug_object("b.o", image.clone()),
+        ])
+        .unwrap();
+    assert_eq!(handles.len(), 2);
+    assert_ne!(handles[0], handles[1]);
+    // Something that is not an ELF file is refused, and the connection goes on.
+    let error = remote
+        .register_debug_objects(vec![
+            debug_object("good.o", image.clone()),
+            debug_object(
+                "bad.o",
+                b"not an object at all, but long enough to be one: 64 bytes".repeat(2),
+            ),
+        ])
+        .unwrap_err();
+    assert!(
+        matches!(&error, TargetError::Refused(message) if message == "cannot register the debug object bad.o: not an ELF file"),
+        "{error}"
+    );
+    remote.unregister_debug_objects(&handles[..1]).unwrap();
+    // Unregistered already, repeated, never given: refused, and nothing is unregistered.
+    for bad in [
+        vec![handles[0]],
+        vec![handles[1], handles[1]],
+        vec![handles[1], DebugObjectHandle(0x1234)],
+    ] {
+        let error = remote.unregister_debug_objects(&bad).unwrap_err();
+        assert!(
+            matches!(&error, TargetError::Refused(message) if message.starts_with("no debug object with handle")),
+            "{error}"
+        );
+    }
+    remote.unregister_debug_objects(&handles[1..]).unwrap();
+    // Nothing to do: no round trip.
+    let trips = remote.stats().round_trips;
+    remote.unregister_debug_objects(&[]).unwrap();
+    assert_eq!(remote.register_debug_objects(Vec::new()).unwrap(), []);
+    assert_eq!(remote.stats().round_trips, trips);
+}
+
+#[test]
+fn a_remote_unit_runs_from_a_code_page_an_earlier_unit_made_live() {
+    // With shared memory the executor maps code privately once live (a debugger's breakpoints
+    // need that), so a later small unit's code on the same page is written by the executor.
+    for mode in [MemoryMode::Shared, MemoryMode::Copy] {
+        let mut session = remote_session(mode, 64 << 20);
+        let times = PhaseTimes::default();
+        let first = compile("packed_first", "int packed_seven(void) { return 7; }\n");
+        let first = session.link(&bare_options(&first), &times).unwrap();
+        let main = compile(
+            "packed_main",
+            "int packed_seven(void);\nint main(void) { return packed_seven() + 1; }\n",
+        );
+        let mut options = bare_options(&main);
+        options.entry = Some("main".to_owned());
+        let unit = session.link(&options, &times).unwrap();
+        // Both are small: their code shares a page.
+        let page = |address: TargetAddr| address.get() / rjitlink_memory::page_size() as u64;
+        assert_eq!(
+            page(first.ranges[0].start),
+            page(unit.entry.unwrap()),
+            "{mode:?}: {first:?} {unit:?}"
+        );
+        let program = unit.program(vec![b"packed".to_vec()]).unwrap();
+        assert_eq!(session.executor().run(&program).unwrap(), 8, "{mode:?}");
+    }
+}
+
+/// An in-process executor that refuses to publish debug objects.
+struct DebugObjectsRefused(InProcess);
+
+impl Executor for DebugObjectsRefused {
+    fn memory(&self) -> Arc<dyn MemoryMapper> {
+        self.0.memory()
+    }
+    fn load_library(&mut self, path: &Path) -> Result<(), TargetError> {
+        self.0.load_library(path)
+    }
+    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError> {
+        self.0.load_library_image(name, image)
+    }
+    fn load_module(
+        &mut self,
+        name: &str,
+        image: &[u8],
+        table: WordTable,
+    ) -> Result<LoadedModule, TargetError> {
+        self.0.load_module(name, image, table)
+    }
+    fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError> {
+        self.0.unload_module(module)
+    }
+    fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {
+        self.0.lookup(names)
+    }
+    fn symbol_info(
+        &mut self,
+        addresses: &[TargetAddr],
+    ) -> Result<Vec<Option<SymbolInfo>>, TargetError> {
+        self.0.symbol_info(addresses)
+    }
+    fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError> {
+        self.0.interpose(copies)
+    }
+    fn register_debug_objects(
+        &mut self,
+        _: Vec<DebugObject>,
+    ) -> Result<Vec<DebugObjectHandle>, TargetError> {
+        Err(TargetError::Refused("refused by the test".to_owned()))
+    }
+    fn unregister_debug_objects(
+        &mut self,
+        handles: &[DebugObjectHandle],
+    ) -> Result<(), TargetError> {
+        self.0.unregister_debug_objects(handles)
+    }
+    fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
+        self.0.run(program)
+    }
+    fn is_this_process(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_link_whose_debug_objects_are_refused_fails_and_keeps_nothing() {
+    let _serial = one_at_a_time();
+    let mut cc = Command::new("cc");
+    cc.args(["-c", "-g", "-O0"]);
+    let object = build("refused_debug_answer", "c", DEBUG_SOURCE, cc);
+    let mut session = Session::new(
+        Box::new(DebugObjectsRefused(InProcess::new())),
+        SessionOptions {
+            slab: SlabConfig {
+                size: 64 << 20,
+                address: None,
+            },
+            keep_symbols: true,
+        },
+    );
+    let times = PhaseTimes::default();
+    let error = session.link(&bare_options(&object), &times).unwrap_err();
+    assert_eq!(
+        rjitlink_target::full_message(&error),
+        "cannot register the unit's debug information for debuggers: refused by the test"
+    );
+    assert_eq!(session.live_units(), 0);
+    assert_eq!(session.memory_stats().bytes_in_use, 0);
+    assert_eq!(session.lookup("debug_answer"), None);
+    // Without debugger support the same object links.
+    let mut off = bare_options(&object);
+    off.debugger_support = false;
+    session.link(&off, &times).unwrap();
 }

@@ -7,8 +7,8 @@ use rjitlink_memory::{
     WorkingMemory,
 };
 use rjitlink_target::{
-    Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, SymbolKind,
-    TargetError, WordTable,
+    check_debug_image, DebugObject, DebugObjectHandle, Executor, Interposition, LoadedModule,
+    ModuleHandle, Program, SymbolInfo, SymbolKind, TargetError, WordTable,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -178,6 +178,24 @@ impl Executor for StubExecutor {
             .collect())
     }
     fn interpose(&mut self, _: &[Interposition]) -> Result<(), TargetError> {
+        Ok(())
+    }
+    /// Images are checked as a real target checks them, and kept nowhere.
+    fn register_debug_objects(
+        &mut self,
+        objects: Vec<DebugObject>,
+    ) -> Result<Vec<DebugObjectHandle>, TargetError> {
+        objects
+            .iter()
+            .enumerate()
+            .map(|(index, object)| {
+                check_debug_image(&object.image)
+                    .map(|()| DebugObjectHandle(index as u64))
+                    .map_err(|problem| TargetError::Refused(problem.to_owned()))
+            })
+            .collect()
+    }
+    fn unregister_debug_objects(&mut self, _: &[DebugObjectHandle]) -> Result<(), TargetError> {
         Ok(())
     }
     /// Libraries then load after resolving, on the linking thread: the same input takes the

@@ -57,6 +57,9 @@ pub enum ServeError {
     /// The linker asked to write outside the memory this executor reserved; the payload
     /// that follows cannot be trusted to be skipped, so the connection ends.
     RefusedWrite(String),
+    /// The linker announced debug objects larger than this executor holds for debuggers; the
+    /// bytes that follow cannot be trusted to be skipped, so the connection ends.
+    RefusedDebugObjects(String),
     /// The linker that spawned this executor died before the executor could serve it.
     ParentGone,
 }
@@ -94,6 +97,9 @@ impl fmt::Display for ServeError {
                 "protocol version mismatch: the executor speaks version {ours}, the linker version {theirs}"
             ),
             ServeError::RefusedWrite(message) => write!(f, "refused a write: {message}"),
+            ServeError::RefusedDebugObjects(message) => {
+                write!(f, "refused debug objects: {message}")
+            }
             ServeError::ParentGone => f.write_str("the linker that started this executor is gone"),
         }
     }

@@ -4,8 +4,8 @@ use crate::interpose::interpose;
 use crate::target::{run_program, symbol_info, Libraries};
 use rjitlink_memory::{InProcessMapper, MemoryMapper, TargetAddr};
 use rjitlink_target::{
-    Executor, Interposition, LoadedModule, ModuleHandle, Program, SymbolInfo, TargetError,
-    WordTable,
+    DebugObject, DebugObjectHandle, Executor, Interposition, LoadedModule, ModuleHandle, Program,
+    SymbolInfo, TargetError, WordTable,
 };
 use rjitlink_target::{JitFunction, PerfMapEntry, UnitSymbols};
 use std::path::Path;
@@ -145,6 +145,20 @@ impl Executor for InProcess {
             // finalized, readable.
             unsafe { std::slice::from_raw_parts(address.get() as *const u8, size as usize) }
         })
+    }
+
+    fn register_debug_objects(
+        &mut self,
+        objects: Vec<DebugObject>,
+    ) -> Result<Vec<DebugObjectHandle>, TargetError> {
+        crate::debugger::register(objects)
+    }
+
+    fn unregister_debug_objects(
+        &mut self,
+        handles: &[DebugObjectHandle],
+    ) -> Result<(), TargetError> {
+        crate::debugger::unregister(handles).map(|_| ())
     }
 
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {

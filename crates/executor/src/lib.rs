@@ -5,12 +5,14 @@
 //! `Executor` trait of `rjitlink-target`); [`serve`] serves the linker that spawned this
 //! process and [`listen`] linkers over TCP (`listener`, with `relay` carrying a program's
 //! standard streams), whose side of the connection is `rjitlink-remote`. Both do the same
-//! target operations (`target`, `interpose`), one code path for the two. A program run by
-//! either reports its crashes (`crash`) and writes perf's files when asked (`perf`).
+//! target operations (`target`, `interpose`, `debugger`), one code path for the two. A
+//! program run by either reports its crashes (`crash`) and writes perf's files when asked
+//! (`perf`).
 
 #![deny(missing_docs)]
 
 mod crash;
+mod debugger;
 mod error;
 mod inprocess;
 mod interpose;

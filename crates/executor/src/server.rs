@@ -21,7 +21,11 @@ use rjitlink_memory::{
     TargetCall, TargetRange,
 };
 use rjitlink_protocol::{Connection, Request, Response, Transport, PROTOCOL_VERSION};
-use rjitlink_target::{full_message, Interposition, ModuleHandle, Program, SymbolKind, WordTable};
+use rjitlink_target::{
+    full_message, DebugObject, DebugObjectHandle, Interposition, ModuleHandle, Program, SymbolKind,
+    WordTable,
+};
+use std::collections::BTreeMap;
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -34,6 +38,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest reservation granted: far beyond any slab, far below the 128 TiB of a user
 /// address space, so that sizes from the wire cannot overflow the arithmetic on them.
 const MAX_RESERVATION: u64 = 1 << 46;
+
+/// The most bytes of debug objects one connection may have registered at once: far beyond the
+/// DWARF of any program, far below what would exhaust the machine, so that sizes from the
+/// wire are bounded before anything is allocated for them.
+const MAX_DEBUG_BYTES: u64 = 16 << 30;
 
 /// The nonce a shared reservation's file holds for the linker: long enough to be
 /// unguessable, short enough to fit the page after the range.
@@ -69,6 +78,11 @@ struct Service {
     /// Segments made live by `Initialize` and not deinitialized since, with their protection:
     /// the memory that calls may run and pointers may point into.
     live: Vec<SegmentProtection>,
+    /// The debug objects this connection registered, by handle, with their sizes: only these
+    /// may be unregistered.
+    debug_objects: BTreeMap<u64, u64>,
+    /// The sum of their sizes, at most `MAX_DEBUG_BYTES`.
+    debug_bytes: u64,
 }
 
 /// Whether `[start, start + len)` lies inside `range`, with no wrap-around however large the
@@ -135,12 +149,18 @@ fn reserve_shared(
 }
 
 /// Map `range` from the memory file `fd` at `offset` again: back to the shared, inaccessible
-/// reservation (`shared`), or as private copy-on-write read-write data.
-fn remap_shared(range: TargetRange, fd: i32, offset: u64, shared: bool) -> Result<(), String> {
-    let (prot, flags) = if shared {
-        (libc::PROT_NONE, libc::MAP_SHARED)
-    } else {
-        (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE)
+/// reservation (`private` None), or as a private copy-on-write mapping with that protection.
+fn remap_shared(
+    range: TargetRange,
+    fd: i32,
+    offset: u64,
+    private: Option<Protection>,
+) -> Result<(), String> {
+    let (prot, flags) = match private {
+        None => (libc::PROT_NONE, libc::MAP_SHARED),
+        Some(Protection::ReadExecute) => (libc::PROT_READ | libc::PROT_EXEC, libc::MAP_PRIVATE),
+        Some(Protection::Read) => (libc::PROT_READ, libc::MAP_PRIVATE),
+        Some(Protection::ReadWrite) => (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE),
     };
     if range.len == 0 {
         return Ok(());
@@ -232,7 +252,91 @@ impl Service {
             reservations: Vec::new(),
             shared: Vec::new(),
             live: Vec::new(),
+            debug_objects: BTreeMap::new(),
+            debug_bytes: 0,
         }
+    }
+
+    /// The sizes of announced debug objects, checked before their bytes are read: their sum
+    /// and what this connection holds already stay within `MAX_DEBUG_BYTES`. Err says why
+    /// not.
+    fn debug_object_sizes(&self, objects: &[(String, u64)]) -> Result<Vec<usize>, String> {
+        let mut total = self.debug_bytes;
+        let mut sizes = Vec::with_capacity(objects.len());
+        for (name, size) in objects {
+            total = total
+                .checked_add(*size)
+                .filter(|&total| total <= MAX_DEBUG_BYTES)
+                .ok_or_else(|| {
+                    format!(
+                        "debug objects of more than {MAX_DEBUG_BYTES} bytes in all (at {name}, of {size} bytes)"
+                    )
+                })?;
+            // Within MAX_DEBUG_BYTES, so within usize.
+            sizes.push(*size as usize);
+        }
+        Ok(sizes)
+    }
+
+    /// Register debug objects whose bytes `connection` holds next: answered there. Err
+    /// (ending the connection, as the bytes cannot be skipped) if their sizes are refused.
+    fn register_debug_objects(
+        &mut self,
+        connection: &mut Connection,
+        id: u64,
+        objects: Vec<(String, u64)>,
+    ) -> Result<(), ServeError> {
+        let sizes = match self.debug_object_sizes(&objects) {
+            Ok(sizes) => sizes,
+            Err(message) => {
+                let message = format!("refused: {message}");
+                connection.respond(id, &Response::Failed(message.as_bytes()))?;
+                return Err(ServeError::RefusedDebugObjects(message));
+            }
+        };
+        let mut received = Vec::with_capacity(sizes.len());
+        for ((name, _), size) in objects.into_iter().zip(sizes) {
+            let mut image = vec![0u8; size];
+            connection.read_payload(&mut image)?;
+            received.push(DebugObject { name, image });
+        }
+        let sizes: Vec<u64> = received.iter().map(|o| o.image.len() as u64).collect();
+        match crate::debugger::register(received) {
+            Ok(handles) => {
+                for (handle, size) in handles.iter().zip(sizes) {
+                    self.debug_objects.insert(handle.0, size);
+                    self.debug_bytes += size;
+                }
+                let handles = handles.into_iter().map(|handle| handle.0).collect();
+                connection.respond(id, &Response::DebugObjects { handles })?;
+            }
+            Err(error) => {
+                let message = full_message(&error);
+                connection.respond(id, &Response::Failed(message.as_bytes()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Unregister debug objects of this connection. Err (unregistering none) if a handle is
+    /// not one it registered and has not unregistered, or appears twice.
+    fn unregister_debug_objects(&mut self, handles: &[u64]) -> Result<(), String> {
+        for (index, handle) in handles.iter().enumerate() {
+            if !self.debug_objects.contains_key(handle) || handles[..index].contains(handle) {
+                return Err(format!(
+                    "no debug object with handle {handle} is registered"
+                ));
+            }
+        }
+        let handles: Vec<DebugObjectHandle> =
+            handles.iter().copied().map(DebugObjectHandle).collect();
+        crate::debugger::unregister(&handles).map_err(|e| full_message(&e))?;
+        for handle in handles {
+            if let Some(size) = self.debug_objects.remove(&handle.0) {
+                self.debug_bytes -= size;
+            }
+        }
+        Ok(())
     }
 
     /// The memory file and offset behind `range`, if it lies in a shared reservation.
@@ -361,15 +465,22 @@ impl Service {
                 check_actions(&live, &actions)?;
                 // Writable data in shared memory becomes a private copy-on-write mapping of
                 // the same pages: the program's writes, and those of children it forks, must
-                // stay the program's own (a MAP_SHARED page stays shared across fork).
-                let (shared_data, rest): (Vec<SegmentProtection>, Vec<SegmentProtection>) =
+                // stay the program's own (a MAP_SHARED page stays shared across fork). So does
+                // code as it goes live: a debugger writes its breakpoints into it, which the
+                // kernel allows only in a private mapping. (Code already live is private, and
+                // holds pieces written since: it only gets its protection back.)
+                let (private, rest): (Vec<SegmentProtection>, Vec<SegmentProtection>) =
                     segments.iter().partition(|segment| {
-                        segment.protection == Protection::ReadWrite
-                            && self.shared_file(segment.range).is_some()
+                        let remapped = match segment.protection {
+                            Protection::ReadWrite => true,
+                            Protection::ReadExecute => !self.live.contains(segment),
+                            Protection::Read => false,
+                        };
+                        remapped && self.shared_file(segment.range).is_some()
                     });
-                for segment in shared_data {
+                for segment in private {
                     let (fd, offset) = self.shared_file(segment.range).expect("partitioned");
-                    remap_shared(segment.range, fd, offset, false)?;
+                    remap_shared(segment.range, fd, offset, Some(segment.protection))?;
                 }
                 self.mapper.initialize(&rest, &[]).map_err(map_error)?;
                 self.live = live;
@@ -399,7 +510,7 @@ impl Service {
                     // punching the range out of the memory file frees its pages (the linker's
                     // view then reads zero).
                     let (fd, offset) = self.shared_file(range).expect("partitioned");
-                    remap_shared(range, fd, offset, true)?;
+                    remap_shared(range, fd, offset, None)?;
                     // SAFETY: a range of our own memory file.
                     let rc = unsafe {
                         libc::fallocate(
@@ -472,6 +583,10 @@ impl Service {
                 self.libraries
                     .unload_module(ModuleHandle(handle))
                     .map_err(|e| full_message(&e))?;
+                Response::Done
+            }
+            Request::UnregisterDebugObjects { handles } => {
+                self.unregister_debug_objects(&handles)?;
                 Response::Done
             }
             Request::Lookup { names } => Response::Addresses(self.libraries.lookup(names)),
@@ -558,6 +673,7 @@ impl Service {
             }
             Request::Reserve { shared: true, .. }
             | Request::Write { .. }
+            | Request::RegisterDebugObjects { .. }
             | Request::Run(_)
             | Request::Shutdown => {
                 unreachable!("handled by the caller")
@@ -732,6 +848,14 @@ pub(crate) fn serve_requests(mut connection: Connection, io: ProgramIo) -> Resul
                         return Ok(());
                     }
                 }
+            }
+            Request::RegisterDebugObjects { objects } => {
+                // Owned: the names borrow from the frame, which reading the bytes reuses.
+                let objects: Vec<(String, u64)> = objects
+                    .iter()
+                    .map(|o| (String::from_utf8_lossy(o.name).into_owned(), o.size))
+                    .collect();
+                service.register_debug_objects(&mut connection, id, objects)?;
             }
             Request::Write { address, length } => match service.writable(address, length) {
                 Ok(destination) => {

@@ -31,10 +31,12 @@ pub fn image_bytes(memory: &InFlight) -> &[u8] {
     unsafe { std::slice::from_raw_parts(working.ptr, working.len) }
 }
 
-/// The allocate phase: one allocation for the whole image, its segments in layout order.
+/// The allocate phase: one allocation for the whole image, its segments in layout order;
+/// small segments share pages with other units' unless `own_pages`.
 pub fn allocate(
     layout: &Layout,
     memory: &Arc<MemoryManager>,
+    own_pages: bool,
     times: &PhaseTimes,
 ) -> Result<InFlight, LinkError> {
     let _span = times.span("allocate");
@@ -43,7 +45,7 @@ pub fn allocate(
         align: layout.segments[kind as usize].align,
         protection: kind.protection(),
     });
-    let in_flight = memory.allocate(&requests, layout.needs_low_addresses)?;
+    let in_flight = memory.allocate_with(&requests, layout.needs_low_addresses, !own_pages)?;
     // Working memory is laid out as the image is.
     debug_assert!(SegmentKind::ALL.iter().all(|&kind| {
         in_flight.segments()[kind as usize].working_offset

@@ -29,11 +29,14 @@ pub struct LinkOptions {
     pub jitdump: bool,
     /// Where the jitdump goes; `None`: perf's default place (see `Executor::write_jitdump`).
     pub jitdump_directory: Option<std::path::PathBuf>,
+    /// Register the inputs' debug information with the target's JIT interface, so that gdb
+    /// sees the unit's functions, lines and variables (inputs without DWARF cost nothing).
+    pub debugger_support: bool,
 }
 
 impl Default for LinkOptions {
     /// No inputs, the system's search path, no entry, cc's default libraries; no symbols kept
-    /// for crash reports, no perf map, no jitdump.
+    /// for crash reports, no perf map, no jitdump; debug information registered for gdb.
     fn default() -> LinkOptions {
         LinkOptions {
             inputs: Vec::new(),
@@ -45,6 +48,7 @@ impl Default for LinkOptions {
             perf_map: false,
             jitdump: false,
             jitdump_directory: None,
+            debugger_support: true,
         }
     }
 }

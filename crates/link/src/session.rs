@@ -244,8 +244,6 @@ impl Session {
     ) -> Result<LinkedUnit, LinkError> {
         let unit_symbols = plugins::SharedSymbols::default();
         let mut plugins = plugins::for_link(options, self.plugins, &self.copies, &unit_symbols);
-        // perf reads a perf map only for anonymous memory, which packed code is not.
-        self.memory.set_packing(!options.perf_map);
         let executor = &mut *self.executor;
         let mut inputs = options.inputs.clone();
         if options.default_libraries {
@@ -274,11 +272,16 @@ impl Session {
 
         let scan = scan(&db, executor, times)?;
         let layout = layout(&db, scan, self.memory.page_size(), times)?;
-        for plugin in &mut plugins {
-            plugin.after_layout(&db, &layout)?;
+        {
+            // Timed like the plugins' work after apply: one `plugins` line after each phase.
+            let _span = times.span("plugins");
+            for plugin in &mut plugins {
+                plugin.after_layout(&db, &layout)?;
+            }
         }
 
-        let memory = allocate(&layout, &self.memory, times)?;
+        let own_pages = plugins.iter().any(|plugin| plugin.needs_own_pages());
+        let memory = allocate(&layout, &self.memory, own_pages, times)?;
         let addresses = image_addresses(&db, &layout, &memory, times);
         let tls = load_thread_locals(&db, &layout, &addresses, executor, times)?;
         let tls_values = tls.map(|LoadedTls { values, module }| {

@@ -368,8 +368,6 @@ pub struct MemoryManager {
     config: SlabConfig,
     slab: Mutex<Option<Slab>>,
     stats: Mutex<SlabStats>,
-    /// Whether small images may be packed (the default); see `set_packing`.
-    packing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for MemoryManager {
@@ -390,16 +388,7 @@ impl MemoryManager {
             config,
             slab: Mutex::new(None),
             stats: Mutex::new(SlabStats::default()),
-            packing: std::sync::atomic::AtomicBool::new(true),
         })
-    }
-
-    /// Whether later allocations may be packed. Off, every image gets whole pages of its
-    /// own: in process, private anonymous memory, which is what perf reads a perf map for
-    /// (packed code lies in a memory file's mapping, which perf takes for a file).
-    pub fn set_packing(&self, packing: bool) {
-        self.packing
-            .store(packing, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The target's page size.
@@ -434,6 +423,20 @@ impl MemoryManager {
         segments: &[SegmentRequest],
         below_2gib: bool,
     ) -> Result<InFlight, MapError> {
+        self.allocate_with(segments, below_2gib, true)
+    }
+
+    /// Like `allocate`, packing small segments only if `pack`: otherwise the segments get
+    /// pages of their own, which no other allocation shares. (A debugger writes breakpoints
+    /// into code, which the kernel lets it do only in private mappings; packed code pages
+    /// are shared mappings of a memory file, and are written again by later links. perf
+    /// reads a perf map only for anonymous memory, which such a file's mapping is not.)
+    pub fn allocate_with(
+        self: &Arc<Self>,
+        segments: &[SegmentRequest],
+        below_2gib: bool,
+        pack: bool,
+    ) -> Result<InFlight, MapError> {
         let page = self.page_size();
         // Working memory holds the segments one after another, page-aligned, either way.
         let mut working_offsets = Vec::with_capacity(segments.len());
@@ -455,8 +458,8 @@ impl MemoryManager {
                 slab: slab.range.start,
             });
         }
-        let packable = CHUNK_SIZE.is_multiple_of(page)
-            && self.packing.load(std::sync::atomic::Ordering::Relaxed)
+        let packable = pack
+            && CHUNK_SIZE.is_multiple_of(page)
             && segments.iter().any(|segment| segment.size > 0)
             && segments.iter().all(|segment| {
                 segment.size == 0 || (segment.size <= PIECE_LIMIT && segment.align <= page)

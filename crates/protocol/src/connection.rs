@@ -329,11 +329,34 @@ impl Connection {
         request: &Request<'_>,
         payload: &[u8],
     ) -> Result<Response<'_>, ProtocolError> {
+        self.call_with_payloads(request, &[payload])
+    }
+
+    /// Like `call`, with `payloads` sent raw, back to back, right after the request's frame.
+    /// If the other side stops reading them (it refused the request and closed the
+    /// connection), its answer is returned where it sent one first.
+    pub fn call_with_payloads(
+        &mut self,
+        request: &Request<'_>,
+        payloads: &[&[u8]],
+    ) -> Result<Response<'_>, ProtocolError> {
         let id = self.send_request(request)?;
-        self.stream.write_all(payload)?;
-        self.stream.flush()?;
-        self.stats.bytes_sent += payload.len() as u64;
-        self.receive_response(id)
+        let mut sent = 0u64;
+        let written = payloads
+            .iter()
+            .try_for_each(|payload| {
+                self.stream.write_all(payload)?;
+                sent += payload.len() as u64;
+                Ok(())
+            })
+            .and_then(|()| self.stream.flush());
+        self.stats.bytes_sent += sent;
+        match written {
+            Ok(()) => self.receive_response(id),
+            Err(error) => self
+                .receive_response(id)
+                .map_err(|_| ProtocolError::from(error)),
+        }
     }
 
     /// Send `request` without waiting; `receive_response` collects the answer later.

@@ -20,8 +20,8 @@ pub use codec::DecodeError;
 pub use connection::{split_frame, Connection, FrameWriter, ProtocolError, RawFrame, Transport};
 pub use fd_passing::{receive_fd, send_fd};
 pub use message::{
-    Copy, JitDumpFunction, PerfMapLine, Request, Response, RunProgram, SymbolKindCode, STDERR,
-    STDOUT,
+    Copy, DebugObjectHeader, JitDumpFunction, PerfMapLine, Request, Response, RunProgram,
+    SymbolKindCode, STDERR, STDOUT,
 };
 
 /// The protocol version this build speaks. Both sides must speak the same.
@@ -29,7 +29,8 @@ pub use message::{
 /// 3: mutual authentication by HMAC proofs instead of a token sent in the hello; the
 /// linker's nonce in shared reservations; the program's standard streams over TCP.
 /// 4: crash reports (`Response::Crashed`, `RunProgram::crash_report`), the perf map and the
-/// jitdump (`Request::PerfMap`, `Request::JitDump`).
+/// jitdump (`Request::PerfMap`, `Request::JitDump`); debug objects registered with the
+/// executor's JIT interface for debuggers (and unregistered) by handle.
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Marks the first frame so that a stray client is recognized at once.

@@ -58,6 +58,16 @@ pub struct Copy<'a> {
     pub size: u64,
 }
 
+/// One debug object announced by `RegisterDebugObjects`: its name, for messages, and its size;
+/// its bytes follow the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DebugObjectHeader<'a> {
+    /// The object's name, for messages: the input's path or `archive(member)`.
+    pub name: &'a [u8],
+    /// The image's size in bytes, which the executor checks before reading them.
+    pub size: u64,
+}
+
 /// A symbol's kind on the wire: 0 function, 1 data, 2 other.
 pub type SymbolKindCode = u8;
 
@@ -178,6 +188,18 @@ pub enum Request<'a> {
         /// The functions, a code-load record each.
         functions: Vec<JitDumpFunction<'a>>,
     },
+    /// Publish debug objects through the JIT interface (`Executor::register_debug_objects`).
+    /// Their images follow the frame on the stream, raw and back to back in this order, so
+    /// that no frame limit applies to them and the executor reads them straight into place.
+    RegisterDebugObjects {
+        /// The objects, in the order their images follow.
+        objects: Vec<DebugObjectHeader<'a>>,
+    },
+    /// Withdraw debug objects by the handles a `DebugObjects` response gave.
+    UnregisterDebugObjects {
+        /// All or none are withdrawn: each must be registered, and appear once.
+        handles: Vec<u64>,
+    },
     /// While a program runs over TCP: bytes for its standard input, at most the window the
     /// executor has granted (`STDIN_WINDOW`, given back by `InputConsumed`).
     Input {
@@ -262,6 +284,11 @@ pub enum Response<'a> {
         handle: u64,
         /// The table's words.
         words: Vec<u64>,
+    },
+    /// Debug objects registered: one handle each, in the request's order.
+    DebugObjects {
+        /// One per object, in the request's order.
+        handles: Vec<u64>,
     },
     /// The program exited with this status.
     Exited(i32),
@@ -506,6 +533,18 @@ impl<'a> Request<'a> {
             Request::OutputClosed { stream } => {
                 e.u8(18).u8(*stream);
             }
+            Request::RegisterDebugObjects { objects } => {
+                e.u8(21).count(objects.len());
+                for object in objects {
+                    e.bytes(object.name).u64(object.size);
+                }
+            }
+            Request::UnregisterDebugObjects { handles } => {
+                e.u8(22).count(handles.len());
+                for handle in handles {
+                    e.u64(*handle);
+                }
+            }
         }
     }
 
@@ -619,6 +658,17 @@ impl<'a> Request<'a> {
                 18 => Request::OutputClosed {
                     stream: decode_stream(d.u8()?)?,
                 },
+                19 => Request::PerfMap {
+                    lines: (0..d.count(20)?)
+                        .map(|_| {
+                            Ok(PerfMapLine {
+                                address: TargetAddr(d.u64()?),
+                                size: d.u64()?,
+                                name: d.bytes()?,
+                            })
+                        })
+                        .collect::<Result<_, DecodeError>>()?,
+                },
                 20 => Request::JitDump {
                     directory: d.bytes()?,
                     functions: (0..d.count(24)?)
@@ -634,16 +684,21 @@ impl<'a> Request<'a> {
                         })
                         .collect::<Result<_, DecodeError>>()?,
                 },
-                19 => Request::PerfMap {
-                    lines: (0..d.count(20)?)
+                // The sizes are checked by the executor before it reads the bytes.
+                21 => Request::RegisterDebugObjects {
+                    objects: (0..d.count(12)?)
                         .map(|_| {
-                            Ok(PerfMapLine {
-                                address: TargetAddr(d.u64()?),
-                                size: d.u64()?,
+                            Ok(DebugObjectHeader {
                                 name: d.bytes()?,
+                                size: d.u64()?,
                             })
                         })
                         .collect::<Result<_, DecodeError>>()?,
+                },
+                22 => Request::UnregisterDebugObjects {
+                    handles: (0..d.count(8)?)
+                        .map(|_| d.u64())
+                        .collect::<Result<_, _>>()?,
                 },
                 kind => return Err(DecodeError(format!("unknown request kind {kind}"))),
             }
@@ -753,6 +808,12 @@ impl<'a> Response<'a> {
                     };
                 }
             }
+            Response::DebugObjects { handles } => {
+                e.u8(15).count(handles.len());
+                for handle in handles {
+                    e.u64(*handle);
+                }
+            }
         }
     }
 
@@ -812,6 +873,11 @@ impl<'a> Response<'a> {
                 },
                 13 => Response::InputConsumed { bytes: d.u64()? },
                 14 => Response::Crashed(decode_crash(&mut d)?),
+                15 => Response::DebugObjects {
+                    handles: (0..d.count(8)?)
+                        .map(|_| d.u64())
+                        .collect::<Result<_, _>>()?,
+                },
                 kind => return Err(DecodeError(format!("unknown response kind {kind}"))),
             }
         };
@@ -899,6 +965,21 @@ mod tests {
         round_trip(Request::UnloadModule {
             handle: 0x7f12_3456_7000,
         });
+        round_trip(Request::RegisterDebugObjects {
+            objects: vec![
+                DebugObjectHeader {
+                    name: b"main.o",
+                    size: 4096,
+                },
+                DebugObjectHeader {
+                    name: b"libx.a(y.o)",
+                    size: 0,
+                },
+            ],
+        });
+        round_trip(Request::UnregisterDebugObjects {
+            handles: vec![1, u64::MAX],
+        });
     }
 
     fn response_round_trip(response: Response<'_>) {
@@ -963,6 +1044,9 @@ mod tests {
             data: b"out",
         });
         response_round_trip(Response::InputConsumed { bytes: 1 << 16 });
+        response_round_trip(Response::DebugObjects {
+            handles: vec![3, 4, 5],
+        });
     }
 
     #[test]
@@ -1021,6 +1105,30 @@ mod tests {
     }
 
     #[test]
+    fn forged_debug_object_counts_are_rejected() {
+        // Counts far beyond the bytes that follow fail before anything is allocated.
+        for kind in [19u8, 20] {
+            let mut e = Encoder::default();
+            e.u8(kind).u32(u32::MAX).u64(1);
+            assert!(Request::decode(&e.bytes).is_err(), "request {kind}");
+        }
+        let mut e = Encoder::default();
+        e.u8(14).u32(u32::MAX).u64(1);
+        assert!(Response::decode(&e.bytes).is_err());
+        let mut request = Encoder::default();
+        Request::RegisterDebugObjects {
+            objects: vec![DebugObjectHeader {
+                name: b"a.o",
+                size: 100,
+            }],
+        }
+        .encode(&mut request);
+        for end in 0..request.bytes.len() {
+            assert!(Request::decode(&request.bytes[..end]).is_err());
+        }
+    }
+
+    #[test]
     fn malformed_bytes_are_errors_not_panics() {
         for bytes in [
             &[][..],
@@ -1068,7 +1176,7 @@ mod tests {
             let len = (next() % 64) as usize;
             let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             if let Some(first) = bytes.first_mut() {
-                *first %= 21; // mostly valid kinds, so decoding gets past the first byte
+                *first %= 23; // mostly valid kinds, so decoding gets past the first byte
             }
             let _ = Request::decode(&bytes);
             let _ = Response::decode(&bytes);

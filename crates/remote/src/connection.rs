@@ -289,6 +289,20 @@ pub(crate) fn call<T>(
     interpret(locked.connection.call(request), accept)
 }
 
+/// Send `request` with `payloads` after it, raw, and interpret the response.
+pub(crate) fn call_with_payloads<T>(
+    connection: &SharedConnection,
+    request: &Request<'_>,
+    payloads: &[&[u8]],
+    accept: impl FnOnce(Response<'_>) -> Option<T>,
+) -> Result<T, TargetError> {
+    let mut locked = ready(connection)?;
+    interpret(
+        locked.connection.call_with_payloads(request, payloads),
+        accept,
+    )
+}
+
 /// A memory request answered `Done`: one round trip.
 fn memory_request(connection: &SharedConnection, request: &Request<'_>) -> Result<(), MapError> {
     call(connection, request, |r| {

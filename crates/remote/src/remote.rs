@@ -2,17 +2,20 @@
 //! the choice of the mapper its memory goes through.
 
 use crate::connection::{
-    announced_version, authenticate, call, lock, ready, refused, share, ExecutorHello,
-    SharedConnection,
+    announced_version, authenticate, call, call_with_payloads, lock, ready, refused, share,
+    ExecutorHello, SharedConnection,
 };
 use crate::copy_mapper::RemoteCopyMapper;
 use crate::shared_mapper::SharedMemoryMapper;
 use crate::signal_relay::{wait_unreaped, Relay};
 use rjitlink_memory::{MapError, MemoryMapper, Placement, TargetAddr};
-use rjitlink_protocol::{Connection, Copy, ProtocolError, Request, Response, RunProgram, Token};
+use rjitlink_protocol::{
+    Connection, Copy, DebugObjectHeader, ProtocolError, Request, Response, RunProgram, Token,
+};
 use rjitlink_target::{
-    Executor, Interposition, JitFunction, LoadedModule, ModuleHandle, PerfMapEntry, Program,
-    SymbolInfo, SymbolKind, TargetError, TransportStats, UnitSymbols, WordTable,
+    DebugObject, DebugObjectHandle, Executor, Interposition, JitFunction, LoadedModule,
+    ModuleHandle, PerfMapEntry, Program, SymbolInfo, SymbolKind, TargetError, TransportStats,
+    UnitSymbols, WordTable,
 };
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -492,6 +495,48 @@ impl Executor for Remote {
             })
             .collect();
         self.call(&Request::PerfMap { lines }, |r| {
+            matches!(r, Response::Done).then_some(())
+        })
+    }
+
+    fn register_debug_objects(
+        &mut self,
+        objects: Vec<DebugObject>,
+    ) -> Result<Vec<DebugObjectHandle>, TargetError> {
+        if objects.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One request for the whole batch, the images after it: one round trip, whatever
+        // their sizes.
+        let request = Request::RegisterDebugObjects {
+            objects: objects
+                .iter()
+                .map(|object| DebugObjectHeader {
+                    name: object.name.as_bytes(),
+                    size: object.image.len() as u64,
+                })
+                .collect(),
+        };
+        let images: Vec<&[u8]> = objects.iter().map(|object| &object.image[..]).collect();
+        let count = objects.len();
+        let result = call_with_payloads(&self.connection, &request, &images, |r| match r {
+            Response::DebugObjects { handles } if handles.len() == count => {
+                Some(handles.into_iter().map(DebugObjectHandle).collect())
+            }
+            _ => None,
+        });
+        result.map_err(|error| self.explain(error))
+    }
+
+    fn unregister_debug_objects(
+        &mut self,
+        handles: &[DebugObjectHandle],
+    ) -> Result<(), TargetError> {
+        if handles.is_empty() {
+            return Ok(());
+        }
+        let handles = handles.iter().map(|handle| handle.0).collect();
+        self.call(&Request::UnregisterDebugObjects { handles }, |r| {
             matches!(r, Response::Done).then_some(())
         })
     }

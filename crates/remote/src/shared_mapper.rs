@@ -253,20 +253,30 @@ impl MemoryMapper for SharedMemoryMapper {
     }
 
     /// Pieces are written through this process's view of the executor's memory file, except
-    /// data on pages already live: the executor made those private copies (so that a forked
-    /// child's writes stay its own), which no longer see the file, and it writes the piece
-    /// there itself. Pages going live now get the view's bytes as they are made private.
+    /// data and code on pages already live: the executor made those private copies (data so
+    /// that a forked child's writes stay its own, code so that a debugger can write its
+    /// breakpoints there), which need not see the file any more, and it writes the piece
+    /// there itself (and, for code, is asked to protect the page again). Pages going live now
+    /// get the view's bytes as they are made private.
     fn initialize_pieces(
         &self,
         pages: &[SegmentProtection],
         pieces: &[PieceWrite<'_>],
         actions: &[TargetCall],
     ) -> Result<(), MapError> {
+        let mut protect = pages.to_vec();
         for piece in pieces {
             let on_new_pages = pages_of(piece.range, piece.protection, self.page_size)
                 .all(|page| pages.contains(&page));
-            if piece.protection == Protection::ReadWrite && !on_new_pages {
+            if piece.protection != Protection::Read && !on_new_pages {
                 write_remote(&self.connection, piece.range.start, piece.bytes)?;
+                if piece.protection == Protection::ReadExecute {
+                    for page in pages_of(piece.range, piece.protection, self.page_size) {
+                        if !protect.contains(&page) {
+                            protect.push(page);
+                        }
+                    }
+                }
                 continue;
             }
             let working = self.prepare(piece.range)?;
@@ -276,7 +286,7 @@ impl MemoryMapper for SharedMemoryMapper {
                 std::ptr::copy_nonoverlapping(piece.bytes.as_ptr(), working.ptr, piece.bytes.len())
             };
         }
-        initialize_remote(&self.connection, pages, actions)
+        initialize_remote(&self.connection, &protect, actions)
     }
 
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError> {

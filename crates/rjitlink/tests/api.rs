@@ -546,6 +546,18 @@ impl rjitlink::Executor for Elsewhere {
     ) -> Result<(), rjitlink::TargetError> {
         unreachable!()
     }
+    fn register_debug_objects(
+        &mut self,
+        _: Vec<rjitlink::lower::target::DebugObject>,
+    ) -> Result<Vec<rjitlink::lower::target::DebugObjectHandle>, rjitlink::TargetError> {
+        unreachable!()
+    }
+    fn unregister_debug_objects(
+        &mut self,
+        _: &[rjitlink::lower::target::DebugObjectHandle],
+    ) -> Result<(), rjitlink::TargetError> {
+        unreachable!()
+    }
     fn run(&mut self, _: &rjitlink::lower::target::Program) -> Result<i32, rjitlink::TargetError> {
         unreachable!()
     }

@@ -1,5 +1,6 @@
 //! The `Executor` trait: the linker's view of a target process.
 
+use crate::debug_object::{DebugObject, DebugObjectHandle};
 use crate::error::TargetError;
 use crate::module::{LoadedModule, ModuleHandle, WordTable};
 use crate::program::Program;
@@ -88,6 +89,30 @@ pub trait Executor: Send {
     /// redirected; a remote executor refuses an end that is neither memory it reserved nor a
     /// library's data object of at least `size` bytes.
     fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError>;
+
+    /// Publish `objects` to debuggers through gdb's JIT interface (`__jit_debug_descriptor`,
+    /// `__jit_debug_register_code`): a debugger attached to the target now, or later, reads
+    /// each image from the target's memory as an object file of its own. The target keeps the
+    /// images until they are unregistered. Call once the code they describe is live and
+    /// before it runs; all of a unit's objects at once (one round trip remotely).
+    ///
+    /// Returns one handle per object, in order. Ok at once, without asking the target, when
+    /// `objects` is empty. Err ([`TargetError::Refused`]) if an image is not an ELF file
+    /// ([`check_debug_image`](crate::check_debug_image)): then none is registered. A remote
+    /// executor also refuses more bytes than it holds for debuggers, and ends the connection.
+    fn register_debug_objects(
+        &mut self,
+        objects: Vec<DebugObject>,
+    ) -> Result<Vec<DebugObjectHandle>, TargetError>;
+
+    /// Withdraw debug objects from the JIT interface and free their images: call before the
+    /// code they describe is freed. Ok at once when `handles` is empty. Err
+    /// ([`TargetError::Refused`]) if a handle is not one this target gave and has not
+    /// unregistered yet, or appears twice: then none is unregistered.
+    fn unregister_debug_objects(
+        &mut self,
+        handles: &[DebugObjectHandle],
+    ) -> Result<(), TargetError>;
 
     /// Run a linked program: preinit and init functions, the entry with (argc, argv, envp), then
     /// exit with its return value, fini functions and atexit handlers running as in a normal

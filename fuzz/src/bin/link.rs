@@ -44,6 +44,7 @@ fn main() {
             perf_map: false,
             jitdump: false,
             jitdump_directory: None,
+            debugger_support: true,
         };
         let mut session = Session::new(
             Box::new(StubExecutor::default()),

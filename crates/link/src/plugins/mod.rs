@@ -1,14 +1,15 @@
 //! The plugin seam: small passes that observe named points of a link, as JITLink's pass lists
-//! do, so that features beside the core (exporting symbols, copy relocations; next: exception
-//! frames, thread-local storage, the debugger and profiler interfaces) live in a module each and
-//! `Session::link` stays the list of phases.
+//! do, so that features beside the core (exporting symbols, copy relocations, exception frames,
+//! thread-local storage, the debugger interface; next: the profiler's) live in a module each
+//! and `Session::link` stays the list of phases.
 //!
 //! A plugin is created for one link and lives as long as the unit it linked, so it can keep
 //! what it registered in the target and undo it when the unit is freed.
 //!
 //! The points, in order:
 //! 1. `after_resolve`: every symbol is resolved; a plugin may claim or define names.
-//! 2. `after_layout`: every section, GOT slot and stub has its offset in the image.
+//! 2. `after_layout`: every section, GOT slot and stub has its offset in the image; then a
+//!    plugin may ask for pages of the unit's own (`needs_own_pages`).
 //! 3. `after_apply`: the image is relocated in working memory; a plugin reads the final bytes
 //!    and returns calls the target makes as the memory becomes live (sent with the
 //!    protections, in one round trip remotely), each with its undo for when it is freed.
@@ -21,6 +22,7 @@
 //!    memory then stays live.
 
 mod copy_relocations;
+mod debugger;
 mod eh_frame;
 mod executable_stack;
 mod export_dynamic;
@@ -59,6 +61,13 @@ pub trait Plugin: Send {
     /// Every section, GOT slot and stub has its place in the image.
     fn after_layout(&mut self, _db: &SymbolDb<'_>, _layout: &Layout) -> Result<(), LinkError> {
         Ok(())
+    }
+
+    /// Whether the unit's memory must have pages of its own, shared with no other unit's:
+    /// asked after layout. (A small unit's segments are otherwise pieces of pages other units
+    /// use too, which only the linker writes: see `rjitlink_memory::MemoryManager`.)
+    fn needs_own_pages(&self) -> bool {
+        false
     }
 
     /// The image is relocated; `image` holds its final bytes. Returns calls the target makes
@@ -124,11 +133,15 @@ pub fn for_link(
     copies: &CopyChains,
     symbols: &SharedSymbols,
 ) -> Vec<Box<dyn Plugin>> {
-    let mut plugins: Vec<Box<dyn Plugin>> = vec![
-        // First: every other target call may run code that calls an IFUNC.
-        Box::<ifunc::Ifuncs>::default(),
-        Box::new(copy_relocations::CopyRelocations::new(copies)),
-    ];
+    let mut plugins: Vec<Box<dyn Plugin>> = Vec::with_capacity(10);
+    if options.debugger_support {
+        // First, so that it is undone last: a debugger still sees the unit while the other
+        // plugins' undo runs its code (static destructors).
+        plugins.push(Box::<debugger::Debugger>::default());
+    }
+    // First of the rest: every other target call may run code that calls an IFUNC.
+    plugins.push(Box::<ifunc::Ifuncs>::default());
+    plugins.push(Box::new(copy_relocations::CopyRelocations::new(copies)));
     if switches.eh_frames {
         plugins.push(Box::<eh_frame::EhFrames>::default());
     }

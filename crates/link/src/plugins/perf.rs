@@ -23,6 +23,12 @@ impl PerfMap {
 }
 
 impl Plugin for PerfMap {
+    /// perf reads a perf map only for anonymous memory; packed code lies in a memory file's
+    /// mapping, which perf takes for a file of its own.
+    fn needs_own_pages(&self) -> bool {
+        true
+    }
+
     fn finalize(
         &mut self,
         _link: &LinkContext<'_, '_>,

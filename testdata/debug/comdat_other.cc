@@ -1,0 +1,5 @@
+#include "comdat.h"
+
+int other(int x) {
+    return twice(x) + 1; /* @comdat-other-call */
+}
