@@ -57,6 +57,7 @@ pub fn prepare(
 }
 
 /// Whether `run` has an option written `word` (`--entry`, `-l`) that takes a separate value.
+/// One whose value must follow an `=` (`--jitdump[=DIR]`) never takes the next word.
 fn takes_value(run: &clap::Command, word: &str) -> bool {
     run.get_arguments().any(|arg| {
         let named = match word.strip_prefix("--") {
@@ -68,7 +69,7 @@ fn takes_value(run: &clap::Command, word: &str) -> bool {
                     && chars.next().is_none()
             }
         };
-        named && arg.get_action().takes_values()
+        named && arg.get_action().takes_values() && !arg.is_require_equals_set()
     })
 }
 
@@ -348,6 +349,17 @@ mod tests {
             let error = prepare_words(line).unwrap_err();
             assert!(error.ends_with(" needs a symbol"), "{line}: {error}");
         }
+    }
+
+    #[test]
+    fn an_option_whose_value_follows_an_equals_sign_takes_no_next_word() {
+        // rjitlink's own `run`: `--jitdump[=DIR]` takes no value from the next word, which is
+        // then the compiler's option, or an input.
+        let command = <crate::Cli as clap::CommandFactory>::command();
+        let run = command.find_subcommand("run").unwrap();
+        let prepared = prepare(words("rjitlink --jitdump -O2 a.c"), run, &["run".into()]).unwrap();
+        assert_eq!(prepared.args, words("rjitlink run --jitdump a.c"));
+        assert_eq!(prepared.compiler_flags, words("-O2"));
     }
 
     #[test]
