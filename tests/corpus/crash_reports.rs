@@ -18,11 +18,16 @@ use std::process::{Command, Output};
 
 /// The crashes of testdata/crash/crash.c: its argument, the signal, and the frames the report
 /// must show, innermost first (see `Frame`).
-const CRASHES: [(&str, i32, &[Frame]); 7] = [
+const CRASHES: [(&str, i32, &[Frame]); 8] = [
     (
         "segv",
         libc::SIGSEGV,
         &[Frame::at("main", "crash.c", "CRASH(segv)", "crash.o")],
+    ),
+    (
+        "bus",
+        libc::SIGBUS,
+        &[Frame::at("main", "crash.c", "CRASH(bus)", "crash.o")],
     ),
     (
         "fpe",
