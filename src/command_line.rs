@@ -57,6 +57,7 @@ pub fn prepare(
 }
 
 /// Whether `run` has an option written `word` (`--entry`, `-l`) that takes a separate value.
+/// One whose value must follow an `=` (`--jitdump[=DIR]`) never takes the next word.
 fn takes_value(run: &clap::Command, word: &str) -> bool {
     run.get_arguments().any(|arg| {
         let named = match word.strip_prefix("--") {
@@ -68,7 +69,7 @@ fn takes_value(run: &clap::Command, word: &str) -> bool {
                     && chars.next().is_none()
             }
         };
-        named && arg.get_action().takes_values()
+        named && arg.get_action().takes_values() && !arg.is_require_equals_set()
     })
 }
 
@@ -78,6 +79,9 @@ fn prepare_run(
     prepared: &mut Prepared,
 ) -> Result<(), String> {
     let mut i = 0;
+    // A linker option whose value is in the next `-Wl,` or `-Xlinker` (cc hands the linker
+    // its words in order: `-Xlinker -rpath -Xlinker DIR`).
+    let mut pending = None;
     while i < args.len() {
         let arg = &args[i];
         i += 1;
@@ -87,6 +91,7 @@ fn prepare_run(
             continue;
         };
         if text == "--" {
+            no_value_missing(&pending)?;
             prepared.args.extend(args[i - 1..].iter().cloned());
             return Ok(());
         }
@@ -95,6 +100,7 @@ fn prepare_run(
             // A `#!` script takes every argument after it as its own, as a shell script does:
             // the kernel runs `rjitlink run SCRIPT ARGS...` for `#!/usr/bin/env -S rjitlink run`.
             if compile::is_script(Path::new(arg)) {
+                no_value_missing(&pending)?;
                 prepared.args.push("--".into());
                 prepared.args.extend(args[i..].iter().cloned());
                 return Ok(());
@@ -111,7 +117,7 @@ fn prepare_run(
             }
             continue;
         }
-        match cc_option(text, args.get(i).map(OsString::as_os_str))? {
+        match cc_option(text, args.get(i).map(OsString::as_os_str), &mut pending)? {
             CcOption::Compiler { takes_next } => {
                 prepared.compiler_flags.push(arg.clone());
                 if takes_next {
@@ -132,7 +138,16 @@ fn prepare_run(
             CcOption::NotCc => prepared.args.push(arg.clone()),
         }
     }
-    Ok(())
+    no_value_missing(&pending)
+}
+
+/// Err if a linker option that needs a value (`-Wl,-e`) was given none.
+fn no_value_missing(pending: &Option<String>) -> Result<(), String> {
+    match pending.as_deref() {
+        Some(option @ ("-e" | "--entry")) => Err(format!("-Wl,{option} needs a symbol")),
+        // `-z`, `-rpath` without a value: what they would say changes nothing.
+        _ => Ok(()),
+    }
 }
 
 /// What one of cc's options becomes.
@@ -148,9 +163,14 @@ enum CcOption {
     NotCc,
 }
 
-/// Sort one of cc's options; `next` is the word after it. Err for options rjitlink refuses,
-/// with the reason.
-fn cc_option(text: &str, next: Option<&OsStr>) -> Result<CcOption, String> {
+/// Sort one of cc's options; `next` is the word after it; `pending` carries a linker option
+/// whose value comes in a later `-Wl,`/`-Xlinker`. Err for options rjitlink refuses, with the
+/// reason.
+fn cc_option(
+    text: &str,
+    next: Option<&OsStr>,
+    pending: &mut Option<String>,
+) -> Result<CcOption, String> {
     Ok(match text {
         "-pthread" | "-pedantic" | "-pedantic-errors" | "-ansi" | "-w" => {
             CcOption::Compiler { takes_next: false }
@@ -178,7 +198,7 @@ fn cc_option(text: &str, next: Option<&OsStr>) -> Result<CcOption, String> {
         }
         "-Xlinker" => {
             let word = next.and_then(OsStr::to_str).ok_or("-Xlinker needs an option after it")?;
-            CcOption::Linker(linker_options(&[word])?)
+            CcOption::Linker(linker_options(&[word], pending)?)
         }
         _ if text.starts_with("-o") => {
             return Err(
@@ -188,7 +208,7 @@ fn cc_option(text: &str, next: Option<&OsStr>) -> Result<CcOption, String> {
         }
         _ if text.starts_with("-Wl,") => {
             let words: Vec<&str> = text["-Wl,".len()..].split(',').collect();
-            CcOption::Linker(linker_options(&words)?)
+            CcOption::Linker(linker_options(&words, pending)?)
         }
         _ if ["-I", "-D", "-U", "-O", "-g", "-f", "-m", "-W", "-std="]
             .iter()
@@ -202,10 +222,18 @@ fn cc_option(text: &str, next: Option<&OsStr>) -> Result<CcOption, String> {
 
 /// Map the linker options of one `-Wl,A,B,C` (or `-Xlinker A`) to rjitlink's options. Options
 /// that only shape an output file are accepted and do nothing; others are refused by name.
-fn linker_options(words: &[&str]) -> Result<Vec<String>, String> {
+/// `pending` is an option still waiting for its value, from an earlier group or for a later
+/// one (`-Wl,-rpath -Wl,DIR`).
+fn linker_options(words: &[&str], pending: &mut Option<String>) -> Result<Vec<String>, String> {
     let mut mapped = Vec::new();
-    let mut words = words.iter().copied();
-    while let Some(word) = words.next() {
+    for &word in words {
+        if let Some(option) = pending.take() {
+            if option == "-e" || option == "--entry" {
+                mapped.push("--entry".to_owned());
+                mapped.push(word.to_owned());
+            }
+            continue;
+        }
         match word {
             "-E" | "--export-dynamic" | "-export-dynamic" => {
                 mapped.push("--export-dynamic".to_owned())
@@ -224,18 +252,13 @@ fn linker_options(words: &[&str]) -> Result<Vec<String>, String> {
                 || word.starts_with("--rpath=")
                 || word.starts_with("-z,") => {}
             // Each takes the next word: `-z relro`, `-rpath DIR` (libraries are loaded by
-            // their full path, so a run path changes nothing).
-            "-z" | "-rpath" | "--rpath" | "-rpath-link" => {
-                words.next();
+            // their full path, so a run path changes nothing), `-e SYMBOL`.
+            "-z" | "-rpath" | "--rpath" | "-rpath-link" | "-e" | "--entry" => {
+                *pending = Some(word.to_owned());
             }
             _ if word.starts_with("--entry=") => {
                 mapped.push("--entry".to_owned());
                 mapped.push(word["--entry=".len()..].to_owned());
-            }
-            "-e" | "--entry" => {
-                let symbol = words.next().ok_or(format!("-Wl,{word} needs a symbol"))?;
-                mapped.push("--entry".to_owned());
-                mapped.push(symbol.to_owned());
             }
             _ => {
                 return Err(format!(
@@ -308,6 +331,35 @@ mod tests {
         assert_eq!(prepared.args, words("rjitlink run --entry -O2 a.o"));
         let prepared = prepare_words("rjitlink run -Wl,-e,start a.o").unwrap();
         assert_eq!(prepared.args, words("rjitlink run --entry start a.o"));
+    }
+
+    #[test]
+    fn linker_options_take_their_value_from_the_next_group() {
+        // cc hands the linker its words in order: `-Wl,-rpath -Wl,DIR` is `-rpath DIR`.
+        let prepared = prepare_words(
+            "rjitlink a.c -Wl,-rpath -O2 -Wl,/dir -Xlinker -z -Xlinker now -Xlinker -e -Xlinker start -Wl,-E",
+        )
+        .unwrap();
+        assert_eq!(
+            prepared.args,
+            words("rjitlink run a.c --entry start --export-dynamic")
+        );
+        assert_eq!(prepared.compiler_flags, words("-O2"));
+        for line in ["rjitlink a.o -Wl,-e", "rjitlink a.o -Xlinker --entry -- x"] {
+            let error = prepare_words(line).unwrap_err();
+            assert!(error.ends_with(" needs a symbol"), "{line}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_option_whose_value_follows_an_equals_sign_takes_no_next_word() {
+        // rjitlink's own `run`: `--jitdump[=DIR]` takes no value from the next word, which is
+        // then the compiler's option, or an input.
+        let command = <crate::Cli as clap::CommandFactory>::command();
+        let run = command.find_subcommand("run").unwrap();
+        let prepared = prepare(words("rjitlink --jitdump -O2 a.c"), run, &["run".into()]).unwrap();
+        assert_eq!(prepared.args, words("rjitlink run --jitdump a.c"));
+        assert_eq!(prepared.compiler_flags, words("-O2"));
     }
 
     #[test]

@@ -4,11 +4,15 @@
 // JIT-linked frames down, across an object and an archive member; `own-handler` installs its
 // own SIGSEGV handler, which replaces rjitlink's: no report. `fork-child`: a child the program
 // forks dies of SIGSEGV (it has no helper thread: its report is raw addresses) and the
-// program says so. `no-cfi` faults in assembly without unwind information.
+// program says so. `no-cfi` faults in assembly without unwind information. `stderr-closed`
+// is run with standard error closed: the file it opens (its second argument) gets descriptor
+// 2, and must hold only what the program writes there, though a forked child and then the
+// program crash.
 //# with: crash_deep.c no_cfi.s
 //# archive: crash_member.c
 //# cflags: -g
 //# libs: -lpthread
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -84,6 +88,18 @@ int main(int argc, char **argv) {
         int status;
         waitpid(child, &status, 0);
         printf("child: %s\n", WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV ? "SIGSEGV" : "?");
+    } else if (!strcmp(kind, "stderr-closed") && argc > 2) {
+        int file = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (file < 0 || write(file, "data\n", 5) != 5)
+            return 1;
+        pid_t child = fork();
+        if (child == 0)
+            *null_pointer = 5;
+        int status;
+        waitpid(child, &status, 0);
+        printf("child: %s\n", WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV ? "SIGSEGV" : "?");
+        fflush(stdout);
+        *null_pointer = 6;
     } else if (!strcmp(kind, "own-handler")) {
         signal(SIGSEGV, on_segv);
         *null_pointer = 1;

@@ -141,12 +141,24 @@ pub fn trials() -> Vec<Trial> {
         }),
         Trial::test("cli::form::cc_link_options", || {
             // cc's -rdynamic and -Wl,-E do what --export-dynamic does (the native build uses
-            // -rdynamic); harmless linker options are accepted.
+            // -rdynamic); harmless linker options are accepted, their values in the same
+            // group or the next.
             let case = Case::new(&testdata("c", "export_dynamic.c"), Build::O0)?;
             for options in [
                 &["-rdynamic", "-pthread"][..],
                 &["-Wl,-E,--no-as-needed", "-Wl,-z,relro", "-no-pie"][..],
                 &["-Wl,--export-dynamic", "-Xlinker", "--as-needed"][..],
+                // A value in the next group, as cc hands it on: `-rpath /usr/lib`, `-z now`.
+                &[
+                    "-Wl,-rpath",
+                    "-Wl,/usr/lib",
+                    "-Xlinker",
+                    "-z",
+                    "-Xlinker",
+                    "now",
+                    "-Xlinker",
+                    "-E",
+                ][..],
             ] {
                 let mut command = Command::new(rjitlink());
                 command

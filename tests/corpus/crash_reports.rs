@@ -18,11 +18,16 @@ use std::process::{Command, Output};
 
 /// The crashes of testdata/crash/crash.c: its argument, the signal, and the frames the report
 /// must show, innermost first (see `Frame`).
-const CRASHES: [(&str, i32, &[Frame]); 7] = [
+const CRASHES: [(&str, i32, &[Frame]); 8] = [
     (
         "segv",
         libc::SIGSEGV,
         &[Frame::at("main", "crash.c", "CRASH(segv)", "crash.o")],
+    ),
+    (
+        "bus",
+        libc::SIGBUS,
+        &[Frame::at("main", "crash.c", "CRASH(bus)", "crash.o")],
     ),
     (
         "fpe",
@@ -313,6 +318,57 @@ pub fn trials() -> Vec<Trial> {
                     || !caller.matches(&frames[1])?
                 {
                     return Err(fail().into());
+                }
+            }
+            Ok(())
+        },
+    ));
+    trials.push(Trial::test(
+        "crash_reports::never_written_into_a_file_on_a_closed_stderr",
+        || {
+            // Started with standard error closed, the program's file gets descriptor 2:
+            // neither the report of its crash nor a forked child's raw one may land there.
+            let case = crash_case(Build::O0)?;
+            let dir = crate::harness::scratch::scratch_dir("crash-stderr-closed");
+            let close_stderr = |command: &mut Command| {
+                // SAFETY: close is async-signal-safe.
+                unsafe {
+                    command.pre_exec(|| {
+                        libc::close(2);
+                        Ok(())
+                    })
+                };
+            };
+            let native_file = dir.join("native.txt");
+            let mut native = Command::new(case.link_native()?);
+            native
+                .arg0(&case.inputs[0])
+                .arg("stderr-closed")
+                .arg(&native_file);
+            close_stderr(&mut native);
+            let native = run_with_timeout(&mut native)?;
+            let native_bytes = std::fs::read(&native_file)?;
+            if native.status.signal() != Some(libc::SIGSEGV) || native_bytes != b"data\n" {
+                return Err(format!("natively {native:?}, file {native_bytes:?}").into());
+            }
+            for mode in Mode::ALL {
+                let file = dir.join(format!("{}.txt", mode.name()));
+                let output = crate::harness::case::run_jit(mode, None, |flags| {
+                    let mut command = case.rjitlink_command(flags);
+                    command.arg("stderr-closed").arg(&file);
+                    close_stderr(&mut command);
+                    command
+                })?;
+                check_ending(&output, mode, libc::SIGSEGV)?;
+                let bytes = std::fs::read(&file)?;
+                if bytes != native_bytes || output.stdout != native.stdout {
+                    return Err(format!(
+                        "{}: the program's file holds {:?}, stdout {:?}",
+                        mode.name(),
+                        String::from_utf8_lossy(&bytes),
+                        String::from_utf8_lossy(&output.stdout)
+                    )
+                    .into());
                 }
             }
             Ok(())

@@ -23,7 +23,7 @@ use rjitlink_memory::TargetAddr;
 use rjitlink_target::symbolize::MAX_CRASH_FRAMES;
 use rjitlink_target::{CrashFrame, CrashReport, LibraryFrame};
 use std::ffi::{c_int, c_void, CStr};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 /// The signals reported: those of a crash, which by default end the process with a core.
 pub const CRASH_SIGNALS: [c_int; 6] = [
@@ -119,11 +119,25 @@ extern "C" {
     fn backtrace(buffer: *mut *mut c_void, size: c_int) -> c_int;
 }
 
+/// Whether the program started with its standard error open. Started with it closed
+/// (`2>&-`), descriptor 2 is whatever the program opens first, and a report written there
+/// would land in one of the program's own files: none is written in this process then.
+static STDERR_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// Whether a report may be written on descriptor 2 of this process (see `STDERR_OPEN`).
+/// Async-signal-safe.
+pub(crate) fn stderr_open() -> bool {
+    STDERR_OPEN.load(Ordering::Relaxed)
+}
+
 /// Set up crash reports in the thread about to run the program, after its signal state was
 /// put back: for each crash signal whose action is the default, a handler on an alternate
 /// stack; a helper thread that gives each report to `reporter`. Best effort: what cannot be
 /// set up is left as it was (the program then dies unreported, as natively).
 pub(crate) fn install(reporter: Reporter) {
+    // SAFETY: F_GETFD on a descriptor number only reads its flags (-1 if it is closed).
+    let stderr_open = unsafe { libc::fcntl(2, libc::F_GETFD) } != -1;
+    STDERR_OPEN.store(stderr_open, Ordering::Relaxed);
     let signals: Vec<c_int> = CRASH_SIGNALS
         .into_iter()
         .filter(|&signal| {
@@ -470,6 +484,9 @@ fn wait_while(state: u32, deadline: &Deadline) -> bool {
 
 /// Write the record as text with no allocation: the signal, address and frames in hex.
 fn write_raw(record: &RawRecord) {
+    if !stderr_open() {
+        return;
+    }
     let mut line = Line::default();
     line.push(b"rjitlink: crash: signal ");
     line.number(record.signal as u64, 10);

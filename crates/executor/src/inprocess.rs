@@ -14,9 +14,13 @@ use std::sync::{Arc, Mutex};
 /// The symbols of the units live in this process, for the crash reporter's helper thread.
 static UNITS: Mutex<Vec<Arc<UnitSymbols>>> = Mutex::new(Vec::new());
 
-/// Print a crash report on stderr, its linked frames named from `UNITS`.
+/// Print a crash report on stderr, its linked frames named from `UNITS`; nothing if the
+/// program started with stderr closed (descriptor 2 may then be one of its files).
 fn print_crash(report: &rjitlink_target::CrashReport) {
     use std::io::Write;
+    if !crate::crash::stderr_open() {
+        return;
+    }
     let units = UNITS.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let text = rjitlink_target::symbolize::format_crash_report(report, &units);
     let _ = std::io::stderr().lock().write_all(text.as_bytes());

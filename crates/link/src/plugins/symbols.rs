@@ -215,6 +215,17 @@ fn functions(link: &LinkContext<'_, '_>, object: &ObjectFile<'_>, id: ObjectId) 
         if name.is_empty() {
             continue;
         }
+        // A function names only bytes of its section: a symbol past the section's end, or a
+        // size reaching past it (a damaged or hand-written object, which ld links), would
+        // have the jitdump copy memory that is not the unit's.
+        let (value, section_size) = (symbol.st_value(LE), object.section(section).sh_size(LE));
+        let size = symbol.st_size(LE);
+        let Some(room) = section_size
+            .checked_sub(value)
+            .filter(|&room| room > 0 || size == 0)
+        else {
+            continue;
+        };
         let start = symbols.names.len() as u32;
         match std::str::from_utf8(name) {
             Ok(name) => symbols.names.push_str(name),
@@ -222,8 +233,8 @@ fn functions(link: &LinkContext<'_, '_>, object: &ObjectFile<'_>, id: ObjectId) 
         }
         symbols.functions.push(FunctionSymbol {
             // From the section's own start, as `defined_address` computes it.
-            address: base + symbol.st_value(LE),
-            size: symbol.st_size(LE),
+            address: base + value,
+            size: size.min(room),
             name: (start, symbols.names.len() as u32),
             object: id.0,
         });
