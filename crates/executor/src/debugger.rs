@@ -12,6 +12,7 @@
 use rjitlink_target::{check_debug_image, DebugObject, DebugObjectHandle, TargetError};
 use std::collections::BTreeMap;
 use std::ptr::null_mut;
+use std::sync::atomic::{compiler_fence, Ordering};
 use std::sync::Mutex;
 
 /// One object file in the list (gdb's `struct jit_code_entry`).
@@ -115,6 +116,10 @@ pub fn register(objects: Vec<DebugObject>) -> Result<Vec<DebugObjectHandle>, Tar
             if !first.is_null() {
                 (*first).prev_entry = entry;
             }
+            // A debugger may attach, stopping this thread, between any two instructions, and
+            // then reads the list from the head: the entry is complete before the head points
+            // to it (the compiler could otherwise order the plain stores either way).
+            compiler_fence(Ordering::SeqCst);
             (*descriptor).first_entry = entry;
             announce(entry, JIT_REGISTER_FN);
         }
