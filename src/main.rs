@@ -494,8 +494,8 @@ fn executor(args: ExecutorArgs) -> Result<u8> {
     let token = match token_from_environment()? {
         Some(token) => token,
         None => {
-            let token = Token::generate()
-                .map_err(|e| anyhow::anyhow!("cannot generate a token: {e}"))?;
+            let token =
+                Token::generate().map_err(|e| anyhow::anyhow!("cannot generate a token: {e}"))?;
             println!(
                 "RJITLINK_TOKEN={}",
                 String::from_utf8_lossy(token.as_bytes())

@@ -343,11 +343,18 @@ pub const RJITLINK_PLUGIN_JITDUMP: u32 = 64;
 /// The plugins on by default: `PluginSwitches::default()` (`RJITLINK_PLUGINS_DEFAULT`).
 pub const RJITLINK_PLUGINS_DEFAULT: u32 = 15;
 
+/// A plugin's switch among the session's.
+type Switch = fn(&mut PluginSwitches) -> &mut bool;
+
 /// Every `RJITLINK_PLUGIN_*` bit with its switch.
-const PLUGIN_BITS: [(u32, fn(&mut PluginSwitches) -> &mut bool); 7] = [
+const PLUGIN_BITS: [(u32, Switch); 7] = [
     (RJITLINK_PLUGIN_EH_FRAMES, |s| &mut s.eh_frames),
-    (RJITLINK_PLUGIN_STATIC_DESTRUCTORS, |s| &mut s.static_destructors),
-    (RJITLINK_PLUGIN_EXECUTABLE_STACK, |s| &mut s.executable_stack),
+    (RJITLINK_PLUGIN_STATIC_DESTRUCTORS, |s| {
+        &mut s.static_destructors
+    }),
+    (RJITLINK_PLUGIN_EXECUTABLE_STACK, |s| {
+        &mut s.executable_stack
+    }),
     (RJITLINK_PLUGIN_DEBUGGER, |s| &mut s.debugger),
     (RJITLINK_PLUGIN_CRASH_REPORTS, |s| &mut s.crash_reports),
     (RJITLINK_PLUGIN_PERF_MAP, |s| &mut s.perf_map),

@@ -4,8 +4,8 @@
 use crate::error::Error;
 use crate::function::FunctionPointer;
 use crate::unit::Unit;
-use rjitlink_executor::InProcess;
 use crate::PluginSwitches;
+use rjitlink_executor::InProcess;
 use rjitlink_link::{LinkedUnit, PhaseTimes, SessionOptions, UnitId};
 use rjitlink_memory::{MemoryMapper, SlabConfig, SlabStats, TargetAddr, DEFAULT_SLAB_SIZE};
 use rjitlink_remote::{MemoryMode, Remote, Token};

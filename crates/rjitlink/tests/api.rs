@@ -666,8 +666,7 @@ fn perf_map_and_jitdump_name_the_functions_where_they_are() {
     assert!(size > 0 && size < 64, "{line}");
     // The jitdump: perf's header ("JiTD" as a little-endian word), and a code-load record
     // carrying the function's name and its code as it lies in memory.
-    let dump =
-        std::fs::read(scratch.0.join(format!("jit-{}.dump", std::process::id()))).unwrap();
+    let dump = std::fs::read(scratch.0.join(format!("jit-{}.dump", std::process::id()))).unwrap();
     assert_eq!(&dump[..4], &0x4A69_5444u32.to_le_bytes());
     assert!(dump.windows(name.len()).any(|w| w == name.as_bytes()));
     // SAFETY: `size` bytes of the live function's code.

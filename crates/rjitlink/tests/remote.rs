@@ -314,12 +314,14 @@ fn main() {
         host_role(&address, &object, forward);
     }
     let tests: [(&str, fn()); 11] = [
-        ("initializers_and_finalizers_run_in_the_executor_shared", || {
-            initializers_and_finalizers_run_in_the_executor(RemoteMemory::Shared)
-        }),
-        ("initializers_and_finalizers_run_in_the_executor_copied", || {
-            initializers_and_finalizers_run_in_the_executor(RemoteMemory::Copy)
-        }),
+        (
+            "initializers_and_finalizers_run_in_the_executor_shared",
+            || initializers_and_finalizers_run_in_the_executor(RemoteMemory::Shared),
+        ),
+        (
+            "initializers_and_finalizers_run_in_the_executor_copied",
+            || initializers_and_finalizers_run_in_the_executor(RemoteMemory::Copy),
+        ),
         (
             "a_program_runs_its_initializers_once",
             a_program_runs_its_initializers_once,
