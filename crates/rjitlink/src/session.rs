@@ -368,7 +368,9 @@ fn environment() -> *const *const c_char {
     unsafe { environ }
 }
 
+type InitFn = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char);
 type MainFn = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
+type FiniFn = unsafe extern "C" fn();
 
 impl Session {
     /// A builder for a session; see [`SessionBuilder`].
@@ -548,7 +550,24 @@ impl Session {
             });
         }
         let init = state.init.clone();
-        self.inner.executor().run_initializers(&init)?;
+        if self.in_process {
+            // Called here rather than through the executor: an executor of the caller's that
+            // runs code in this process need not implement the calls.
+            let argv: [*const c_char; 1] = [std::ptr::null()];
+            for function in &init {
+                // SAFETY: the linker resolved these to the unit's init functions, live code
+                // of this process, called as the C runtime calls them.
+                unsafe {
+                    std::mem::transmute::<u64, InitFn>(function.get())(
+                        0,
+                        argv.as_ptr(),
+                        environment(),
+                    )
+                };
+            }
+        } else {
+            self.inner.executor().run_initializers(&init)?;
+        }
         self.unit(unit)?.initialized = true;
         Ok(())
     }
@@ -593,7 +612,14 @@ impl Session {
             });
         }
         let fini = state.fini.clone();
-        self.inner.executor().run_finalizers(&fini)?;
+        if self.in_process {
+            for function in &fini {
+                // SAFETY: the linker resolved these to the unit's fini functions.
+                unsafe { std::mem::transmute::<u64, FiniFn>(function.get())() };
+            }
+        } else {
+            self.inner.executor().run_finalizers(&fini)?;
+        }
         self.unit(unit)?.finalized = true;
         Ok(())
     }
