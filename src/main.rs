@@ -8,9 +8,8 @@ mod messages;
 
 use anyhow::Result;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use rjitlink::lower::executor as serve;
 use rjitlink::{
-    escape_bytes, process, MapError, PluginSwitches, RemoteMemory, Session, TargetAddr,
+    escape_bytes, process, serve, MapError, PluginSwitches, RemoteMemory, Session, TargetAddr,
     TargetError, Token, Unit, DEFAULT_SLAB,
 };
 use std::ffi::OsString;
@@ -475,12 +474,10 @@ fn executor(args: ExecutorArgs) -> Result<u8> {
     if let Some(fd) = args.fd {
         // The spawning linker reports what went wrong on its side of the connection; a second
         // message from here would only repeat it.
-        return Ok(
-            match serve::serve_inherited_socket(fd, args.parent.unwrap_or(0)) {
-                Ok(()) => 0,
-                Err(_) => EXIT_LINKER_ERROR,
-            },
-        );
+        return Ok(match serve::serve_spawned(fd, args.parent.unwrap_or(0)) {
+            Ok(()) => 0,
+            Err(_) => EXIT_LINKER_ERROR,
+        });
     }
     let Some(listen) = args.listen else {
         anyhow::bail!("rjitlink executor needs --listen [HOST:]PORT");

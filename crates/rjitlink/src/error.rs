@@ -52,6 +52,9 @@ pub enum Error {
     InvalidOptions(String),
     /// The link's worker threads could not be started.
     Threads(String),
+    /// Serving as an executor failed (see [`serve`](crate::serve)): the address cannot be
+    /// listened on, the spawning linker is gone, its connection failed.
+    Serve(rjitlink_executor::ServeError),
 }
 
 impl fmt::Display for Error {
@@ -65,6 +68,7 @@ impl fmt::Display for Error {
             Error::Memory(error) => write!(f, "{error}"),
             Error::Token(error) => write!(f, "{error}"),
             Error::Nul(error) => write!(f, "{error}"),
+            Error::Serve(error) => write!(f, "{error}"),
             Error::InProcessOnly { operation } => write!(
                 f,
                 "{operation} needs the in-process executor: the code runs in another process"
@@ -154,6 +158,7 @@ impl std::error::Error for Error {
             Error::Memory(error) => error.source(),
             Error::Token(error) => error.source(),
             Error::Nul(error) => error.source(),
+            Error::Serve(error) => error.source(),
             _ => None,
         }
     }

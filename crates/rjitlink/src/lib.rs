@@ -48,6 +48,7 @@
 //!   [`Error::undefined_symbols`], [`Error::is_static_tls_exhausted`], ...).
 //! - [`process`]: starting this process again with room for thread-local storage that a
 //!   linked unit brings (glibc sizes it once, at start).
+//! - [`serve`]: this process as an executor, over TCP or for the linker that spawned it.
 //!
 //! A program that runs its units in a spawned copy of itself ([`SessionBuilder::spawn_self`])
 //! calls [`serve_executor_if_asked`] first thing in `main`.
@@ -61,6 +62,7 @@ mod error;
 mod function;
 mod plugins;
 pub mod process;
+pub mod serve;
 mod session;
 mod unit;
 
@@ -111,7 +113,7 @@ pub fn serve_executor_if_asked() {
     // As `rjitlink executor` does: the user's GLIBC_TUNABLES and start state back first.
     process::adopt_restart_state();
     // The linker reports what went wrong on its side of the connection.
-    let status = match rjitlink_executor::serve_inherited_socket(fd, parent) {
+    let status = match serve::serve_spawned(fd, parent) {
         Ok(()) => 0,
         Err(_) => 125,
     };

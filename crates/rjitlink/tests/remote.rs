@@ -206,12 +206,12 @@ const TOKEN: &str = "facade-test-token-0123456789";
 /// Role: a TCP listener on a free loopback port (printed on stdout by `listen`), ending when
 /// its stdin does.
 fn listener_role() -> ! {
-    let token = rjitlink::lower::executor::Token::new(TOKEN.as_bytes()).unwrap();
-    let options = rjitlink::lower::executor::ListenOptions {
+    let token = rjitlink::Token::new(TOKEN.as_bytes()).unwrap();
+    let options = rjitlink::serve::ListenOptions {
         max_clients: 4,
         exit_with_stdin: true,
     };
-    let result = rjitlink::lower::executor::listen("127.0.0.1:0", &token, &options);
+    let result = rjitlink::serve::listen("127.0.0.1:0", &token, &options);
     std::process::exit(i32::from(result.is_err()))
 }
 
