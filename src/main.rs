@@ -8,15 +8,11 @@ mod messages;
 
 use anyhow::Result;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use rjitlink_executor::InProcess;
-use rjitlink_link::{
-    escape_bytes, InputArg, LinkError, LinkOptions, PhaseTimes, SearchPath, Session, SessionOptions,
+use rjitlink::{
+    escape_bytes, process, serve, MapError, PluginSwitches, RemoteMemory, Session, TargetAddr,
+    TargetError, Token, Unit, DEFAULT_SLAB,
 };
-use rjitlink_memory::{MapError, SlabConfig, TargetAddr, DEFAULT_SLAB_SIZE};
-use rjitlink_remote::{MemoryMode, Remote};
-use rjitlink_target::{start_state, static_tls, Executor, TargetError};
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -77,7 +73,7 @@ struct ExecutorArgs {
     #[arg(long, value_name = "[HOST:]PORT", conflicts_with = "fd")]
     listen: Option<String>,
     /// With --listen: serve at most N linkers at once; more are told the executor is busy.
-    #[arg(long, value_name = "N", requires = "listen", default_value_t = rjitlink_executor::DEFAULT_MAX_CLIENTS, value_parser = parse_max_clients)]
+    #[arg(long, value_name = "N", requires = "listen", default_value_t = serve::DEFAULT_MAX_CLIENTS, value_parser = parse_max_clients)]
     max_clients: usize,
     /// With --listen: stop (ending every program it runs) when standard input reaches its
     /// end, so that a supervisor can end the executor by closing a pipe.
@@ -172,7 +168,7 @@ struct RunArgs {
     #[arg(long)]
     show_stats: bool,
     /// Address space reserved for linked code and data, e.g. 256M or 2G.
-    #[arg(long, value_name = "SIZE", default_value_t = Size(DEFAULT_SLAB_SIZE))]
+    #[arg(long, value_name = "SIZE", default_value_t = Size(DEFAULT_SLAB))]
     slab_size: Size,
     /// Reserve the slab exactly at ADDR (e.g. 0x40000000), never replacing a mapping.
     #[arg(long, value_name = "ADDR", value_parser = parse_address)]
@@ -180,6 +176,14 @@ struct RunArgs {
     /// Arguments for the program, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<OsString>,
+}
+
+/// An input of the command line: a path (an object, archive, library, script or source), or
+/// `-l NAME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum InputArg {
+    Path(PathBuf),
+    Library(String),
 }
 
 /// Inputs and -l libraries interleaved in command-line order, as ld reads them.
@@ -258,12 +262,12 @@ fn parse_max_clients(text: &str) -> Result<usize, String> {
 }
 
 /// The token shared with a TCP executor, from RJITLINK_TOKEN.
-fn token_from_environment() -> Result<Option<rjitlink_remote::Token>> {
+fn token_from_environment() -> Result<Option<Token>> {
     use std::os::unix::ffi::OsStrExt;
     match std::env::var_os("RJITLINK_TOKEN") {
         None => Ok(None),
         Some(token) if token.is_empty() => Ok(None),
-        Some(token) => Ok(Some(rjitlink_remote::Token::new(token.as_bytes())?)),
+        Some(token) => Ok(Some(Token::new(token.as_bytes())?)),
     }
 }
 
@@ -360,53 +364,62 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
     let mut inputs = ordered_inputs(matches, &args);
     // Kept open until the link has mapped them.
     let compiled = compile_sources(&mut inputs, compiler_flags)?;
-    let options = LinkOptions {
-        inputs,
-        search: SearchPath::with_system_dirs(args.library_dirs.clone()),
-        entry: Some(args.entry.clone()),
-        default_libraries: !args.nostdlib,
-        export_dynamic: args.export_dynamic,
-        // Names for crash reports.
-        symbolize: !args.no_crash_report,
-        perf_map: args.perf_map,
-        jitdump: args.jitdump.is_some(),
-        jitdump_directory: args.jitdump.clone().filter(|d| !d.as_os_str().is_empty()),
-        debugger_support: !args.no_debugger_support,
-    };
-    let memory = match args.memory.as_deref() {
-        // perf reads a perf map only for anonymous memory: shared memory is a memory file's.
-        None if args.perf_map => MemoryMode::Copy,
-        None => MemoryMode::Auto,
-        Some("shared") => MemoryMode::Shared,
-        Some(_) => MemoryMode::Copy,
-    };
-    let executor: Box<dyn Executor> = match &args.executor {
+    let mut unit = Unit::new()
+        .entry(args.entry.clone())
+        .default_libraries(!args.nostdlib)
+        .export_dynamic(args.export_dynamic);
+    for input in inputs {
+        match input {
+            InputArg::Path(path) => unit.add_path(path),
+            InputArg::Library(name) => unit.add_library(name),
+        };
+    }
+    for dir in &args.library_dirs {
+        unit.add_search_dir(dir);
+    }
+    let mut plugins = PluginSwitches::default();
+    // Names for crash reports, and the reporter as the program runs.
+    plugins.crash_reports = !args.no_crash_report;
+    plugins.perf_map = args.perf_map;
+    plugins.jitdump = args.jitdump.is_some();
+    plugins.debugger = !args.no_debugger_support;
+    // A one-shot link: its definitions are not looked up again.
+    let mut builder = Session::builder()
+        .plugins(plugins)
+        .keep_symbols(false)
+        .slab_size(args.slab_size.0);
+    if let Some(address) = args.slab_address {
+        builder = builder.slab_address(TargetAddr(address));
+    }
+    if let Some(directory) = args.jitdump.as_ref().filter(|d| !d.as_os_str().is_empty()) {
+        builder = builder.jitdump_directory(directory);
+    }
+    builder = match &args.executor {
         ExecutorChoice::InProcess if args.memory.is_some() => {
             anyhow::bail!("--memory applies to remote executors (--executor=remote or tcp:...)")
         }
-        ExecutorChoice::InProcess => Box::new(InProcess::new()),
-        ExecutorChoice::Remote => Box::new(Remote::spawn(memory)?),
+        ExecutorChoice::InProcess => builder.in_process(),
+        ExecutorChoice::Remote => builder.spawn_self(),
         ExecutorChoice::Tcp(address) => {
             let Some(token) = token_from_environment()? else {
                 anyhow::bail!(
                     "RJITLINK_TOKEN is not set: --executor=tcp needs the token of the executor (it prints one at start if it was given none)"
                 );
             };
-            Box::new(Remote::connect(address, &token, memory)?)
+            // The program is the user's, as if it ran here: it reads rjitlink's input.
+            builder.tcp(address, token.as_bytes()).forward_stdin(true)
         }
     };
-    let mut session = Session::new(
-        executor,
-        SessionOptions {
-            slab: SlabConfig {
-                size: args.slab_size.0,
-                address: args.slab_address.map(TargetAddr),
-            },
-            keep_symbols: false,
-        },
-    );
-    let times = PhaseTimes::default();
-    let linked = session.link(&options, &times)?;
+    if args.executor != ExecutorChoice::InProcess {
+        // Unset, the session chooses: shared where possible, copied for a perf map.
+        builder = builder.remote_memory(match args.memory.as_deref() {
+            None => RemoteMemory::Auto,
+            Some("shared") => RemoteMemory::Shared,
+            Some(_) => RemoteMemory::Copy,
+        });
+    }
+    let mut session = builder.build()?;
+    let linked = session.link(&unit)?;
     // The objects are mapped: their descriptors go, so the program's first open gets 3.
     drop(compiled);
     for warning in &linked.warnings {
@@ -416,7 +429,7 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
         );
     }
     if args.show_times {
-        eprint!("{}", times.report());
+        eprint!("{}", session.link_times().report());
         eprintln!(
             "{:>10} {:>9.3} ms",
             "wall",
@@ -446,15 +459,13 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
     let argv0 = args
         .argv0
         .unwrap_or_else(|| args.inputs[0].clone().into_os_string());
-    let argv = std::iter::once(argv0)
+    let argv: Vec<Vec<u8>> = std::iter::once(argv0)
         .chain(args.args)
-        .map(OsString::into_vec)
+        .map(std::os::unix::ffi::OsStringExt::into_vec)
         .collect();
-    let mut program = linked.program(argv).expect("an entry was requested");
-    program.crash_report = !args.no_crash_report;
-    let status = session.executor().run(&program)?;
-    // The program has exited (remotely; in process `run` does not return): its memory needs
-    // no freeing, and the executor is gone.
+    let status = session.run_program(linked.id, &argv)?;
+    // The program has exited (remotely; in process `run_program` does not return): its
+    // memory needs no freeing, and the executor is gone.
     std::mem::forget(session);
     Ok(status as u8)
 }
@@ -463,12 +474,10 @@ fn executor(args: ExecutorArgs) -> Result<u8> {
     if let Some(fd) = args.fd {
         // The spawning linker reports what went wrong on its side of the connection; a second
         // message from here would only repeat it.
-        return Ok(
-            match rjitlink_executor::serve_inherited_socket(fd, args.parent.unwrap_or(0)) {
-                Ok(()) => 0,
-                Err(_) => EXIT_LINKER_ERROR,
-            },
-        );
+        return Ok(match serve::serve_spawned(fd, args.parent.unwrap_or(0)) {
+            Ok(()) => 0,
+            Err(_) => EXIT_LINKER_ERROR,
+        });
     }
     let Some(listen) = args.listen else {
         anyhow::bail!("rjitlink executor needs --listen [HOST:]PORT");
@@ -482,8 +491,8 @@ fn executor(args: ExecutorArgs) -> Result<u8> {
     let token = match token_from_environment()? {
         Some(token) => token,
         None => {
-            let token = rjitlink_executor::Token::generate()
-                .map_err(|e| anyhow::anyhow!("cannot generate a token: {e}"))?;
+            let token =
+                Token::generate().map_err(|e| anyhow::anyhow!("cannot generate a token: {e}"))?;
             println!(
                 "RJITLINK_TOKEN={}",
                 String::from_utf8_lossy(token.as_bytes())
@@ -493,11 +502,11 @@ fn executor(args: ExecutorArgs) -> Result<u8> {
     };
     // The programs it runs get this process's environment: not the secret.
     std::env::remove_var("RJITLINK_TOKEN");
-    let options = rjitlink_executor::ListenOptions {
+    let options = serve::ListenOptions {
         max_clients: args.max_clients,
         exit_with_stdin: args.exit_with_stdin,
     };
-    rjitlink_executor::listen(&address, &token, &options)?;
+    serve::listen(&address, &token, &options)?;
     Ok(0)
 }
 
@@ -538,21 +547,22 @@ fn source_names(text: &str) -> String {
 }
 
 fn error_text(error: &anyhow::Error) -> Vec<String> {
+    let Some(library_error) = error.downcast_ref::<rjitlink::Error>() else {
+        return vec![format!("{error:#}")];
+    };
     // The remote executor's errors about shared memory are what --memory=shared asked for.
-    if let Some(TargetError::NoSharedMemory | TargetError::SharedMemory(_)) =
-        error.downcast_ref::<TargetError>()
+    if let rjitlink::Error::Target(TargetError::NoSharedMemory | TargetError::SharedMemory(_)) =
+        library_error
     {
         return vec![format!("--memory=shared cannot be honoured: {error:#}")];
     }
-    let hint = match error.downcast_ref::<LinkError>() {
-        Some(LinkError::Undefined(symbols)) => {
-            return symbols.iter().map(messages::undefined_line).collect()
-        }
-        Some(LinkError::Memory(MapError::SlabExhausted { .. })) => "; raise --slab-size",
-        Some(LinkError::Memory(MapError::SlabAddressNotLow { .. })) => {
-            " (see --slab-address and --slab-size)"
-        }
-        Some(LinkError::Memory(MapError::SlabNotLow { .. })) => {
+    if let Some(symbols) = library_error.undefined_symbols() {
+        return symbols.iter().map(messages::undefined_line).collect();
+    }
+    let hint = match library_error.memory_error() {
+        Some(MapError::SlabExhausted { .. }) => "; raise --slab-size",
+        Some(MapError::SlabAddressNotLow { .. }) => " (see --slab-address and --slab-size)",
+        Some(MapError::SlabNotLow { .. }) => {
             "; pass --slab-address below 2 GiB, or link such code first"
         }
         _ => "",
@@ -560,61 +570,18 @@ fn error_text(error: &anyhow::Error) -> Vec<String> {
     vec![format!("{error:#}{hint}")]
 }
 
-/// The target's errors in `error`'s chain: itself, or the cause of an error of the linker.
-fn target_errors(error: &anyhow::Error) -> impl Iterator<Item = &TargetError> {
-    error.chain().filter_map(|cause| {
-        cause
-            .downcast_ref::<TargetError>()
-            .or_else(|| match cause.downcast_ref::<LinkError>() {
-                Some(LinkError::Target { source, .. }) => Some(source),
-                _ => None,
-            })
-    })
-}
-
-/// The signal that killed the executor, if that is what `error` reports.
-fn terminated_by(error: &anyhow::Error) -> Option<i32> {
-    target_errors(error).find_map(|target_error| match target_error {
-        TargetError::Terminated { signal } => Some(*signal),
-        _ => None,
-    })
-}
-
-/// Whether `error` is the loader of this process running out of static TLS.
-fn static_tls_exhausted(error: &anyhow::Error) -> bool {
-    target_errors(error).any(|target_error| matches!(target_error, TargetError::StaticTls { .. }))
-}
-
-/// Replace this process by rjitlink run again with the same arguments (and so the same stdin,
-/// stdout and stderr) and a larger static TLS surplus, which glibc sizes only at start.
-/// Returns if there is nothing to do (the user's GLIBC_TUNABLES sets the surplus: theirs is
-/// kept) with `None`, or with the error if the new run could not be started.
-fn restart_with_static_tls_surplus() -> Option<std::io::Error> {
-    use std::os::unix::process::CommandExt;
-    let mut args = std::env::args_os();
-    // /proc/self/exe is this very binary, even if its path has changed since it started.
-    let mut command = std::process::Command::new("/proc/self/exe");
-    if let Some(argv0) = args.next() {
-        command.arg0(argv0);
-    }
-    command.args(args);
-    if !static_tls::add_surplus(&mut command) {
-        return None;
-    }
-    // `Command` resets SIGPIPE, and the Rust runtime put /dev/null on closed standard
-    // descriptors: the user's state travels in the environment instead.
-    start_state::pass_on(&mut command);
-    Some(command.exec())
+/// The library's error in `error`, if it is one.
+fn library_error(error: &anyhow::Error) -> Option<&rjitlink::Error> {
+    error.downcast_ref::<rjitlink::Error>()
 }
 
 fn main() -> ExitCode {
     // First, while this process has one thread: a run started with a larger static TLS
     // surplus gets the user's GLIBC_TUNABLES back, so the program sees the environment the
     // user gave (the loader has sized the surplus already).
-    let has_surplus = static_tls::restore_user_tunables();
     // Likewise the signals and standard descriptors the user started the first rjitlink with,
     // which the program gets back before it runs.
-    start_state::adopt_inherited();
+    let has_surplus = process::adopt_restart_state();
     let command = Cli::command();
     let subcommands: Vec<String> = command
         .get_subcommands()
@@ -667,8 +634,10 @@ fn main() -> ExitCode {
             // only a new process can have more: nothing of the program has run yet, so run
             // again with the surplus an executor gets. A second failure is reported as is.
             if let Err(error) = &result {
-                if in_process && !has_surplus && static_tls_exhausted(error) {
-                    if let Some(e) = restart_with_static_tls_surplus() {
+                let exhausted =
+                    library_error(error).is_some_and(rjitlink::Error::is_static_tls_exhausted);
+                if in_process && !has_surplus && exhausted {
+                    if let Some(e) = process::restart_with_static_tls_surplus() {
                         eprintln!(
                             "rjitlink: warning: cannot run again with a larger static TLS surplus: {e}"
                         );
@@ -681,7 +650,7 @@ fn main() -> ExitCode {
             // Every executor runs with the larger surplus: the linker that spawns one sets
             // it, and one started otherwise (--listen) starts itself again with it.
             if !has_surplus {
-                if let Some(e) = restart_with_static_tls_surplus() {
+                if let Some(e) = process::restart_with_static_tls_surplus() {
                     eprintln!(
                         "rjitlink executor: warning: cannot restart with a larger static TLS surplus: {e}"
                     );
@@ -710,7 +679,7 @@ fn main() -> ExitCode {
                 eprintln!("rjitlink: error: {line}");
             }
             // A remote program killed by a signal: exit as a shell reports it, 128 + N.
-            match terminated_by(&e) {
+            match library_error(&e).and_then(rjitlink::Error::terminated_by) {
                 Some(signal) => ExitCode::from(128u8.wrapping_add(signal as u8)),
                 None => ExitCode::from(EXIT_LINKER_ERROR),
             }

@@ -2,7 +2,7 @@
 //! kept beside the symbol), the library that defines a well-known undefined symbol, and the
 //! argument parser's errors in rjitlink's one-line form.
 
-use rjitlink_link::UndefinedSymbol;
+use rjitlink::UndefinedSymbol;
 
 /// `name` demangled, if it is a mangled C++ name (`_Znwm` → `operator new(unsigned long)`).
 pub fn demangle(name: &str) -> Option<String> {

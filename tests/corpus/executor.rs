@@ -394,6 +394,56 @@ pub fn trials() -> Vec<Trial> {
             }
             Ok(())
         }),
+        Trial::test("executor::wild_initializers_are_refused", || {
+            use rjitlink_memory::TargetAddr;
+            use rjitlink_protocol::{Request, Response};
+            // A unit's initializers and finalizers may be called only where the executor
+            // holds code (or a library has a function): anything else is refused, nothing is
+            // called, and the connection goes on.
+            let executor = TcpExecutor::start()?;
+            let mut connection = tcp::connect(&executor.address)?;
+            let mut ask = |request: Request<'_>| -> Result<String, Failed> {
+                match connection.call(&request).map_err(|e| e.to_string())? {
+                    Response::Done => Ok("done".into()),
+                    Response::Failed(message) => Ok(String::from_utf8_lossy(message).into_owned()),
+                    other => Err(format!("unexpected answer {other:?}").into()),
+                }
+            };
+            let wild = vec![TargetAddr(0x1000), TargetAddr(0x7fff_dead_0000)];
+            for (request, what) in [
+                (
+                    Request::RunInitializers {
+                        functions: wild.clone(),
+                    },
+                    "the init function",
+                ),
+                (
+                    Request::RunFinalizers {
+                        functions: wild.clone(),
+                    },
+                    "the fini function",
+                ),
+            ] {
+                let answer = ask(request)?;
+                let expected = format!(
+                    "refused: {what} 0x1000 is neither code this executor holds nor a function of a loaded library"
+                );
+                if answer != expected {
+                    return Err(format!("expected `{expected}`, got `{answer}`").into());
+                }
+            }
+            for request in [
+                Request::RunInitializers { functions: vec![] },
+                Request::RunFinalizers { functions: vec![] },
+                Request::Shutdown,
+            ] {
+                let answer = ask(request)?;
+                if answer != "done" {
+                    return Err(format!("not served after the refusals: {answer}").into());
+                }
+            }
+            Ok(())
+        }),
         Trial::test("executor::program_sees_the_users_tunables", || {
             let case = Case::new(
                 &Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/c/tunables_environment.c"),

@@ -40,10 +40,16 @@ extern "C" {
 #define RJITLINK_ERROR_IN_PROCESS_ONLY 7 /* needs the in-process executor */
 #define RJITLINK_ERROR_INTERNAL 8        /* a bug in rjitlink */
 
-/* Optional plugins (rjitlink_options_plugins), all on by default. */
+/* Optional plugins (rjitlink_options_plugins, rjitlink_session_set_plugins). The first four
+ * are on by default (RJITLINK_PLUGINS_DEFAULT), the tools' three off. */
 #define RJITLINK_PLUGIN_EH_FRAMES 1u          /* C++ exceptions through linked frames */
 #define RJITLINK_PLUGIN_STATIC_DESTRUCTORS 2u /* a freed unit's exit handlers run */
 #define RJITLINK_PLUGIN_EXECUTABLE_STACK 4u   /* executable stacks when an input asks */
+#define RJITLINK_PLUGIN_DEBUGGER 8u           /* DWARF published to gdb's JIT interface */
+#define RJITLINK_PLUGIN_CRASH_REPORTS 16u     /* names kept; run_program reports a crash */
+#define RJITLINK_PLUGIN_PERF_MAP 32u          /* functions appended to /tmp/perf-PID.map */
+#define RJITLINK_PLUGIN_JITDUMP 64u           /* functions, code, lines to perf's jitdump */
+#define RJITLINK_PLUGINS_DEFAULT 15u          /* the first four */
 
 typedef struct RjitlinkOptions rjitlink_options;
 typedef struct RjitlinkSession rjitlink_session;
@@ -53,7 +59,7 @@ typedef struct RjitlinkUnit rjitlink_unit;
 const char *rjitlink_last_error(void);
 int rjitlink_last_error_kind(void);
 
-/* Session options: in process, 1 GiB slab, every plugin on, unless set. */
+/* Session options: in process, 1 GiB slab, the default plugins, unless set. */
 rjitlink_options *rjitlink_options_new(void);
 void rjitlink_options_free(rjitlink_options *options);
 /* Run code in a spawned `rjitlink executor` (the rjitlink binary at program). */
@@ -64,8 +70,12 @@ int rjitlink_options_tcp(rjitlink_options *options, const char *address, const c
 int rjitlink_options_remote_memory(rjitlink_options *options, int mode);
 int rjitlink_options_slab_size(rjitlink_options *options, uint64_t bytes);
 int rjitlink_options_threads(rjitlink_options *options, uint32_t threads);
-/* An OR of RJITLINK_PLUGIN_* flags. */
+/* An OR of RJITLINK_PLUGIN_* flags. A perf map makes remote memory copied unless mode 1 is
+ * set: perf reads the map only for anonymous memory. */
 int rjitlink_options_plugins(rjitlink_options *options, uint32_t plugins);
+/* With RJITLINK_PLUGIN_JITDUMP: jit-PID.dump goes to dir, not perf's default place
+ * ($JITDUMPDIR, else $HOME, /.debug/jit/rjitlink-PID/). */
+int rjitlink_options_jitdump_directory(rjitlink_options *options, const char *dir);
 /* Nonzero: linked code finds the host's exported symbols by name (in process only). */
 int rjitlink_options_host_symbols(rjitlink_options *options, int visible);
 
@@ -73,6 +83,8 @@ int rjitlink_options_host_symbols(rjitlink_options *options, int visible);
 rjitlink_session *rjitlink_session_new(const rjitlink_options *options);
 /* Frees the session's live units (their exit handlers run) and its memory. */
 void rjitlink_session_free(rjitlink_session *session);
+/* The plugins of later links (an OR of RJITLINK_PLUGIN_*); linked units keep theirs. */
+int rjitlink_session_set_plugins(rjitlink_session *session, uint32_t plugins);
 
 /* A unit's inputs: no inputs, cc's default libraries, no entry, unless set. */
 rjitlink_unit *rjitlink_unit_new(void);
@@ -100,14 +112,18 @@ int rjitlink_define_absolute_data(rjitlink_session *session, const char *name, u
 /* The address of name, defined by a live unit or absolute. RJITLINK_ERROR_NOT_FOUND if none. */
 int rjitlink_lookup(rjitlink_session *session, const char *name, uint64_t *address);
 
-/* In process: run the unit's initializers (once), call main (initializers first if they have
- * not run; its return value to *status), run its finalizers (once). */
+/* Run the unit's initializers (once), where its code runs: in this process, or in the
+ * executor's (which checks each is code it holds). */
 int rjitlink_run_initializers(rjitlink_session *session, uint64_t unit);
+/* In process only: call main (initializers first if they have not run; its return value to
+ * *status). */
 int rjitlink_run_main(rjitlink_session *session, uint64_t unit, int argc, const char *const *argv,
                       int *status);
+/* Run the unit's finalizers (once), where its code runs. */
 int rjitlink_run_finalizers(rjitlink_session *session, uint64_t unit);
-/* Run the unit as a program: initializers, entry, exit. Its exit status to *status (remote);
- * in process its exit ends this process, so the call returns only on failure. */
+/* Run the unit as a program: initializers (unless run already), entry, exit. Its exit status
+ * to *status (remote); in process its exit ends this process, so the call returns only on
+ * failure. With RJITLINK_PLUGIN_CRASH_REPORTS a crash is reported on stderr. */
 int rjitlink_run_program(rjitlink_session *session, uint64_t unit, int argc,
                          const char *const *argv, int *status);
 /* Free a unit: its exit handlers run, its memory goes back, its names are forgotten. */

@@ -197,6 +197,7 @@ pub struct RjitlinkOptions {
     slab_size: Option<u64>,
     threads: Option<usize>,
     plugins: Option<PluginSwitches>,
+    jitdump_directory: Option<PathBuf>,
     host_symbols: bool,
 }
 
@@ -220,7 +221,7 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// New options, all defaults: in process, a 1 GiB slab, every plugin on. NULL on failure.
+/// New options, all defaults: in process, a 1 GiB slab, the default plugins. NULL on failure.
 #[no_mangle]
 pub extern "C" fn rjitlink_options_new() -> *mut RjitlinkOptions {
     handle(|| Ok(Box::default()))
@@ -330,8 +331,55 @@ pub const RJITLINK_PLUGIN_EH_FRAMES: u32 = 1;
 pub const RJITLINK_PLUGIN_STATIC_DESTRUCTORS: u32 = 2;
 /// Stacks made executable when an input asks (`RJITLINK_PLUGIN_EXECUTABLE_STACK`).
 pub const RJITLINK_PLUGIN_EXECUTABLE_STACK: u32 = 4;
+/// Debug information published to gdb's JIT interface (`RJITLINK_PLUGIN_DEBUGGER`).
+pub const RJITLINK_PLUGIN_DEBUGGER: u32 = 8;
+/// Names kept for crash reports, which `rjitlink_run_program` prints
+/// (`RJITLINK_PLUGIN_CRASH_REPORTS`).
+pub const RJITLINK_PLUGIN_CRASH_REPORTS: u32 = 16;
+/// Functions appended to `/tmp/perf-PID.map` (`RJITLINK_PLUGIN_PERF_MAP`).
+pub const RJITLINK_PLUGIN_PERF_MAP: u32 = 32;
+/// Functions, code and lines appended to perf's jitdump (`RJITLINK_PLUGIN_JITDUMP`).
+pub const RJITLINK_PLUGIN_JITDUMP: u32 = 64;
+/// The plugins on by default: `PluginSwitches::default()` (`RJITLINK_PLUGINS_DEFAULT`).
+pub const RJITLINK_PLUGINS_DEFAULT: u32 = 15;
 
-/// The optional plugins on: an OR of `RJITLINK_PLUGIN_*` (all by default).
+/// A plugin's switch among the session's.
+type Switch = fn(&mut PluginSwitches) -> &mut bool;
+
+/// Every `RJITLINK_PLUGIN_*` bit with its switch.
+const PLUGIN_BITS: [(u32, Switch); 7] = [
+    (RJITLINK_PLUGIN_EH_FRAMES, |s| &mut s.eh_frames),
+    (RJITLINK_PLUGIN_STATIC_DESTRUCTORS, |s| {
+        &mut s.static_destructors
+    }),
+    (RJITLINK_PLUGIN_EXECUTABLE_STACK, |s| {
+        &mut s.executable_stack
+    }),
+    (RJITLINK_PLUGIN_DEBUGGER, |s| &mut s.debugger),
+    (RJITLINK_PLUGIN_CRASH_REPORTS, |s| &mut s.crash_reports),
+    (RJITLINK_PLUGIN_PERF_MAP, |s| &mut s.perf_map),
+    (RJITLINK_PLUGIN_JITDUMP, |s| &mut s.jitdump),
+];
+
+/// The switches an OR of `RJITLINK_PLUGIN_*` bits turns on, or an argument error naming
+/// bits that are none of them.
+fn plugin_switches(plugins: u32) -> Result<PluginSwitches, Failure> {
+    let known = PLUGIN_BITS.iter().fold(0, |bits, (bit, _)| bits | bit);
+    if plugins & !known != 0 {
+        return Err(argument(format!(
+            "unknown plugin bits {:#x}",
+            plugins & !known
+        )));
+    }
+    let mut switches = PluginSwitches::none();
+    for (bit, switch) in PLUGIN_BITS {
+        *switch(&mut switches) = plugins & bit != 0;
+    }
+    Ok(switches)
+}
+
+/// The optional plugins on: an OR of `RJITLINK_PLUGIN_*` (`RJITLINK_PLUGINS_DEFAULT` unless
+/// set).
 #[no_mangle]
 pub unsafe extern "C" fn rjitlink_options_plugins(
     options: *mut RjitlinkOptions,
@@ -340,20 +388,22 @@ pub unsafe extern "C" fn rjitlink_options_plugins(
     status(|| {
         // SAFETY: the header's contract.
         let options = unsafe { object(options, "options")? };
-        let known = RJITLINK_PLUGIN_EH_FRAMES
-            | RJITLINK_PLUGIN_STATIC_DESTRUCTORS
-            | RJITLINK_PLUGIN_EXECUTABLE_STACK;
-        if plugins & !known != 0 {
-            return Err(argument(format!(
-                "unknown plugin bits {:#x}",
-                plugins & !known
-            )));
-        }
-        let mut switches = PluginSwitches::none();
-        switches.eh_frames = plugins & RJITLINK_PLUGIN_EH_FRAMES != 0;
-        switches.static_destructors = plugins & RJITLINK_PLUGIN_STATIC_DESTRUCTORS != 0;
-        switches.executable_stack = plugins & RJITLINK_PLUGIN_EXECUTABLE_STACK != 0;
-        options.plugins = Some(switches);
+        options.plugins = Some(plugin_switches(plugins)?);
+        Ok(())
+    })
+}
+
+/// Where the jitdump goes (with `RJITLINK_PLUGIN_JITDUMP`): `jit-PID.dump` in `dir`, rather
+/// than perf's default place.
+#[no_mangle]
+pub unsafe extern "C" fn rjitlink_options_jitdump_directory(
+    options: *mut RjitlinkOptions,
+    dir: *const c_char,
+) -> c_int {
+    status(|| {
+        // SAFETY: the header's contract.
+        let (options, dir) = unsafe { (object(options, "options")?, c_path(dir, "directory")?) };
+        options.jitdump_directory = Some(dir);
         Ok(())
     })
 }
@@ -401,6 +451,9 @@ pub unsafe extern "C" fn rjitlink_session_new(
             if let Some(plugins) = options.plugins {
                 builder = builder.plugins(plugins);
             }
+            if let Some(dir) = &options.jitdump_directory {
+                builder = builder.jitdump_directory(dir);
+            }
             builder = builder.host_symbols(options.host_symbols);
         }
         Ok(Box::new(RjitlinkSession(builder.build()?)))
@@ -417,6 +470,20 @@ pub unsafe extern "C" fn rjitlink_session_free(session: *mut RjitlinkSession) {
             drop(unsafe { Box::from_raw(session) })
         }));
     }
+}
+
+/// The optional plugins of the session's later links: an OR of `RJITLINK_PLUGIN_*`.
+#[no_mangle]
+pub unsafe extern "C" fn rjitlink_session_set_plugins(
+    session: *mut RjitlinkSession,
+    plugins: u32,
+) -> c_int {
+    status(|| {
+        // SAFETY: the header's contract.
+        let session = unsafe { object(session, "session")? };
+        session.0.set_plugins(plugin_switches(plugins)?);
+        Ok(())
+    })
 }
 
 /// The inputs of one link. Opaque to C.
@@ -615,7 +682,7 @@ pub unsafe extern "C" fn rjitlink_lookup(
     })
 }
 
-/// Run the unit's initializers in this process (once).
+/// Run the unit's initializers where its code runs (once).
 #[no_mangle]
 pub unsafe extern "C" fn rjitlink_run_initializers(
     session: *mut RjitlinkSession,
@@ -681,7 +748,7 @@ pub unsafe extern "C" fn rjitlink_run_program(
     })
 }
 
-/// Run the unit's finalizers in this process (once).
+/// Run the unit's finalizers where its code runs (once).
 #[no_mangle]
 pub unsafe extern "C" fn rjitlink_run_finalizers(
     session: *mut RjitlinkSession,
@@ -754,6 +821,17 @@ mod tests {
             );
             rjitlink_options_free(options);
         }
+    }
+
+    #[test]
+    fn default_plugin_bits_are_the_default_switches() {
+        assert_eq!(
+            plugin_switches(RJITLINK_PLUGINS_DEFAULT).ok(),
+            Some(PluginSwitches::default())
+        );
+        assert_eq!(plugin_switches(0).ok(), Some(PluginSwitches::none()));
+        let perf = plugin_switches(RJITLINK_PLUGIN_PERF_MAP).ok().unwrap();
+        assert!(perf.perf_map && !perf.jitdump && !perf.debugger);
     }
 
     #[test]

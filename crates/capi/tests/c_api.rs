@@ -1,6 +1,7 @@
 //! The C API from C: `tests/c/embed.c`, compiled with cc against `include/rjitlink.h` and
-//! linked with `librjitlink.so`, links three units (one from memory, one by path, one that
-//! cannot link) and checks every answer itself.
+//! linked with `librjitlink.so`, links three units (one from memory with a perf map, one by
+//! path without, one that cannot link) and checks every answer itself; and runs a unit as a
+//! program in process and in a spawned executor (its initializers run there first, once).
 
 mod common;
 
@@ -56,10 +57,16 @@ fn c_program_embeds_rjitlink() {
         "-lrjitlink".as_ref(),
         rpath.as_ref(),
     ]);
-    let output = Command::new(&embed)
+    let child = Command::new(&embed)
         .args([&unit, &later, &broken])
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("embed runs");
+    let perf_map = format!("/tmp/perf-{}.map", child.id());
+    let output = child.wait_with_output().unwrap();
+    // embed.c removes the perf map it checks; if a failure ended it first, it goes here.
+    let left_behind = std::fs::remove_file(&perf_map).is_ok();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -68,6 +75,7 @@ fn c_program_embeds_rjitlink() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(stdout, "all checks passed\n");
+    assert!(!left_behind, "{perf_map} was left behind");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

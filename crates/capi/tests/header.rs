@@ -254,6 +254,14 @@ fn header_constants_match_the_library() {
             "RJITLINK_PLUGIN_EXECUTABLE_STACK",
             "RJITLINK_PLUGIN_EXECUTABLE_STACK",
         ),
+        ("RJITLINK_PLUGIN_DEBUGGER", "RJITLINK_PLUGIN_DEBUGGER"),
+        (
+            "RJITLINK_PLUGIN_CRASH_REPORTS",
+            "RJITLINK_PLUGIN_CRASH_REPORTS",
+        ),
+        ("RJITLINK_PLUGIN_PERF_MAP", "RJITLINK_PLUGIN_PERF_MAP"),
+        ("RJITLINK_PLUGIN_JITDUMP", "RJITLINK_PLUGIN_JITDUMP"),
+        ("RJITLINK_PLUGINS_DEFAULT", "RJITLINK_PLUGINS_DEFAULT"),
     ];
     for (c, rust_name) in pairs {
         assert_eq!(value(c), rust(rust_name), "{c} and {rust_name}");

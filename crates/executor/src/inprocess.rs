@@ -1,7 +1,7 @@
 //! The executor in the linker's own process: the target operations, called directly.
 
 use crate::interpose::interpose;
-use crate::target::{run_program, symbol_info, Libraries};
+use crate::target::{call_finalizers, call_initializers, run_program, symbol_info, Libraries};
 use rjitlink_memory::{InProcessMapper, MemoryMapper, TargetAddr};
 use rjitlink_target::{
     DebugObject, DebugObjectHandle, Executor, Interposition, LoadedModule, ModuleHandle, Program,
@@ -163,6 +163,19 @@ impl Executor for InProcess {
         handles: &[DebugObjectHandle],
     ) -> Result<(), TargetError> {
         crate::debugger::unregister(handles).map(|_| ())
+    }
+
+    fn run_initializers(&mut self, functions: &[TargetAddr]) -> Result<(), TargetError> {
+        // SAFETY: the linker hands over the init functions of a unit it finalized in this
+        // process; the code is trusted as a library dlopen loads is.
+        unsafe { call_initializers(functions) };
+        Ok(())
+    }
+
+    fn run_finalizers(&mut self, functions: &[TargetAddr]) -> Result<(), TargetError> {
+        // SAFETY: as above, its fini functions.
+        unsafe { call_finalizers(functions) };
+        Ok(())
     }
 
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {

@@ -15,7 +15,7 @@
 use crate::error::ServeError;
 use crate::interpose::interpose;
 use crate::relay;
-use crate::target::{run_program, symbol_info, Libraries};
+use crate::target::{call_finalizers, call_initializers, run_program, symbol_info, Libraries};
 use rjitlink_memory::{
     InProcessMapper, MemoryMapper, Placement, Protection, SegmentProtection, TargetAddr,
     TargetCall, TargetRange,
@@ -668,6 +668,24 @@ impl Service {
                 .map_err(|e| full_message(&e))?;
                 Response::Done
             }
+            Request::RunInitializers { functions } => {
+                for function in &functions {
+                    check_function(&self.live, function.get(), "the init function")?;
+                }
+                // SAFETY: checked above to be code this service holds or a library function.
+                unsafe { call_initializers(&functions) };
+                flush_stdio();
+                Response::Done
+            }
+            Request::RunFinalizers { functions } => {
+                for function in &functions {
+                    check_function(&self.live, function.get(), "the fini function")?;
+                }
+                // SAFETY: as above.
+                unsafe { call_finalizers(&functions) };
+                flush_stdio();
+                Response::Done
+            }
             Request::Input { .. } | Request::InputClosed | Request::OutputClosed { .. } => {
                 return Err("no program is running".into())
             }
@@ -734,6 +752,14 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// Flush every stdio stream of this process: what a unit's functions printed reaches its
+/// destination before the linker hears they are done, as it would from a program that runs
+/// to its exit.
+fn flush_stdio() {
+    // SAFETY: flushing every stdio stream is always allowed.
+    unsafe { libc::fflush(std::ptr::null_mut()) };
 }
 
 /// The connection and request id to answer when the running program exits.

@@ -307,6 +307,34 @@ type InitFn = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_
 type MainFn = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
 type FiniFn = unsafe extern "C" fn();
 
+/// Call a unit's init functions as the C runtime calls them, with argc 0, an empty argv and
+/// this process's environment, in order, outside of a program's run.
+///
+/// # Safety
+/// Each address must be an init function of finalized code (the linker's, or checked by the
+/// executor service to be code it holds or a library's function).
+pub unsafe fn call_initializers(functions: &[TargetAddr]) {
+    extern "C" {
+        static environ: *const *const c_char;
+    }
+    let argv: [*const c_char; 1] = [std::ptr::null()];
+    for init in functions {
+        // SAFETY: the caller's promise; argv lives across the calls, environ is libc's.
+        unsafe { std::mem::transmute::<u64, InitFn>(init.get())(0, argv.as_ptr(), environ) };
+    }
+}
+
+/// Call a unit's fini functions, in order, outside of a program's run.
+///
+/// # Safety
+/// As for `call_initializers`, with fini functions.
+pub unsafe fn call_finalizers(functions: &[TargetAddr]) {
+    for fini in functions {
+        // SAFETY: the caller's promise.
+        unsafe { std::mem::transmute::<u64, FiniFn>(fini.get())() };
+    }
+}
+
 /// The program's fini functions, run by an atexit handler registered before its init functions
 /// so that, as in a normal process, handlers the program registers itself run first.
 static FINI_FUNCTIONS: OnceLock<Vec<u64>> = OnceLock::new();

@@ -200,6 +200,19 @@ pub enum Request<'a> {
         /// All or none are withdrawn: each must be registered, and appear once.
         handles: Vec<u64>,
     },
+    /// Call a live unit's init functions, in order, outside of a program's run
+    /// (`Executor::run_initializers`). Each must be code the executor holds or a function of
+    /// a loaded library.
+    RunInitializers {
+        /// The functions, in call order.
+        functions: Vec<TargetAddr>,
+    },
+    /// Call a live unit's fini functions, in order (`Executor::run_finalizers`); checked as
+    /// `RunInitializers`.
+    RunFinalizers {
+        /// The functions, in call order.
+        functions: Vec<TargetAddr>,
+    },
     /// While a program runs over TCP: bytes for its standard input, at most the window the
     /// executor has granted (`STDIN_WINDOW`, given back by `InputConsumed`).
     Input {
@@ -545,6 +558,14 @@ impl<'a> Request<'a> {
                     e.u64(*handle);
                 }
             }
+            Request::RunInitializers { functions } => {
+                e.u8(23);
+                encode_addresses(e, functions);
+            }
+            Request::RunFinalizers { functions } => {
+                e.u8(24);
+                encode_addresses(e, functions);
+            }
         }
     }
 
@@ -699,6 +720,12 @@ impl<'a> Request<'a> {
                     handles: (0..d.count(8)?)
                         .map(|_| d.u64())
                         .collect::<Result<_, _>>()?,
+                },
+                23 => Request::RunInitializers {
+                    functions: decode_addresses(&mut d)?,
+                },
+                24 => Request::RunFinalizers {
+                    functions: decode_addresses(&mut d)?,
                 },
                 kind => return Err(DecodeError(format!("unknown request kind {kind}"))),
             }
@@ -980,6 +1007,10 @@ mod tests {
         round_trip(Request::UnregisterDebugObjects {
             handles: vec![1, u64::MAX],
         });
+        round_trip(Request::RunInitializers {
+            functions: vec![TargetAddr(0x7f00_0000_1000), TargetAddr(0x7f00_0000_1010)],
+        });
+        round_trip(Request::RunFinalizers { functions: vec![] });
     }
 
     fn response_round_trip(response: Response<'_>) {
@@ -1105,6 +1136,25 @@ mod tests {
     }
 
     #[test]
+    fn forged_function_counts_are_rejected() {
+        // A count of functions to call far beyond the bytes that follow fails before
+        // allocating; so does every prefix of a valid request.
+        for kind in [23u8, 24] {
+            let mut e = Encoder::default();
+            e.u8(kind).u32(u32::MAX).u64(0x1000);
+            assert!(Request::decode(&e.bytes).is_err(), "request {kind}");
+        }
+        let mut request = Encoder::default();
+        Request::RunFinalizers {
+            functions: vec![TargetAddr(0x1000)],
+        }
+        .encode(&mut request);
+        for end in 0..request.bytes.len() {
+            assert!(Request::decode(&request.bytes[..end]).is_err());
+        }
+    }
+
+    #[test]
     fn forged_debug_object_counts_are_rejected() {
         // Counts far beyond the bytes that follow fail before anything is allocated.
         for kind in [19u8, 20] {
@@ -1176,7 +1226,7 @@ mod tests {
             let len = (next() % 64) as usize;
             let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             if let Some(first) = bytes.first_mut() {
-                *first %= 23; // mostly valid kinds, so decoding gets past the first byte
+                *first %= 25; // mostly valid kinds, so decoding gets past the first byte
             }
             let _ = Request::decode(&bytes);
             let _ = Response::decode(&bytes);

@@ -566,6 +566,26 @@ impl Executor for Remote {
         )
     }
 
+    fn run_initializers(&mut self, functions: &[TargetAddr]) -> Result<(), TargetError> {
+        if functions.is_empty() {
+            return Ok(());
+        }
+        let request = Request::RunInitializers {
+            functions: functions.to_vec(),
+        };
+        self.call(&request, |r| matches!(r, Response::Done).then_some(()))
+    }
+
+    fn run_finalizers(&mut self, functions: &[TargetAddr]) -> Result<(), TargetError> {
+        if functions.is_empty() {
+            return Ok(());
+        }
+        let request = Request::RunFinalizers {
+            functions: functions.to_vec(),
+        };
+        self.call(&request, |r| matches!(r, Response::Done).then_some(()))
+    }
+
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
         let request = Request::Run(RunProgram {
             entry: program.entry,

@@ -52,6 +52,9 @@ pub enum Error {
     InvalidOptions(String),
     /// The link's worker threads could not be started.
     Threads(String),
+    /// Serving as an executor failed (see [`serve`](crate::serve)): the address cannot be
+    /// listened on, the spawning linker is gone, its connection failed.
+    Serve(rjitlink_executor::ServeError),
 }
 
 impl fmt::Display for Error {
@@ -65,6 +68,7 @@ impl fmt::Display for Error {
             Error::Memory(error) => write!(f, "{error}"),
             Error::Token(error) => write!(f, "{error}"),
             Error::Nul(error) => write!(f, "{error}"),
+            Error::Serve(error) => write!(f, "{error}"),
             Error::InProcessOnly { operation } => write!(
                 f,
                 "{operation} needs the in-process executor: the code runs in another process"
@@ -88,6 +92,62 @@ impl Error {
     pub fn message(&self) -> String {
         rjitlink_target::full_message(self)
     }
+
+    /// The target's error behind this one: itself ([`Error::Target`]), the target's failure
+    /// a link ran into ([`LinkError::Target`]), or one further down the sources. `None` if the
+    /// target did not fail.
+    pub fn target_error(&self) -> Option<&TargetError> {
+        match self {
+            Error::Target(error) => return Some(error),
+            Error::Link(LinkError::Target { source, .. }) => return Some(source),
+            _ => {}
+        }
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            if let Some(target) = error.downcast_ref::<TargetError>() {
+                return Some(target);
+            }
+            cause = error.source();
+        }
+        None
+    }
+
+    /// The signal that killed the process running the code (a remote executor, or the
+    /// program it ran), if that is what went wrong.
+    pub fn terminated_by(&self) -> Option<i32> {
+        match self.target_error() {
+            Some(TargetError::Terminated { signal }) => Some(*signal),
+            _ => None,
+        }
+    }
+
+    /// Whether the target's loader ran out of static TLS for a module or library of the
+    /// link (`TargetError::StaticTls`): glibc sizes that room once, as a process starts, so
+    /// only a process started with more helps — in process, see
+    /// [`process::restart_with_static_tls_surplus`](crate::process::restart_with_static_tls_surplus);
+    /// remote executors start with more.
+    pub fn is_static_tls_exhausted(&self) -> bool {
+        matches!(self.target_error(), Some(TargetError::StaticTls { .. }))
+    }
+
+    /// The symbols a link left undefined, each with where it is referenced, if that is what
+    /// went wrong.
+    pub fn undefined_symbols(&self) -> Option<&[rjitlink_link::UndefinedSymbol]> {
+        match self {
+            Error::Link(LinkError::Undefined(symbols)) => Some(symbols),
+            _ => None,
+        }
+    }
+
+    /// The failure to get or set up target memory behind this error, from a link
+    /// ([`LinkError::Memory`]) or directly ([`Error::Memory`]): the slab exhausted, or not
+    /// where the code needs it.
+    pub fn memory_error(&self) -> Option<&MapError> {
+        match self {
+            Error::Memory(error) | Error::Link(LinkError::Memory(error)) => Some(error),
+            _ => None,
+        }
+    }
 }
 
 impl std::error::Error for Error {
@@ -98,6 +158,7 @@ impl std::error::Error for Error {
             Error::Memory(error) => error.source(),
             Error::Token(error) => error.source(),
             Error::Nul(error) => error.source(),
+            Error::Serve(error) => error.source(),
             _ => None,
         }
     }

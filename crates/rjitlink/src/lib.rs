@@ -35,14 +35,20 @@
 //! - [`Session`], made by [`Session::builder`]: where code runs (in process, a spawned
 //!   executor, TCP), how memory gets there (a [`MemoryMapper`] of your own in process,
 //!   shared or copied remotely), the slab's size, the link's threads, the optional plugins
-//!   ([`PluginSwitches`]), the host's symbols.
+//!   ([`PluginSwitches`]: exception frames, exit handlers, executable stacks, gdb's JIT
+//!   interface, crash reports, perf map, jitdump), the host's symbols.
 //! - [`Unit`]: one link's inputs (paths, bytes, `-l`/`-L` libraries) and entry.
 //! - Names: [`Session::define_absolute`], [`Session::define_host_function`], and
 //!   [`Session::lookup`] / [`Session::lookup_fn`] for what units define.
-//! - Running: [`Session::run_initializers`], [`Session::run_main`],
-//!   [`Session::run_finalizers`] in process; [`Session::run_program`] anywhere.
+//! - Running: [`Session::run_initializers`] and [`Session::run_finalizers`] wherever the
+//!   code runs, [`Session::run_main`] in process; [`Session::run_program`] anywhere.
 //! - [`Error`]: one enum to match on, holding the typed errors of the layers below
-//!   ([`LinkError`] with file, section, offset and symbol; [`TargetError`]; [`MapError`]).
+//!   ([`LinkError`] with file, section, offset and symbol; [`TargetError`]; [`MapError`]),
+//!   with questions a caller asks of it ([`Error::terminated_by`],
+//!   [`Error::undefined_symbols`], [`Error::is_static_tls_exhausted`], ...).
+//! - [`process`]: starting this process again with room for thread-local storage that a
+//!   linked unit brings (glibc sizes it once, at start).
+//! - [`serve`]: this process as an executor, over TCP or for the linker that spawned it.
 //!
 //! A program that runs its units in a spawned copy of itself ([`SessionBuilder::spawn_self`])
 //! calls [`serve_executor_if_asked`] first thing in `main`.
@@ -54,20 +60,25 @@
 
 mod error;
 mod function;
+mod plugins;
+pub mod process;
+pub mod serve;
 mod session;
 mod unit;
 
 pub use error::Error;
 pub use function::FunctionPointer;
+pub use plugins::PluginSwitches;
 pub use session::{RemoteMemory, Session, SessionBuilder, DEFAULT_SLAB};
 pub use unit::Unit;
 
 pub use rjitlink_link::{
-    EntryProblem, LinkError, LinkedUnit, PhaseTimes, PluginSwitches, RelocationProblem,
+    escape_bytes, EntryProblem, LinkError, LinkedUnit, PhaseTimes, RelocationProblem,
     UndefinedSymbol, UnitId,
 };
 pub use rjitlink_memory::{MapError, MemoryMapper, SlabStats, TargetAddr, TargetRange};
-pub use rjitlink_target::{Executor, TargetError, TransportStats};
+pub use rjitlink_remote::{Token, TokenError};
+pub use rjitlink_target::{signal_name, Executor, TargetError, TransportStats};
 
 /// The layers below, for what the facade does not wrap (a `MemoryMapper`'s types, an
 /// `Executor` of your own).
@@ -100,10 +111,9 @@ pub fn serve_executor_if_asked() {
         return;
     };
     // As `rjitlink executor` does: the user's GLIBC_TUNABLES and start state back first.
-    rjitlink_target::static_tls::restore_user_tunables();
-    rjitlink_target::start_state::adopt_inherited();
+    process::adopt_restart_state();
     // The linker reports what went wrong on its side of the connection.
-    let status = match rjitlink_executor::serve_inherited_socket(fd, parent) {
+    let status = match serve::serve_spawned(fd, parent) {
         Ok(()) => 0,
         Err(_) => 125,
     };

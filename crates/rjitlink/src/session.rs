@@ -4,8 +4,9 @@
 use crate::error::Error;
 use crate::function::FunctionPointer;
 use crate::unit::Unit;
+use crate::PluginSwitches;
 use rjitlink_executor::InProcess;
-use rjitlink_link::{LinkedUnit, PhaseTimes, PluginSwitches, SessionOptions, UnitId};
+use rjitlink_link::{LinkedUnit, PhaseTimes, SessionOptions, UnitId};
 use rjitlink_memory::{MemoryMapper, SlabConfig, SlabStats, TargetAddr, DEFAULT_SLAB_SIZE};
 use rjitlink_remote::{MemoryMode, Remote, Token};
 use rjitlink_target::{Executor, TransportStats};
@@ -64,8 +65,8 @@ impl std::fmt::Debug for CustomMapper {
 pub use rjitlink_remote::MemoryMode as RemoteMemory;
 
 /// Sets a [`Session`] up. Every option has a default: `Session::builder().build()` links in
-/// this process, with a 1 GiB slab, the global thread pool, every plugin on, and definitions
-/// kept for lookup.
+/// this process, with a 1 GiB slab, the global thread pool, the default plugins
+/// ([`PluginSwitches::default`]), and definitions kept for lookup.
 #[derive(Debug)]
 pub struct SessionBuilder {
     target: Target,
@@ -74,6 +75,7 @@ pub struct SessionBuilder {
     slab: SlabConfig,
     threads: Option<usize>,
     plugins: PluginSwitches,
+    jitdump_directory: Option<PathBuf>,
     host_symbols: bool,
     keep_symbols: bool,
     forward_stdin: bool,
@@ -88,6 +90,7 @@ impl Default for SessionBuilder {
             slab: SlabConfig::default(),
             threads: None,
             plugins: PluginSwitches::default(),
+            jitdump_directory: None,
             host_symbols: false,
             keep_symbols: true,
             forward_stdin: false,
@@ -135,7 +138,8 @@ impl SessionBuilder {
     }
 
     /// How bytes reach a remote executor: shared pages (`Shared`), sent at finalize (`Copy`),
-    /// or shared where possible (`Auto`, the default). Not for the in-process executor.
+    /// or shared where possible (`Auto`, the default; copied when the plugins ask for a perf
+    /// map, which perf reads only for anonymous memory). Not for the in-process executor.
     pub fn remote_memory(mut self, memory: RemoteMemory) -> SessionBuilder {
         self.memory = memory;
         self
@@ -168,10 +172,18 @@ impl SessionBuilder {
         self
     }
 
-    /// Which optional plugins run (exception frames, exit handlers at free, the executable
-    /// stack): all by default.
+    /// Which optional plugins run: exception frames, exit handlers at free, the executable
+    /// stack, the debugger's JIT interface, crash reports, perf map, jitdump (see
+    /// [`PluginSwitches`] for each, and its defaults).
     pub fn plugins(mut self, plugins: PluginSwitches) -> SessionBuilder {
         self.plugins = plugins;
+        self
+    }
+
+    /// Where the jitdump goes when [`PluginSwitches::jitdump`] is on: `jit-PID.dump` in
+    /// `directory` (of the machine the code runs on), rather than perf's default place.
+    pub fn jitdump_directory(mut self, directory: impl Into<PathBuf>) -> SessionBuilder {
+        self.jitdump_directory = Some(directory.into());
         self
     }
 
@@ -235,6 +247,12 @@ impl SessionBuilder {
             Some(0) => return Err(Error::InvalidOptions("threads must be at least 1".into())),
             Some(n) => Some(thread_pool(n)?),
         };
+        let memory = match self.memory {
+            // perf reads a perf map only for anonymous memory; shared memory is a memory
+            // file's mapping.
+            MemoryMode::Auto if self.plugins.perf_map => MemoryMode::Copy,
+            memory => memory,
+        };
         let executor: Box<dyn Executor> = match self.target {
             Target::InProcess => {
                 let mut executor = match self.mapper {
@@ -246,11 +264,11 @@ impl SessionBuilder {
                 }
                 Box::new(executor)
             }
-            Target::Spawn(None) => Box::new(Remote::spawn(self.memory)?),
-            Target::Spawn(Some(program)) => Box::new(Remote::spawn_program(&program, self.memory)?),
+            Target::Spawn(None) => Box::new(Remote::spawn(memory)?),
+            Target::Spawn(Some(program)) => Box::new(Remote::spawn_program(&program, memory)?),
             Target::Tcp { address, token } => {
                 let token = Token::new(&token.0)?;
-                let mut remote = Remote::connect(&address, &token, self.memory)?;
+                let mut remote = Remote::connect(&address, &token, memory)?;
                 remote.set_forward_stdin(self.forward_stdin);
                 Box::new(remote)
             }
@@ -263,10 +281,12 @@ impl SessionBuilder {
                 keep_symbols: self.keep_symbols,
             },
         );
-        inner.set_plugins(self.plugins);
+        inner.set_plugins(self.plugins.link_switches());
         Ok(Session {
             inner,
             in_process,
+            plugins: self.plugins,
+            jitdump_directory: self.jitdump_directory,
             threads,
             times: PhaseTimes::default(),
             units: HashMap::new(),
@@ -319,6 +339,10 @@ pub struct Session {
     /// The phases of the latest link.
     times: PhaseTimes,
     units: HashMap<UnitId, UnitState>,
+    /// The plugins of the links to come.
+    plugins: PluginSwitches,
+    /// Where their jitdump goes (`None`: perf's default place).
+    jitdump_directory: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Session {
@@ -329,6 +353,7 @@ impl std::fmt::Debug for Session {
                 "threads",
                 &self.threads.as_ref().map(|p| p.current_num_threads()),
             )
+            .field("plugins", &self.plugins)
             .field("link", &self.inner)
             .finish_non_exhaustive()
     }
@@ -368,7 +393,7 @@ impl Session {
     /// success the unit is live, its definitions visible; its initializers have not run. On
     /// error nothing of the link is left in the target.
     pub fn link(&mut self, unit: &Unit) -> Result<LinkedUnit, Error> {
-        let options = unit.link_options();
+        let options = unit.link_options(self.plugins, self.jitdump_directory.as_deref());
         self.times = PhaseTimes::default();
         let (inner, times) = (&mut self.inner, &self.times);
         let linked = match &self.threads {
@@ -386,6 +411,18 @@ impl Session {
             },
         );
         Ok(linked)
+    }
+
+    /// Choose the optional plugins of the links to come (units linked already keep what
+    /// theirs set up); see [`PluginSwitches`].
+    pub fn set_plugins(&mut self, plugins: PluginSwitches) {
+        self.plugins = plugins;
+        self.inner.set_plugins(plugins.link_switches());
+    }
+
+    /// The optional plugins of the links to come.
+    pub fn plugins(&self) -> PluginSwitches {
+        self.plugins
     }
 
     /// The wall time of each phase of the latest link.
@@ -492,33 +529,53 @@ impl Session {
     }
 
     /// Run the unit's initializers (`.preinit_array`, `.init_array`, `.ctors`: C++ static
-    /// constructors, `__attribute__((constructor))`), in order, in this process, with
-    /// `argc` 0. Once per unit ([`Error::AlreadyRan`] after). The linked code is trusted as
-    /// a library `dlopen` loads is. In process only.
+    /// constructors, `__attribute__((constructor))`), in order, where the code runs (in this
+    /// process, or in the executor's), with `argc` 0, an empty `argv` and that process's
+    /// environment. Once per unit ([`Error::AlreadyRan`] after). The linked code is trusted as
+    /// a library `dlopen` loads is.
+    ///
+    /// Remotely, the executor checks that each function is code it holds (or a loaded
+    /// library's function) before calling any, and flushes its stdio streams after them; the
+    /// functions run in the executor's process, not in the program a later
+    /// [`run_program`](Self::run_program) starts (which then skips them) — over TCP that is
+    /// the connection's process, so what they print goes to the executor's own streams, not
+    /// this process's. A function that kills the executor ends the session's target
+    /// (`Error::Target(Terminated)`).
     pub fn run_initializers(&mut self, unit: UnitId) -> Result<(), Error> {
-        self.require_in_process("running initializers")?;
-        let state = self.unit(unit)?;
+        let state = self.units.get(&unit).ok_or(Error::UnitNotLive(unit))?;
         if state.initialized {
             return Err(Error::AlreadyRan {
                 unit,
                 what: "initializers",
             });
         }
-        state.initialized = true;
-        let argv: [*const c_char; 1] = [std::ptr::null()];
-        for &init in &state.init {
-            // SAFETY: the linker resolved these to the unit's init functions, live code
-            // called as the C runtime calls them.
-            unsafe {
-                std::mem::transmute::<u64, InitFn>(init.get())(0, argv.as_ptr(), environment())
-            };
+        let init = state.init.clone();
+        if self.in_process {
+            // Called here rather than through the executor: an executor of the caller's that
+            // runs code in this process need not implement the calls.
+            let argv: [*const c_char; 1] = [std::ptr::null()];
+            for function in &init {
+                // SAFETY: the linker resolved these to the unit's init functions, live code
+                // of this process, called as the C runtime calls them.
+                unsafe {
+                    std::mem::transmute::<u64, InitFn>(function.get())(
+                        0,
+                        argv.as_ptr(),
+                        environment(),
+                    )
+                };
+            }
+        } else {
+            self.inner.executor().run_initializers(&init)?;
         }
+        self.unit(unit)?.initialized = true;
         Ok(())
     }
 
     /// Call the unit's entry as `int main(int argc, char **argv, char **envp)` in this
     /// process and return what it returns (its `exit` would end this process, as any
-    /// function's). Runs the initializers first if they have not run. In process only.
+    /// function's). Runs the initializers first if they have not run. In process only; a
+    /// crash is this process's, and is not reported (see [`run_program`](Self::run_program)).
     pub fn run_main<A: AsRef<[u8]>>(&mut self, unit: UnitId, args: &[A]) -> Result<i32, Error> {
         self.require_in_process("calling main")?;
         let state = self.unit(unit)?;
@@ -542,41 +599,62 @@ impl Session {
         Ok(status)
     }
 
-    /// Run the unit's finalizers (`.fini_array`, `.dtors`), in order, in this process. Once
-    /// per unit. Exit handlers the unit registered (C++ static destructors) run when it is
-    /// freed. In process only.
+    /// Run the unit's finalizers (`.fini_array`, `.dtors`), in order, where the code runs, as
+    /// [`run_initializers`](Self::run_initializers) runs initializers (remotely checked and in
+    /// the executor's process). Once per unit. Exit handlers the unit registered (C++ static
+    /// destructors) run when it is freed.
     pub fn run_finalizers(&mut self, unit: UnitId) -> Result<(), Error> {
-        self.require_in_process("running finalizers")?;
-        let state = self.unit(unit)?;
+        let state = self.units.get(&unit).ok_or(Error::UnitNotLive(unit))?;
         if state.finalized {
             return Err(Error::AlreadyRan {
                 unit,
                 what: "finalizers",
             });
         }
-        state.finalized = true;
-        for &fini in &state.fini {
-            // SAFETY: the linker resolved these to the unit's fini functions.
-            unsafe { std::mem::transmute::<u64, FiniFn>(fini.get())() };
+        let fini = state.fini.clone();
+        if self.in_process {
+            for function in &fini {
+                // SAFETY: the linker resolved these to the unit's fini functions.
+                unsafe { std::mem::transmute::<u64, FiniFn>(function.get())() };
+            }
+        } else {
+            self.inner.executor().run_finalizers(&fini)?;
         }
+        self.unit(unit)?.finalized = true;
         Ok(())
     }
 
-    /// Run the unit as a program, the way a process runs: initializers, the entry with
-    /// `args` (`argv[0]` first) and the environment, then `exit` with its status (finalizers
-    /// and exit handlers run). Returns the exit status — from a remote executor, which then
-    /// has exited (the session can link no more). In process, the program's exit is this
-    /// process's: a successful call does not return (use [`run_main`](Self::run_main) to
-    /// call it and go on). Err `Target(Terminated)` if a signal killed it.
+    /// Run the unit as a program, the way a process runs: initializers, the entry with `args`
+    /// (`argv[0]` first) and the environment, then `exit` with its status (finalizers and
+    /// exit handlers run); initializers and finalizers that ran already through
+    /// [`run_initializers`](Self::run_initializers) and
+    /// [`run_finalizers`](Self::run_finalizers) do not run again. Returns the exit status — from a remote executor, which then has
+    /// exited (the session can link no more). In process, the program's exit is this
+    /// process's: a successful call does not return (use [`run_main`](Self::run_main) to call
+    /// it and go on). Err `Target(Terminated)` if a signal killed it.
+    ///
+    /// With [`PluginSwitches::crash_reports`] on, a crash of the program (a fatal signal it
+    /// has no handler for) is reported on stderr, its frames named from the units' symbols,
+    /// before the program dies of the signal.
     pub fn run_program<A: AsRef<[u8]>>(&mut self, unit: UnitId, args: &[A]) -> Result<i32, Error> {
+        let crash_report = self.plugins.crash_reports;
         let state = self.unit(unit)?;
         let entry = state.entry.ok_or(Error::NoEntry(unit))?;
         let program = rjitlink_target::Program {
             entry,
-            init: state.init.clone(),
-            fini: state.fini.clone(),
+            init: if state.initialized {
+                Vec::new()
+            } else {
+                state.init.clone()
+            },
+            // Each runs once, here or at the program's exit.
+            fini: if state.finalized {
+                Vec::new()
+            } else {
+                state.fini.clone()
+            },
             args: args.iter().map(|arg| arg.as_ref().to_vec()).collect(),
-            crash_report: false,
+            crash_report,
         };
         Ok(self.inner.executor().run(&program)?)
     }

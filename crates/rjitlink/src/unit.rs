@@ -1,8 +1,9 @@
 //! [`Unit`]: what one link puts together — objects, archives and libraries, from paths or from
 //! memory — and how.
 
+use crate::PluginSwitches;
 use rjitlink_link::{InputArg, InputBytes, LinkOptions, SearchPath};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The inputs and options of one link, built up before [`Session::link`](crate::Session::link).
 ///
@@ -153,15 +154,23 @@ impl Unit {
         self.inputs.len()
     }
 
-    /// The options of the link layer for this unit.
-    pub(crate) fn link_options(&self) -> LinkOptions {
+    /// The options of the link layer for this unit, with the session's plugins.
+    pub(crate) fn link_options(
+        &self,
+        plugins: PluginSwitches,
+        jitdump_directory: Option<&Path>,
+    ) -> LinkOptions {
         LinkOptions {
             inputs: self.inputs.clone(),
             search: SearchPath::with_system_dirs(self.search_dirs.clone()),
             entry: self.entry.clone(),
             default_libraries: self.default_libraries,
             export_dynamic: self.export_dynamic,
-            ..LinkOptions::default()
+            symbolize: plugins.crash_reports,
+            perf_map: plugins.perf_map,
+            jitdump: plugins.jitdump,
+            jitdump_directory: jitdump_directory.map(Path::to_path_buf),
+            debugger_support: plugins.debugger,
         }
     }
 }

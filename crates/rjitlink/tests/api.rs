@@ -562,3 +562,115 @@ impl rjitlink::Executor for Elsewhere {
         unreachable!()
     }
 }
+
+/// gdb's `struct jit_code_entry` and `struct jit_descriptor` (gdb's manual, "JIT Interface"),
+/// read here as gdb reads them.
+#[repr(C)]
+struct JitCodeEntry {
+    next_entry: *const JitCodeEntry,
+    prev_entry: *const JitCodeEntry,
+    symfile_addr: *const u8,
+    symfile_size: u64,
+}
+
+#[repr(C)]
+struct JitDescriptor {
+    version: u32,
+    action_flag: u32,
+    relevant_entry: *const JitCodeEntry,
+    first_entry: *const JitCodeEntry,
+}
+
+extern "C" {
+    static __jit_debug_descriptor: JitDescriptor;
+}
+
+/// The images published to gdb whose bytes hold `marker`.
+fn published_with(marker: &[u8]) -> usize {
+    let mut count = 0;
+    // SAFETY: the descriptor and its entries are rjitlink's, live while registered; no other
+    // test of this binary links inputs with debug information, so the list does not change
+    // under the walk.
+    unsafe {
+        let mut entry = std::ptr::addr_of!(__jit_debug_descriptor)
+            .read_volatile()
+            .first_entry;
+        while !entry.is_null() {
+            let image =
+                std::slice::from_raw_parts((*entry).symfile_addr, (*entry).symfile_size as usize);
+            if image.starts_with(b"\x7fELF") && image.windows(marker.len()).any(|w| w == marker) {
+                count += 1;
+            }
+            entry = (*entry).next_entry;
+        }
+    }
+    count
+}
+
+#[test]
+fn debugger_support_publishes_debug_information_unless_switched_off() {
+    let scratch = Scratch::new("debugger");
+    let object = scratch.compile(
+        "debugged",
+        "int debugged_function_for_the_facade(int x) { return x + 1; }\n",
+        &["-g"],
+    );
+    let marker = b"debugged_function_for_the_facade";
+    let mut session = Session::new().unwrap();
+    assert!(session.plugins().debugger, "on by default");
+    let unit = session.link(&Unit::new().path(&object)).unwrap();
+    assert_eq!(published_with(marker), 1);
+    session.free(unit.id).unwrap();
+    assert_eq!(published_with(marker), 0);
+    let mut off = PluginSwitches::default();
+    off.debugger = false;
+    session.set_plugins(off);
+    let unit = session.link(&Unit::new().path(&object)).unwrap();
+    assert_eq!(published_with(marker), 0);
+    session.free(unit.id).unwrap();
+}
+
+#[test]
+fn perf_map_and_jitdump_name_the_functions_where_they_are() {
+    let scratch = Scratch::new("perf");
+    let object = scratch.compile(
+        "profiled",
+        "int profiled_function_for_the_facade(int x) { return x * 3; }\n",
+        &["-g"],
+    );
+    let name = "profiled_function_for_the_facade";
+    let mut plugins = PluginSwitches::default();
+    plugins.perf_map = true;
+    plugins.jitdump = true;
+    let mut session = Session::builder()
+        .plugins(plugins)
+        .jitdump_directory(&scratch.0)
+        .build()
+        .unwrap();
+    let unit = session.link(&Unit::new().path(&object)).unwrap();
+    let address = session.lookup(name).unwrap();
+    // SAFETY: `int f(int)`, live.
+    let function: extern "C" fn(i32) -> i32 = unsafe { session.lookup_fn(name).unwrap() };
+    assert_eq!(function(14), 42);
+    let map_path = format!("/tmp/perf-{}.map", std::process::id());
+    let map = std::fs::read_to_string(&map_path).unwrap();
+    std::fs::remove_file(&map_path).unwrap();
+    let line = map
+        .lines()
+        .find(|line| line.ends_with(&format!(" {name}")))
+        .unwrap_or_else(|| panic!("{name} is not in the perf map:\n{map}"));
+    let mut fields = line.split(' ');
+    let start = u64::from_str_radix(fields.next().unwrap(), 16).unwrap();
+    let size = u64::from_str_radix(fields.next().unwrap(), 16).unwrap();
+    assert_eq!(start, address.get());
+    assert!(size > 0 && size < 64, "{line}");
+    // The jitdump: perf's header ("JiTD" as a little-endian word), and a code-load record
+    // carrying the function's name and its code as it lies in memory.
+    let dump = std::fs::read(scratch.0.join(format!("jit-{}.dump", std::process::id()))).unwrap();
+    assert_eq!(&dump[..4], &0x4A69_5444u32.to_le_bytes());
+    assert!(dump.windows(name.len()).any(|w| w == name.as_bytes()));
+    // SAFETY: `size` bytes of the live function's code.
+    let code = unsafe { std::slice::from_raw_parts(address.get() as *const u8, size as usize) };
+    assert!(dump.windows(code.len()).any(|w| w == code));
+    session.free(unit.id).unwrap();
+}

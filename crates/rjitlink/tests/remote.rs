@@ -40,7 +40,7 @@ fn runs_a_program_linked_in_two_units(memory: RemoteMemory) {
         Err(Error::InProcessOnly { .. })
     ));
     assert!(matches!(
-        session.run_initializers(unit.id),
+        session.run_main(unit.id, &["prog"]),
         Err(Error::InProcessOnly { .. })
     ));
     assert!(matches!(
@@ -54,6 +54,77 @@ fn runs_a_program_linked_in_two_units(memory: RemoteMemory) {
 }
 
 extern "C" fn runs_in_process() {}
+
+/// A unit whose constructor adds 1 and destructor 100 to `state`; a program that returns it.
+const COUNTED: &str = "int state;\n\
+    __attribute__((constructor)) static void up(void) { state += 1; }\n\
+    __attribute__((destructor)) static void down(void) { state += 100; }\n";
+const READS_STATE: &str = "extern int state;\nint main(void) { return state; }\n";
+
+/// A unit's initializers and finalizers run in the executor, once each, on its memory: the
+/// program linked after them reads what they did (a run there of neither would give 0, of
+/// both twice 202).
+fn initializers_and_finalizers_run_in_the_executor(memory: RemoteMemory) {
+    let scratch = Scratch::new("remote-init");
+    let counted = scratch.compile("counted", COUNTED, &[]);
+    let reads = scratch.compile("reads", READS_STATE, &[]);
+    let mut session = Session::builder()
+        .spawn_self()
+        .remote_memory(memory)
+        .build()
+        .unwrap();
+    let unit = session.link(&Unit::new().path(&counted)).unwrap();
+    session.run_initializers(unit.id).unwrap();
+    assert!(matches!(
+        session.run_initializers(unit.id),
+        Err(Error::AlreadyRan { .. })
+    ));
+    session.run_finalizers(unit.id).unwrap();
+    assert!(matches!(
+        session.run_finalizers(unit.id),
+        Err(Error::AlreadyRan { .. })
+    ));
+    // A second unit, linked after they ran (its pieces may share the first one's pages:
+    // copied memory must not write the first's data back as the linker saw it).
+    let program = session
+        .link(&Unit::new().path(&reads).entry("main"))
+        .unwrap();
+    assert_eq!(session.run_program(program.id, &["reads"]).unwrap(), 101);
+}
+
+/// A program whose initializers ran already (`run_initializers`) does not run them again.
+fn a_program_runs_its_initializers_once() {
+    let scratch = Scratch::new("remote-init-once");
+    let program = scratch.compile(
+        "program",
+        &format!("{COUNTED}int main(void) {{ return state; }}\n"),
+        &[],
+    );
+    let mut session = Session::builder().spawn_self().build().unwrap();
+    let unit = session
+        .link(&Unit::new().path(&program).entry("main"))
+        .unwrap();
+    session.run_initializers(unit.id).unwrap();
+    assert_eq!(session.run_program(unit.id, &["program"]).unwrap(), 1);
+}
+
+/// An initializer that kills the executor ends the session's target, with the signal.
+fn an_initializer_that_crashes_ends_the_executor() {
+    let scratch = Scratch::new("remote-init-crash");
+    let crashing = scratch.compile(
+        "crashing",
+        "#include <stdlib.h>\n__attribute__((constructor)) static void up(void) { abort(); }\n",
+        &[],
+    );
+    let mut session = Session::builder()
+        .spawn_self()
+        .remote_memory(RemoteMemory::Copy)
+        .build()
+        .unwrap();
+    let unit = session.link(&Unit::new().path(&crashing)).unwrap();
+    let error = session.run_initializers(unit.id).unwrap_err();
+    assert_eq!(error.terminated_by(), Some(libc::SIGABRT), "{error}");
+}
 
 fn a_program_killed_by_a_signal_is_a_target_error() {
     let scratch = Scratch::new("remote-signal");
@@ -135,12 +206,12 @@ const TOKEN: &str = "facade-test-token-0123456789";
 /// Role: a TCP listener on a free loopback port (printed on stdout by `listen`), ending when
 /// its stdin does.
 fn listener_role() -> ! {
-    let token = rjitlink::lower::executor::Token::new(TOKEN.as_bytes()).unwrap();
-    let options = rjitlink::lower::executor::ListenOptions {
+    let token = rjitlink::Token::new(TOKEN.as_bytes()).unwrap();
+    let options = rjitlink::serve::ListenOptions {
         max_clients: 4,
         exit_with_stdin: true,
     };
-    let result = rjitlink::lower::executor::listen("127.0.0.1:0", &token, &options);
+    let result = rjitlink::serve::listen("127.0.0.1:0", &token, &options);
     std::process::exit(i32::from(result.is_err()))
 }
 
@@ -242,7 +313,23 @@ fn main() {
         let forward = std::env::var("RJITLINK_TEST_FORWARD").as_deref() == Ok("1");
         host_role(&address, &object, forward);
     }
-    let tests: [(&str, fn()); 7] = [
+    let tests: [(&str, fn()); 11] = [
+        (
+            "initializers_and_finalizers_run_in_the_executor_shared",
+            || initializers_and_finalizers_run_in_the_executor(RemoteMemory::Shared),
+        ),
+        (
+            "initializers_and_finalizers_run_in_the_executor_copied",
+            || initializers_and_finalizers_run_in_the_executor(RemoteMemory::Copy),
+        ),
+        (
+            "a_program_runs_its_initializers_once",
+            a_program_runs_its_initializers_once,
+        ),
+        (
+            "an_initializer_that_crashes_ends_the_executor",
+            an_initializer_that_crashes_ends_the_executor,
+        ),
         ("runs_a_program_linked_in_two_units_shared", || {
             runs_a_program_linked_in_two_units(RemoteMemory::Shared)
         }),

@@ -126,6 +126,28 @@ pub trait Executor: Send {
     /// exited and further requests fail.
     fn run(&mut self, program: &Program) -> Result<i32, TargetError>;
 
+    /// Call a live unit's initializers (`.preinit_array`, `.init_array`, `.ctors`, in the
+    /// order given) in the target, as the C runtime calls them: `(argc, argv, envp)` with argc
+    /// 0, an empty argv and the target process's environment. For a unit whose code is used
+    /// without running a program ([`run`](Self::run) calls a program's own initializers).
+    ///
+    /// Ok once every function has returned. Err ([`TargetError::Refused`]) before anything is
+    /// called if an address is neither code the target holds nor a function of a loaded
+    /// library (a remote executor checks; in process the linker's addresses are trusted).
+    /// What the functions do is the unit's: one that kills the target ends a remote executor
+    /// ([`TargetError::Terminated`]). The default refuses: the executor cannot call code.
+    fn run_initializers(&mut self, functions: &[TargetAddr]) -> Result<(), TargetError> {
+        refuse_calls(functions)
+    }
+
+    /// Call a live unit's finalizers (`.fini_array`, `.dtors`, in the order given) in the
+    /// target, with no arguments; Ok and Err as for
+    /// [`run_initializers`](Self::run_initializers). Exit handlers the unit registered are not
+    /// finalizers: they run when the unit is freed.
+    fn run_finalizers(&mut self, functions: &[TargetAddr]) -> Result<(), TargetError> {
+        refuse_calls(functions)
+    }
+
     /// Keep a live unit's symbols and line rows to name its frames in crash reports: in
     /// process for the crash reporter, remotely on the linker's side, which symbolizes the
     /// frames the executor sends. Never fails; the default keeps nothing.
@@ -169,6 +191,17 @@ pub trait Executor: Send {
     fn transport_stats(&self) -> Option<TransportStats> {
         None
     }
+}
+
+/// What an executor that cannot call code answers `run_initializers` and `run_finalizers`:
+/// Ok for nothing to call, else a refusal.
+fn refuse_calls(functions: &[TargetAddr]) -> Result<(), TargetError> {
+    if functions.is_empty() {
+        return Ok(());
+    }
+    Err(TargetError::Refused(
+        "this executor cannot call a unit's initializers or finalizers".into(),
+    ))
 }
 
 /// One function for the perf map.

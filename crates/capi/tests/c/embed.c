@@ -9,12 +9,16 @@
  *             absolute), host_bias (absolute data) and host_offset (a symbol of this
  *             program, found with host symbols). Compiled with -fPIC.
  *   LATER.o:  calls add from UNIT.o (an earlier unit of the session).
- *   BROKEN.o: calls a function nothing defines. */
+ *   BROKEN.o: calls a function nothing defines.
+ * The first unit is linked with a perf map, the second without: /tmp/perf-PID.map must name
+ * the first's functions at their addresses, and not the second's (removed at the end). */
+#define _POSIX_C_SOURCE 200809L
 #include "rjitlink.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int failures;
 
@@ -50,6 +54,26 @@ static void *read_file(const char *path, size_t *size) {
     fclose(file);
     *size = (size_t)length;
     return data;
+}
+
+/* The perf map of this process. */
+static void perf_map_path(char *path, size_t size) {
+    snprintf(path, size, "/tmp/perf-%ld.map", (long)getpid());
+}
+
+/* Whether the perf map has a line "START SIZE name" for name, at address if it is not 0. */
+static int perf_map_has(const char *name, uint64_t address) {
+    char path[64];
+    perf_map_path(path, sizeof path);
+    FILE *map = fopen(path, "r");
+    if (!map) return 0;
+    unsigned long long start = 0, size = 0;
+    char symbol[256];
+    int found = 0;
+    while (fscanf(map, "%llx %llx %255s", &start, &size, symbol) == 3)
+        if (strcmp(symbol, name) == 0 && size > 0 && (address == 0 || start == address)) found = 1;
+    fclose(map);
+    return found;
 }
 
 /* A session on options (NULL: in process) with PROGRAM.o linked, its entry main. */
@@ -89,11 +113,15 @@ static int run_spawned(const char *rjitlink, const char *program) {
     if (!session) return 1;
     uint64_t address = 0;
     CHECK(rjitlink_lookup(session, "main", &address) == RJITLINK_OK && address != 0);
-    /* Its code is in another process: nothing of it can run here. */
-    CHECK(rjitlink_run_initializers(session, id) == RJITLINK_ERROR);
-    CHECK(rjitlink_last_error_kind() == RJITLINK_ERROR_IN_PROCESS_ONLY);
-    const char *args[] = {"program", "a"};
+    /* Its code is in another process: main cannot be called here; its initializers run
+     * there, once (the program's run does not repeat them: its constructor adds 40). */
     int status = -1;
+    CHECK(rjitlink_run_main(session, id, 0, NULL, &status) == RJITLINK_ERROR);
+    CHECK(rjitlink_last_error_kind() == RJITLINK_ERROR_IN_PROCESS_ONLY);
+    CHECK(rjitlink_run_initializers(session, id) == RJITLINK_OK);
+    CHECK(rjitlink_run_initializers(session, id) == RJITLINK_ERROR);
+    CHECK(strstr(rjitlink_last_error(), "ran already") != NULL);
+    const char *args[] = {"program", "a"};
     CHECK(rjitlink_run_program(session, id, 2, args, &status) == RJITLINK_OK);
     CHECK(status == 42);
     rjitlink_session_free(session);
@@ -117,9 +145,13 @@ int main(int argc, char **argv) {
     CHECK(rjitlink_options_host_symbols(options, 1) == RJITLINK_OK);
     CHECK(rjitlink_options_slab_size(options, 64u << 20) == RJITLINK_OK);
     CHECK(rjitlink_options_threads(options, 1) == RJITLINK_OK);
-    CHECK(rjitlink_options_plugins(options, 1u << 9) == RJITLINK_ERROR);
+    CHECK(rjitlink_options_plugins(options, RJITLINK_PLUGINS_DEFAULT | RJITLINK_PLUGIN_PERF_MAP) ==
+          RJITLINK_OK);
+    CHECK(rjitlink_options_plugins(options, 1u << 9 | RJITLINK_PLUGIN_JITDUMP) == RJITLINK_ERROR);
     CHECK(rjitlink_last_error_kind() == RJITLINK_ERROR_ARGUMENT);
     CHECK(strcmp(rjitlink_last_error(), "unknown plugin bits 0x200") == 0);
+    CHECK(rjitlink_options_jitdump_directory(options, NULL) == RJITLINK_ERROR);
+    CHECK(strcmp(rjitlink_last_error(), "directory is NULL") == 0);
     CHECK(rjitlink_options_remote_memory(options, 7) == RJITLINK_ERROR);
     CHECK(strcmp(rjitlink_last_error(), "remote memory mode 7 is not 0, 1 or 2") == 0);
     /* Remote memory with the in-process executor: refused when the session is made. */
@@ -158,6 +190,7 @@ int main(int argc, char **argv) {
     int (*add)(int, int) = (int (*)(int, int))(uintptr_t)address;
     /* a + b + host_scale(a) + host_offset() + host_bias */
     CHECK(address != 0 && add(2, 3) == 5 + 10 * 2 + 7 + 1000);
+    CHECK(perf_map_has("add", address));
     host_bias = 2000; /* read where it is, not copied */
     CHECK(add(2, 3) == 5 + 10 * 2 + 7 + 2000);
 
@@ -183,7 +216,9 @@ int main(int argc, char **argv) {
     CHECK(rjitlink_run_finalizers(session, first) == RJITLINK_OK);
     CHECK(*counter == -1); /* its destructor ran */
 
-    /* A second unit, by path, using the first one's add. */
+    /* A second unit, by path, using the first one's add; linked without a perf map. */
+    CHECK(rjitlink_session_set_plugins(session, RJITLINK_PLUGINS_DEFAULT) == RJITLINK_OK);
+    CHECK(rjitlink_session_set_plugins(session, 1u << 7) == RJITLINK_ERROR);
     rjitlink_unit *later = rjitlink_unit_new();
     CHECK(rjitlink_unit_add_path(later, argv[2]) == RJITLINK_OK);
     uint64_t second = 0;
@@ -193,6 +228,10 @@ int main(int argc, char **argv) {
     CHECK(rjitlink_lookup(session, "add_twice", &address) == RJITLINK_OK);
     int (*add_twice)(int) = (int (*)(int))(uintptr_t)address;
     CHECK(add_twice(1) == 2 * (1 + 1 + 10 + 7 + 2000));
+    CHECK(perf_map_has("main", 0) && !perf_map_has("add_twice", 0));
+    char map[64];
+    perf_map_path(map, sizeof map);
+    CHECK(unlink(map) == 0);
 
     /* Errors a caller can read and tell apart. */
     rjitlink_unit *broken = rjitlink_unit_new();
