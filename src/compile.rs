@@ -90,10 +90,25 @@ pub fn is_script(path: &Path) -> bool {
 pub struct CompiledObject {
     /// The source as given.
     pub source: PathBuf,
-    /// `/proc/self/fd/N`, the memory file holding the object.
-    pub path: PathBuf,
-    /// Keeps the memory file (and so `path`) alive until the object has been mapped.
-    _file: File,
+    /// The memory file the compiler wrote the object into.
+    file: File,
+}
+
+impl CompiledObject {
+    /// The source and the object's bytes; the memory file is closed.
+    pub fn into_source_and_bytes(self) -> Result<(PathBuf, Vec<u8>)> {
+        let mut file = self.file;
+        let mut bytes = Vec::new();
+        file.seek(std::io::SeekFrom::Start(0))
+            .and_then(|_| file.read_to_end(&mut bytes))
+            .map_err(|e| {
+                anyhow!(
+                    "cannot read the object compiled from {}: {e}",
+                    self.source.display()
+                )
+            })?;
+        Ok((self.source, bytes))
+    }
 }
 
 /// An anonymous memory file, closed on exec (a compiler gets it explicitly).
@@ -277,11 +292,9 @@ pub fn compile_all(
             let _ = std::io::stderr().write_all(&text);
         }
         if status.success() {
-            let path = PathBuf::from(format!("/proc/self/fd/{}", job.object.as_raw_fd()));
             compiled.push(CompiledObject {
                 source: job.source.to_owned(),
-                path,
-                _file: job.object,
+                file: job.object,
             });
         } else {
             failed.push(job.source.display().to_string());

@@ -15,7 +15,6 @@ use rjitlink::{
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::Instant;
 
 /// Exit status for rjitlink's own errors (as `env` and `git bisect run` use it).
@@ -179,11 +178,17 @@ struct RunArgs {
 }
 
 /// An input of the command line: a path (an object, archive, library, script or source), or
-/// `-l NAME`.
+/// `-l NAME`; after compiling, a source's object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum InputArg {
     Path(PathBuf),
     Library(String),
+    /// A compiled source's object, in memory, named by its source: messages, crash reports
+    /// and debuggers name `main.c`, not the memory file.
+    Compiled {
+        source: PathBuf,
+        object: Vec<u8>,
+    },
 }
 
 /// Inputs and -l libraries interleaved in command-line order, as ld reads them.
@@ -279,10 +284,6 @@ fn parse_address(text: &str) -> Result<u64, String> {
     Ok(address)
 }
 
-/// The paths of compiled sources' objects (`/proc/self/fd/N`) and the sources they stand for
-/// in messages.
-static COMPILED_NAMES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-
 /// Extensions of the files rjitlink links, and of the sources it compiles: an input without
 /// one that does not exist is more likely an argument meant for the program.
 fn looks_like_input(path: &Path) -> bool {
@@ -316,12 +317,8 @@ fn check_inputs(inputs: &[PathBuf]) -> Result<()> {
 }
 
 /// Compile the sources among `inputs` (all at once) and put their objects in their place;
-/// C++ sources bring libstdc++ and libm, as `c++` links them. The objects live as long as the
-/// value returned.
-fn compile_sources(
-    inputs: &mut Vec<InputArg>,
-    flags: &[OsString],
-) -> Result<Vec<compile::CompiledObject>> {
+/// C++ sources bring libstdc++ and libm, as `c++` links them.
+fn compile_sources(inputs: &mut Vec<InputArg>, flags: &[OsString]) -> Result<()> {
     let mut sources = Vec::new();
     let mut places = Vec::new();
     for (place, input) in inputs.iter().enumerate() {
@@ -333,16 +330,12 @@ fn compile_sources(
         }
     }
     if sources.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let compiled = compile::compile_all(&sources, flags)?;
-    let mut names = COMPILED_NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    for (object, place) in compiled.iter().zip(places) {
-        inputs[place] = InputArg::Path(object.path.clone());
-        names.push((
-            object.path.display().to_string(),
-            object.source.display().to_string(),
-        ));
+    for (object, place) in compiled.into_iter().zip(places) {
+        let (source, object) = object.into_source_and_bytes()?;
+        inputs[place] = InputArg::Compiled { source, object };
     }
     let cxx = sources.iter().any(|(_, l)| *l == compile::Language::Cxx);
     if cxx {
@@ -355,15 +348,16 @@ fn compile_sources(
             }
         }
     }
-    Ok(compiled)
+    Ok(())
 }
 
 fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Result<u8> {
     let start = Instant::now();
     check_inputs(&args.inputs)?;
     let mut inputs = ordered_inputs(matches, &args);
-    // Kept open until the link has mapped them.
-    let compiled = compile_sources(&mut inputs, compiler_flags)?;
+    // The objects are read into memory, so no descriptor of theirs stays open: the
+    // program's first open gets 3, as natively.
+    compile_sources(&mut inputs, compiler_flags)?;
     let mut unit = Unit::new()
         .entry(args.entry.clone())
         .default_libraries(!args.nostdlib)
@@ -372,6 +366,7 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
         match input {
             InputArg::Path(path) => unit.add_path(path),
             InputArg::Library(name) => unit.add_library(name),
+            InputArg::Compiled { source, object } => unit.add_bytes(source, object),
         };
     }
     for dir in &args.library_dirs {
@@ -420,13 +415,8 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
     }
     let mut session = builder.build()?;
     let linked = session.link(&unit)?;
-    // The objects are mapped: their descriptors go, so the program's first open gets 3.
-    drop(compiled);
     for warning in &linked.warnings {
-        eprintln!(
-            "rjitlink: warning: {}",
-            escape_bytes(source_names(warning).as_bytes())
-        );
+        eprintln!("rjitlink: warning: {}", escape_bytes(warning.as_bytes()));
     }
     if args.show_times {
         eprint!("{}", session.link_times().report());
@@ -529,21 +519,8 @@ fn error_lines(error: &anyhow::Error) -> Vec<String> {
     // linker's own escaped names as they are.
     error_text(error)
         .iter()
-        .map(|line| escape_bytes(source_names(&messages::demangle_line(line)).as_bytes()))
+        .map(|line| escape_bytes(messages::demangle_line(line).as_bytes()))
         .collect()
-}
-
-/// `text` with each compiled object's path (`/proc/self/fd/N`) replaced by its source's.
-fn source_names(text: &str) -> String {
-    let names = COMPILED_NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    let mut text = text.to_owned();
-    // Longest first: /proc/self/fd/1 must not eat the start of /proc/self/fd/12.
-    let mut names: Vec<&(String, String)> = names.iter().collect();
-    names.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
-    for (path, source) in names {
-        text = text.replace(path.as_str(), source);
-    }
-    text
 }
 
 fn error_text(error: &anyhow::Error) -> Vec<String> {

@@ -374,6 +374,36 @@ pub fn trials() -> Vec<Trial> {
             Ok(())
         },
     ));
+    trials.push(Trial::test(
+        "crash_reports::name_sources_rjitlink_compiled",
+        || {
+            // rjitlink compiles crash.c and crash_deep.c itself: their frames name the
+            // sources, not the memory files the compiler wrote the objects into.
+            let mut case = crash_case(Build::O0)?;
+            case.args = vec!["deep".to_owned()];
+            let output = run_with_timeout(&mut case.rjitlink_sources_command(&[]))?;
+            check_ending(&output, Mode::InProcess, libc::SIGSEGV)?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let report = report_frames(&stderr, "SIGSEGV")?;
+            check_frames(
+                &report,
+                &[
+                    Frame::at(
+                        "second",
+                        "crash_member.c",
+                        "CRASH(deep)",
+                        "(crash_member.o)",
+                    ),
+                    Frame::at("first", "crash_deep.c", "CALL(first)", "crash_deep.c"),
+                    Frame::at("main", "crash.c", "CALL(main)", "crash.c"),
+                ],
+            )?;
+            if stderr.contains("/proc/self/fd") {
+                return Err(format!("a memory file named in the report:\n{stderr}").into());
+            }
+            Ok(())
+        },
+    ));
     trials.push(Trial::test("crash_reports::can_be_turned_off", || {
         let mut case = crash_case(Build::O0)?;
         case.args = vec!["segv".to_owned()];
