@@ -155,7 +155,8 @@ struct RunArgs {
     /// Write a jitdump (jit-PID.dump, with code and line rows) for `perf inject --jit`, in
     /// DIR or by default in $JITDUMPDIR/.debug/jit/rjitlink-PID ($HOME if JITDUMPDIR is unset).
     #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true, default_missing_value = "")]
-    jitdump: Option<PathBuf>,
+    // An OsString, not a PathBuf: clap refuses an empty path, which a bare `--jitdump` is.
+    jitdump: Option<OsString>,
     /// Do not report a crash of the program (a fatal signal it has no handler for) on stderr.
     #[arg(long)]
     no_crash_report: bool,
@@ -386,7 +387,7 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
     if let Some(address) = args.slab_address {
         builder = builder.slab_address(TargetAddr(address));
     }
-    if let Some(directory) = args.jitdump.as_ref().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(directory) = args.jitdump.as_ref().filter(|d| !d.is_empty()) {
         builder = builder.jitdump_directory(directory);
     }
     builder = match &args.executor {
@@ -510,6 +511,41 @@ fn print_generated(text: &[u8], what: &str) -> Result<u8> {
         }
         _ => Ok(0),
     }
+}
+
+/// rjitlink(1): the main form's synopsis and options (`run`'s, as `run` may be left out),
+/// then the subcommands; clap_mangen's whole-command page would list only `--help` and
+/// `--version` as options and refer to a separate page for `run`.
+fn man_page(page: &mut Vec<u8>) -> std::io::Result<()> {
+    let top = Cli::command();
+    let run = top
+        .find_subcommand("run")
+        .cloned()
+        .expect("the command line has a run subcommand")
+        .name("rjitlink")
+        .bin_name("rjitlink [run]");
+    // The help's notes on sources and cc's options are laid out by hand: kept as they are
+    // (roff would fill them into one paragraph).
+    let notes = run.get_after_help().map(|notes| notes.to_string());
+    let top = clap_mangen::Man::new(top);
+    let run = clap_mangen::Man::new(run);
+    top.render_title(page)?;
+    top.render_name_section(page)?;
+    run.render_synopsis_section(page)?;
+    top.render_description_section(page)?;
+    run.render_options_section(page)?;
+    if let Some(notes) = notes {
+        page.extend_from_slice(b".SH NOTES\n.nf\n");
+        for line in notes.lines() {
+            // roff: a backslash is escaped, and a line must not start with a control character.
+            page.extend_from_slice(b"\\&");
+            page.extend_from_slice(line.replace('\\', "\\e").as_bytes());
+            page.push(b'\n');
+        }
+        page.extend_from_slice(b".fi\n");
+    }
+    top.render_subcommands_section(page)?;
+    top.render_version_section(page)
 }
 
 /// What to print for an error, one line per problem, with the command line's hints.
@@ -643,8 +679,7 @@ fn main() -> ExitCode {
         }
         Command::Man => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut page)
+            man_page(&mut page)
                 .map_err(anyhow::Error::from)
                 .and_then(|()| print_generated(&page, "the man page"))
         }

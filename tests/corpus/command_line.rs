@@ -526,10 +526,26 @@ pub fn trials() -> Vec<Trial> {
         }),
         Trial::test("cli::man_page", || {
             let output = checked(&mut rjitlink_with(&["man"]))?;
-            let page = String::from_utf8_lossy(&output.stdout);
-            for expected in [".TH rjitlink", "executor", "completions"] {
+            // roff writes a hyphen as `\-`.
+            let page = String::from_utf8_lossy(&output.stdout).replace("\\-", "-");
+            for expected in [".TH rjitlink", "executor", "completions", ".SH NOTES"] {
                 if !page.contains(expected) {
                     return Err(format!("no `{expected}` in the man page:\n{page}").into());
+                }
+            }
+            // The main form's options are on the page: every long option `run --help` names.
+            let help = checked(&mut rjitlink_with(&["run", "--help"]))?;
+            let help = String::from_utf8_lossy(&help.stdout);
+            let options: Vec<&str> = help
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .filter(|word| word.starts_with("--") && word.len() > 2)
+                .collect();
+            if options.len() < 15 {
+                return Err(format!("only {options:?} in run's help").into());
+            }
+            for option in options {
+                if !page.contains(option) {
+                    return Err(format!("no `{option}` in the man page:\n{page}").into());
                 }
             }
             Ok(())

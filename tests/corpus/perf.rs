@@ -359,6 +359,32 @@ pub fn trials() -> Vec<Trial> {
             }
             Ok(())
         }),
+        Trial::test("perf::a_bare_jitdump_goes_where_perf_looks", || {
+            // `--jitdump` without a directory: $JITDUMPDIR/.debug/jit/rjitlink-PID/.
+            let case = perf_case()?;
+            let dir = scratch_dir("jitdump-default");
+            let output = crate::harness::process::run_with_input(
+                case.rjitlink_command(&["--jitdump"])
+                    .env("JITDUMPDIR", &dir),
+                None,
+            )?;
+            if !output.status.success() {
+                return Err(format!("rjitlink --jitdump: {output:?}").into());
+            }
+            let pid = printed(&output)?.pid;
+            let path = dir.join(format!(".debug/jit/rjitlink-{pid}/jit-{pid}.dump"));
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let dump = parse_jitdump(&bytes)?;
+            if dump.pid != pid || !dump.loads.iter().any(|load| load.0 == "work") {
+                return Err(format!(
+                    "{}: pid {}, no code load for work",
+                    path.display(),
+                    dump.pid
+                )
+                .into());
+            }
+            Ok(())
+        }),
         Trial::test("perf::function_sizes_past_their_section_are_cut", || {
             // `main` claims 1 GiB in a section of a few bytes: once the jitdump read that
             // much of memory in process (rjitlink died of SIGSEGV) and a remote executor
