@@ -10,7 +10,13 @@
  *   rjitlink_last_error_kind() its kind; both are per thread and stay until the next
  *   failure on that thread. The message belongs to the library: do not free it.
  * - Each handle is freed by its _free function (NULL is ignored there), once.
- * - Strings are NUL-terminated. Pointers must be valid (NULL only where allowed).
+ * - Strings are NUL-terminated. Pointers must be valid (NULL only where allowed). Paths are
+ *   bytes; symbol names and addresses given as text must be UTF-8.
+ * - A session takes one call at a time. A call made while another uses it (from a second
+ *   thread meanwhile, or from the code it runs: an initializer or main calling back into
+ *   rjitlink) fails with RJITLINK_ERROR_ARGUMENT ("the session is in use"); its
+ *   rjitlink_live_units is then 0 and rjitlink_session_free leaves it alone. Different
+ *   sessions may be used from different threads.
  * - No Rust panic crosses into C: it is reported as RJITLINK_ERROR_INTERNAL.
  *
  * This file is checked against the library by crates/capi/tests/header.rs: every function

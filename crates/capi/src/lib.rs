@@ -20,11 +20,12 @@
 use rjitlink_facade::{
     Error, LinkError, PluginSwitches, RemoteMemory, Session, TargetAddr, Unit, UnitId,
 };
-use std::cell::RefCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{c_char, c_int, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Success.
 pub const RJITLINK_OK: c_int = 0;
@@ -95,7 +96,8 @@ fn record(failure: Failure) {
     let bytes: Vec<u8> = failure.message.into_bytes();
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     let message = CString::new(&bytes[..end]).unwrap_or_default();
-    LAST_ERROR.with(|last| *last.borrow_mut() = (failure.kind, Some(message)));
+    // Recording nothing beats a panic when the thread's locals are already gone.
+    let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = (failure.kind, Some(message)));
 }
 
 /// The message of a caught panic.
@@ -174,19 +176,25 @@ unsafe fn c_path(text: *const c_char, what: &str) -> Result<PathBuf, Failure> {
 /// next failure on this thread; owned by the library (do not free it).
 #[no_mangle]
 pub extern "C" fn rjitlink_last_error() -> *const c_char {
-    LAST_ERROR.with(|last| {
-        last.borrow()
-            .1
-            .as_ref()
-            .map_or(std::ptr::null(), |message| message.as_ptr())
-    })
+    // try_with: called while the thread's locals are being destroyed, there is no error to
+    // give (and `with` would panic across the FFI boundary).
+    LAST_ERROR
+        .try_with(|last| {
+            last.borrow()
+                .1
+                .as_ref()
+                .map_or(std::ptr::null(), |message| message.as_ptr())
+        })
+        .unwrap_or(std::ptr::null())
 }
 
 /// The kind (`RJITLINK_ERROR_*`) of the last failure on this thread; `RJITLINK_ERROR_NONE`
 /// if none happened.
 #[no_mangle]
 pub extern "C" fn rjitlink_last_error_kind() -> c_int {
-    LAST_ERROR.with(|last| last.borrow().0)
+    LAST_ERROR
+        .try_with(|last| last.borrow().0)
+        .unwrap_or(kind::NONE)
 }
 
 /// Options of a session, set before `rjitlink_session_new`.
@@ -422,8 +430,76 @@ pub unsafe extern "C" fn rjitlink_options_host_symbols(
 }
 
 /// A session. Opaque to C.
-#[derive(Debug)]
-pub struct RjitlinkSession(Session);
+///
+/// A session takes one call at a time: a call made while another is using it — from another
+/// thread, or from code the session is running (an initializer, `main`) calling back into
+/// rjitlink — is refused with an argument error rather than given a second `&mut` to it.
+pub struct RjitlinkSession {
+    /// Set while a call uses `session`.
+    busy: AtomicBool,
+    session: UnsafeCell<Session>,
+}
+
+impl std::fmt::Debug for RjitlinkSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RjitlinkSession")
+            .field("busy", &self.busy.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl RjitlinkSession {
+    fn new(session: Session) -> RjitlinkSession {
+        RjitlinkSession {
+            busy: AtomicBool::new(false),
+            session: UnsafeCell::new(session),
+        }
+    }
+}
+
+/// A session in use by one call; it is free again when this is dropped.
+struct InUse<'a> {
+    session: &'a mut Session,
+    busy: &'a AtomicBool,
+}
+
+impl Drop for InUse<'_> {
+    fn drop(&mut self) {
+        self.busy.store(false, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for InUse<'_> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        self.session
+    }
+}
+
+impl std::ops::DerefMut for InUse<'_> {
+    fn deref_mut(&mut self) -> &mut Session {
+        self.session
+    }
+}
+
+/// The session behind `pointer`, for one call; an argument error if it is NULL or in use.
+unsafe fn enter<'a>(pointer: *mut RjitlinkSession) -> Result<InUse<'a>, Failure> {
+    // SAFETY: NULL or a live session handle (the header's contract); only shared references
+    // to the handle are made, and the session inside is reached only through the flag.
+    let handle = unsafe { pointer.as_ref() }.ok_or_else(|| argument("session is NULL"))?;
+    if handle.busy.swap(true, Ordering::Acquire) {
+        return Err(argument(
+            "the session is in use: it takes one call at a time (not from another thread \
+             meanwhile, nor from the code it runs)",
+        ));
+    }
+    Ok(InUse {
+        // SAFETY: the flag was clear and is now ours: no other reference to the session
+        // exists until `InUse` is dropped.
+        session: unsafe { &mut *handle.session.get() },
+        busy: &handle.busy,
+    })
+}
 
 /// A new session with `options` (NULL: every default). NULL on failure.
 #[no_mangle]
@@ -456,7 +532,7 @@ pub unsafe extern "C" fn rjitlink_session_new(
             }
             builder = builder.host_symbols(options.host_symbols);
         }
-        Ok(Box::new(RjitlinkSession(builder.build()?)))
+        Ok(Box::new(RjitlinkSession::new(builder.build()?)))
     })
 }
 
@@ -466,8 +542,17 @@ pub unsafe extern "C" fn rjitlink_session_free(session: *mut RjitlinkSession) {
     if !session.is_null() {
         // A unit's exit handlers run as it is freed: a panic there must not reach C either.
         let _ = catch_unwind(AssertUnwindSafe(|| {
+            // A session in use (this is called from code it runs) is not freed under the
+            // call using it: it is left alone, with the error recorded.
             // SAFETY: a handle from rjitlink_session_new, freed once (the header's contract).
-            drop(unsafe { Box::from_raw(session) })
+            match unsafe { enter(session) } {
+                Ok(in_use) => {
+                    drop(in_use);
+                    // SAFETY: as above; no call is using it.
+                    drop(unsafe { Box::from_raw(session) })
+                }
+                Err(failure) => record(failure),
+            }
         }));
     }
 }
@@ -480,8 +565,8 @@ pub unsafe extern "C" fn rjitlink_session_set_plugins(
 ) -> c_int {
     status(|| {
         // SAFETY: the header's contract.
-        let session = unsafe { object(session, "session")? };
-        session.0.set_plugins(plugin_switches(plugins)?);
+        let mut session = unsafe { enter(session)? };
+        session.set_plugins(plugin_switches(plugins)?);
         Ok(())
     })
 }
@@ -617,10 +702,10 @@ pub unsafe extern "C" fn rjitlink_link(
 ) -> c_int {
     status(|| {
         // SAFETY: the header's contract.
-        let session = unsafe { object(session, "session")? };
+        let mut session = unsafe { enter(session)? };
         // SAFETY: as above.
         let unit = unsafe { unit.as_ref() }.ok_or_else(|| argument("unit is NULL"))?;
-        let linked = session.0.link(&unit.0).map_err(Failure::from)?;
+        let linked = session.link(&unit.0).map_err(Failure::from)?;
         if !id.is_null() {
             // SAFETY: a writable u64 (the header's contract).
             unsafe { *id = linked.id.get() };
@@ -638,8 +723,8 @@ pub unsafe extern "C" fn rjitlink_define_absolute(
 ) -> c_int {
     status(|| {
         // SAFETY: the header's contract.
-        let (session, name) = unsafe { (object(session, "session")?, c_text(name, "name")?) };
-        session.0.define_absolute(name, TargetAddr(address));
+        let (mut session, name) = unsafe { (enter(session)?, c_text(name, "name")?) };
+        session.define_absolute(name, TargetAddr(address));
         Ok(())
     })
 }
@@ -654,8 +739,8 @@ pub unsafe extern "C" fn rjitlink_define_absolute_data(
 ) -> c_int {
     status(|| {
         // SAFETY: the header's contract.
-        let (session, name) = unsafe { (object(session, "session")?, c_text(name, "name")?) };
-        session.0.define_absolute_data(name, TargetAddr(address));
+        let (mut session, name) = unsafe { (enter(session)?, c_text(name, "name")?) };
+        session.define_absolute_data(name, TargetAddr(address));
         Ok(())
     })
 }
@@ -670,8 +755,8 @@ pub unsafe extern "C" fn rjitlink_lookup(
 ) -> c_int {
     status(|| {
         // SAFETY: the header's contract.
-        let (session, name) = unsafe { (object(session, "session")?, c_text(name, "name")?) };
-        let found = session.0.lookup(name).ok_or_else(|| {
+        let (session, name) = unsafe { (enter(session)?, c_text(name, "name")?) };
+        let found = session.lookup(name).ok_or_else(|| {
             Failure::from(Error::SymbolNotFound {
                 name: name.to_owned(),
             })
@@ -690,8 +775,8 @@ pub unsafe extern "C" fn rjitlink_run_initializers(
 ) -> c_int {
     status(|| {
         // SAFETY: the header's contract.
-        let session = unsafe { object(session, "session")? };
-        Ok(session.0.run_initializers(UnitId::from_raw(unit))?)
+        let mut session = unsafe { enter(session)? };
+        Ok(session.run_initializers(UnitId::from_raw(unit))?)
     })
 }
 
@@ -722,9 +807,9 @@ pub unsafe extern "C" fn rjitlink_run_main(
 ) -> c_int {
     status(|| {
         // SAFETY: the header's contract.
-        let (session, args) = unsafe { (object(session, "session")?, arguments(argc, argv)?) };
+        let (mut session, args) = unsafe { (enter(session)?, arguments(argc, argv)?) };
         let status_out = unsafe { object(status_out, "status")? };
-        *status_out = session.0.run_main(UnitId::from_raw(unit), &args)?;
+        *status_out = session.run_main(UnitId::from_raw(unit), &args)?;
         Ok(())
     })
 }
@@ -741,9 +826,9 @@ pub unsafe extern "C" fn rjitlink_run_program(
 ) -> c_int {
     status(|| {
         // SAFETY: the header's contract.
-        let (session, args) = unsafe { (object(session, "session")?, arguments(argc, argv)?) };
+        let (mut session, args) = unsafe { (enter(session)?, arguments(argc, argv)?) };
         let status_out = unsafe { object(status_out, "status")? };
-        *status_out = session.0.run_program(UnitId::from_raw(unit), &args)?;
+        *status_out = session.run_program(UnitId::from_raw(unit), &args)?;
         Ok(())
     })
 }
@@ -756,8 +841,8 @@ pub unsafe extern "C" fn rjitlink_run_finalizers(
 ) -> c_int {
     status(|| {
         // SAFETY: the header's contract.
-        let session = unsafe { object(session, "session")? };
-        Ok(session.0.run_finalizers(UnitId::from_raw(unit))?)
+        let mut session = unsafe { enter(session)? };
+        Ok(session.run_finalizers(UnitId::from_raw(unit))?)
     })
 }
 
@@ -766,16 +851,20 @@ pub unsafe extern "C" fn rjitlink_run_finalizers(
 pub unsafe extern "C" fn rjitlink_free_unit(session: *mut RjitlinkSession, unit: u64) -> c_int {
     status(|| {
         // SAFETY: the header's contract.
-        let session = unsafe { object(session, "session")? };
-        Ok(session.0.free(UnitId::from_raw(unit))?)
+        let mut session = unsafe { enter(session)? };
+        Ok(session.free(UnitId::from_raw(unit))?)
     })
 }
 
-/// How many units of the session are live (0 for a NULL session).
+/// How many units of the session are live (0 for a NULL session or one in use).
 #[no_mangle]
 pub unsafe extern "C" fn rjitlink_live_units(session: *const RjitlinkSession) -> usize {
-    // SAFETY: NULL or a live session (the header's contract).
-    unsafe { session.as_ref() }.map_or(0, |session| session.0.live_units())
+    // SAFETY: NULL or a live session (the header's contract); `enter` makes no `&mut` to the
+    // handle itself.
+    match unsafe { enter(session.cast_mut()) } {
+        Ok(session) => session.live_units(),
+        Err(_) => 0,
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,18 @@ static int host_scale(int x) { return x * 10; }
 /* Found by linked code through the host's symbols (this program is linked -rdynamic). */
 int host_offset(void) { return 7; }
 
+/* Called by the first unit's main while rjitlink_run_main runs it: the session is in use, so
+ * the call is refused (an argument error) rather than let into it. */
+static rjitlink_session *running_session;
+int host_reenter(void) {
+    uint64_t address = 0;
+    if (rjitlink_lookup(running_session, "add", &address) != RJITLINK_ERROR) return 1;
+    if (rjitlink_last_error_kind() != RJITLINK_ERROR_ARGUMENT) return 2;
+    if (strstr(rjitlink_last_error(), "the session is in use") == NULL) return 3;
+    if (rjitlink_live_units(running_session) != 0) return 4;
+    return 77;
+}
+
 /* Read by linked code through an absolute data definition. */
 static int host_bias = 1000;
 
@@ -207,6 +219,12 @@ int main(int argc, char **argv) {
     int status = -1;
     CHECK(rjitlink_run_main(session, first, 3, args, &status) == RJITLINK_OK);
     CHECK(status == 3 + 100); /* argc + counter */
+    /* Re-entry from the code the session runs is refused; the session works again after. */
+    running_session = session;
+    const char *four[] = {"prog", "re", "en", "ter"};
+    CHECK(rjitlink_run_main(session, first, 4, four, &status) == RJITLINK_OK);
+    CHECK(status == 77);
+    CHECK(rjitlink_live_units(session) == 1);
     CHECK(rjitlink_run_main(session, first, -1, args, &status) == RJITLINK_ERROR);
     CHECK(strcmp(rjitlink_last_error(), "argc is negative") == 0);
     CHECK(rjitlink_run_main(session, first, 2, NULL, &status) == RJITLINK_ERROR);

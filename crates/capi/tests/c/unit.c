@@ -3,6 +3,7 @@
 extern int host_scale(int);
 extern int host_offset(void);
 extern int host_bias; /* host data: this unit is compiled with -fPIC */
+extern int host_reenter(void); /* calls back into rjitlink while main runs */
 
 int counter;
 
@@ -13,5 +14,6 @@ int add(int a, int b) { return a + b + host_scale(a) + host_offset() + host_bias
 
 int main(int argc, char **argv) {
     (void)argv;
+    if (argc == 4) return host_reenter();
     return argc + counter;
 }
