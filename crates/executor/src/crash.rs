@@ -152,6 +152,15 @@ pub(crate) fn install(reporter: Reporter) {
         return;
     }
     HELPER_PID.store(std::process::id() as i32, Ordering::Relaxed);
+    // A fork while the helper warms the unwinder up would give the child libgcc's lock held
+    // by a thread it does not have: the child's first unwind (an exception, a crash) would
+    // wait for it forever. The program's forks wait for the warm-up instead (milliseconds,
+    // once).
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| {
+        // SAFETY: registering a prepare handler that only waits on a futex.
+        unsafe { libc::pthread_atfork(Some(before_fork), None, None) };
+    });
     set_alternate_stack();
     for signal in signals {
         // SAFETY: installing a handler that does async-signal-safe work (and `backtrace`,
@@ -163,6 +172,15 @@ pub(crate) fn install(reporter: Reporter) {
             libc::sigfillset(&mut action.sa_mask);
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }
+    }
+}
+
+/// Run in the thread that forks, before the fork: wait (at most `HELPER_TIMEOUT_MS`) until the
+/// helper is done warming the unwinder up, so that the child gets none of its locks held.
+extern "C" fn before_fork() {
+    // SAFETY: getpid has no preconditions.
+    if HELPER_PID.load(Ordering::Relaxed) == unsafe { libc::getpid() } {
+        wait_while(NO_HELPER, &Deadline::start(HELPER_TIMEOUT_MS));
     }
 }
 
@@ -338,9 +356,18 @@ extern "C" fn on_crash(signal: c_int, info: *mut libc::siginfo_t, context: *mut 
     };
     record.frames[0] = pc;
     // The callers: what `backtrace` finds past the signal frame, which holds the faulting pc.
+    // Not in a child the program forked: a lock of the unwinder's that another thread of the
+    // parent held at the fork stays held in the child forever. The child follows the frame
+    // pointers below instead.
+    // SAFETY: getpid is async-signal-safe.
+    let forked_child = HELPER_PID.load(Ordering::Relaxed) != unsafe { libc::getpid() };
     let mut trace = [std::ptr::null_mut::<c_void>(); MAX_CRASH_FRAMES + 8];
-    // SAFETY: a buffer of the size given; warmed up by `install`.
-    let found = unsafe { backtrace(trace.as_mut_ptr(), trace.len() as c_int) }.max(0) as usize;
+    let found = if forked_child {
+        0
+    } else {
+        // SAFETY: a buffer of the size given; warmed up by the helper.
+        unsafe { backtrace(trace.as_mut_ptr(), trace.len() as c_int) }.max(0) as usize
+    };
     if let Some(at) = trace[..found].iter().position(|&frame| frame as u64 == pc) {
         for &frame in &trace[at + 1..found] {
             if record.count as usize == MAX_CRASH_FRAMES {
