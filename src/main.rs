@@ -362,8 +362,9 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
         entry: Some(args.entry.clone()),
         default_libraries: !args.nostdlib,
         export_dynamic: args.export_dynamic,
-        // Names for crash reports.
-        symbolize: !args.no_crash_report,
+        // Names for crash reports: with --noexec nothing runs, so nothing can crash, and the
+        // names would cost a large link several percent of its time for nothing.
+        symbolize: !args.no_crash_report && !args.noexec,
         perf_map: args.perf_map,
         jitdump: args.jitdump.is_some(),
         jitdump_directory: args.jitdump.clone().filter(|d| !d.as_os_str().is_empty()),
