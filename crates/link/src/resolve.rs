@@ -132,8 +132,9 @@ pub fn hash_name(name: &[u8]) -> u64 {
 struct PreparedObject<'data> {
     object: ObjectFile<'data>,
     contributions: Vec<Contribution>,
-    /// `hash_name` of each global symbol's name, in `contributions` order.
-    hashes: Vec<u64>,
+    /// Each global symbol's name and its `hash_name`, in `contributions` order: read (a
+    /// string-table scan) and hashed in the parallel half, so that registering only probes.
+    names: Vec<(&'data [u8], u64)>,
     /// Per section: lost to another object's COMDAT group.
     discarded: Vec<bool>,
 }
@@ -237,12 +238,19 @@ impl<'data> SymbolDb<'data> {
     }
 }
 
-/// Which sections of `object` lose to COMDAT groups already seen. Updates `winners`.
-fn comdat_discards<'data>(
-    object: &ObjectFile<'data>,
-    winners: &mut HashSet<&'data [u8]>,
-) -> Result<Vec<bool>> {
-    let mut discarded = vec![false; object.sections.len()];
+/// One COMDAT group of an object: its signature (with the signature's `hash_name`, computed
+/// in the parallel half) and its member sections.
+struct ComdatGroup<'data> {
+    signature: &'data [u8],
+    hash: u64,
+    members: &'data [object::U32<object::LittleEndian>],
+}
+
+/// The COMDAT groups of `object`, in section order. Independent of other objects, so it runs
+/// in parallel: reading and hashing the signatures is most of the work at LLVM's scale (C++
+/// objects with thousands of groups each).
+fn comdat_groups<'data>(object: &ObjectFile<'data>) -> Result<Vec<ComdatGroup<'data>>> {
+    let mut groups = Vec::new();
     for (index, section) in object.sections.enumerate() {
         if section.sh_type(LE) != elf::SHT_GROUP {
             continue;
@@ -264,16 +272,44 @@ fn comdat_discards<'data>(
                 section: format!("group {}", index.0),
                 problem: "has an invalid signature symbol".into(),
             })?;
-        if !winners.insert(signature) {
-            for member in members {
-                let member = member.get(LE) as usize;
-                if let Some(slot) = discarded.get_mut(member) {
-                    *slot = true;
+        groups.push(ComdatGroup {
+            signature,
+            hash: hash_name(signature),
+            members,
+        });
+    }
+    Ok(groups)
+}
+
+/// Which of an object's `section_count` sections lose to COMDAT groups already seen: the
+/// serial half, in link order, which only probes `winners` with precomputed hashes.
+fn comdat_discards<'data>(
+    section_count: usize,
+    groups: &[ComdatGroup<'data>],
+    winners: &mut HashTable<(&'data [u8], u64)>,
+) -> Vec<bool> {
+    let mut discarded = vec![false; section_count];
+    for group in groups {
+        let entry = winners.entry(
+            group.hash,
+            |&(name, _)| name == group.signature,
+            |&(_, hash)| hash,
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Vacant(entry) => {
+                entry.insert((group.signature, group.hash));
+            }
+            hashbrown::hash_table::Entry::Occupied(_) => {
+                for member in group.members {
+                    let member = member.get(LE) as usize;
+                    if let Some(slot) = discarded.get_mut(member) {
+                        *slot = true;
+                    }
                 }
             }
         }
     }
-    Ok(discarded)
+    discarded
 }
 
 /// Classify an object's global symbols: the parallel half of registering an object.
@@ -331,8 +367,8 @@ fn contributions(object: &ObjectFile<'_>, discarded: &[bool]) -> Result<Vec<Cont
 /// thread timing.
 struct Resolver<'data> {
     db: SymbolDb<'data>,
-    /// Signatures of the COMDAT groups kept so far.
-    comdat_winners: HashSet<&'data [u8]>,
+    /// Signatures (and their hashes) of the COMDAT groups kept so far.
+    comdat_winners: HashTable<(&'data [u8], u64)>,
     /// Undefined, strongly referenced globals not yet searched for in archives.
     pending: Vec<GlobalId>,
     duplicates: Vec<Duplicate>,
@@ -351,16 +387,17 @@ impl<'data> Resolver<'data> {
         for PreparedObject {
             object,
             contributions,
-            hashes,
+            names,
             discarded,
         } in batch
         {
             let object_id = ObjectId::from_index(self.db.objects.len());
             let first = object.first_global();
             let mut ids = Vec::with_capacity(contributions.len());
-            for (i, (contribution, hash)) in contributions.into_iter().zip(hashes).enumerate() {
-                let symbol = &object.symbols.symbols()[first + i];
-                let id = self.db.intern(object.symbol_name(symbol), hash);
+            for (i, (contribution, (name, hash))) in
+                contributions.into_iter().zip(names).enumerate()
+            {
+                let id = self.db.intern(name, hash);
                 ids.push(id);
                 self.merge(id, object_id, (first + i) as u32, contribution);
             }
@@ -446,27 +483,37 @@ fn parse_batch<'data>(named: Vec<(String, &'data [u8])>) -> Result<Vec<ObjectFil
 
 fn prepare_batch<'data>(
     objects: Vec<ObjectFile<'data>>,
-    comdat_winners: &mut HashSet<&'data [u8]>,
+    comdat_winners: &mut HashTable<(&'data [u8], u64)>,
 ) -> Result<Vec<PreparedObject<'data>>> {
-    // COMDAT winners depend on order, so groups are claimed sequentially (they are few).
-    let discards = objects
-        .iter()
-        .map(|object| comdat_discards(object, comdat_winners))
+    // COMDAT winners depend on order, so groups are claimed sequentially, from signatures
+    // read and hashed in parallel.
+    let groups = objects
+        .par_iter()
+        .map(comdat_groups)
         .collect::<Result<Vec<_>>>()?;
+    let discards: Vec<Vec<bool>> = objects
+        .iter()
+        .zip(&groups)
+        .map(|(object, groups)| comdat_discards(object.sections.len(), groups, comdat_winners))
+        .collect();
+    drop(groups);
     objects
         .into_par_iter()
         .zip(discards)
         .map(|(object, discarded)| {
             let contributions = contributions(&object, &discarded)?;
             let first = object.first_global();
-            let hashes = object.symbols.symbols()[first..]
+            let names = object.symbols.symbols()[first..]
                 .iter()
-                .map(|symbol| hash_name(object.symbol_name(symbol)))
+                .map(|symbol| {
+                    let name = object.symbol_name(symbol);
+                    (name, hash_name(name))
+                })
                 .collect();
             Ok(PreparedObject {
                 object,
                 contributions,
-                hashes,
+                names,
                 discarded,
             })
         })
@@ -494,7 +541,7 @@ pub fn resolve<'data>(
             locations: Vec::new(),
             absolute_data: Vec::new(),
         },
-        comdat_winners: HashSet::default(),
+        comdat_winners: HashTable::new(),
         pending: Vec::new(),
         duplicates: Vec::new(),
     };
