@@ -611,6 +611,8 @@ fn main() -> ExitCode {
     // Likewise the signals and standard descriptors the user started the first rjitlink with,
     // which the program gets back before it runs.
     start_state::adopt_inherited();
+    // And the descriptor table grown, which costs a wait once threads exist.
+    rjitlink_executor::grow_descriptor_table();
     let command = Cli::command();
     let subcommands: Vec<String> = command
         .get_subcommands()
