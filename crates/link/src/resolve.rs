@@ -384,6 +384,15 @@ struct Duplicate {
 impl<'data> Resolver<'data> {
     /// Add parsed objects (with their precomputed contributions) in order.
     fn register(&mut self, batch: Vec<PreparedObject<'data>>) {
+        // Room for every name the batch could add, made once: growing the table as it fills
+        // rehashes everything interned so far, several times over at LLVM's scale.
+        let most: usize = batch.iter().map(|prepared| prepared.names.len()).sum();
+        let globals = &self.db.globals;
+        self.db.names.reserve(most, |&id| globals[id.index()].hash);
+        self.db.globals.reserve(most);
+        self.db.objects.reserve(batch.len());
+        self.db.object_globals.reserve(batch.len());
+        self.db.discarded.reserve(batch.len());
         for PreparedObject {
             object,
             contributions,
