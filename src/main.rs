@@ -374,8 +374,10 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
         unit.add_search_dir(dir);
     }
     let mut plugins = PluginSwitches::default();
-    // Names for crash reports, and the reporter as the program runs.
-    plugins.crash_reports = !args.no_crash_report;
+    // Names for crash reports, and the reporter as the program runs: with --noexec nothing
+    // runs, so nothing can crash, and the names would cost a large link several percent of
+    // its time for nothing.
+    plugins.crash_reports = !args.no_crash_report && !args.noexec;
     plugins.perf_map = args.perf_map;
     plugins.jitdump = args.jitdump.is_some();
     plugins.debugger = !args.no_debugger_support;
@@ -594,6 +596,7 @@ fn main() -> ExitCode {
     // user gave (the loader has sized the surplus already).
     // Likewise the signals and standard descriptors the user started the first rjitlink with,
     // which the program gets back before it runs.
+    // And the descriptor table grown, which costs a wait once threads exist.
     let has_surplus = process::adopt_restart_state();
     let command = Cli::command();
     let subcommands: Vec<String> = command

@@ -111,6 +111,20 @@ const fn reloc_kind(r_type: u32) -> Result<RelocKind, UnsupportedReloc> {
     })
 }
 
+/// How many relocation types `RELOC_KINDS` holds: every type number the psABI assigns so far.
+const RELOC_TYPES: usize = 64;
+
+/// `reloc_kind` of each type number below `RELOC_TYPES`, computed at compile time.
+const RELOC_KINDS: [Result<RelocKind, UnsupportedReloc>; RELOC_TYPES] = {
+    let mut table = [Err(UnsupportedReloc::Unknown(0)); RELOC_TYPES];
+    let mut r_type = 0;
+    while r_type < RELOC_TYPES {
+        table[r_type] = reloc_kind(r_type as u32);
+        r_type += 1;
+    }
+    table
+};
+
 impl Arch for X86_64 {
     type Relaxation = Relaxation;
 
@@ -133,8 +147,14 @@ impl Arch for X86_64 {
     const PLT_STUB_SIZE: u64 = 8;
     const PLT_ALIGN: u64 = 16;
 
+    #[inline]
     fn reloc_kind(r_type: u32) -> Result<RelocKind, UnsupportedReloc> {
-        reloc_kind(r_type)
+        // Asked once per relocation (millions in a large link): a table lookup rather than
+        // the match.
+        match RELOC_KINDS.get(r_type as usize) {
+            Some(&kind) => kind,
+            None => reloc_kind(r_type),
+        }
     }
 
     fn reach(kind: &RelocKind) -> Reach {
@@ -227,6 +247,27 @@ impl Arch for X86_64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_answers_as_the_match() {
+        // Every type number in the table, and past it, where the match answers alone.
+        for r_type in 0..RELOC_TYPES as u32 + 8 {
+            let from_table = <X86_64 as Arch>::reloc_kind(r_type);
+            let from_match = reloc_kind(r_type);
+            assert_eq!(
+                format!("{from_table:?}"),
+                format!("{from_match:?}"),
+                "type {r_type}"
+            );
+        }
+        // Spot checks against the psABI's numbers.
+        let pc32 = <X86_64 as Arch>::reloc_kind(2).unwrap();
+        assert_eq!((pc32.name, pc32.width), ("R_X86_64_PC32", 4));
+        assert_eq!(
+            <X86_64 as Arch>::reloc_kind(37).unwrap_err(),
+            UnsupportedReloc::Known("R_X86_64_IRELATIVE")
+        );
+    }
 
     #[test]
     fn relaxes_only_recognised_instructions() {

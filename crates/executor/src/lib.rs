@@ -28,3 +28,4 @@ pub use inprocess::InProcess;
 pub use listener::{listen, ListenOptions, DEFAULT_MAX_CLIENTS};
 pub use rjitlink_protocol::{Token, TokenError};
 pub use server::{serve, serve_inherited_socket};
+pub use start_state::grow_descriptor_table;

@@ -28,6 +28,9 @@ pub struct ObjectFile<'data> {
     /// The index of the first non-local symbol (sh_info of the symbol table), at most the
     /// number of symbols.
     first_global: usize,
+    /// The section name string table's bytes (empty if it has none), for comparing a name
+    /// in place: finding a name's end first would scan every long C++ section name whole.
+    section_names: &'data [u8],
 }
 
 impl<'data> ObjectFile<'data> {
@@ -134,11 +137,15 @@ impl<'data> ObjectFile<'data> {
         }
         // GCC's slim LTO objects hold only its intermediate language: linking them as they
         // are would miss every function they define (`undefined symbol main`).
+        let section_names = header
+            .shstrndx(LE, data)
+            .ok()
+            .and_then(|index| sections.section(SectionIndex(index as usize)).ok())
+            .and_then(|table| table.data(LE, data).ok())
+            .unwrap_or(&[]);
         let lto = sections.iter().any(|section| {
             section.sh_flags(LE) & u64::from(elf::SHF_ALLOC) == 0
-                && sections
-                    .section_name(LE, section)
-                    .is_ok_and(|name| name.starts_with(b".gnu.lto_"))
+                && name_at(section_names, section.sh_name(LE)).starts_with(b".gnu.lto_")
         });
         if lto
             && symbols
@@ -161,7 +168,14 @@ impl<'data> ObjectFile<'data> {
             symbols,
             relocations,
             first_global,
+            section_names,
         })
+    }
+
+    /// Whether section `header` (of this object) is named exactly `name`, compared in place.
+    pub fn section_named(&self, header: &Shdr, name: &[u8]) -> bool {
+        let rest = name_at(self.section_names, header.sh_name(LE));
+        rest.starts_with(name) && rest.get(name.len()) == Some(&0)
     }
 
     pub fn section(&self, index: usize) -> &'data Shdr {
@@ -276,6 +290,11 @@ impl<'data> ObjectFile<'data> {
             .flatten()
             .map(|section| section.0)
     }
+}
+
+/// The bytes of a string table from `offset` on (empty past its end): a name and what follows.
+fn name_at(table: &[u8], offset: u32) -> &[u8] {
+    table.get(offset as usize..).unwrap_or(&[])
 }
 
 /// Whether a section name can form `__start_NAME`/`__stop_NAME` symbols.

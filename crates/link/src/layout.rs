@@ -189,7 +189,7 @@ pub fn layout(
         copies,
         needs_low_addresses,
     } = scan;
-    let (thread_local, mut sections): (Vec<InputSection>, Vec<InputSection>) = sections
+    let (thread_local, sections): (Vec<InputSection>, Vec<InputSection>) = sections
         .into_iter()
         .partition(|section| section.thread_local);
     let tls = TlsBlock::layout(db, thread_local)?;
@@ -202,15 +202,28 @@ pub fn layout(
             false => b"",
         }
     };
-    // Names are looked up only for the (rare) sections named like C identifiers.
-    sections.sort_by(|a, b| {
-        (a.segment, a.nobits, a.eh_frame, a.identifier_name)
-            .cmp(&(b.segment, b.nobits, b.eh_frame, b.identifier_name))
-            .then_with(|| match a.identifier_name {
-                true => group_name(a).cmp(group_name(b)),
-                false => std::cmp::Ordering::Equal,
-            })
-    });
+    // A stable counting sort on (segment, zero-fill, unwind table, C-identifier name), whose
+    // 24 values index the buckets in order: a comparison sort of every section was 4% of the
+    // LLVM-static link's instructions, on one thread. Names are compared only within the
+    // (rare) buckets of sections named like C identifiers.
+    let bucket = |section: &InputSection| {
+        (((section.segment as usize * 2 + usize::from(section.nobits)) * 2
+            + usize::from(section.eh_frame))
+            * 2)
+            + usize::from(section.identifier_name)
+    };
+    let mut buckets: Vec<Vec<InputSection>> = (0..SegmentKind::ALL.len() * 8)
+        .map(|_| Vec::new())
+        .collect();
+    for section in sections {
+        buckets[bucket(&section)].push(section);
+    }
+    for (index, bucket) in buckets.iter_mut().enumerate() {
+        if index % 2 == 1 {
+            bucket.sort_by(|a, b| group_name(a).cmp(group_name(b)));
+        }
+    }
+    let sections: Vec<InputSection> = buckets.into_iter().flatten().collect();
 
     let mut section_offsets: Vec<Vec<Option<ImageOffset>>> = db
         .objects

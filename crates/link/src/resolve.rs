@@ -9,7 +9,7 @@ use crate::error::{escape_bytes, escape_path, EntryProblem, LinkError, Undefined
 use crate::ids::{GlobalId, ObjectId};
 use crate::input::{FileKind, LinkInputs, SharedLibrary};
 use crate::timing::PhaseTimes;
-use foldhash::{HashMap, HashSet};
+use foldhash::HashSet;
 use hashbrown::HashTable;
 use object::elf;
 use object::read::archive::ArchiveOffset;
@@ -132,8 +132,9 @@ pub fn hash_name(name: &[u8]) -> u64 {
 struct PreparedObject<'data> {
     object: ObjectFile<'data>,
     contributions: Vec<Contribution>,
-    /// `hash_name` of each global symbol's name, in `contributions` order.
-    hashes: Vec<u64>,
+    /// Each global symbol's name and its `hash_name`, in `contributions` order: read (a
+    /// string-table scan) and hashed in the parallel half, so that registering only probes.
+    names: Vec<(&'data [u8], u64)>,
     /// Per section: lost to another object's COMDAT group.
     discarded: Vec<bool>,
 }
@@ -237,12 +238,19 @@ impl<'data> SymbolDb<'data> {
     }
 }
 
-/// Which sections of `object` lose to COMDAT groups already seen. Updates `winners`.
-fn comdat_discards<'data>(
-    object: &ObjectFile<'data>,
-    winners: &mut HashSet<&'data [u8]>,
-) -> Result<Vec<bool>> {
-    let mut discarded = vec![false; object.sections.len()];
+/// One COMDAT group of an object: its signature (with the signature's `hash_name`, computed
+/// in the parallel half) and its member sections.
+struct ComdatGroup<'data> {
+    signature: &'data [u8],
+    hash: u64,
+    members: &'data [object::U32<object::LittleEndian>],
+}
+
+/// The COMDAT groups of `object`, in section order. Independent of other objects, so it runs
+/// in parallel: reading and hashing the signatures is most of the work at LLVM's scale (C++
+/// objects with thousands of groups each).
+fn comdat_groups<'data>(object: &ObjectFile<'data>) -> Result<Vec<ComdatGroup<'data>>> {
+    let mut groups = Vec::new();
     for (index, section) in object.sections.enumerate() {
         if section.sh_type(LE) != elf::SHT_GROUP {
             continue;
@@ -264,16 +272,44 @@ fn comdat_discards<'data>(
                 section: format!("group {}", index.0),
                 problem: "has an invalid signature symbol".into(),
             })?;
-        if !winners.insert(signature) {
-            for member in members {
-                let member = member.get(LE) as usize;
-                if let Some(slot) = discarded.get_mut(member) {
-                    *slot = true;
+        groups.push(ComdatGroup {
+            signature,
+            hash: hash_name(signature),
+            members,
+        });
+    }
+    Ok(groups)
+}
+
+/// Which of an object's `section_count` sections lose to COMDAT groups already seen: the
+/// serial half, in link order, which only probes `winners` with precomputed hashes.
+fn comdat_discards<'data>(
+    section_count: usize,
+    groups: &[ComdatGroup<'data>],
+    winners: &mut HashTable<(&'data [u8], u64)>,
+) -> Vec<bool> {
+    let mut discarded = vec![false; section_count];
+    for group in groups {
+        let entry = winners.entry(
+            group.hash,
+            |&(name, _)| name == group.signature,
+            |&(_, hash)| hash,
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Vacant(entry) => {
+                entry.insert((group.signature, group.hash));
+            }
+            hashbrown::hash_table::Entry::Occupied(_) => {
+                for member in group.members {
+                    let member = member.get(LE) as usize;
+                    if let Some(slot) = discarded.get_mut(member) {
+                        *slot = true;
+                    }
                 }
             }
         }
     }
-    Ok(discarded)
+    discarded
 }
 
 /// Classify an object's global symbols: the parallel half of registering an object.
@@ -331,8 +367,8 @@ fn contributions(object: &ObjectFile<'_>, discarded: &[bool]) -> Result<Vec<Cont
 /// thread timing.
 struct Resolver<'data> {
     db: SymbolDb<'data>,
-    /// Signatures of the COMDAT groups kept so far.
-    comdat_winners: HashSet<&'data [u8]>,
+    /// Signatures (and their hashes) of the COMDAT groups kept so far.
+    comdat_winners: HashTable<(&'data [u8], u64)>,
     /// Undefined, strongly referenced globals not yet searched for in archives.
     pending: Vec<GlobalId>,
     duplicates: Vec<Duplicate>,
@@ -348,19 +384,29 @@ struct Duplicate {
 impl<'data> Resolver<'data> {
     /// Add parsed objects (with their precomputed contributions) in order.
     fn register(&mut self, batch: Vec<PreparedObject<'data>>) {
+        // Room for every name the batch could add, made once: growing the table as it fills
+        // rehashes everything interned so far, several times over at LLVM's scale.
+        let most: usize = batch.iter().map(|prepared| prepared.names.len()).sum();
+        let globals = &self.db.globals;
+        self.db.names.reserve(most, |&id| globals[id.index()].hash);
+        self.db.globals.reserve(most);
+        self.db.objects.reserve(batch.len());
+        self.db.object_globals.reserve(batch.len());
+        self.db.discarded.reserve(batch.len());
         for PreparedObject {
             object,
             contributions,
-            hashes,
+            names,
             discarded,
         } in batch
         {
             let object_id = ObjectId::from_index(self.db.objects.len());
             let first = object.first_global();
             let mut ids = Vec::with_capacity(contributions.len());
-            for (i, (contribution, hash)) in contributions.into_iter().zip(hashes).enumerate() {
-                let symbol = &object.symbols.symbols()[first + i];
-                let id = self.db.intern(object.symbol_name(symbol), hash);
+            for (i, (contribution, (name, hash))) in
+                contributions.into_iter().zip(names).enumerate()
+            {
+                let id = self.db.intern(name, hash);
                 ids.push(id);
                 self.merge(id, object_id, (first + i) as u32, contribution);
             }
@@ -446,27 +492,37 @@ fn parse_batch<'data>(named: Vec<(String, &'data [u8])>) -> Result<Vec<ObjectFil
 
 fn prepare_batch<'data>(
     objects: Vec<ObjectFile<'data>>,
-    comdat_winners: &mut HashSet<&'data [u8]>,
+    comdat_winners: &mut HashTable<(&'data [u8], u64)>,
 ) -> Result<Vec<PreparedObject<'data>>> {
-    // COMDAT winners depend on order, so groups are claimed sequentially (they are few).
-    let discards = objects
-        .iter()
-        .map(|object| comdat_discards(object, comdat_winners))
+    // COMDAT winners depend on order, so groups are claimed sequentially, from signatures
+    // read and hashed in parallel.
+    let groups = objects
+        .par_iter()
+        .map(comdat_groups)
         .collect::<Result<Vec<_>>>()?;
+    let discards: Vec<Vec<bool>> = objects
+        .iter()
+        .zip(&groups)
+        .map(|(object, groups)| comdat_discards(object.sections.len(), groups, comdat_winners))
+        .collect();
+    drop(groups);
     objects
         .into_par_iter()
         .zip(discards)
         .map(|(object, discarded)| {
             let contributions = contributions(&object, &discarded)?;
             let first = object.first_global();
-            let hashes = object.symbols.symbols()[first..]
+            let names = object.symbols.symbols()[first..]
                 .iter()
-                .map(|symbol| hash_name(object.symbol_name(symbol)))
+                .map(|symbol| {
+                    let name = object.symbol_name(symbol);
+                    (name, hash_name(name))
+                })
                 .collect();
             Ok(PreparedObject {
                 object,
                 contributions,
-                hashes,
+                names,
                 discarded,
             })
         })
@@ -494,7 +550,7 @@ pub fn resolve<'data>(
             locations: Vec::new(),
             absolute_data: Vec::new(),
         },
-        comdat_winners: HashSet::default(),
+        comdat_winners: HashTable::new(),
         pending: Vec::new(),
         duplicates: Vec::new(),
     };
@@ -603,17 +659,30 @@ fn resolve_objects<'data>(
     let comdat_winners = &mut resolver.comdat_winners;
     let (batch, offered) = rayon::join(
         || prepare_batch(parse_batch(objects)?, comdat_winners),
-        || -> Result<HashMap<&'data [u8], MemberRef>> {
+        || -> Result<HashTable<(&'data [u8], u64, MemberRef)>> {
+            // Names read and hashed in parallel, archive by archive (85,000 of them for LLVM),
+            // with the symbol table's hash, so that looking a global up needs no hashing.
             let indexes = archives
                 .par_iter()
                 .enumerate()
-                .map(|(i, archive)| archive.symbol_index(i as u32))
+                .map(|(i, archive)| {
+                    Ok(archive
+                        .symbol_index(i as u32)?
+                        .into_iter()
+                        .map(|(name, member)| (name, hash_name(name), member))
+                        .collect::<Vec<_>>())
+                })
                 .collect::<Result<Vec<_>>>()?;
             // The first archive (in command-line order) that offers a name provides it.
-            let mut offered = HashMap::default();
-            offered.reserve(indexes.iter().map(Vec::len).sum());
-            for (name, member) in indexes.into_iter().flatten() {
-                offered.entry(name).or_insert(member);
+            let mut offered = HashTable::with_capacity(indexes.iter().map(Vec::len).sum());
+            for (name, hash, member) in indexes.into_iter().flatten() {
+                if let hashbrown::hash_table::Entry::Vacant(entry) = offered.entry(
+                    hash,
+                    |&(known, _, _): &(&[u8], u64, MemberRef)| known == name,
+                    |&(_, hash, _)| hash,
+                ) {
+                    entry.insert((name, hash, member));
+                }
             }
             Ok(offered)
         },
@@ -629,7 +698,8 @@ fn resolve_objects<'data>(
             if global.resolution != Resolution::Undefined {
                 continue;
             }
-            if let Some(&member) = offered.get(global.name) {
+            let offer = offered.find(global.hash, |&(name, _, _)| name == global.name);
+            if let Some(&(_, _, member)) = offer {
                 if loaded_members.insert(member) {
                     wanted.push(member);
                 }

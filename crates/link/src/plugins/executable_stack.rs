@@ -11,6 +11,7 @@ use crate::resolve::SymbolDb;
 use crate::shared_object::{shared_object, Stack};
 use object::elf;
 use object::read::elf::SectionHeader;
+use rayon::prelude::*;
 use rjitlink_target::Executor;
 
 /// The name the stack-changing shared object is loaded under.
@@ -31,7 +32,7 @@ fn asks_for_executable_stack(db: &SymbolDb<'_>, object: usize) -> Option<&'stati
     let note = file
         .sections
         .enumerate()
-        .find(|(index, _)| file.section_name(index.0) == b".note.GNU-stack");
+        .find(|(_, header)| file.section_named(header, b".note.GNU-stack"));
     match note {
         None => Some("missing .note.GNU-stack section implies executable stack"),
         Some((_, header)) if header.sh_flags(LE) & u64::from(elf::SHF_EXECINSTR) != 0 => {
@@ -43,10 +44,14 @@ fn asks_for_executable_stack(db: &SymbolDb<'_>, object: usize) -> Option<&'stati
 
 impl Plugin for ExecutableStack {
     fn after_resolve(&mut self, db: &mut SymbolDb<'_>) -> Result<(), LinkError> {
-        self.reason = (0..db.objects.len()).find_map(|object| {
-            let why = asks_for_executable_stack(db, object)?;
-            Some(format!("{}: {why}", db.objects[object].name))
-        });
+        // Every object's section table is read: in parallel, the first (in link order) that
+        // asks is named.
+        self.reason = (0..db.objects.len())
+            .into_par_iter()
+            .find_map_first(|object| {
+                let why = asks_for_executable_stack(db, object)?;
+                Some(format!("{}: {why}", db.objects[object].name))
+            });
         Ok(())
     }
 
