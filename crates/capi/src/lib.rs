@@ -805,13 +805,17 @@ pub unsafe extern "C" fn rjitlink_run_main(
     argv: *const *const c_char,
     status_out: *mut c_int,
 ) -> c_int {
-    status(|| {
-        // SAFETY: the header's contract.
-        let (mut session, args) = unsafe { (enter(session)?, arguments(argc, argv)?) };
-        let status_out = unsafe { object(status_out, "status")? };
-        *status_out = session.run_main(UnitId::from_raw(unit), &args)?;
-        Ok(())
-    })
+    // SAFETY: the header's contract, passed on.
+    unsafe {
+        run_with_arguments(
+            session,
+            unit,
+            argc,
+            argv,
+            status_out,
+            |session, unit, args| session.run_main(unit, args),
+        )
+    }
 }
 
 /// Run the unit as a program (initializers, entry, exit); its exit status to `*status`. In
@@ -824,11 +828,34 @@ pub unsafe extern "C" fn rjitlink_run_program(
     argv: *const *const c_char,
     status_out: *mut c_int,
 ) -> c_int {
+    // SAFETY: the header's contract, passed on.
+    unsafe {
+        run_with_arguments(
+            session,
+            unit,
+            argc,
+            argv,
+            status_out,
+            |session, unit, args| session.run_program(unit, args),
+        )
+    }
+}
+
+/// `run` (`run_main` or `run_program`) on the unit with the arguments, its status to
+/// `*status_out`.
+unsafe fn run_with_arguments(
+    session: *mut RjitlinkSession,
+    unit: u64,
+    argc: c_int,
+    argv: *const *const c_char,
+    status_out: *mut c_int,
+    run: impl FnOnce(&mut Session, UnitId, &[&[u8]]) -> Result<i32, rjitlink_facade::Error>,
+) -> c_int {
     status(|| {
         // SAFETY: the header's contract.
         let (mut session, args) = unsafe { (enter(session)?, arguments(argc, argv)?) };
         let status_out = unsafe { object(status_out, "status")? };
-        *status_out = session.run_program(UnitId::from_raw(unit), &args)?;
+        *status_out = run(&mut session, UnitId::from_raw(unit), &args)?;
         Ok(())
     })
 }
