@@ -163,7 +163,7 @@ pub(crate) fn keep_linker_threads_out() {
 /// opens, within the usual limit of 1024.
 const HIGH_DESCRIPTOR: c_int = 1000;
 
-/// Grow this process's descriptor table past [`HIGH_DESCRIPTOR`] now, while it has one thread.
+/// Grow this process's descriptor table past `HIGH_DESCRIPTOR` (1000) now, while it has one thread.
 ///
 /// Moving a descriptor that high later (the in-process TLS module's memory file, a packed
 /// image's) makes the kernel grow the table then, and growing the table of a process with
