@@ -3,8 +3,8 @@
 //! input format.
 
 use rjitlink_memory::{
-    MapError, MemoryMapper, Placement, SegmentProtection, TargetAddr, TargetCall, TargetRange,
-    WorkingMemory,
+    MapError, MemoryMapper, PieceWrite, Placement, SegmentProtection, TargetAddr, TargetCall,
+    TargetRange, WorkingMemory,
 };
 use rjitlink_target::{
     check_debug_image, DebugObject, DebugObjectHandle, Executor, Interposition, LoadedModule,
@@ -86,6 +86,15 @@ impl MemoryMapper for InertMapper {
     }
 
     fn initialize(&self, _: &[SegmentProtection], _: &[TargetCall]) -> Result<(), MapError> {
+        Ok(())
+    }
+
+    fn initialize_pieces(
+        &self,
+        _: &[SegmentProtection],
+        _: &[PieceWrite<'_>],
+        _: &[TargetCall],
+    ) -> Result<(), MapError> {
         Ok(())
     }
 

@@ -5,8 +5,11 @@
 use rjitlink_memory::{
     Placement, Protection, SegmentProtection, TargetAddr, TargetCall, TargetRange,
 };
-use rjitlink_protocol::{Connection, Copy, Request, Response, RunProgram, Transport};
+use rjitlink_protocol::{
+    Connection, Copy, Request, Response, RunProgram, Transport, PROTOCOL_VERSION,
+};
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,9 +34,19 @@ impl Write for Capture {
     }
 }
 
+impl AsRawFd for Capture {
+    /// No descriptor: nothing is passed over this stream.
+    fn as_raw_fd(&self) -> RawFd {
+        -1
+    }
+}
+
 impl Transport for Capture {
     fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
         Ok(())
+    }
+    fn try_clone_transport(&self) -> io::Result<Box<dyn Transport>> {
+        Err(io::ErrorKind::Unsupported.into())
     }
 }
 
@@ -54,18 +67,21 @@ fn main() {
     };
     let requests = vec![
         Request::Hello {
-            version: 2,
-            token: b"secret",
+            version: PROTOCOL_VERSION,
+            nonce: b"0123456789abcdef",
         },
+        Request::Authenticate { proof: &[7; 32] },
         Request::Reserve {
             size: 1 << 30,
             placement: Placement::At(TargetAddr(0x4000_0000)),
             shared: true,
+            nonce: b"0123456789abcdef",
         },
         Request::Reserve {
             size: 1 << 30,
             placement: Placement::Below2GiB,
             shared: false,
+            nonce: b"",
         },
         Request::Write {
             address: TargetAddr(0x1000),
@@ -121,22 +137,27 @@ fn main() {
             crash_report: true,
         }),
         Request::Shutdown,
+        Request::Input { data: b"stdin" },
+        Request::InputClosed,
+        Request::UnregisterDebugObjects {
+            handles: vec![1, 2],
+        },
     ];
     let responses = vec![
         Response::Hello {
-            version: 2,
+            version: PROTOCOL_VERSION,
             page_size: 4096,
             pid: 42,
             capabilities: 1,
+            proof: b"",
+        },
+        Response::Challenge {
+            nonce: b"fedcba9876543210",
         },
         Response::Done,
         Response::Failed(b"cannot load x: no"),
         Response::Reserved(range),
-        Response::ReservedShared {
-            range,
-            fd: 3,
-            nonce: b"0123456789abcdef",
-        },
+        Response::ReservedShared { range, fd: 3 },
         Response::Addresses(vec![Some(TargetAddr(0x1000)), None]),
         Response::SymbolInfos(vec![Some((1, 8)), None]),
         Response::Module {

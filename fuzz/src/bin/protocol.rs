@@ -5,6 +5,7 @@
 
 use rjitlink_protocol::{Connection, Request, Response, Transport};
 use std::io::{self, Cursor, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 /// A stream that reads the fuzzer's bytes and swallows what is written.
@@ -25,9 +26,19 @@ impl Write for Replay {
     }
 }
 
+impl AsRawFd for Replay {
+    /// No descriptor: nothing is passed over this stream.
+    fn as_raw_fd(&self) -> RawFd {
+        -1
+    }
+}
+
 impl Transport for Replay {
     fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
         Ok(())
+    }
+    fn try_clone_transport(&self) -> io::Result<Box<dyn Transport>> {
+        Err(io::ErrorKind::Unsupported.into())
     }
 }
 
