@@ -482,7 +482,7 @@ fn bare_options(object: &Path) -> LinkOptions {
 fn links_failing_after_allocation_a_thousand_times_keep_nothing() {
     let _serial = one_at_a_time();
     let mut session = Session::new(
-        Box::new(ExportsFail(InProcess::new())),
+        Box::new(Altered::new(Change::RefuseExports)),
         SessionOptions {
             slab: SlabConfig {
                 size: 64 << 20,
@@ -640,22 +640,46 @@ fn link_errors_are_values_with_their_place() {
     ));
 }
 
-/// An in-process executor whose exported-symbols image never loads: finalize fails after the
-/// copy relocations have redirected libc's references into the unit.
-struct ExportsFail(InProcess);
+/// An in-process executor with one behaviour changed for a test.
+struct Altered {
+    inner: InProcess,
+    change: Change,
+}
 
-impl Executor for ExportsFail {
+enum Change {
+    /// The exported-symbols image never loads: finalize fails after the copy relocations
+    /// have redirected libc's references into the unit.
+    RefuseExports,
+    /// Debug objects are refused.
+    RefuseDebugObjects,
+    /// The symbols the units give it are kept here.
+    RecordSymbols(Arc<std::sync::Mutex<Vec<Arc<rjitlink_target::UnitSymbols>>>>),
+}
+
+impl Altered {
+    fn new(change: Change) -> Altered {
+        Altered {
+            inner: InProcess::new(),
+            change,
+        }
+    }
+}
+
+impl Executor for Altered {
     fn memory(&self) -> Arc<dyn MemoryMapper> {
-        self.0.memory()
+        self.inner.memory()
     }
     fn load_library(&mut self, path: &Path) -> Result<(), TargetError> {
-        self.0.load_library(path)
+        self.inner.load_library(path)
     }
-    fn load_library_image(&mut self, name: &str, _: &[u8]) -> Result<(), TargetError> {
-        Err(TargetError::LoadLibraryImage {
-            name: name.to_owned(),
-            reason: "refused by the test".to_owned(),
-        })
+    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError> {
+        match self.change {
+            Change::RefuseExports => Err(TargetError::LoadLibraryImage {
+                name: name.to_owned(),
+                reason: "refused by the test".to_owned(),
+            }),
+            _ => self.inner.load_library_image(name, image),
+        }
     }
     fn load_module(
         &mut self,
@@ -663,37 +687,57 @@ impl Executor for ExportsFail {
         image: &[u8],
         table: WordTable,
     ) -> Result<LoadedModule, TargetError> {
-        self.0.load_module(name, image, table)
+        self.inner.load_module(name, image, table)
     }
     fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError> {
-        self.0.unload_module(module)
+        self.inner.unload_module(module)
     }
     fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {
-        self.0.lookup(names)
+        self.inner.lookup(names)
     }
     fn symbol_info(
         &mut self,
         addresses: &[TargetAddr],
     ) -> Result<Vec<Option<SymbolInfo>>, TargetError> {
-        self.0.symbol_info(addresses)
+        self.inner.symbol_info(addresses)
     }
     fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError> {
-        self.0.interpose(copies)
+        self.inner.interpose(copies)
+    }
+    fn add_symbols(&mut self, symbols: Arc<rjitlink_target::UnitSymbols>) {
+        match &self.change {
+            Change::RecordSymbols(live) => live.lock().unwrap().push(symbols),
+            _ => self.inner.add_symbols(symbols),
+        }
+    }
+    fn remove_symbols(&mut self, symbols: &Arc<rjitlink_target::UnitSymbols>) {
+        match &self.change {
+            Change::RecordSymbols(live) => live
+                .lock()
+                .unwrap()
+                .retain(|kept| !Arc::ptr_eq(kept, symbols)),
+            _ => self.inner.remove_symbols(symbols),
+        }
     }
     fn register_debug_objects(
         &mut self,
         objects: Vec<DebugObject>,
     ) -> Result<Vec<DebugObjectHandle>, TargetError> {
-        self.0.register_debug_objects(objects)
+        match self.change {
+            Change::RefuseDebugObjects => {
+                Err(TargetError::Refused("refused by the test".to_owned()))
+            }
+            _ => self.inner.register_debug_objects(objects),
+        }
     }
     fn unregister_debug_objects(
         &mut self,
         handles: &[DebugObjectHandle],
     ) -> Result<(), TargetError> {
-        self.0.unregister_debug_objects(handles)
+        self.inner.unregister_debug_objects(handles)
     }
     fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
-        self.0.run(program)
+        self.inner.run(program)
     }
     fn is_this_process(&self) -> bool {
         true
@@ -1136,74 +1180,6 @@ fn a_remote_copy_may_cross_a_page_of_a_packed_unit() {
     }
 }
 
-/// An in-process executor that records the symbols the units give it.
-struct RecordsSymbols {
-    inner: InProcess,
-    live: Arc<std::sync::Mutex<Vec<Arc<rjitlink_target::UnitSymbols>>>>,
-}
-
-impl Executor for RecordsSymbols {
-    fn memory(&self) -> Arc<dyn MemoryMapper> {
-        self.inner.memory()
-    }
-    fn load_library(&mut self, path: &Path) -> Result<(), TargetError> {
-        self.inner.load_library(path)
-    }
-    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError> {
-        self.inner.load_library_image(name, image)
-    }
-    fn load_module(
-        &mut self,
-        name: &str,
-        image: &[u8],
-        table: WordTable,
-    ) -> Result<LoadedModule, TargetError> {
-        self.inner.load_module(name, image, table)
-    }
-    fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError> {
-        self.inner.unload_module(module)
-    }
-    fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {
-        self.inner.lookup(names)
-    }
-    fn symbol_info(
-        &mut self,
-        addresses: &[TargetAddr],
-    ) -> Result<Vec<Option<SymbolInfo>>, TargetError> {
-        self.inner.symbol_info(addresses)
-    }
-    fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError> {
-        self.inner.interpose(copies)
-    }
-    fn add_symbols(&mut self, symbols: Arc<rjitlink_target::UnitSymbols>) {
-        self.live.lock().unwrap().push(symbols);
-    }
-    fn remove_symbols(&mut self, symbols: &Arc<rjitlink_target::UnitSymbols>) {
-        self.live
-            .lock()
-            .unwrap()
-            .retain(|kept| !Arc::ptr_eq(kept, symbols));
-    }
-    fn register_debug_objects(
-        &mut self,
-        objects: Vec<DebugObject>,
-    ) -> Result<Vec<DebugObjectHandle>, TargetError> {
-        self.inner.register_debug_objects(objects)
-    }
-    fn unregister_debug_objects(
-        &mut self,
-        handles: &[DebugObjectHandle],
-    ) -> Result<(), TargetError> {
-        self.inner.unregister_debug_objects(handles)
-    }
-    fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
-        self.inner.run(program)
-    }
-    fn is_this_process(&self) -> bool {
-        true
-    }
-}
-
 /// The source line of function `name`'s first byte in `object`, by `nm` and `addr2line`.
 fn addr2line_of(object: &Path, name: &str) -> u32 {
     let nm = Command::new("nm").arg(object).output().unwrap();
@@ -1238,10 +1214,7 @@ fn symbols_for_crash_reports_live_as_long_as_their_unit() {
     );
     let live = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut session = Session::new(
-        Box::new(RecordsSymbols {
-            inner: InProcess::new(),
-            live: live.clone(),
-        }),
+        Box::new(Altered::new(Change::RecordSymbols(live.clone()))),
         SessionOptions {
             slab: SlabConfig {
                 size: 64 << 20,
@@ -1475,62 +1448,6 @@ fn a_remote_unit_runs_from_a_code_page_an_earlier_unit_made_live() {
     }
 }
 
-/// An in-process executor that refuses to publish debug objects.
-struct DebugObjectsRefused(InProcess);
-
-impl Executor for DebugObjectsRefused {
-    fn memory(&self) -> Arc<dyn MemoryMapper> {
-        self.0.memory()
-    }
-    fn load_library(&mut self, path: &Path) -> Result<(), TargetError> {
-        self.0.load_library(path)
-    }
-    fn load_library_image(&mut self, name: &str, image: &[u8]) -> Result<(), TargetError> {
-        self.0.load_library_image(name, image)
-    }
-    fn load_module(
-        &mut self,
-        name: &str,
-        image: &[u8],
-        table: WordTable,
-    ) -> Result<LoadedModule, TargetError> {
-        self.0.load_module(name, image, table)
-    }
-    fn unload_module(&mut self, module: ModuleHandle) -> Result<(), TargetError> {
-        self.0.unload_module(module)
-    }
-    fn lookup(&mut self, names: &[&[u8]]) -> Result<Vec<Option<TargetAddr>>, TargetError> {
-        self.0.lookup(names)
-    }
-    fn symbol_info(
-        &mut self,
-        addresses: &[TargetAddr],
-    ) -> Result<Vec<Option<SymbolInfo>>, TargetError> {
-        self.0.symbol_info(addresses)
-    }
-    fn interpose(&mut self, copies: &[Interposition]) -> Result<(), TargetError> {
-        self.0.interpose(copies)
-    }
-    fn register_debug_objects(
-        &mut self,
-        _: Vec<DebugObject>,
-    ) -> Result<Vec<DebugObjectHandle>, TargetError> {
-        Err(TargetError::Refused("refused by the test".to_owned()))
-    }
-    fn unregister_debug_objects(
-        &mut self,
-        handles: &[DebugObjectHandle],
-    ) -> Result<(), TargetError> {
-        self.0.unregister_debug_objects(handles)
-    }
-    fn run(&mut self, program: &Program) -> Result<i32, TargetError> {
-        self.0.run(program)
-    }
-    fn is_this_process(&self) -> bool {
-        true
-    }
-}
-
 #[test]
 fn a_link_whose_debug_objects_are_refused_fails_and_keeps_nothing() {
     let _serial = one_at_a_time();
@@ -1538,7 +1455,7 @@ fn a_link_whose_debug_objects_are_refused_fails_and_keeps_nothing() {
     cc.args(["-c", "-g", "-O0"]);
     let object = build("refused_debug_answer", "c", DEBUG_SOURCE, cc);
     let mut session = Session::new(
-        Box::new(DebugObjectsRefused(InProcess::new())),
+        Box::new(Altered::new(Change::RefuseDebugObjects)),
         SessionOptions {
             slab: SlabConfig {
                 size: 64 << 20,
