@@ -17,6 +17,11 @@ use std::sync::Mutex;
 /// round trips for a few bytes more.
 const ZERO_GAP_PAGES: usize = 16;
 
+/// A transparent huge page. Buffers of at least this size start on such a boundary and are
+/// advised into huge pages: the apply phase writes nearly all of a buffer, and faulting it in
+/// 2 MiB at a time costs a few hundred page faults less per megabyte than 4 KiB at a time.
+const HUGE_PAGE: usize = 2 << 20;
+
 /// Links into local buffers; `initialize` sends the bytes, then the protections.
 pub struct RemoteCopyMapper {
     connection: SharedConnection,
@@ -72,6 +77,51 @@ pub(crate) fn write_remote(
         matches!(r, Response::Done).then_some(())
     })
     .map_err(target_map_error)
+}
+
+/// A new private anonymous mapping of `len` bytes (it reads zero until written); from
+/// `HUGE_PAGE` bytes on, aligned to a huge page and advised into huge pages, so that every
+/// whole 2 MiB of it can be one.
+fn map_buffer(len: usize) -> std::io::Result<*mut u8> {
+    let huge = len >= HUGE_PAGE;
+    // Room to align the start within, trimmed off below.
+    let slack = if huge { HUGE_PAGE } else { 0 };
+    let mapped_len = len
+        .checked_add(slack)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
+    // SAFETY: a new private anonymous mapping, ours alone.
+    let mapped = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            mapped_len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if mapped == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    if !huge {
+        return Ok(mapped as *mut u8);
+    }
+    let base = mapped as usize;
+    let start = base.next_multiple_of(HUGE_PAGE);
+    let head = start - base;
+    let tail = slack - head;
+    // SAFETY: the head and tail are parts of the mapping just made, which nothing uses; the
+    // advice changes no contents and, where huge pages are unavailable, is simply not taken.
+    unsafe {
+        if head > 0 {
+            libc::munmap(mapped, head);
+        }
+        if tail > 0 {
+            libc::munmap((start + len) as *mut libc::c_void, tail);
+        }
+        libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+    }
+    Ok(start as *mut u8)
 }
 
 /// The pages `range` touches, with `protection`, one page each.
@@ -150,25 +200,11 @@ impl MemoryMapper for RemoteCopyMapper {
     }
 
     fn prepare(&self, range: TargetRange) -> Result<WorkingMemory, MapError> {
-        // SAFETY: a new private anonymous mapping; it reads zero until written.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                range.len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(MapError::System {
-                operation: "mmap",
-                range,
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        let ptr = ptr as *mut u8;
+        let ptr = map_buffer(range.len).map_err(|source| MapError::System {
+            operation: "mmap",
+            range,
+            source,
+        })?;
         self.working
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -279,5 +315,31 @@ mod tests {
         assert_eq!(nonzero_runs(&bytes[..40 * page + 10], page).len(), 2);
         // SAFETY: unmapping the test's mapping.
         unsafe { libc::munmap(ptr as *mut libc::c_void, pages * page) };
+    }
+
+    #[test]
+    fn large_buffers_start_on_a_huge_page_and_send_only_what_was_written() {
+        let page = rjitlink_memory::page_size();
+        for len in [40 * page, HUGE_PAGE + 5 * page, 3 * HUGE_PAGE] {
+            let ptr = map_buffer(len).unwrap();
+            assert_eq!(ptr as usize % page, 0);
+            if len >= HUGE_PAGE {
+                assert_eq!(ptr as usize % HUGE_PAGE, 0, "{len}");
+            }
+            // SAFETY: the buffer just mapped, `len` bytes.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+            // Its first and last bytes are its own, and zero; a write to one page of a
+            // huge page leaves the others zero, and unsent.
+            assert_eq!((bytes[0], bytes[len - 1]), (0, 0));
+            bytes[page + 1] = 9;
+            bytes[len - 1] = 1;
+            let last = len / page - 1;
+            assert_eq!(
+                nonzero_runs(bytes, page),
+                [page..2 * page, last * page..len]
+            );
+            // SAFETY: the buffer's own mapping, as `Buffer` unmaps it.
+            assert_eq!(unsafe { libc::munmap(ptr as *mut libc::c_void, len) }, 0);
+        }
     }
 }
