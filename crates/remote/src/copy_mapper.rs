@@ -3,8 +3,8 @@
 //! sections (a 900 MiB `.bss`) cost nothing on the wire.
 
 use crate::connection::{
-    call, deinitialize_remote, initialize_remote, interpret, map_error, ready, release_remote,
-    target_map_error, SharedConnection,
+    call, call_with_payloads, deinitialize_remote, initialize_remote, interpret, map_error, ready,
+    release_remote, target_map_error, SharedConnection,
 };
 use rjitlink_memory::{
     MapError, MemoryMapper, PieceWrite, Placement, Protection, SegmentProtection, TargetAddr,
@@ -14,8 +14,11 @@ use rjitlink_protocol::{Request, Response};
 use std::sync::Mutex;
 
 /// Zero pages between two runs of pages to send that are sent rather than split at: fewer
-/// round trips for a few bytes more.
+/// runs (each a few system calls on both sides) for a few bytes more.
 const ZERO_GAP_PAGES: usize = 16;
+
+/// The most runs one `WriteRuns` names: 16 bytes each, far within a frame.
+const RUNS_PER_REQUEST: usize = 1 << 16;
 
 /// A transparent huge page. Buffers of at least this size start on such a boundary and are
 /// advised into huge pages: the apply phase writes nearly all of a buffer, and faulting it in
@@ -56,13 +59,40 @@ impl RemoteCopyMapper {
         }
     }
 
-    fn write(&self, address: TargetAddr, bytes: &[u8]) -> Result<(), MapError> {
-        write_remote(&self.connection, address, bytes)
+    /// Make the `writable` pages writable in the target and write each run's bytes at its
+    /// address there (each run lies in a writable range), in one round trip (a few, for more
+    /// than `RUNS_PER_REQUEST` runs).
+    fn write_runs(
+        &self,
+        writable: &[TargetRange],
+        runs: &[(TargetAddr, &[u8])],
+    ) -> Result<(), MapError> {
+        let mut writable = writable;
+        for batch in runs.chunks(RUNS_PER_REQUEST) {
+            let request = Request::WriteRuns {
+                // All with the first batch: the pages stay writable until `Initialize`.
+                writable: std::mem::take(&mut writable).to_vec(),
+                runs: batch
+                    .iter()
+                    .map(|&(start, bytes)| TargetRange {
+                        start,
+                        len: bytes.len(),
+                    })
+                    .collect(),
+            };
+            let payloads: Vec<&[u8]> = batch.iter().map(|&(_, bytes)| bytes).collect();
+            call_with_payloads(&self.connection, &request, &payloads, |r| {
+                matches!(r, Response::Done).then_some(())
+            })
+            .map_err(target_map_error)?;
+        }
+        Ok(())
     }
 }
 
 /// Write `bytes` at `address` in the target: one round trip. The executor makes the pages
-/// written writable (`initialize` then sets their protections).
+/// written writable (`initialize` then sets their protections). (The copy mapper sends all
+/// its runs in one `WriteRuns` instead.)
 pub(crate) fn write_remote(
     connection: &SharedConnection,
     address: TargetAddr,
@@ -124,16 +154,26 @@ fn map_buffer(len: usize) -> std::io::Result<*mut u8> {
     Ok(start as *mut u8)
 }
 
+/// The pages `range` touches, as one range.
+fn page_span(range: TargetRange, page_size: usize) -> TargetRange {
+    let page = page_size as u64;
+    let start = range.start.get() - range.start.get() % page;
+    let end = range.end().get().next_multiple_of(page);
+    TargetRange {
+        start: TargetAddr(start),
+        len: (end - start) as usize,
+    }
+}
+
 /// The pages `range` touches, with `protection`, one page each.
 pub(crate) fn pages_of(
     range: TargetRange,
     protection: Protection,
     page_size: usize,
 ) -> impl Iterator<Item = SegmentProtection> {
+    let span = page_span(range, page_size);
     let page = page_size as u64;
-    let start = range.start.get() - range.start.get() % page;
-    let end = range.end().get().next_multiple_of(page);
-    (start..end)
+    (span.start.get()..span.end().get())
         .step_by(page_size)
         .map(move |start| SegmentProtection {
             range: TargetRange {
@@ -221,6 +261,8 @@ impl MemoryMapper for RemoteCopyMapper {
         actions: &[TargetCall],
     ) -> Result<(), MapError> {
         let mut working = self.working.lock().unwrap_or_else(|e| e.into_inner());
+        let mut writable: Vec<TargetRange> = Vec::new();
+        let mut runs: Vec<(TargetAddr, &[u8])> = Vec::new();
         for segment in segments.iter().filter(|s| s.range.len > 0) {
             let buffer = working
                 .iter()
@@ -236,10 +278,24 @@ impl MemoryMapper for RemoteCopyMapper {
             // is over.
             let bytes =
                 unsafe { std::slice::from_raw_parts(buffer.ptr.add(offset), segment.range.len) };
-            for run in nonzero_runs(bytes, self.page_size) {
-                self.write(segment.range.start + run.start as u64, &bytes[run])?;
+            let segment_runs = nonzero_runs(bytes, self.page_size);
+            if let (Some(first), Some(last)) = (segment_runs.first(), segment_runs.last()) {
+                // The zero pages between runs are made writable, not sent: the executor's
+                // fresh pages read zero, and a 2 MiB block across runs can be one huge page.
+                writable.push(page_span(
+                    TargetRange {
+                        start: segment.range.start + first.start as u64,
+                        len: last.end - first.start,
+                    },
+                    self.page_size,
+                ));
+            }
+            for run in segment_runs {
+                runs.push((segment.range.start + run.start as u64, &bytes[run]));
             }
         }
+        self.write_runs(&writable, &runs)?;
+        drop(runs);
         // The bytes are in place: the local copies are no longer needed.
         working.retain(|buffer| !segments.iter().any(|s| buffer.range.contains(s.range)));
         drop(working);
@@ -257,9 +313,17 @@ impl MemoryMapper for RemoteCopyMapper {
     ) -> Result<(), MapError> {
         let mut protections: Vec<SegmentProtection> = Vec::new();
         for piece in pieces {
-            self.write(piece.range.start, piece.bytes)?;
             protections.extend(pages_of(piece.range, piece.protection, self.page_size));
         }
+        let writable: Vec<TargetRange> = pieces
+            .iter()
+            .map(|piece| page_span(piece.range, self.page_size))
+            .collect();
+        let runs: Vec<(TargetAddr, &[u8])> = pieces
+            .iter()
+            .map(|piece| (piece.range.start, piece.bytes))
+            .collect();
+        self.write_runs(&writable, &runs)?;
         // Every page going live holds a piece: `protections` has it already.
         debug_assert!(pages.iter().all(|page| protections.contains(page)));
         initialize_remote(&self.connection, &protections, actions)
