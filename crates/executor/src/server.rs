@@ -404,24 +404,43 @@ impl Service {
     }
 
     /// Make the `writable` pages of a `WriteRuns` writable, once every range is checked:
-    /// each writable range lies in a reservation of this service, each run in a writable
-    /// range, and their total length is a number. Err, before any page is touched, says why
+    /// each writable range lies in a reservation of this service, each run in writable
+    /// pages, and their total length is a number. Err, before any page is touched, says why
     /// not. When the runs hold enough bytes, the pages are advised into huge pages first —
     /// all of them before a byte arrives, so that a 2 MiB block across runs can be one.
+    ///
+    /// The writable ranges are merged into disjoint spans of pages first (packed pieces
+    /// share pages), and each run is looked up among them by binary search: however many
+    /// ranges and runs a request names, checking them takes n log n steps.
     fn prepare_runs(
         &mut self,
         writable: &[TargetRange],
         runs: &[TargetRange],
     ) -> Result<(), String> {
+        let mut spans: Vec<TargetRange> = Vec::with_capacity(writable.len());
         for range in writable {
             self.check_range(range.start, range.len)?;
+            if range.len > 0 {
+                spans.push(self.pages(range.start, range.len));
+            }
+        }
+        spans.sort_unstable_by_key(|span| span.start);
+        let mut merged: Vec<TargetRange> = Vec::with_capacity(spans.len());
+        for span in spans {
+            match merged.last_mut() {
+                // Inside reservations: the ends do not overflow.
+                Some(last) if span.start <= last.end() => {
+                    last.len = last.len.max((span.end() - last.start) as usize);
+                }
+                _ => merged.push(span),
+            }
         }
         let mut total = 0u64;
         for run in runs {
-            if !writable
-                .iter()
-                .any(|range| inside(*range, run.start.get(), run.len as u64))
-            {
+            let before = merged.partition_point(|span| span.start <= run.start);
+            let held = before > 0 && inside(merged[before - 1], run.start.get(), run.len as u64);
+            // An empty run writes nothing anywhere, wherever it says.
+            if !held && run.len > 0 {
                 return Err(format!(
                     "refused: the run at {} of {} bytes lies outside the pages the write makes writable",
                     run.start, run.len
@@ -433,16 +452,15 @@ impl Service {
                 .checked_add(run.len as u64)
                 .ok_or("refused: the runs to write add up to more bytes than there are")?;
         }
-        for range in writable.iter().filter(|range| range.len > 0) {
-            let pages = self.pages(range.start, range.len);
-            self.mapper.prepare(pages).map_err(|e| e.to_string())?;
+        for span in merged {
+            self.mapper.prepare(span).map_err(|e| e.to_string())?;
             if total >= HUGE_PAGE_WORTH {
                 // Only advice: where huge pages are unavailable the pages stay small.
                 // SAFETY: pages of our own reservation; advice changes no contents.
                 unsafe {
                     libc::madvise(
-                        pages.start.get() as *mut c_void,
-                        pages.len,
+                        span.start.get() as *mut c_void,
+                        span.len,
                         libc::MADV_HUGEPAGE,
                     )
                 };
@@ -465,7 +483,8 @@ impl Service {
             connection.respond(id, &Response::Failed(message.as_bytes()))?;
             return Err(ServeError::RefusedWrite(message));
         }
-        for run in runs {
+        // An empty run has no bytes, and was not checked: nothing is made of it.
+        for run in runs.iter().filter(|run| run.len > 0) {
             // SAFETY: checked to lie in our reservations and made writable by `prepare_runs`;
             // nothing else refers to it while the payload is read.
             let destination =
@@ -1096,6 +1115,13 @@ mod tests {
         };
         let answer = linker.call_with_payloads(&write, &[b"hello", &last]);
         assert_eq!(answer.unwrap(), Response::Done);
+        // Pieces that share a page name it twice, in any order; an empty run has no place.
+        let write = Request::WriteRuns {
+            writable: vec![at(50 * page + 8, 8), at(50 * page, 8)],
+            runs: vec![at(50 * page + 8, 2), at(50 * page, 2), at(0, 0)],
+        };
+        let answer = linker.call_with_payloads(&write, &[b"ab", b"cd"]);
+        assert_eq!(answer.unwrap(), Response::Done);
         // SAFETY: the service's memory is this process's, made writable by the write.
         let memory = unsafe {
             std::slice::from_raw_parts(
@@ -1107,6 +1133,14 @@ mod tests {
         assert_eq!(&memory[29 * page..30 * page], &last[..]);
         assert!(memory[8..29 * page].iter().all(|&byte| byte == 0));
         assert!(memory[30 * page..].iter().all(|&byte| byte == 0));
+        // SAFETY: as above.
+        let piece = unsafe {
+            std::slice::from_raw_parts(
+                (reservation.start.get() as usize + 50 * page) as *const u8,
+                10,
+            )
+        };
+        assert_eq!(piece, b"cd\0\0\0\0\0\0ab");
         linker.call(&Request::Shutdown).unwrap();
         service.join().unwrap().unwrap();
     }
