@@ -17,7 +17,8 @@ use std::sync::Mutex;
 /// runs (each a few system calls on both sides) for a few bytes more.
 const ZERO_GAP_PAGES: usize = 16;
 
-/// The most runs one `WriteRuns` names: 16 bytes each, far within a frame.
+/// The most runs one `WriteRuns` names (with at most as many writable ranges): 16 bytes
+/// each, far within a frame.
 const RUNS_PER_REQUEST: usize = 1 << 16;
 
 /// A transparent huge page. Buffers of at least this size start on such a boundary and are
@@ -60,27 +61,22 @@ impl RemoteCopyMapper {
     }
 
     /// Make the `writable` pages writable in the target and write each run's bytes at its
-    /// address there (each run lies in a writable range), in one round trip (a few, for more
-    /// than `RUNS_PER_REQUEST` runs).
-    fn write_runs(
-        &self,
-        writable: &[TargetRange],
-        runs: &[(TargetAddr, &[u8])],
-    ) -> Result<(), MapError> {
-        let mut writable = writable;
-        for batch in runs.chunks(RUNS_PER_REQUEST) {
+    /// address there, in one round trip (a few, for more than `RUNS_PER_REQUEST` runs). Each
+    /// run names the writable range it lies in, by index; runs come in the order of their
+    /// ranges.
+    fn write_runs(&self, writable: &[TargetRange], runs: &[Run<'_>]) -> Result<(), MapError> {
+        for (writable, runs) in batches(writable, runs, RUNS_PER_REQUEST) {
             let request = Request::WriteRuns {
-                // All with the first batch: the pages stay writable until `Initialize`.
-                writable: std::mem::take(&mut writable).to_vec(),
-                runs: batch
+                writable: writable.to_vec(),
+                runs: runs
                     .iter()
-                    .map(|&(start, bytes)| TargetRange {
-                        start,
-                        len: bytes.len(),
+                    .map(|run| TargetRange {
+                        start: run.start,
+                        len: run.bytes.len(),
                     })
                     .collect(),
             };
-            let payloads: Vec<&[u8]> = batch.iter().map(|&(_, bytes)| bytes).collect();
+            let payloads: Vec<&[u8]> = runs.iter().map(|run| run.bytes).collect();
             call_with_payloads(&self.connection, &request, &payloads, |r| {
                 matches!(r, Response::Done).then_some(())
             })
@@ -88,6 +84,30 @@ impl RemoteCopyMapper {
         }
         Ok(())
     }
+}
+
+/// Bytes to write at `start` in the target, which lies in the writable range `range` (an
+/// index into the ranges sent with it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Run<'a> {
+    range: usize,
+    start: TargetAddr,
+    bytes: &'a [u8],
+}
+
+/// `runs` in batches of at most `limit`, each with the writable ranges its runs lie in
+/// (from its first run's to its last run's: a range whose runs straddle two batches goes
+/// with both, and is made writable twice).
+fn batches<'w, 'r, 'a>(
+    writable: &'w [TargetRange],
+    runs: &'r [Run<'a>],
+    limit: usize,
+) -> impl Iterator<Item = (&'w [TargetRange], &'r [Run<'a>])> {
+    runs.chunks(limit).map(move |batch| {
+        let first = batch.first().map_or(0, |run| run.range);
+        let last = batch.last().map_or(0, |run| run.range);
+        (&writable[first..=last], batch)
+    })
 }
 
 /// Write `bytes` at `address` in the target: one round trip. The executor makes the pages
@@ -270,7 +290,7 @@ impl MemoryMapper for RemoteCopyMapper {
     ) -> Result<(), MapError> {
         let mut working = self.working.lock().unwrap_or_else(|e| e.into_inner());
         let mut writable: Vec<TargetRange> = Vec::new();
-        let mut runs: Vec<(TargetAddr, &[u8])> = Vec::new();
+        let mut runs: Vec<Run<'_>> = Vec::new();
         for segment in segments.iter().filter(|s| s.range.len > 0) {
             let buffer = working
                 .iter()
@@ -299,7 +319,11 @@ impl MemoryMapper for RemoteCopyMapper {
                 ));
             }
             for run in segment_runs {
-                runs.push((segment.range.start + run.start as u64, &bytes[run]));
+                runs.push(Run {
+                    range: writable.len() - 1,
+                    start: segment.range.start + run.start as u64,
+                    bytes: &bytes[run],
+                });
             }
         }
         self.write_runs(&writable, &runs)?;
@@ -327,9 +351,14 @@ impl MemoryMapper for RemoteCopyMapper {
             .iter()
             .map(|piece| page_span(piece.range, self.page_size))
             .collect();
-        let runs: Vec<(TargetAddr, &[u8])> = pieces
+        let runs: Vec<Run<'_>> = pieces
             .iter()
-            .map(|piece| (piece.range.start, piece.bytes))
+            .enumerate()
+            .map(|(range, piece)| Run {
+                range,
+                start: piece.range.start,
+                bytes: piece.bytes,
+            })
             .collect();
         self.write_runs(&writable, &runs)?;
         // Every page going live holds a piece: `protections` has it already.
@@ -387,6 +416,35 @@ mod tests {
         assert_eq!(nonzero_runs(&bytes[..40 * page + 10], page).len(), 2);
         // SAFETY: unmapping the test's mapping.
         unsafe { libc::munmap(ptr as *mut libc::c_void, pages * page) };
+    }
+
+    #[test]
+    fn each_batch_of_runs_carries_the_ranges_they_lie_in() {
+        let range = |start: u64| TargetRange {
+            start: TargetAddr(start),
+            len: 0x1000,
+        };
+        let writable = [range(0x1000), range(0x2000), range(0x3000)];
+        let run = |range: usize, start: u64| Run {
+            range,
+            start: TargetAddr(start),
+            bytes: b"x",
+        };
+        let runs = [
+            run(0, 0x1000),
+            run(1, 0x2000),
+            run(1, 0x2800),
+            run(1, 0x2900),
+            run(2, 0x3000),
+        ];
+        let two: Vec<_> = batches(&writable, &runs, 2).collect();
+        assert_eq!(two.len(), 3);
+        assert_eq!(two[0], (&writable[0..2], &runs[0..2]));
+        // Range 1's runs straddle the first two batches: it goes with both.
+        assert_eq!(two[1], (&writable[1..2], &runs[2..4]));
+        assert_eq!(two[2], (&writable[2..3], &runs[4..5]));
+        assert_eq!(batches(&writable, &runs, 8).count(), 1);
+        assert_eq!(batches(&writable, &[], 8).count(), 0);
     }
 
     #[test]
