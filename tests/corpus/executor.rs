@@ -274,19 +274,36 @@ pub fn trials() -> Vec<Trial> {
             // the executor's memory: answered (or not) and disconnected, never a crash.
             use rjitlink_protocol::{Request, Response};
             use std::os::fd::FromRawFd;
-            for attack in [&b"\x0b\0\0\0\x02\0\0\0\0\0\0\0\x63\x01\x02"[..], b"write"] {
+            for attack in [
+                &b"\x0b\0\0\0\x02\0\0\0\0\0\0\0\x63\x01\x02"[..],
+                b"write",
+                b"write runs",
+            ] {
                 let mut connection = tcp::connect(&executor.address)?;
                 // SAFETY: a second handle on the connection's socket, never closed by us.
                 let stream = std::mem::ManuallyDrop::new(unsafe {
                     std::net::TcpStream::from_raw_fd(connection.transport().as_raw_fd())
                 });
-                let answer = if attack == b"write" {
+                let answer = if attack.starts_with(b"write") {
                     // 16 bytes to address 0x1000, which the executor never reserved.
-                    let write = Request::Write {
-                        address: rjitlink_memory::TargetAddr(0x1000),
-                        length: 16,
+                    let at = rjitlink_memory::TargetRange {
+                        start: rjitlink_memory::TargetAddr(0x1000),
+                        len: 16,
                     };
-                    match connection.call_with_payload(&write, &[0xcc; 16]) {
+                    let answer = if attack == b"write" {
+                        let write = Request::Write {
+                            address: at.start,
+                            length: 16,
+                        };
+                        connection.call_with_payload(&write, &[0xcc; 16])
+                    } else {
+                        let write = Request::WriteRuns {
+                            writable: vec![at],
+                            runs: vec![at],
+                        };
+                        connection.call_with_payloads(&write, &[&[0xcc; 16]])
+                    };
+                    match answer {
                         Ok(Response::Failed(message)) => {
                             String::from_utf8_lossy(message).into_owned()
                         }
@@ -297,7 +314,7 @@ pub fn trials() -> Vec<Trial> {
                     let _ = raw.write_all(attack);
                     String::new()
                 };
-                if attack == b"write" && !answer.contains("not inside memory reserved") {
+                if attack.starts_with(b"write") && !answer.contains("not inside memory reserved") {
                     return Err(format!("a wild write was not refused: {answer}").into());
                 }
                 let mut buffer = [0u8; 64];

@@ -44,6 +44,11 @@ const MAX_RESERVATION: u64 = 1 << 46;
 /// wire are bounded before anything is allocated for them.
 const MAX_DEBUG_BYTES: u64 = 16 << 30;
 
+/// From this many bytes in one `WriteRuns` on, the runs are advised into transparent huge
+/// pages: enough to fill one, and a 2 MiB page faulted in once costs far less than 512 small
+/// ones. (Only whole 2 MiB blocks inside the runs' pages can become one.)
+const HUGE_PAGE_WORTH: u64 = 2 << 20;
+
 /// The nonce a shared reservation's file holds for the linker: long enough to be
 /// unguessable, short enough to fit the page after the range.
 const NONCE_LENGTHS: std::ops::RangeInclusive<usize> = 16..=64;
@@ -378,19 +383,116 @@ impl Service {
     fn writable(&mut self, address: TargetAddr, length: u64) -> Result<&mut [u8], String> {
         let length = usize::try_from(length).map_err(|_| "write too long")?;
         self.check_range(address, length)?;
-        let page = self.mapper.page_size() as u64;
-        let start = address.get() & !(page - 1);
-        // Inside a reservation, checked above: no overflow.
-        let end = (address.get() + length as u64).next_multiple_of(page);
         self.mapper
-            .prepare(TargetRange {
-                start: TargetAddr(start),
-                len: (end - start) as usize,
-            })
+            .prepare(self.pages(address, length))
             .map_err(|e| e.to_string())?;
         // SAFETY: checked to lie in our reservation, and made writable just above; nothing
         // else refers to it while the payload is read.
         Ok(unsafe { std::slice::from_raw_parts_mut(address.get() as *mut u8, length) })
+    }
+
+    /// The pages `[address, address + length)` touches; it lies in a reservation (checked by
+    /// the caller), so nothing overflows.
+    fn pages(&self, address: TargetAddr, length: usize) -> TargetRange {
+        let page = self.mapper.page_size() as u64;
+        let start = address.get() & !(page - 1);
+        let end = (address.get() + length as u64).next_multiple_of(page);
+        TargetRange {
+            start: TargetAddr(start),
+            len: (end - start) as usize,
+        }
+    }
+
+    /// Make the `writable` pages of a `WriteRuns` writable, once every range is checked:
+    /// each writable range lies in a reservation of this service, each run in writable
+    /// pages, and their total length is a number. Err, before any page is touched, says why
+    /// not. When the runs hold enough bytes, the pages are advised into huge pages first —
+    /// all of them before a byte arrives, so that a 2 MiB block across runs can be one.
+    ///
+    /// The writable ranges are merged into disjoint spans of pages first (packed pieces
+    /// share pages), and each run is looked up among them by binary search: however many
+    /// ranges and runs a request names, checking them takes n log n steps.
+    fn prepare_runs(
+        &mut self,
+        writable: &[TargetRange],
+        runs: &[TargetRange],
+    ) -> Result<(), String> {
+        let mut spans: Vec<TargetRange> = Vec::with_capacity(writable.len());
+        for range in writable {
+            self.check_range(range.start, range.len)?;
+            if range.len > 0 {
+                spans.push(self.pages(range.start, range.len));
+            }
+        }
+        spans.sort_unstable_by_key(|span| span.start);
+        let mut merged: Vec<TargetRange> = Vec::with_capacity(spans.len());
+        for span in spans {
+            match merged.last_mut() {
+                // Inside reservations: the ends do not overflow.
+                Some(last) if span.start <= last.end() => {
+                    last.len = last.len.max((span.end() - last.start) as usize);
+                }
+                _ => merged.push(span),
+            }
+        }
+        let mut total = 0u64;
+        for run in runs {
+            let before = merged.partition_point(|span| span.start <= run.start);
+            let held = before > 0 && inside(merged[before - 1], run.start.get(), run.len as u64);
+            // An empty run writes nothing anywhere, wherever it says.
+            if !held && run.len > 0 {
+                return Err(format!(
+                    "refused: the run at {} of {} bytes lies outside the pages the write makes writable",
+                    run.start, run.len
+                ));
+            }
+            // Each run lies in a reservation of at most MAX_RESERVATION bytes, but there may
+            // be many of them.
+            total = total
+                .checked_add(run.len as u64)
+                .ok_or("refused: the runs to write add up to more bytes than there are")?;
+        }
+        for span in merged {
+            self.mapper.prepare(span).map_err(|e| e.to_string())?;
+            if total >= HUGE_PAGE_WORTH {
+                // Only advice: where huge pages are unavailable the pages stay small.
+                // SAFETY: pages of our own reservation; advice changes no contents.
+                unsafe {
+                    libc::madvise(
+                        span.start.get() as *mut c_void,
+                        span.len,
+                        libc::MADV_HUGEPAGE,
+                    )
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Read the bytes of a `WriteRuns` from `connection` into place, answering there. Err
+    /// (ending the connection, as the bytes that follow cannot be skipped) if a run is
+    /// refused, or the connection fails.
+    fn write_runs(
+        &mut self,
+        connection: &mut Connection,
+        id: u64,
+        writable: &[TargetRange],
+        runs: &[TargetRange],
+    ) -> Result<(), ServeError> {
+        if let Err(message) = self.prepare_runs(writable, runs) {
+            connection.respond(id, &Response::Failed(message.as_bytes()))?;
+            return Err(ServeError::RefusedWrite(message));
+        }
+        // An empty run has no bytes, and was not checked: nothing is made of it.
+        for run in runs.iter().filter(|run| run.len > 0) {
+            // SAFETY: checked to lie in our reservations and made writable by `prepare_runs`;
+            // nothing else refers to it while the payload is read.
+            let destination =
+                unsafe { std::slice::from_raw_parts_mut(run.start.get() as *mut u8, run.len) };
+            connection.read_payload(destination)?;
+        }
+        connection.respond(id, &Response::Done)?;
+        Ok(())
     }
 
     /// A shared reservation, answered (with its file over a Unix socket) on `connection`.
@@ -691,6 +793,7 @@ impl Service {
             }
             Request::Reserve { shared: true, .. }
             | Request::Write { .. }
+            | Request::WriteRuns { .. }
             | Request::RegisterDebugObjects { .. }
             | Request::Run(_)
             | Request::Shutdown => {
@@ -894,6 +997,9 @@ pub(crate) fn serve_requests(mut connection: Connection, io: ProgramIo) -> Resul
                     return Err(ServeError::RefusedWrite(message));
                 }
             },
+            Request::WriteRuns { writable, runs } => {
+                service.write_runs(&mut connection, id, &writable, &runs)?
+            }
             request => {
                 let response = service.handle(request);
                 match response {
@@ -968,6 +1074,155 @@ mod tests {
         assert!(!covered_by(&live, 0x10000, 0x3001, Protection::ReadWrite));
         assert!(!covered_by(&live, u64::MAX - 8, 64, Protection::ReadWrite));
         assert!(!covered_by(&live, 0x10000, 0, Protection::ReadWrite));
+    }
+
+    /// A service on one end of a socket pair, in a thread of this process (so that its
+    /// memory can be read here), and the linker's end.
+    fn service_in_a_thread() -> (Connection, std::thread::JoinHandle<Result<(), ServeError>>) {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let service = std::thread::spawn(move || {
+            serve_requests(Connection::new(Box::new(theirs)), ProgramIo::Inherited)
+        });
+        (Connection::new(Box::new(ours)), service)
+    }
+
+    fn reserve(linker: &mut Connection, size: usize) -> TargetRange {
+        let request = Request::Reserve {
+            size: size as u64,
+            placement: Placement::Anywhere,
+            shared: false,
+            nonce: b"",
+        };
+        match linker.call(&request) {
+            Ok(Response::Reserved(range)) => range,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn runs_land_in_place_and_the_pages_between_them_read_zero() {
+        let page = rjitlink_memory::page_size();
+        let (mut linker, service) = service_in_a_thread();
+        let reservation = reserve(&mut linker, 64 * page);
+        let at = |offset: usize, len: usize| TargetRange {
+            start: reservation.start + offset as u64,
+            len,
+        };
+        let last = vec![7u8; page];
+        let write = Request::WriteRuns {
+            writable: vec![at(page, 40 * page)],
+            runs: vec![at(page + 3, 5), at(30 * page, page)],
+        };
+        let answer = linker.call_with_payloads(&write, &[b"hello", &last]);
+        assert_eq!(answer.unwrap(), Response::Done);
+        // Pieces that share a page name it twice, in any order; an empty run has no place.
+        let write = Request::WriteRuns {
+            writable: vec![at(50 * page + 8, 8), at(50 * page, 8)],
+            runs: vec![at(50 * page + 8, 2), at(50 * page, 2), at(0, 0)],
+        };
+        let answer = linker.call_with_payloads(&write, &[b"ab", b"cd"]);
+        assert_eq!(answer.unwrap(), Response::Done);
+        // SAFETY: the service's memory is this process's, made writable by the write.
+        let memory = unsafe {
+            std::slice::from_raw_parts(
+                (reservation.start.get() as usize + page) as *const u8,
+                40 * page,
+            )
+        };
+        assert_eq!(&memory[3..8], b"hello");
+        assert_eq!(&memory[29 * page..30 * page], &last[..]);
+        assert!(memory[8..29 * page].iter().all(|&byte| byte == 0));
+        assert!(memory[30 * page..].iter().all(|&byte| byte == 0));
+        // SAFETY: as above.
+        let piece = unsafe {
+            std::slice::from_raw_parts(
+                (reservation.start.get() as usize + 50 * page) as *const u8,
+                10,
+            )
+        };
+        assert_eq!(piece, b"cd\0\0\0\0\0\0ab");
+        linker.call(&Request::Shutdown).unwrap();
+        service.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn runs_outside_writable_pages_or_reservations_are_refused_and_end_the_connection() {
+        let page = rjitlink_memory::page_size();
+        let wild = TargetRange {
+            start: TargetAddr(u64::MAX - 8),
+            len: 64,
+        };
+        for case in 0..3 {
+            let (mut linker, service) = service_in_a_thread();
+            let reservation = reserve(&mut linker, 16 * page);
+            let at = |offset: usize, len: usize| TargetRange {
+                start: reservation.start + offset as u64,
+                len,
+            };
+            let (writable, runs, expected) = match case {
+                // A run past the writable pages; writable pages past the reservation; a
+                // range that wraps around.
+                0 => (
+                    at(0, page),
+                    at(page - 1, 2),
+                    "outside the pages the write makes writable",
+                ),
+                1 => (
+                    at(8 * page, 9 * page),
+                    at(8 * page, 2),
+                    "not inside memory reserved",
+                ),
+                _ => (
+                    wild,
+                    TargetRange { len: 2, ..wild },
+                    "not inside memory reserved",
+                ),
+            };
+            let write = Request::WriteRuns {
+                writable: vec![writable],
+                runs: vec![runs],
+            };
+            match linker.call_with_payloads(&write, &[b"xy"]) {
+                Ok(Response::Failed(message)) => {
+                    let message = String::from_utf8_lossy(message);
+                    assert!(message.contains(expected), "{case}: {message}");
+                }
+                other => panic!("{case}: {other:?}"),
+            }
+            assert!(matches!(
+                service.join().unwrap(),
+                Err(ServeError::RefusedWrite(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn a_short_payload_ends_the_connection() {
+        let page = rjitlink_memory::page_size();
+        let (mut linker, service) = service_in_a_thread();
+        let reservation = reserve(&mut linker, 16 * page);
+        let write = Request::WriteRuns {
+            writable: vec![TargetRange {
+                start: reservation.start,
+                len: page,
+            }],
+            runs: vec![TargetRange {
+                start: reservation.start,
+                len: page,
+            }],
+        };
+        // Half the bytes announced, then the linker is gone.
+        linker.send_request(&write).unwrap();
+        use std::io::Write;
+        let mut stream = linker.transport().unix_socket().unwrap();
+        stream.write_all(&vec![1u8; page / 2]).unwrap();
+        drop(linker);
+        assert!(matches!(
+            service.join().unwrap(),
+            Err(ServeError::Protocol(
+                rjitlink_protocol::ProtocolError::Closed
+            ))
+        ));
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub use message::{
 /// 4: crash reports (`Response::Crashed`, `RunProgram::crash_report`), the perf map and the
 /// jitdump (`Request::PerfMap`, `Request::JitDump`); debug objects registered with the
 /// executor's JIT interface for debuggers (and unregistered) by handle.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 5: `Request::WriteRuns`, a whole image's bytes in one request (the copy mapper).
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Marks the first frame so that a stray client is recognized at once.
 pub const MAGIC: [u8; 4] = *b"RJLK";

@@ -108,6 +108,19 @@ pub enum Request<'a> {
         /// How many bytes follow the frame.
         length: u64,
     },
+    /// Copy runs of bytes into reserved memory, at several places at once: a whole image in
+    /// one round trip (the copy mapper). The executor makes the `writable` pages writable
+    /// (the pages between runs read zero: they are not sent), then reads the runs' bytes,
+    /// which follow the frame on the stream, raw and back to back in the order of `runs`,
+    /// straight into place. It checks every range before it reads a byte: each writable
+    /// range must lie in its reservations, each run in a writable range.
+    WriteRuns {
+        /// The pages to make writable first: in each segment written, from its first run's
+        /// page to its last run's.
+        writable: Vec<TargetRange>,
+        /// Where each run goes, and how many of the bytes that follow are its.
+        runs: Vec<TargetRange>,
+    },
     /// Make segments live with their protections, then make the calls (`MemoryMapper::initialize`).
     Initialize {
         /// The segments and their protections.
@@ -352,6 +365,12 @@ fn decode_range(d: &mut Decoder<'_>) -> Result<TargetRange, DecodeError> {
     Ok(TargetRange { start, len })
 }
 
+/// A count, then that many ranges; the count is checked against the bytes left before
+/// anything is allocated.
+fn decode_ranges(d: &mut Decoder<'_>) -> Result<Vec<TargetRange>, DecodeError> {
+    (0..d.count(16)?).map(|_| decode_range(d)).collect()
+}
+
 fn encode_actions(e: &mut Encoder, actions: &[TargetCall]) {
     e.count(actions.len());
     for action in actions {
@@ -566,6 +585,15 @@ impl<'a> Request<'a> {
                 e.u8(24);
                 encode_addresses(e, functions);
             }
+            Request::WriteRuns { writable, runs } => {
+                e.u8(25);
+                for ranges in [writable, runs] {
+                    e.count(ranges.len());
+                    for range in ranges {
+                        encode_range(e, *range);
+                    }
+                }
+            }
         }
     }
 
@@ -726,6 +754,10 @@ impl<'a> Request<'a> {
                 },
                 24 => Request::RunFinalizers {
                     functions: decode_addresses(&mut d)?,
+                },
+                25 => Request::WriteRuns {
+                    writable: decode_ranges(&mut d)?,
+                    runs: decode_ranges(&mut d)?,
                 },
                 kind => return Err(DecodeError(format!("unknown request kind {kind}"))),
             }
@@ -943,6 +975,26 @@ mod tests {
             address: TargetAddr(0x1000),
             length: 3,
         });
+        round_trip(Request::WriteRuns {
+            writable: vec![TargetRange {
+                start: TargetAddr(0x1000),
+                len: 0x9000,
+            }],
+            runs: vec![
+                TargetRange {
+                    start: TargetAddr(0x1000),
+                    len: 3,
+                },
+                TargetRange {
+                    start: TargetAddr(0x9000),
+                    len: 4096,
+                },
+            ],
+        });
+        round_trip(Request::WriteRuns {
+            writable: vec![],
+            runs: vec![],
+        });
         round_trip(Request::Initialize {
             segments: vec![SegmentProtection {
                 range: TargetRange {
@@ -1147,6 +1199,33 @@ mod tests {
         let mut request = Encoder::default();
         Request::RunFinalizers {
             functions: vec![TargetAddr(0x1000)],
+        }
+        .encode(&mut request);
+        for end in 0..request.bytes.len() {
+            assert!(Request::decode(&request.bytes[..end]).is_err());
+        }
+    }
+
+    #[test]
+    fn forged_run_counts_are_rejected() {
+        // A count of runs far beyond the bytes that follow fails before allocating; so does
+        // every prefix of a valid request.
+        let mut e = Encoder::default();
+        e.u8(25).u32(u32::MAX).u64(0x1000).u64(16);
+        assert!(Request::decode(&e.bytes).is_err());
+        let mut e = Encoder::default();
+        e.u8(25).u32(0).u32(u32::MAX).u64(0x1000).u64(16);
+        assert!(Request::decode(&e.bytes).is_err());
+        let mut request = Encoder::default();
+        Request::WriteRuns {
+            writable: vec![TargetRange {
+                start: TargetAddr(0x1000),
+                len: 4096,
+            }],
+            runs: vec![TargetRange {
+                start: TargetAddr(0x1000),
+                len: 16,
+            }],
         }
         .encode(&mut request);
         for end in 0..request.bytes.len() {

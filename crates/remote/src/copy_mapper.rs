@@ -3,8 +3,8 @@
 //! sections (a 900 MiB `.bss`) cost nothing on the wire.
 
 use crate::connection::{
-    call, deinitialize_remote, initialize_remote, interpret, map_error, ready, release_remote,
-    target_map_error, SharedConnection,
+    call, call_with_payloads, deinitialize_remote, initialize_remote, interpret, map_error, ready,
+    release_remote, target_map_error, SharedConnection,
 };
 use rjitlink_memory::{
     MapError, MemoryMapper, PieceWrite, Placement, Protection, SegmentProtection, TargetAddr,
@@ -14,8 +14,17 @@ use rjitlink_protocol::{Request, Response};
 use std::sync::Mutex;
 
 /// Zero pages between two runs of pages to send that are sent rather than split at: fewer
-/// round trips for a few bytes more.
+/// runs (each a few system calls on both sides) for a few bytes more.
 const ZERO_GAP_PAGES: usize = 16;
+
+/// The most runs one `WriteRuns` names (with at most as many writable ranges): 16 bytes
+/// each, far within a frame.
+const RUNS_PER_REQUEST: usize = 1 << 16;
+
+/// A transparent huge page. Buffers of at least this size start on such a boundary and are
+/// advised into huge pages: the apply phase writes nearly all of a buffer, and faulting it in
+/// 2 MiB at a time costs a few hundred page faults less per megabyte than 4 KiB at a time.
+const HUGE_PAGE: usize = 2 << 20;
 
 /// Links into local buffers; `initialize` sends the bytes, then the protections.
 pub struct RemoteCopyMapper {
@@ -51,13 +60,59 @@ impl RemoteCopyMapper {
         }
     }
 
-    fn write(&self, address: TargetAddr, bytes: &[u8]) -> Result<(), MapError> {
-        write_remote(&self.connection, address, bytes)
+    /// Make the `writable` pages writable in the target and write each run's bytes at its
+    /// address there, in one round trip (a few, for more than `RUNS_PER_REQUEST` runs). Each
+    /// run names the writable range it lies in, by index; runs come in the order of their
+    /// ranges.
+    fn write_runs(&self, writable: &[TargetRange], runs: &[Run<'_>]) -> Result<(), MapError> {
+        for (writable, runs) in batches(writable, runs, RUNS_PER_REQUEST) {
+            let request = Request::WriteRuns {
+                writable: writable.to_vec(),
+                runs: runs
+                    .iter()
+                    .map(|run| TargetRange {
+                        start: run.start,
+                        len: run.bytes.len(),
+                    })
+                    .collect(),
+            };
+            let payloads: Vec<&[u8]> = runs.iter().map(|run| run.bytes).collect();
+            call_with_payloads(&self.connection, &request, &payloads, |r| {
+                matches!(r, Response::Done).then_some(())
+            })
+            .map_err(target_map_error)?;
+        }
+        Ok(())
     }
 }
 
+/// Bytes to write at `start` in the target, which lies in the writable range `range` (an
+/// index into the ranges sent with it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Run<'a> {
+    range: usize,
+    start: TargetAddr,
+    bytes: &'a [u8],
+}
+
+/// `runs` in batches of at most `limit`, each with the writable ranges its runs lie in
+/// (from its first run's to its last run's: a range whose runs straddle two batches goes
+/// with both, and is made writable twice).
+fn batches<'w, 'r, 'a>(
+    writable: &'w [TargetRange],
+    runs: &'r [Run<'a>],
+    limit: usize,
+) -> impl Iterator<Item = (&'w [TargetRange], &'r [Run<'a>])> {
+    runs.chunks(limit).map(move |batch| {
+        let first = batch.first().map_or(0, |run| run.range);
+        let last = batch.last().map_or(0, |run| run.range);
+        (&writable[first..=last], batch)
+    })
+}
+
 /// Write `bytes` at `address` in the target: one round trip. The executor makes the pages
-/// written writable (`initialize` then sets their protections).
+/// written writable (`initialize` then sets their protections). (The copy mapper sends all
+/// its runs in one `WriteRuns` instead.)
 pub(crate) fn write_remote(
     connection: &SharedConnection,
     address: TargetAddr,
@@ -74,16 +129,71 @@ pub(crate) fn write_remote(
     .map_err(target_map_error)
 }
 
+/// A new private anonymous mapping of `len` bytes (it reads zero until written); from
+/// `HUGE_PAGE` bytes on, aligned to a huge page and advised into huge pages, so that every
+/// whole 2 MiB of it can be one.
+fn map_buffer(len: usize) -> std::io::Result<*mut u8> {
+    let huge = len >= HUGE_PAGE;
+    // Room to align the start within, trimmed off below.
+    let slack = if huge { HUGE_PAGE } else { 0 };
+    let mapped_len = len
+        .checked_add(slack)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
+    // SAFETY: a new private anonymous mapping, ours alone.
+    let mapped = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            mapped_len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if mapped == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    if !huge {
+        return Ok(mapped as *mut u8);
+    }
+    let base = mapped as usize;
+    let start = base.next_multiple_of(HUGE_PAGE);
+    let head = start - base;
+    let tail = slack - head;
+    // SAFETY: the head and tail are parts of the mapping just made, which nothing uses; the
+    // advice changes no contents and, where huge pages are unavailable, is simply not taken.
+    unsafe {
+        if head > 0 {
+            libc::munmap(mapped, head);
+        }
+        if tail > 0 {
+            libc::munmap((start + len) as *mut libc::c_void, tail);
+        }
+        libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+    }
+    Ok(start as *mut u8)
+}
+
+/// The pages `range` touches, as one range.
+fn page_span(range: TargetRange, page_size: usize) -> TargetRange {
+    let page = page_size as u64;
+    let start = range.start.get() - range.start.get() % page;
+    let end = range.end().get().next_multiple_of(page);
+    TargetRange {
+        start: TargetAddr(start),
+        len: (end - start) as usize,
+    }
+}
+
 /// The pages `range` touches, with `protection`, one page each.
 pub(crate) fn pages_of(
     range: TargetRange,
     protection: Protection,
     page_size: usize,
 ) -> impl Iterator<Item = SegmentProtection> {
+    let span = page_span(range, page_size);
     let page = page_size as u64;
-    let start = range.start.get() - range.start.get() % page;
-    let end = range.end().get().next_multiple_of(page);
-    (start..end)
+    (span.start.get()..span.end().get())
         .step_by(page_size)
         .map(move |start| SegmentProtection {
             range: TargetRange {
@@ -92,6 +202,14 @@ pub(crate) fn pages_of(
             },
             protection,
         })
+}
+
+/// Whether `bytes` are all zero: 64 bytes at a time, or-ed together (which the compiler
+/// vectorizes, unlike a byte-by-byte search for the first non-zero one).
+fn all_zero(bytes: &[u8]) -> bool {
+    let mut blocks = bytes.chunks_exact(64);
+    blocks.all(|block| block.iter().fold(0, |acc, &byte| acc | byte) == 0)
+        && blocks.remainder().iter().all(|&byte| byte == 0)
 }
 
 /// The byte ranges of `bytes` (which start on a page boundary) worth sending: pages that were
@@ -114,7 +232,7 @@ fn nonzero_runs(bytes: &[u8], page_size: usize) -> Vec<std::ops::Range<usize>> {
     let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
     for (page, chunk) in bytes.chunks(page_size).enumerate() {
         // A page never touched is not resident: it reads zero, and reading it would map it.
-        if resident[page] & 1 == 0 || chunk.iter().all(|&byte| byte == 0) {
+        if resident[page] & 1 == 0 || all_zero(chunk) {
             continue;
         }
         let start = page * page_size;
@@ -150,25 +268,11 @@ impl MemoryMapper for RemoteCopyMapper {
     }
 
     fn prepare(&self, range: TargetRange) -> Result<WorkingMemory, MapError> {
-        // SAFETY: a new private anonymous mapping; it reads zero until written.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                range.len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(MapError::System {
-                operation: "mmap",
-                range,
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        let ptr = ptr as *mut u8;
+        let ptr = map_buffer(range.len).map_err(|source| MapError::System {
+            operation: "mmap",
+            range,
+            source,
+        })?;
         self.working
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -185,6 +289,8 @@ impl MemoryMapper for RemoteCopyMapper {
         actions: &[TargetCall],
     ) -> Result<(), MapError> {
         let mut working = self.working.lock().unwrap_or_else(|e| e.into_inner());
+        let mut writable: Vec<TargetRange> = Vec::new();
+        let mut runs: Vec<Run<'_>> = Vec::new();
         for segment in segments.iter().filter(|s| s.range.len > 0) {
             let buffer = working
                 .iter()
@@ -200,10 +306,28 @@ impl MemoryMapper for RemoteCopyMapper {
             // is over.
             let bytes =
                 unsafe { std::slice::from_raw_parts(buffer.ptr.add(offset), segment.range.len) };
-            for run in nonzero_runs(bytes, self.page_size) {
-                self.write(segment.range.start + run.start as u64, &bytes[run])?;
+            let segment_runs = nonzero_runs(bytes, self.page_size);
+            if let (Some(first), Some(last)) = (segment_runs.first(), segment_runs.last()) {
+                // The zero pages between runs are made writable, not sent: the executor's
+                // fresh pages read zero, and a 2 MiB block across runs can be one huge page.
+                writable.push(page_span(
+                    TargetRange {
+                        start: segment.range.start + first.start as u64,
+                        len: last.end - first.start,
+                    },
+                    self.page_size,
+                ));
+            }
+            for run in segment_runs {
+                runs.push(Run {
+                    range: writable.len() - 1,
+                    start: segment.range.start + run.start as u64,
+                    bytes: &bytes[run],
+                });
             }
         }
+        self.write_runs(&writable, &runs)?;
+        drop(runs);
         // The bytes are in place: the local copies are no longer needed.
         working.retain(|buffer| !segments.iter().any(|s| buffer.range.contains(s.range)));
         drop(working);
@@ -221,9 +345,22 @@ impl MemoryMapper for RemoteCopyMapper {
     ) -> Result<(), MapError> {
         let mut protections: Vec<SegmentProtection> = Vec::new();
         for piece in pieces {
-            self.write(piece.range.start, piece.bytes)?;
             protections.extend(pages_of(piece.range, piece.protection, self.page_size));
         }
+        let writable: Vec<TargetRange> = pieces
+            .iter()
+            .map(|piece| page_span(piece.range, self.page_size))
+            .collect();
+        let runs: Vec<Run<'_>> = pieces
+            .iter()
+            .enumerate()
+            .map(|(range, piece)| Run {
+                range,
+                start: piece.range.start,
+                bytes: piece.bytes,
+            })
+            .collect();
+        self.write_runs(&writable, &runs)?;
         // Every page going live holds a piece: `protections` has it already.
         debug_assert!(pages.iter().all(|page| protections.contains(page)));
         initialize_remote(&self.connection, &protections, actions)
@@ -279,5 +416,72 @@ mod tests {
         assert_eq!(nonzero_runs(&bytes[..40 * page + 10], page).len(), 2);
         // SAFETY: unmapping the test's mapping.
         unsafe { libc::munmap(ptr as *mut libc::c_void, pages * page) };
+    }
+
+    #[test]
+    fn each_batch_of_runs_carries_the_ranges_they_lie_in() {
+        let range = |start: u64| TargetRange {
+            start: TargetAddr(start),
+            len: 0x1000,
+        };
+        let writable = [range(0x1000), range(0x2000), range(0x3000)];
+        let run = |range: usize, start: u64| Run {
+            range,
+            start: TargetAddr(start),
+            bytes: b"x",
+        };
+        let runs = [
+            run(0, 0x1000),
+            run(1, 0x2000),
+            run(1, 0x2800),
+            run(1, 0x2900),
+            run(2, 0x3000),
+        ];
+        let two: Vec<_> = batches(&writable, &runs, 2).collect();
+        assert_eq!(two.len(), 3);
+        assert_eq!(two[0], (&writable[0..2], &runs[0..2]));
+        // Range 1's runs straddle the first two batches: it goes with both.
+        assert_eq!(two[1], (&writable[1..2], &runs[2..4]));
+        assert_eq!(two[2], (&writable[2..3], &runs[4..5]));
+        assert_eq!(batches(&writable, &runs, 8).count(), 1);
+        assert_eq!(batches(&writable, &[], 8).count(), 0);
+    }
+
+    #[test]
+    fn zero_is_found_in_every_position() {
+        let mut bytes = vec![0u8; 200];
+        assert!(all_zero(&bytes) && all_zero(&bytes[..0]) && all_zero(&bytes[3..131]));
+        for at in 0..bytes.len() {
+            bytes[at] = 0x80;
+            assert!(!all_zero(&bytes), "{at}");
+            assert!(all_zero(&bytes[..at]) && all_zero(&bytes[at + 1..]), "{at}");
+            bytes[at] = 0;
+        }
+    }
+
+    #[test]
+    fn large_buffers_start_on_a_huge_page_and_send_only_what_was_written() {
+        let page = rjitlink_memory::page_size();
+        for len in [40 * page, HUGE_PAGE + 5 * page, 3 * HUGE_PAGE] {
+            let ptr = map_buffer(len).unwrap();
+            assert_eq!(ptr as usize % page, 0);
+            if len >= HUGE_PAGE {
+                assert_eq!(ptr as usize % HUGE_PAGE, 0, "{len}");
+            }
+            // SAFETY: the buffer just mapped, `len` bytes.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+            // Its first and last bytes are its own, and zero; a write to one page of a
+            // huge page leaves the others zero, and unsent.
+            assert_eq!((bytes[0], bytes[len - 1]), (0, 0));
+            bytes[page + 1] = 9;
+            bytes[len - 1] = 1;
+            let last = len / page - 1;
+            assert_eq!(
+                nonzero_runs(bytes, page),
+                [page..2 * page, last * page..len]
+            );
+            // SAFETY: the buffer's own mapping, as `Buffer` unmaps it.
+            assert_eq!(unsafe { libc::munmap(ptr as *mut libc::c_void, len) }, 0);
+        }
     }
 }

@@ -87,6 +87,19 @@ fn main() {
             address: TargetAddr(0x1000),
             length: 3,
         },
+        Request::WriteRuns {
+            writable: vec![range],
+            runs: vec![
+                TargetRange {
+                    start: TargetAddr(0x1000),
+                    len: 3,
+                },
+                TargetRange {
+                    start: TargetAddr(0x1800),
+                    len: 2,
+                },
+            ],
+        },
         Request::Initialize {
             segments: vec![SegmentProtection {
                 range,
