@@ -107,13 +107,17 @@ pub struct SharedMemoryMapper {
     connection: SharedConnection,
     page_size: usize,
     /// The executor's pid, to open its memory file by /proc path when no Unix socket can
-    /// carry the descriptor (TCP on one machine).
-    executor_pid: u32,
+    /// carry the descriptor (TCP on one machine); None where the socket carries it.
+    executor_pid: Option<u32>,
     views: Mutex<Vec<View>>,
 }
 
 impl SharedMemoryMapper {
-    pub(crate) fn new(connection: SharedConnection, page_size: usize, executor_pid: u32) -> Self {
+    pub(crate) fn new(
+        connection: SharedConnection,
+        page_size: usize,
+        executor_pid: Option<u32>,
+    ) -> Self {
         SharedMemoryMapper {
             connection,
             page_size,
@@ -201,7 +205,10 @@ impl MemoryMapper for SharedMemoryMapper {
         // Over a Unix socket the descriptor follows the response; otherwise open it by path.
         let fd: Result<OwnedFd, String> = match connection.transport().unix_socket() {
             Some(socket) => receive_fd(socket).map_err(|e| e.to_string()),
-            None => open_executor_memory(self.executor_pid, fd_number),
+            None => match self.executor_pid {
+                Some(pid) => open_executor_memory(pid, fd_number),
+                None => Err("the executor's memory file did not come over the socket".into()),
+            },
         };
         drop(locked);
         let view = if range.len < size {
