@@ -24,16 +24,24 @@ pub(crate) struct ExecutorConnection {
     pub(crate) connection: Connection,
     /// The id of the hello whose answer the next request must read first.
     pending_hello: Option<u64>,
+    /// The executor's pid, once its hello is read (at once over TCP).
+    pub(crate) executor_pid: Option<u32>,
 }
 
 /// A connection shared by the executor and its mapper.
 pub(crate) type SharedConnection = Arc<Mutex<ExecutorConnection>>;
 
-/// Share `connection`; `pending_hello` is the id of a hello sent and not yet answered.
-pub(crate) fn share(connection: Connection, pending_hello: Option<u64>) -> SharedConnection {
+/// Share `connection`; `pending_hello` is the id of a hello sent and not yet answered, and
+/// `executor_pid` the pid of an executor whose hello was read already.
+pub(crate) fn share(
+    connection: Connection,
+    pending_hello: Option<u64>,
+    executor_pid: Option<u32>,
+) -> SharedConnection {
     Arc::new(Mutex::new(ExecutorConnection {
         connection,
         pending_hello,
+        executor_pid,
     }))
 }
 
@@ -254,7 +262,8 @@ pub(crate) fn ready(
 ) -> Result<MutexGuard<'_, ExecutorConnection>, TargetError> {
     let mut locked = lock(connection);
     if let Some(id) = locked.pending_hello.take() {
-        check_hello(locked.connection.receive_response(id))?;
+        let hello = check_hello(locked.connection.receive_response(id))?;
+        locked.executor_pid = Some(hello.pid);
     }
     Ok(locked)
 }

@@ -129,13 +129,11 @@ impl Remote {
         // Only the child may hold its end, so that its death closes the connection: the
         // starting thread closes it once the child has it.
         let child = Spawned::start(command, theirs).map_err(system("cannot start the executor"))?;
-        let connection = share(connection, Some(hello));
+        let connection = share(connection, Some(hello), None);
         let mut remote = Remote {
-            // Its memory files come over the socket: no pid is needed to open them.
             mapper: Arc::new(SharedMemoryMapper::new(
                 connection.clone(),
                 rjitlink_memory::page_size(),
-                None,
             )),
             shared_memory: true,
             connection,
@@ -215,7 +213,7 @@ impl Remote {
             pid,
             capabilities,
         } = hello;
-        let connection = share(connection, None);
+        let connection = share(connection, None, Some(pid));
         let can_share = capabilities & rjitlink_protocol::CAPABILITY_SHARED_MEMORY != 0;
         if shared_memory && !can_share {
             return Err(TargetError::NoSharedMemory);
@@ -224,7 +222,6 @@ impl Remote {
             mapper: Arc::new(SharedMemoryMapper::new(
                 connection.clone(),
                 page_size as usize,
-                Some(pid),
             )),
             shared_memory: true,
             connection,

@@ -34,39 +34,52 @@ pub(crate) struct Spawned {
 /// The starting thread's stack: it only spawns a process and waits.
 const STACK_SIZE: usize = 128 << 10;
 
+/// Set the calling thread's signal mask to `blocked` (see `start_state::signal_set`).
+fn set_mask(blocked: u64) {
+    let set = rjitlink_target::start_state::signal_set(blocked);
+    // SAFETY: an initialized signal set.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
+}
+
+/// Start a thread named `name` that runs `work` with every signal blocked, as the linker's
+/// worker threads do: signals meant for the process (or for a host's own threads) are not
+/// taken by it.
+pub(crate) fn start_quiet_thread(
+    name: &str,
+    stack_size: usize,
+    work: impl FnOnce() + Send + 'static,
+) -> io::Result<()> {
+    let previous = rjitlink_target::start_state::blocked_signals();
+    // A new thread inherits the mask of the thread that starts it.
+    set_mask(u64::MAX);
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(stack_size)
+        .spawn(work);
+    set_mask(previous);
+    thread.map(drop)
+}
+
 impl Spawned {
     /// Start `command` on a new thread. `theirs`, the executor's end of the connection, is
     /// closed here once the executor has it, so that only the executor holds it.
     pub(crate) fn start(mut command: Command, theirs: UnixStream) -> io::Result<Spawned> {
-        use rjitlink_target::start_state::{blocked_signals, signal_set};
         let (started_tx, started) = channel();
         let (finish, finish_rx) = channel::<Child>();
-        let set_mask = |blocked: u64| {
-            let set = signal_set(blocked);
-            // SAFETY: an initialized signal set.
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
-        };
-        let previous = blocked_signals();
-        // A new thread inherits the mask of the thread that starts it.
-        set_mask(u64::MAX);
-        let thread = std::thread::Builder::new()
-            .name("rjitlink-spawn".into())
-            .stack_size(STACK_SIZE)
-            .spawn(move || {
-                // The executor starts with the caller's mask (the standard library passes the
-                // spawning thread's on); the thread blocks every signal once it has started.
-                set_mask(previous);
-                let child = command.spawn();
-                set_mask(u64::MAX);
-                drop(theirs);
-                // The receiver lives until `Spawned` has the child (see `Drop`).
-                let _ = started_tx.send(child);
-                if let Ok(mut child) = finish_rx.recv() {
-                    let _ = child.wait();
-                }
-            });
-        set_mask(previous);
-        thread?;
+        let previous = rjitlink_target::start_state::blocked_signals();
+        start_quiet_thread("rjitlink-spawn", STACK_SIZE, move || {
+            // The executor starts with the caller's mask (the standard library passes the
+            // spawning thread's on); the thread blocks every signal again once it has started.
+            set_mask(previous);
+            let child = command.spawn();
+            set_mask(u64::MAX);
+            drop(theirs);
+            // The receiver lives until `Spawned` has the child (see `Drop`).
+            let _ = started_tx.send(child);
+            if let Ok(mut child) = finish_rx.recv() {
+                let _ = child.wait();
+            }
+        })?;
         Ok(Spawned {
             state: State::Starting(started),
             finish: Some(finish),
