@@ -48,7 +48,7 @@ pub(crate) fn start_quiet_thread(
     name: &str,
     stack_size: usize,
     work: impl FnOnce() + Send + 'static,
-) -> io::Result<()> {
+) -> io::Result<std::thread::JoinHandle<()>> {
     let previous = rjitlink_target::start_state::blocked_signals();
     // A new thread inherits the mask of the thread that starts it.
     set_mask(u64::MAX);
@@ -57,7 +57,7 @@ pub(crate) fn start_quiet_thread(
         .stack_size(stack_size)
         .spawn(work);
     set_mask(previous);
-    thread.map(drop)
+    thread
 }
 
 impl Spawned {
@@ -79,7 +79,8 @@ impl Spawned {
             if let Ok(mut child) = finish_rx.recv() {
                 let _ = child.wait();
             }
-        })?;
+        })
+        .map(drop)?;
         Ok(Spawned {
             state: State::Starting(started),
             finish: Some(finish),
