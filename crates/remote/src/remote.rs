@@ -38,6 +38,8 @@ pub enum MemoryMode {
 pub struct Remote {
     connection: SharedConnection,
     mapper: Arc<dyn MemoryMapper>,
+    /// `mapper`, when it shares memory with a spawned executor.
+    shared_mapper: Option<Arc<SharedMemoryMapper>>,
     /// Whether `mapper` shares memory with the executor.
     pub shared_memory: bool,
     /// The executor process, when this linker spawned it.
@@ -130,11 +132,13 @@ impl Remote {
         // starting thread closes it once the child has it.
         let child = Spawned::start(command, theirs).map_err(system("cannot start the executor"))?;
         let connection = share(connection, Some(hello), None);
+        let shared_mapper = Arc::new(SharedMemoryMapper::new(
+            connection.clone(),
+            rjitlink_memory::page_size(),
+        ));
         let mut remote = Remote {
-            mapper: Arc::new(SharedMemoryMapper::new(
-                connection.clone(),
-                rjitlink_memory::page_size(),
-            )),
+            mapper: shared_mapper.clone(),
+            shared_mapper: Some(shared_mapper),
             shared_memory: true,
             connection,
             child: Some(child),
@@ -194,11 +198,33 @@ impl Remote {
         Ok(remote)
     }
 
+    /// Ask a spawned executor sharing memory for the session's slab (`size` bytes, at
+    /// `address` if given) now, as it starts: it makes the slab's memory file while the
+    /// linker reads and resolves, and the first link finds it made. The answer is read with
+    /// the next request. Nothing is asked of another executor; a link that reserves anything
+    /// else (a slab below 2 GiB) gives this one back.
+    pub fn reserve_slab_ahead(
+        &mut self,
+        size: u64,
+        address: Option<TargetAddr>,
+    ) -> Result<(), TargetError> {
+        let Some(mapper) = &self.shared_mapper else {
+            return Ok(());
+        };
+        let size = usize::try_from(size.next_multiple_of(mapper.page_size() as u64))
+            .map_err(|_| TargetError::SharedMemory(MapError::Executor("slab too large".into())))?;
+        let placement = address.map_or(Placement::Anywhere, Placement::At);
+        mapper
+            .reserve_ahead(size, placement)
+            .map_err(TargetError::SharedMemory)
+    }
+
     fn use_copy_mapper(&mut self) {
         self.mapper = Arc::new(RemoteCopyMapper::new(
             self.connection.clone(),
             self.mapper.page_size(),
         ));
+        self.shared_mapper = None;
         self.shared_memory = false;
     }
 
@@ -223,6 +249,7 @@ impl Remote {
                 connection.clone(),
                 page_size as usize,
             )),
+            shared_mapper: None,
             shared_memory: true,
             connection,
             child: None,

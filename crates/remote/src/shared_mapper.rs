@@ -10,7 +10,7 @@
 
 use crate::connection::{
     deinitialize_remote, initialize_remote, lock, map_error, ready, refused, release_remote,
-    target_map_error, SharedConnection,
+    target_map_error, ReservedAhead, SharedConnection, SharedReservation,
 };
 use crate::copy_mapper::{pages_of, write_remote};
 use rjitlink_memory::{
@@ -303,12 +303,45 @@ impl SharedMemoryMapper {
     }
 }
 
-impl MemoryMapper for SharedMemoryMapper {
-    fn page_size(&self) -> usize {
-        self.page_size
+impl SharedMemoryMapper {
+    /// Ask for a shared reservation of `size` bytes placed as `placement` now, without
+    /// waiting for the answer: the executor makes its memory file as it starts, while the
+    /// linker reads and resolves, and the first `reserve` asking for the same finds it made
+    /// (any other gives it back). For the session's slab, whose size is known from the start.
+    pub(crate) fn reserve_ahead(&self, size: usize, placement: Placement) -> Result<(), MapError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rjitlink_protocol::auth::random_bytes(&mut nonce)
+            .map_err(|e| map_error(format!("no random bytes for a nonce: {e}")))?;
+        let mut locked = lock(&self.connection);
+        if locked.ahead.is_some() {
+            return Ok(());
+        }
+        let id = locked
+            .connection
+            .send_request(&Request::Reserve {
+                size: size as u64,
+                placement,
+                shared: true,
+                nonce: &nonce,
+            })
+            .map_err(|e| target_map_error(TargetError::Connection(Box::new(e))))?;
+        locked.ahead = Some(ReservedAhead {
+            size,
+            placement,
+            nonce: nonce.to_vec(),
+            id: Some(id),
+            answer: None,
+        });
+        Ok(())
     }
 
-    fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError> {
+    /// A shared reservation, asked for and answered now: its range, the executor's number for
+    /// the file, the file (or why it did not come) and the nonce past the range.
+    fn reserve_now(
+        &self,
+        size: usize,
+        placement: Placement,
+    ) -> Result<(SharedReservation, [u8; NONCE_LEN]), MapError> {
         let mut nonce = [0u8; NONCE_LEN];
         rjitlink_protocol::auth::random_bytes(&mut nonce)
             .map_err(|e| map_error(format!("no random bytes for a nonce: {e}")))?;
@@ -340,7 +373,50 @@ impl MemoryMapper for SharedMemoryMapper {
                 None => Err("the executor's pid is not known".into()),
             },
         };
+        let reservation = SharedReservation {
+            range,
+            fd_number,
+            file: fd,
+        };
+        Ok((reservation, nonce))
+    }
+}
+
+impl MemoryMapper for SharedMemoryMapper {
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError> {
+        let mut locked = ready(&self.connection).map_err(target_map_error)?;
+        let ahead = locked.ahead.take();
         drop(locked);
+        let (reservation, nonce) = match ahead {
+            Some(ahead) if ahead.size == size && ahead.placement == placement => {
+                match ahead.answer {
+                    Some(Ok(reservation)) => {
+                        let nonce = ahead.nonce.try_into().expect("made of NONCE_LEN bytes");
+                        (reservation, nonce)
+                    }
+                    Some(Err(error)) => return Err(target_map_error(error)),
+                    // Its answer never came: the connection failed as it was read.
+                    None => return Err(target_map_error(TargetError::Closed)),
+                }
+            }
+            ahead => {
+                // Not the reservation asked for ahead (a link that needs low addresses):
+                // that one goes back.
+                if let Some(Ok(reservation)) = ahead.and_then(|ahead| ahead.answer) {
+                    release_remote(&self.connection, reservation.range)?;
+                }
+                self.reserve_now(size, placement)?
+            }
+        };
+        let SharedReservation {
+            range,
+            fd_number,
+            file: fd,
+        } = reservation;
         let local = if range.len < size {
             Err(format!(
                 "the executor reserved {} bytes for {size} asked",
