@@ -23,6 +23,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, SendError, Sender};
 use std::sync::{Arc, Mutex};
 
 /// The name the executor gives its memory files (`memfd_create`); /proc shows it as
@@ -132,9 +133,16 @@ const POPULATE_WORTH: usize = 1 << 20;
 /// whether to stop.
 const POPULATE_CHUNK: usize = 64 << 10;
 
-/// A thread faulting in pages of a view ahead of the link's writes.
+/// Mappings (address, length) of views given up.
+type Mappings = Vec<(usize, usize)>;
+
+/// A thread faulting in pages of a view ahead of the link's writes. Done, it waits for the
+/// views to unmap once the image is live (`unmap_then_end`), so that giving them up starts
+/// no thread of its own.
 struct Populating {
     stop: Arc<AtomicBool>,
+    /// Dropped, the thread ends without unmapping anything.
+    unmap: Sender<Mappings>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -142,7 +150,18 @@ impl Populating {
     /// Stop it and wait until it has (at most one chunk): the view may go after.
     fn finish(self) {
         self.stop.store(true, Ordering::Relaxed);
+        drop(self.unmap);
         let _ = self.thread.join();
+    }
+
+    /// Stop it, and have it unmap `mappings` then, without waiting for it.
+    fn unmap_then_end(self, mappings: Mappings) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Err(SendError(mappings)) = self.unmap.send(mappings) {
+            // It is gone already (it never ends otherwise): unmap here.
+            let _ = self.thread.join();
+            unmap(&mappings);
+        }
     }
 }
 
@@ -154,31 +173,26 @@ pub struct SharedMemoryMapper {
     populating: Mutex<Option<Populating>>,
 }
 
-/// Unmap `mappings` (address, length) on a thread of their own, or here if none can start,
-/// once `populating` has stopped.
-fn unmap_later(mappings: Vec<(usize, usize)>, populating: Option<Populating>) {
-    let unmap = |mappings: &[(usize, usize)], populating: Option<Populating>| {
-        if let Some(populating) = populating {
-            populating.finish();
-        }
-        for &(address, len) in mappings {
-            // SAFETY: mappings of views given up: nothing refers to them any more (the
-            // populating thread has stopped).
-            unsafe { libc::munmap(address as *mut libc::c_void, len) };
-        }
-    };
-    // Shared with the thread, so that the populating thread is stopped here if it cannot
-    // start (a JoinHandle dropped unjoined would leave it running).
+/// Unmap views given up.
+fn unmap(mappings: &[(usize, usize)]) {
+    for &(address, len) in mappings {
+        // SAFETY: mappings of views given up: nothing refers to them any more (no populating
+        // thread runs in them).
+        unsafe { libc::munmap(address as *mut libc::c_void, len) };
+    }
+}
+
+/// Unmap `mappings` off this thread: by the populating thread once it has stopped, or by a
+/// thread of their own (here if none can start).
+fn unmap_later(mappings: Mappings, populating: Option<Populating>) {
+    if let Some(populating) = populating {
+        return populating.unmap_then_end(mappings);
+    }
     let moved = mappings.clone();
-    let populating = Arc::new(Mutex::new(populating));
-    let handed = populating.clone();
-    let thread = crate::spawned::start_quiet_thread("rjitlink-unmap", 64 << 10, move || {
-        let populating = handed.lock().unwrap_or_else(|e| e.into_inner()).take();
-        unmap(&moved, populating)
-    });
-    if thread.is_err() {
-        let populating = populating.lock().unwrap_or_else(|e| e.into_inner()).take();
-        unmap(&mappings, populating);
+    if crate::spawned::start_quiet_thread("rjitlink-unmap", 64 << 10, move || unmap(&moved))
+        .is_err()
+    {
+        unmap(&mappings);
     }
 }
 
@@ -502,15 +516,23 @@ impl MemoryMapper for SharedMemoryMapper {
         drop(views);
         let stop = Arc::new(AtomicBool::new(false));
         let seen = stop.clone();
+        let (unmap_tx, unmap_rx) = channel::<Mappings>();
         let thread = crate::spawned::start_quiet_thread("rjitlink-populate", 64 << 10, move || {
-            populate(&local, &seen)
+            populate(&local, &seen);
+            if let Ok(mappings) = unmap_rx.recv() {
+                unmap(&mappings);
+            }
         });
         if let Ok(thread) = thread {
             let previous = self
                 .populating
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .replace(Populating { stop, thread });
+                .replace(Populating {
+                    stop,
+                    unmap: unmap_tx,
+                    thread,
+                });
             if let Some(previous) = previous {
                 previous.finish();
             }
