@@ -591,6 +591,11 @@ fn library_error(error: &anyhow::Error) -> Option<&rjitlink::Error> {
 }
 
 fn main() -> ExitCode {
+    // A spawned executor (`executor --fd N --parent PID`, as the linker starts it) serves its
+    // linker at once: the linker waits for its hello, and building the command line's parser
+    // would cost it a millisecond of start-up. (`serve_executor_if_asked` does what the
+    // `executor` subcommand would, and returns for anything else.)
+    rjitlink::serve_executor_if_asked();
     // First, while this process has one thread: a run started with a larger static TLS
     // surplus gets the user's GLIBC_TUNABLES back, so the program sees the environment the
     // user gave (the loader has sized the surplus already).

@@ -253,12 +253,22 @@ fn a_hundred_thousand_small_units_live_at_once() {
     assert_eq!(tiny(), 7);
 }
 
-/// This process's resident shared memory (pages of memory files it has mapped and touched).
-fn resident_shared_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("RssShmem:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib << 10
+/// The bytes held by the memory files of the executor `pid` (the pages of its shared
+/// reservations).
+fn executor_memory_file_bytes(pid: u32) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let target = std::fs::read_link(&path).ok()?;
+            target
+                .to_string_lossy()
+                .starts_with("/memfd:rjitlink-slab")
+                .then(|| std::fs::metadata(&path).ok())?
+        })
+        .map(|file| file.blocks() * 512)
+        .sum()
 }
 
 #[test]
@@ -268,12 +278,13 @@ fn shared_memory_units_are_reused_and_their_pages_freed() {
         "megabyte_shared",
         "char blob[1 << 20] = {1};\nint touch(void) { return blob[0]; }\n",
     );
-    let remote = Remote::spawn_program(
+    let mut remote = Remote::spawn_program(
         Path::new(env!("CARGO_BIN_EXE_rjitlink")),
         MemoryMode::Shared,
     )
     .unwrap();
     assert!(remote.shared_memory);
+    let executor = remote.pid().unwrap();
     let mut session = Session::new(
         Box::new(remote),
         SessionOptions {
@@ -290,13 +301,14 @@ fn shared_memory_units_are_reused_and_their_pages_freed() {
         let unit = session.link(&options(&object), &times).unwrap();
         session.free(unit.id).unwrap();
     }
-    // Live units' pages are shared memory written through this process's view; freeing
-    // them punches them out of the executor's memory file.
-    let before = resident_shared_bytes();
+    // Live units' pages are pages of the executor's memory file, written through this
+    // process's view (given up after each link of a large unit, and mapped again for the
+    // next); freeing them punches them out of the file.
+    let before = executor_memory_file_bytes(executor);
     let units: Vec<_> = (0..40)
         .map(|_| session.link(&options(&object), &times).unwrap())
         .collect();
-    let with_units = resident_shared_bytes();
+    let with_units = executor_memory_file_bytes(executor);
     assert!(
         with_units > before + (35 << 20),
         "40 live units should hold 40 MiB"
@@ -304,7 +316,7 @@ fn shared_memory_units_are_reused_and_their_pages_freed() {
     for unit in units {
         session.free(unit.id).unwrap();
     }
-    let after = resident_shared_bytes();
+    let after = executor_memory_file_bytes(executor);
     assert!(
         after + (35 << 20) < with_units,
         "freeing 40 MiB of shared units returned only {} MiB",

@@ -529,6 +529,17 @@ impl MemoryManager {
                 return Err(e);
             }
         };
+        // Code and read-only data hold no zero fill: the link writes them whole.
+        let written: Vec<TargetRange> = segments
+            .iter()
+            .zip(&working_offsets)
+            .filter(|(segment, _)| segment.protection != Protection::ReadWrite && segment.size > 0)
+            .map(|(segment, &working_offset)| TargetRange {
+                start: range.start + working_offset,
+                len: segment.size.next_multiple_of(page) as usize,
+            })
+            .collect();
+        self.mapper.will_write(&written);
         self.update_stats(|stats| {
             stats.allocations_served += 1;
             stats.bytes_in_use += size;

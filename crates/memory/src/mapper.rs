@@ -154,4 +154,12 @@ pub trait MemoryMapper: Send + Sync {
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError>;
     /// Give a whole reservation back (step 5).
     fn release(&self, range: TargetRange) -> Result<(), MapError>;
+    /// A hint between `prepare` and `initialize`: the linker is about to write `ranges`
+    /// (page-aligned parts of prepared ranges, which hold no zero fill) in full. A mapper
+    /// whose fresh pages are costly to fault in one at a time may get them ready meanwhile,
+    /// without waiting for it; the memory still reads zero until written. The default does
+    /// nothing.
+    fn will_write(&self, ranges: &[TargetRange]) {
+        let _ = ranges;
+    }
 }

@@ -3,7 +3,7 @@
 //! (request, response, and what the response means), and the memory requests both mappers
 //! send.
 
-use rjitlink_memory::{MapError, SegmentProtection, TargetCall, TargetRange};
+use rjitlink_memory::{MapError, Placement, SegmentProtection, TargetCall, TargetRange};
 use rjitlink_protocol::auth::{ExecutorInfo, Nonces, NONCE_LEN};
 use rjitlink_protocol::{
     Connection, ProtocolError, Request, Response, Token, MAX_FRAME, MAX_HANDSHAKE_FRAME,
@@ -11,6 +11,7 @@ use rjitlink_protocol::{
 };
 use rjitlink_target::{full_message, TargetError};
 use std::fmt;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,16 +25,51 @@ pub(crate) struct ExecutorConnection {
     pub(crate) connection: Connection,
     /// The id of the hello whose answer the next request must read first.
     pending_hello: Option<u64>,
+    /// The executor's pid, once its hello is read (at once over TCP).
+    pub(crate) executor_pid: Option<u32>,
+    /// A shared reservation asked for ahead of the link, read right after the hello.
+    pub(crate) ahead: Option<ReservedAhead>,
+}
+
+/// A shared reservation asked for as the executor starts (see
+/// `SharedMemoryMapper::reserve_ahead`), so that the executor makes its memory file while the
+/// linker reads and resolves, and the link's `reserve` finds it made.
+pub(crate) struct ReservedAhead {
+    /// What was asked.
+    pub(crate) size: usize,
+    pub(crate) placement: Placement,
+    /// The nonce the executor writes past the range.
+    pub(crate) nonce: Vec<u8>,
+    /// The request's id, until its answer is read.
+    pub(crate) id: Option<u64>,
+    /// The answer (Err with the executor's refusal), once read.
+    pub(crate) answer: Option<Result<SharedReservation, TargetError>>,
+}
+
+/// A shared reservation as the executor answered it.
+pub(crate) struct SharedReservation {
+    pub(crate) range: TargetRange,
+    /// The executor's number for its memory file.
+    pub(crate) fd_number: u32,
+    /// The file, or why it did not come.
+    pub(crate) file: Result<OwnedFd, String>,
 }
 
 /// A connection shared by the executor and its mapper.
 pub(crate) type SharedConnection = Arc<Mutex<ExecutorConnection>>;
 
-/// Share `connection`; `pending_hello` is the id of a hello sent and not yet answered.
-pub(crate) fn share(connection: Connection, pending_hello: Option<u64>) -> SharedConnection {
+/// Share `connection`; `pending_hello` is the id of a hello sent and not yet answered, and
+/// `executor_pid` the pid of an executor whose hello was read already.
+pub(crate) fn share(
+    connection: Connection,
+    pending_hello: Option<u64>,
+    executor_pid: Option<u32>,
+) -> SharedConnection {
     Arc::new(Mutex::new(ExecutorConnection {
         connection,
         pending_hello,
+        executor_pid,
+        ahead: None,
     }))
 }
 
@@ -254,7 +290,38 @@ pub(crate) fn ready(
 ) -> Result<MutexGuard<'_, ExecutorConnection>, TargetError> {
     let mut locked = lock(connection);
     if let Some(id) = locked.pending_hello.take() {
-        check_hello(locked.connection.receive_response(id))?;
+        let hello = check_hello(locked.connection.receive_response(id))?;
+        locked.executor_pid = Some(hello.pid);
+    }
+    // A reservation asked for ahead is answered next, its memory file after the answer.
+    let ExecutorConnection {
+        connection, ahead, ..
+    } = &mut *locked;
+    if let Some(ahead) = ahead {
+        if let Some(id) = ahead.id.take() {
+            ahead.answer = Some(match connection.receive_response(id) {
+                Ok(Response::ReservedShared { range, fd }) => {
+                    let file = match connection.transport().unix_socket() {
+                        Some(socket) => {
+                            rjitlink_protocol::receive_fd(socket).map_err(|e| e.to_string())
+                        }
+                        None => Err("the executor's memory file did not come".into()),
+                    };
+                    Ok(SharedReservation {
+                        range,
+                        fd_number: fd,
+                        file,
+                    })
+                }
+                Ok(Response::Failed(message)) => Err(refused(message)),
+                Ok(other) => Err(TargetError::UnexpectedResponse {
+                    request: Some("reserve"),
+                    response: format!("{other:?}"),
+                }),
+                Err(ProtocolError::Closed) => return Err(TargetError::Closed),
+                Err(e) => return Err(TargetError::Connection(Box::new(e))),
+            });
+        }
     }
     Ok(locked)
 }

@@ -5,8 +5,8 @@
 //!
 //! Modules, lowest first: `connection` (the connection both the executor and its mapper use,
 //! and the handshakes), one module per mapper, `stdio` (a program's standard streams over
-//! TCP), `signal_relay` (signals for the program, while a spawned executor runs it), then
-//! `remote`.
+//! TCP), `signal_relay` (signals for the program, while a spawned executor runs it),
+//! `spawned` (a spawned executor's process, started off the caller's thread), then `remote`.
 
 #![deny(missing_docs)]
 
@@ -15,6 +15,7 @@ mod copy_mapper;
 mod remote;
 mod shared_mapper;
 mod signal_relay;
+mod spawned;
 mod stdio;
 
 pub use copy_mapper::RemoteCopyMapper;

@@ -8,6 +8,7 @@ use crate::connection::{
 use crate::copy_mapper::RemoteCopyMapper;
 use crate::shared_mapper::SharedMemoryMapper;
 use crate::signal_relay::{wait_unreaped, Relay};
+use crate::spawned::Spawned;
 use rjitlink_memory::{MapError, MemoryMapper, Placement, TargetAddr};
 use rjitlink_protocol::{
     Connection, Copy, DebugObjectHeader, ProtocolError, Request, Response, RunProgram, Token,
@@ -19,7 +20,7 @@ use rjitlink_target::{
 };
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::Arc;
 
 /// How linked bytes reach a remote executor's memory.
@@ -37,12 +38,15 @@ pub enum MemoryMode {
 pub struct Remote {
     connection: SharedConnection,
     mapper: Arc<dyn MemoryMapper>,
+    /// `mapper`, when it shares memory with a spawned executor.
+    shared_mapper: Option<Arc<SharedMemoryMapper>>,
     /// Whether `mapper` shares memory with the executor.
     pub shared_memory: bool,
     /// The executor process, when this linker spawned it.
-    child: Option<Child>,
-    /// The executor's process id, from the handshake.
-    pub pid: u32,
+    child: Option<Spawned>,
+    /// The executor's process id, from the handshake (0 for a spawned executor: see
+    /// [`Remote::pid`]).
+    pid: u32,
     /// The program's standard streams travel over the connection (TCP); a spawned executor
     /// shares the linker's.
     stdio_over_connection: bool,
@@ -56,7 +60,7 @@ pub struct Remote {
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Remote")
-            .field("pid", &self.pid)
+            .field("pid", &(self.pid != 0).then_some(self.pid))
             .field("shared_memory", &self.shared_memory)
             .field("spawned", &self.child.is_some())
             .field("stdio_over_connection", &self.stdio_over_connection)
@@ -83,7 +87,12 @@ impl Remote {
 
     /// Like `spawn`, with the rjitlink binary to run as the executor named explicitly (for
     /// programs that use rjitlink as a library).
+    ///
+    /// The executor is started on a thread of its own while this returns (see `spawned`): a
+    /// program that cannot be found is an error here, one that fails to start otherwise is the
+    /// error of the first request.
     pub fn spawn_program(exe: &Path, memory: MemoryMode) -> Result<Remote, TargetError> {
+        std::fs::metadata(exe).map_err(system("cannot start the executor"))?;
         let (ours, theirs) = UnixStream::pair().map_err(system("cannot create a socket pair"))?;
         // The executor inherits its end at the same descriptor number. Nothing else is done
         // between fork and exec, so the standard library can spawn with posix_spawn, which
@@ -109,11 +118,6 @@ impl Remote {
         // program (the executor's own are not those: `Command` resets SIGPIPE, and the
         // linker's runtime put /dev/null on closed descriptors).
         rjitlink_target::start_state::pass_on(&mut command);
-        let child = command
-            .spawn()
-            .map_err(system("cannot start the executor"))?;
-        // Only the child may hold its end, so that its death closes the connection.
-        drop(theirs);
         // The hello is sent now and its answer read by the first request: the executor starts
         // up while the linker reads its inputs. It is this same binary on this machine, so its
         // page size and capabilities are known; the answer is still checked.
@@ -124,18 +128,21 @@ impl Remote {
                 nonce: b"",
             })
             .map_err(|e| TargetError::Connection(Box::new(e)))?;
-        let connection = share(connection, Some(hello));
-        let pid = child.id();
+        // Only the child may hold its end, so that its death closes the connection: the
+        // starting thread closes it once the child has it.
+        let child = Spawned::start(command, theirs).map_err(system("cannot start the executor"))?;
+        let connection = share(connection, Some(hello), None);
+        let shared_mapper = Arc::new(SharedMemoryMapper::new(
+            connection.clone(),
+            rjitlink_memory::page_size(),
+        ));
         let mut remote = Remote {
-            mapper: Arc::new(SharedMemoryMapper::new(
-                connection.clone(),
-                rjitlink_memory::page_size(),
-                pid,
-            )),
+            mapper: shared_mapper.clone(),
+            shared_mapper: Some(shared_mapper),
             shared_memory: true,
             connection,
             child: Some(child),
-            pid,
+            pid: 0,
             stdio_over_connection: false,
             forward_stdin: true,
             symbols: Vec::new(),
@@ -191,11 +198,33 @@ impl Remote {
         Ok(remote)
     }
 
+    /// Ask a spawned executor sharing memory for the session's slab (`size` bytes, at
+    /// `address` if given) now, as it starts: it makes the slab's memory file while the
+    /// linker reads and resolves, and the first link finds it made. The answer is read with
+    /// the next request. Nothing is asked of another executor; a link that reserves anything
+    /// else (a slab below 2 GiB) gives this one back.
+    pub fn reserve_slab_ahead(
+        &mut self,
+        size: u64,
+        address: Option<TargetAddr>,
+    ) -> Result<(), TargetError> {
+        let Some(mapper) = &self.shared_mapper else {
+            return Ok(());
+        };
+        let size = usize::try_from(size.next_multiple_of(mapper.page_size() as u64))
+            .map_err(|_| TargetError::SharedMemory(MapError::Executor("slab too large".into())))?;
+        let placement = address.map_or(Placement::Anywhere, Placement::At);
+        mapper
+            .reserve_ahead(size, placement)
+            .map_err(TargetError::SharedMemory)
+    }
+
     fn use_copy_mapper(&mut self) {
         self.mapper = Arc::new(RemoteCopyMapper::new(
             self.connection.clone(),
             self.mapper.page_size(),
         ));
+        self.shared_mapper = None;
         self.shared_memory = false;
     }
 
@@ -210,7 +239,7 @@ impl Remote {
             pid,
             capabilities,
         } = hello;
-        let connection = share(connection, None);
+        let connection = share(connection, None, Some(pid));
         let can_share = capabilities & rjitlink_protocol::CAPABILITY_SHARED_MEMORY != 0;
         if shared_memory && !can_share {
             return Err(TargetError::NoSharedMemory);
@@ -219,8 +248,8 @@ impl Remote {
             mapper: Arc::new(SharedMemoryMapper::new(
                 connection.clone(),
                 page_size as usize,
-                pid,
             )),
+            shared_mapper: None,
             shared_memory: true,
             connection,
             child: None,
@@ -243,6 +272,15 @@ impl Remote {
         self.forward_stdin = forward;
     }
 
+    /// The executor's process id. None for a spawned executor that could not be started
+    /// (which waits, the first time, until the executor has started).
+    pub fn pid(&mut self) -> Option<u32> {
+        match &mut self.child {
+            Some(child) => child.id(),
+            None => Some(self.pid),
+        }
+    }
+
     /// What crossed the transport so far.
     pub fn stats(&self) -> TransportStats {
         lock(&self.connection).connection.stats()
@@ -250,7 +288,7 @@ impl Remote {
 
     /// After the connection closed: how the spawned executor ended.
     fn reap_child(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|child| child.wait().ok())
+        self.child.as_mut().and_then(Spawned::wait)
     }
 
     fn call<T>(
@@ -261,9 +299,13 @@ impl Remote {
         call(&self.connection, request, accept).map_err(|error| self.explain(error))
     }
 
-    /// Turn a failed call into the clearest error: if the executor died, say how.
+    /// Turn a failed call into the clearest error: if the executor died, say how, or if it
+    /// never started, why.
     fn explain(&mut self, error: TargetError) -> TargetError {
         if let TargetError::Closed | TargetError::ClosedInHandshake = error {
+            if let Some(Err(e)) = self.child.as_mut().map(|child| child.child().map(|_| ())) {
+                return system("cannot start the executor")(e);
+            }
             if let Some(status) = self.reap_child() {
                 use std::os::unix::process::ExitStatusExt;
                 if let Some(signal) = status.signal() {
@@ -286,7 +328,10 @@ impl Remote {
     /// connection open. Meanwhile signals sent to the linker go to the program
     /// (`signal_relay`).
     fn run_spawned(&mut self, request: &Request<'_>) -> Result<i32, TargetError> {
-        let child = self.child.as_ref().expect("a spawned executor").id();
+        let child = match self.child.as_mut().expect("a spawned executor").child() {
+            Ok(child) => child.id(),
+            Err(e) => return Err(system("cannot start the executor")(e)),
+        };
         // Signals sent to rjitlink are the program's from before it can start (it may handle
         // them as soon as it runs); relaying stops before the executor is reaped, while its pid
         // is still its own.
@@ -311,7 +356,10 @@ impl Remote {
         let ended = wait_unreaped(child);
         drop(relay);
         let status = ended
-            .and_then(|()| self.child.as_mut().expect("a spawned executor").wait())
+            .and_then(|()| {
+                let spawned = self.child.as_mut().expect("a spawned executor");
+                spawned.child().and_then(|child| child.wait())
+            })
             .map_err(system("cannot wait for the executor"))?;
         // The executor answers `Failed` if it could not start the program at all.
         if let Some(message) = self.answer_after_exit(id) {
@@ -660,14 +708,13 @@ impl Executor for Remote {
 impl Drop for Remote {
     fn drop(&mut self) {
         // Not run (e.g. --noexec or a link error): ask the executor to stop, without waiting
-        // for its answer or its exit. A thread reaps it so that a long-lived program leaves no
-        // zombie.
-        if let Some(mut child) = self.child.take() {
-            if let Ok(None) = child.try_wait() {
+        // for its answer or its exit. The thread that started it reaps it (see `Spawned`), so
+        // that a long-lived program leaves no zombie.
+        if let Some(mut spawned) = self.child.take() {
+            if let Ok(Ok(None)) = spawned.child().map(|child| child.try_wait()) {
                 let _ = lock(&self.connection)
                     .connection
                     .send_request(&Request::Shutdown);
-                std::thread::spawn(move || child.wait());
             }
         }
     }

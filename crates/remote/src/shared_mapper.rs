@@ -9,8 +9,8 @@
 //! only the executor was told, must be in it just past the range.
 
 use crate::connection::{
-    deinitialize_remote, initialize_remote, map_error, ready, refused, release_remote,
-    target_map_error, SharedConnection,
+    deinitialize_remote, initialize_remote, lock, map_error, ready, refused, release_remote,
+    target_map_error, ReservedAhead, SharedConnection, SharedReservation,
 };
 use crate::copy_mapper::{pages_of, write_remote};
 use rjitlink_memory::{
@@ -22,7 +22,9 @@ use rjitlink_target::TargetError;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, SendError, Sender};
+use std::sync::{Arc, Mutex};
 
 /// The name the executor gives its memory files (`memfd_create`); /proc shows it as
 /// `/memfd:rjitlink-slab (deleted)`.
@@ -94,37 +96,160 @@ fn check_memory_file(fd: &OwnedFd, len: usize) -> Result<(), String> {
 /// The linker's view of one shared reservation.
 struct View {
     range: TargetRange,
-    /// Where the same pages are mapped here, with the nonce page after them.
-    local: *mut u8,
+    /// Where the same pages are mapped here, with the nonce page after them; None once the
+    /// view was given up (see `initialize`), until a range of it is needed again.
+    local: Option<*mut u8>,
     local_len: usize,
+    /// The executor's number for the memory file and the nonce past the range: to open the
+    /// file again by its /proc path, and check it, when the view is needed after all.
+    fd_number: u32,
+    nonce: [u8; NONCE_LEN],
 }
 
 // SAFETY: a view is a description of a mapping; the linker writes disjoint parts of it.
 unsafe impl Send for View {}
 
+/// The views, and the ranges being linked into them.
+struct Views {
+    views: Vec<View>,
+    /// Ranges prepared and neither initialized nor given back: their working memory is in
+    /// use, so the view holding them stays.
+    linking: Vec<TargetRange>,
+}
+
+/// From this size of an image on, the views are given up once it is initialized and nothing
+/// else is being linked. The image's pages then belong to the executor alone: this process
+/// unmaps them in a thread of its own while the linker goes on (1,600 page-table entries for
+/// CPython: 0.3 ms), instead of as it exits; and when the executor ends (its linker exiting
+/// ends it), the memory file's pages are freed there (another 0.3-0.5 ms), not by whichever
+/// of the two let go of the file last. A later link maps the file again.
+const GIVE_UP_WORTH: usize = 1 << 20;
+
+/// From this size of code and read-only data on, their pages are faulted in ahead of the
+/// link's writes (see `will_write`).
+const POPULATE_WORTH: usize = 1 << 20;
+
+/// Pages faulted in per system call by the populating thread: it checks between calls
+/// whether to stop.
+const POPULATE_CHUNK: usize = 64 << 10;
+
+/// Mappings (address, length) of views given up.
+type Mappings = Vec<(usize, usize)>;
+
+/// A thread faulting in pages of a view ahead of the link's writes. Done, it waits for the
+/// views to unmap once the image is live (`unmap_then_end`), so that giving them up starts
+/// no thread of its own.
+struct Populating {
+    stop: Arc<AtomicBool>,
+    /// Dropped, the thread ends without unmapping anything.
+    unmap: Sender<Mappings>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Populating {
+    /// Stop it and wait until it has (at most one chunk): the view may go after.
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.unmap);
+        let _ = self.thread.join();
+    }
+
+    /// Stop it, and have it unmap `mappings` then, without waiting for it.
+    fn unmap_then_end(self, mappings: Mappings) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Err(SendError(mappings)) = self.unmap.send(mappings) {
+            // It is gone already (it never ends otherwise): unmap here.
+            let _ = self.thread.join();
+            unmap(&mappings);
+        }
+    }
+}
+
 /// Maps the executor's reservations here too: the linker writes the image in place.
 pub struct SharedMemoryMapper {
     connection: SharedConnection,
     page_size: usize,
-    /// The executor's pid, to open its memory file by /proc path when no Unix socket can
-    /// carry the descriptor (TCP on one machine).
-    executor_pid: u32,
-    views: Mutex<Vec<View>>,
+    views: Mutex<Views>,
+    populating: Mutex<Option<Populating>>,
+}
+
+/// Unmap views given up.
+fn unmap(mappings: &[(usize, usize)]) {
+    for &(address, len) in mappings {
+        // SAFETY: mappings of views given up: nothing refers to them any more (no populating
+        // thread runs in them).
+        unsafe { libc::munmap(address as *mut libc::c_void, len) };
+    }
+}
+
+/// Unmap `mappings` off this thread: by the populating thread once it has stopped, or by a
+/// thread of their own (here if none can start).
+fn unmap_later(mappings: Mappings, populating: Option<Populating>) {
+    if let Some(populating) = populating {
+        return populating.unmap_then_end(mappings);
+    }
+    let moved = mappings.clone();
+    if crate::spawned::start_quiet_thread("rjitlink-unmap", 64 << 10, move || unmap(&moved))
+        .is_err()
+    {
+        unmap(&mappings);
+    }
+}
+
+/// Fault in `ranges` (address, length) of a view, chunk by chunk, until done or told to stop.
+fn populate(ranges: &[(usize, usize)], stop: &AtomicBool) {
+    for &(address, len) in ranges {
+        let mut offset = 0;
+        while offset < len && !stop.load(Ordering::Relaxed) {
+            let chunk = POPULATE_CHUNK.min(len - offset);
+            // SAFETY: advice on pages of a view of ours, which stays mapped until this thread
+            // has stopped; it changes no contents (they read zero until the link writes).
+            let done = unsafe {
+                libc::madvise(
+                    (address + offset) as *mut libc::c_void,
+                    chunk,
+                    libc::MADV_POPULATE_WRITE,
+                )
+            };
+            if done != 0 {
+                // A kernel before 5.14, or no memory: the link's writes fault them in.
+                return;
+            }
+            offset += chunk;
+        }
+    }
 }
 
 impl SharedMemoryMapper {
-    pub(crate) fn new(connection: SharedConnection, page_size: usize, executor_pid: u32) -> Self {
+    pub(crate) fn new(connection: SharedConnection, page_size: usize) -> Self {
         SharedMemoryMapper {
             connection,
             page_size,
-            executor_pid,
-            views: Mutex::new(Vec::new()),
+            views: Mutex::new(Views {
+                views: Vec::new(),
+                linking: Vec::new(),
+            }),
+            populating: Mutex::new(None),
         }
+    }
+
+    /// The populating thread, if one was started (stopped and joined by the caller, before
+    /// a view goes).
+    fn take_populating(&self) -> Option<Populating> {
+        self.populating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    fn lock_views(&self) -> std::sync::MutexGuard<'_, Views> {
+        self.views.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Check that `fd` is the executor's memory file for `range`, map it, and check, by the
     /// nonce past the range, that it is the very file the executor made for this request.
-    fn map_view(&self, range: TargetRange, fd: &OwnedFd, nonce: &[u8]) -> Result<View, String> {
+    /// Returns where it is mapped, with the nonce page: `range.len` + a page.
+    fn map_file(&self, range: TargetRange, fd: &OwnedFd, nonce: &[u8]) -> Result<*mut u8, String> {
         let page = self.page_size;
         if !range.start.get().is_multiple_of(page as u64) || !range.len.is_multiple_of(page) {
             return Err(format!(
@@ -162,24 +287,80 @@ impl SharedMemoryMapper {
             unsafe { libc::munmap(local as *mut libc::c_void, local_len) };
             return Err("the mapped memory is not the executor's (another machine?)".into());
         }
-        Ok(View {
-            range,
-            local,
-            local_len,
-        })
+        Ok(local)
+    }
+
+    /// Where `range` is mapped here, mapping its view again if it was given up.
+    fn local(&self, views: &mut Views, range: TargetRange) -> Result<*mut u8, MapError> {
+        let view = views
+            .views
+            .iter_mut()
+            .find(|v| v.range.contains(range))
+            .ok_or_else(|| map_error(format!("{} is not in a shared reservation", range.start)))?;
+        let local = match view.local {
+            Some(local) => local,
+            None => {
+                let pid = lock(&self.connection).executor_pid;
+                let local = pid
+                    .ok_or_else(|| "the executor's pid is not known".to_string())
+                    .and_then(|pid| open_executor_memory(pid, view.fd_number))
+                    .and_then(|fd| self.map_file(view.range, &fd, &view.nonce))
+                    .map_err(|message| {
+                        map_error(format!("cannot map the executor's memory again: {message}"))
+                    })?;
+                view.local = Some(local);
+                local
+            }
+        };
+        // SAFETY: inside the view's mapping (the view contains `range`).
+        Ok(unsafe { local.add((range.start - view.range.start) as usize) })
     }
 }
 
-impl MemoryMapper for SharedMemoryMapper {
-    fn page_size(&self) -> usize {
-        self.page_size
+impl SharedMemoryMapper {
+    /// Ask for a shared reservation of `size` bytes placed as `placement` now, without
+    /// waiting for the answer: the executor makes its memory file as it starts, while the
+    /// linker reads and resolves, and the first `reserve` asking for the same finds it made
+    /// (any other gives it back). For the session's slab, whose size is known from the start.
+    pub(crate) fn reserve_ahead(&self, size: usize, placement: Placement) -> Result<(), MapError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rjitlink_protocol::auth::random_bytes(&mut nonce)
+            .map_err(|e| map_error(format!("no random bytes for a nonce: {e}")))?;
+        let mut locked = lock(&self.connection);
+        if locked.ahead.is_some() {
+            return Ok(());
+        }
+        let id = locked
+            .connection
+            .send_request(&Request::Reserve {
+                size: size as u64,
+                placement,
+                shared: true,
+                nonce: &nonce,
+            })
+            .map_err(|e| target_map_error(TargetError::Connection(Box::new(e))))?;
+        locked.ahead = Some(ReservedAhead {
+            size,
+            placement,
+            nonce: nonce.to_vec(),
+            id: Some(id),
+            answer: None,
+        });
+        Ok(())
     }
 
-    fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError> {
+    /// A shared reservation, asked for and answered now: its range, the executor's number for
+    /// the file, the file (or why it did not come) and the nonce past the range.
+    fn reserve_now(
+        &self,
+        size: usize,
+        placement: Placement,
+    ) -> Result<(SharedReservation, [u8; NONCE_LEN]), MapError> {
         let mut nonce = [0u8; NONCE_LEN];
         rjitlink_protocol::auth::random_bytes(&mut nonce)
             .map_err(|e| map_error(format!("no random bytes for a nonce: {e}")))?;
         let mut locked = ready(&self.connection).map_err(target_map_error)?;
+        let executor_pid = locked.executor_pid;
         let connection = &mut locked.connection;
         let response = connection.call(&Request::Reserve {
             size: size as u64,
@@ -201,23 +382,73 @@ impl MemoryMapper for SharedMemoryMapper {
         // Over a Unix socket the descriptor follows the response; otherwise open it by path.
         let fd: Result<OwnedFd, String> = match connection.transport().unix_socket() {
             Some(socket) => receive_fd(socket).map_err(|e| e.to_string()),
-            None => open_executor_memory(self.executor_pid, fd_number),
+            None => match executor_pid {
+                Some(pid) => open_executor_memory(pid, fd_number),
+                None => Err("the executor's pid is not known".into()),
+            },
         };
+        let reservation = SharedReservation {
+            range,
+            fd_number,
+            file: fd,
+        };
+        Ok((reservation, nonce))
+    }
+}
+
+impl MemoryMapper for SharedMemoryMapper {
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError> {
+        let mut locked = ready(&self.connection).map_err(target_map_error)?;
+        let ahead = locked.ahead.take();
         drop(locked);
-        let view = if range.len < size {
+        let (reservation, nonce) = match ahead {
+            Some(ahead) if ahead.size == size && ahead.placement == placement => {
+                match ahead.answer {
+                    Some(Ok(reservation)) => {
+                        let nonce = ahead.nonce.try_into().expect("made of NONCE_LEN bytes");
+                        (reservation, nonce)
+                    }
+                    Some(Err(error)) => return Err(target_map_error(error)),
+                    // Its answer never came: the connection failed as it was read.
+                    None => return Err(target_map_error(TargetError::Closed)),
+                }
+            }
+            ahead => {
+                // Not the reservation asked for ahead (a link that needs low addresses):
+                // that one goes back.
+                if let Some(Ok(reservation)) = ahead.and_then(|ahead| ahead.answer) {
+                    release_remote(&self.connection, reservation.range)?;
+                }
+                self.reserve_now(size, placement)?
+            }
+        };
+        let SharedReservation {
+            range,
+            fd_number,
+            file: fd,
+        } = reservation;
+        let local = if range.len < size {
             Err(format!(
                 "the executor reserved {} bytes for {size} asked",
                 range.len
             ))
         } else {
-            fd.and_then(|fd| self.map_view(range, &fd, &nonce))
+            // The view holds the file from here: the descriptor is closed.
+            fd.and_then(|fd| self.map_file(range, &fd, &nonce))
         };
-        match view {
-            Ok(view) => {
-                self.views
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(view);
+        match local {
+            Ok(local) => {
+                self.lock_views().views.push(View {
+                    range,
+                    local: Some(local),
+                    local_len: range.len + self.page_size,
+                    fd_number,
+                    nonce,
+                });
                 Ok(range)
             }
             Err(message) => {
@@ -231,13 +462,9 @@ impl MemoryMapper for SharedMemoryMapper {
 
     fn prepare(&self, range: TargetRange) -> Result<WorkingMemory, MapError> {
         // Linker-side only: the pages are already shared, so no round trip.
-        let views = self.views.lock().unwrap_or_else(|e| e.into_inner());
-        let view = views
-            .iter()
-            .find(|v| v.range.contains(range))
-            .ok_or_else(|| map_error(format!("{} is not in a shared reservation", range.start)))?;
-        // SAFETY: inside the view's mapping, checked above.
-        let ptr = unsafe { view.local.add((range.start - view.range.start) as usize) };
+        let mut views = self.lock_views();
+        let ptr = self.local(&mut views, range)?;
+        views.linking.push(range);
         Ok(WorkingMemory {
             ptr,
             len: range.len,
@@ -249,7 +476,67 @@ impl MemoryMapper for SharedMemoryMapper {
         segments: &[SegmentProtection],
         actions: &[TargetCall],
     ) -> Result<(), MapError> {
-        initialize_remote(&self.connection, segments, actions)
+        initialize_remote(&self.connection, segments, actions)?;
+        // The executor has the image: this process no longer writes it.
+        let mut views = self.lock_views();
+        views
+            .linking
+            .retain(|range| !segments.iter().any(|s| range.contains(s.range)));
+        let size: usize = segments.iter().map(|s| s.range.len).sum();
+        if views.linking.is_empty() && size >= GIVE_UP_WORTH {
+            let mappings = views
+                .views
+                .iter_mut()
+                .filter_map(|view| Some((view.local.take()? as usize, view.local_len)))
+                .collect();
+            drop(views);
+            unmap_later(mappings, self.take_populating());
+        }
+        Ok(())
+    }
+
+    /// Shared memory's fresh pages cost a fault each (1,600 for CPython's image, 1.5 us
+    /// apiece; memory files get no 2 MiB pages where shmem_enabled is `never`), taken by the
+    /// apply phase's threads as they write. A thread of its own faults the code and read-only
+    /// data in meanwhile (1,200 pages for CPython) with MADV_POPULATE_WRITE, a third cheaper
+    /// without the traps, from the start, while the linker computes addresses. (Writable
+    /// data is left to the writes: its zero fill is not told apart.)
+    fn will_write(&self, ranges: &[TargetRange]) {
+        if ranges.iter().map(|range| range.len).sum::<usize>() < POPULATE_WORTH {
+            return;
+        }
+        let mut views = self.lock_views();
+        let Ok(local) = ranges
+            .iter()
+            .map(|&range| Ok((self.local(&mut views, range)? as usize, range.len)))
+            .collect::<Result<Vec<_>, MapError>>()
+        else {
+            return;
+        };
+        drop(views);
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = stop.clone();
+        let (unmap_tx, unmap_rx) = channel::<Mappings>();
+        let thread = crate::spawned::start_quiet_thread("rjitlink-populate", 64 << 10, move || {
+            populate(&local, &seen);
+            if let Ok(mappings) = unmap_rx.recv() {
+                unmap(&mappings);
+            }
+        });
+        if let Ok(thread) = thread {
+            let previous = self
+                .populating
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .replace(Populating {
+                    stop,
+                    unmap: unmap_tx,
+                    thread,
+                });
+            if let Some(previous) = previous {
+                previous.finish();
+            }
+        }
     }
 
     /// Pieces are written through this process's view of the executor's memory file, except
@@ -279,27 +566,41 @@ impl MemoryMapper for SharedMemoryMapper {
                 }
                 continue;
             }
-            let working = self.prepare(piece.range)?;
-            // SAFETY: the view of a range of a reservation (checked by `prepare`), which the
-            // executor runs nothing in meanwhile.
+            let mut views = self.lock_views();
+            let local = self.local(&mut views, piece.range)?;
+            // SAFETY: the view of a range of a reservation (checked by `local`), which the
+            // executor runs nothing in meanwhile; the lock keeps the view mapped.
             unsafe {
-                std::ptr::copy_nonoverlapping(piece.bytes.as_ptr(), working.ptr, piece.bytes.len())
+                std::ptr::copy_nonoverlapping(piece.bytes.as_ptr(), local, piece.bytes.len())
             };
         }
         initialize_remote(&self.connection, &protect, actions)
     }
 
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError> {
+        if let Some(populating) = self.take_populating() {
+            populating.finish();
+        }
+        // A range abandoned before it was initialized is no longer being linked.
+        self.lock_views()
+            .linking
+            .retain(|linking| !ranges.iter().any(|r| r.contains(*linking)));
         deinitialize_remote(&self.connection, ranges, actions)
     }
 
     fn release(&self, range: TargetRange) -> Result<(), MapError> {
-        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(index) = views.iter().position(|v| v.range == range) {
-            let view = views.swap_remove(index);
-            // SAFETY: the view's own mapping, no longer used.
-            unsafe { libc::munmap(view.local as *mut libc::c_void, view.local_len) };
+        if let Some(populating) = self.take_populating() {
+            populating.finish();
         }
+        let mut views = self.lock_views();
+        if let Some(index) = views.views.iter().position(|v| v.range == range) {
+            let view = views.views.swap_remove(index);
+            if let Some(local) = view.local {
+                // SAFETY: the view's own mapping, no longer used.
+                unsafe { libc::munmap(local as *mut libc::c_void, view.local_len) };
+            }
+        }
+        views.linking.retain(|linking| !range.contains(*linking));
         drop(views);
         release_remote(&self.connection, range)
     }
@@ -307,14 +608,15 @@ impl MemoryMapper for SharedMemoryMapper {
 
 impl Drop for SharedMemoryMapper {
     fn drop(&mut self) {
-        for view in self
-            .views
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            // SAFETY: the view's own mapping; nothing uses it once the mapper is gone.
-            unsafe { libc::munmap(view.local as *mut libc::c_void, view.local_len) };
+        if let Some(populating) = self.take_populating() {
+            populating.finish();
+        }
+        let views = self.views.get_mut().unwrap_or_else(|e| e.into_inner());
+        for view in views.views.drain(..) {
+            if let Some(local) = view.local {
+                // SAFETY: the view's own mapping; nothing uses it once the mapper is gone.
+                unsafe { libc::munmap(local as *mut libc::c_void, view.local_len) };
+            }
         }
     }
 }

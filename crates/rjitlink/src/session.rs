@@ -264,8 +264,16 @@ impl SessionBuilder {
                 }
                 Box::new(executor)
             }
-            Target::Spawn(None) => Box::new(Remote::spawn(memory)?),
-            Target::Spawn(Some(program)) => Box::new(Remote::spawn_program(&program, memory)?),
+            Target::Spawn(program) => {
+                let mut remote = match program {
+                    None => Remote::spawn(memory)?,
+                    Some(program) => Remote::spawn_program(&program, memory)?,
+                };
+                // The slab's memory file is made as the executor starts, not in the first
+                // link's allocate phase.
+                remote.reserve_slab_ahead(self.slab.size, self.slab.address)?;
+                Box::new(remote)
+            }
             Target::Tcp { address, token } => {
                 let token = Token::new(&token.0)?;
                 let mut remote = Remote::connect(&address, &token, memory)?;

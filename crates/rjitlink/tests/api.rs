@@ -458,6 +458,20 @@ fn options_that_do_not_go_together_are_refused() {
         error.message(),
         "cannot start the executor: No such file or directory (os error 2)"
     );
+    // One that is there but cannot run starts on a thread of its own while the session is
+    // made: the first request says why it did not start.
+    let scratch = Scratch::new("not-a-program");
+    let object = scratch.compile("one", "int one(void) { return 1; }\n", &[]);
+    let mut session = Session::builder().spawn_executor(&object).build().unwrap();
+    let error = session.link(&Unit::new().path(&object)).unwrap_err();
+    assert!(matches!(error, Error::Link(_)), "{error:?}");
+    assert!(
+        error
+            .message()
+            .ends_with("cannot start the executor: Permission denied (os error 13)"),
+        "{}",
+        error.message()
+    );
     let debug = format!(
         "{:?}",
         Session::builder().tcp("127.0.0.1:1", "secret-token-0123456789")

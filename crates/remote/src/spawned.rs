@@ -1,0 +1,144 @@
+//! A spawned executor's process, started off the caller's thread: starting a process blocks
+//! its starter until the new program is loaded (posix_spawn waits for the exec, 0.5-1 ms for
+//! rjitlink's binary), which the linker spends reading its inputs instead.
+//!
+//! The thread that starts the executor stays until the executor is reaped: a process's
+//! parent-death signal (`PR_SET_PDEATHSIG`, which makes the executor die with its linker)
+//! follows the thread that started it, not the process, so that thread must live exactly as
+//! long as the linker wants the executor. It blocks every signal, as the linker's worker
+//! threads do, so that signals meant for the process are not taken by it — except while it
+//! starts the executor, which inherits its mask and must start with the caller's.
+
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::mpsc::{channel, Receiver, Sender};
+
+/// What the starting thread has to say.
+enum State {
+    /// Not heard from yet.
+    Starting(Receiver<io::Result<Child>>),
+    Running(Child),
+    /// The executor could not be started: why (an OS error number, or the message).
+    Failed(io::ErrorKind, Option<i32>, String),
+}
+
+/// The executor process, started (or being started) by a thread of its own.
+pub(crate) struct Spawned {
+    state: State,
+    /// The starting thread waits on this: a child sent is reaped before the thread ends;
+    /// dropping the sender ends it at once.
+    finish: Option<Sender<Child>>,
+}
+
+/// The starting thread's stack: it only spawns a process and waits.
+const STACK_SIZE: usize = 128 << 10;
+
+/// Set the calling thread's signal mask to `blocked` (see `start_state::signal_set`).
+fn set_mask(blocked: u64) {
+    let set = rjitlink_target::start_state::signal_set(blocked);
+    // SAFETY: an initialized signal set.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
+}
+
+/// Start a thread named `name` that runs `work` with every signal blocked, as the linker's
+/// worker threads do: signals meant for the process (or for a host's own threads) are not
+/// taken by it.
+pub(crate) fn start_quiet_thread(
+    name: &str,
+    stack_size: usize,
+    work: impl FnOnce() + Send + 'static,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    let previous = rjitlink_target::start_state::blocked_signals();
+    // A new thread inherits the mask of the thread that starts it.
+    set_mask(u64::MAX);
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(stack_size)
+        .spawn(work);
+    set_mask(previous);
+    thread
+}
+
+impl Spawned {
+    /// Start `command` on a new thread. `theirs`, the executor's end of the connection, is
+    /// closed here once the executor has it, so that only the executor holds it.
+    pub(crate) fn start(mut command: Command, theirs: UnixStream) -> io::Result<Spawned> {
+        let (started_tx, started) = channel();
+        let (finish, finish_rx) = channel::<Child>();
+        let previous = rjitlink_target::start_state::blocked_signals();
+        start_quiet_thread("rjitlink-spawn", STACK_SIZE, move || {
+            // The executor starts with the caller's mask (the standard library passes the
+            // spawning thread's on); the thread blocks every signal again once it has started.
+            set_mask(previous);
+            let child = command.spawn();
+            set_mask(u64::MAX);
+            drop(theirs);
+            // The receiver lives until `Spawned` has the child (see `Drop`).
+            let _ = started_tx.send(child);
+            if let Ok(mut child) = finish_rx.recv() {
+                let _ = child.wait();
+            }
+        })
+        .map(drop)?;
+        Ok(Spawned {
+            state: State::Starting(started),
+            finish: Some(finish),
+        })
+    }
+
+    /// The executor process, once started: waits for the start. Err says why it could not
+    /// be started.
+    pub(crate) fn child(&mut self) -> io::Result<&mut Child> {
+        if let State::Starting(started) = &self.state {
+            self.state = match started.recv() {
+                Ok(Ok(child)) => State::Running(child),
+                Ok(Err(error)) => {
+                    State::Failed(error.kind(), error.raw_os_error(), error.to_string())
+                }
+                Err(_) => State::Failed(
+                    io::ErrorKind::Other,
+                    None,
+                    "the thread starting the executor ended".into(),
+                ),
+            };
+        }
+        match &mut self.state {
+            State::Running(child) => Ok(child),
+            State::Failed(_, Some(code), _) => Err(io::Error::from_raw_os_error(*code)),
+            State::Failed(kind, None, message) => Err(io::Error::new(*kind, message.clone())),
+            State::Starting(_) => unreachable!("settled above"),
+        }
+    }
+
+    /// The executor's pid, once started.
+    pub(crate) fn id(&mut self) -> Option<u32> {
+        self.child().ok().map(|child| child.id())
+    }
+
+    /// Wait for the executor to end, and reap it. None if it never started.
+    pub(crate) fn wait(&mut self) -> Option<ExitStatus> {
+        self.child().ok().and_then(|child| child.wait().ok())
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let finish = self.finish.take();
+        // A running executor is left to the starting thread, which reaps it once it ends (the
+        // caller asked it to stop), so that it leaves no zombie; it keeps its parent until
+        // then. Otherwise the thread ends now.
+        let running = matches!(self.child().map(|child| child.try_wait()), Ok(Ok(None)));
+        if running {
+            if let (State::Running(child), Some(finish)) = (
+                std::mem::replace(
+                    &mut self.state,
+                    State::Failed(io::ErrorKind::Other, None, String::new()),
+                ),
+                finish,
+            ) {
+                let _ = finish.send(child);
+            }
+        }
+    }
+}
