@@ -648,6 +648,77 @@ pub fn resolve<'data>(
     Ok(db)
 }
 
+/// The names the link's archives offer and, for each, the member of the first archive (in
+/// command-line order) that offers it: what pulls members into the link.
+struct Offers<'data> {
+    /// Each archive's symbol index, in its own order: name, `hash_name(name)`, member.
+    indexes: Vec<Vec<(&'data [u8], u64, MemberRef)>>,
+    /// The first offer of each name, as (archive, position) in `indexes`. Split by hash
+    /// (`Offers::shard`) so that the shards fill in parallel, each in archive order, and so
+    /// stay independent of thread timing: one table filled on one thread took as long as
+    /// reading all of LLVM's indexes (56,000 names), serially.
+    shards: Vec<HashTable<(usize, usize)>>,
+}
+
+impl<'data> Offers<'data> {
+    fn new(archives: &[Archive<'data>]) -> Result<Offers<'data>> {
+        // Names read and hashed in parallel, archive by archive, with the symbol table's
+        // hash, so that looking a global up needs no hashing.
+        let indexes = archives
+            .par_iter()
+            .enumerate()
+            .map(|(i, archive)| {
+                Ok(archive
+                    .symbol_index(i as u32)?
+                    .into_iter()
+                    .map(|(name, member)| (name, hash_name(name), member))
+                    .collect::<Vec<_>>())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // One shard per thread: each scans every hash but probes only its own names.
+        let count = rayon::current_num_threads().max(1);
+        let names: usize = indexes.iter().map(Vec::len).sum();
+        let shards = (0..count)
+            .into_par_iter()
+            .map(|shard| {
+                // Room for a shard's share with a margin, as hashes spread evenly.
+                let mut table = HashTable::with_capacity(names / count + names / (8 * count) + 16);
+                for (archive, index) in indexes.iter().enumerate() {
+                    for (position, &(name, hash, _)) in index.iter().enumerate() {
+                        if Offers::shard(hash, count) != shard {
+                            continue;
+                        }
+                        let entry = table.entry(
+                            hash,
+                            |&(a, p): &(usize, usize)| indexes[a][p].0 == name,
+                            |&(a, p)| indexes[a][p].1,
+                        );
+                        if let hashbrown::hash_table::Entry::Vacant(entry) = entry {
+                            entry.insert((archive, position));
+                        }
+                    }
+                }
+                table
+            })
+            .collect();
+        Ok(Offers { indexes, shards })
+    }
+
+    /// The shard of the name hashed `hash`, of `count`: from bits the tables themselves use
+    /// least (hashbrown takes the low bits for the bucket and the top seven for the tag).
+    fn shard(hash: u64, count: usize) -> usize {
+        (hash >> 32) as usize % count
+    }
+
+    /// The member that provides `name` (hashed `hash`), if an archive offers it.
+    fn find(&self, name: &[u8], hash: u64) -> Option<MemberRef> {
+        let shard = &self.shards[Offers::shard(hash, self.shards.len())];
+        shard
+            .find(hash, |&(a, p)| self.indexes[a][p].0 == name)
+            .map(|&(a, p)| self.indexes[a][p].2)
+    }
+}
+
 /// Register the command-line objects, then pull archive members in rounds until no pending
 /// reference is offered by an archive member not yet loaded.
 fn resolve_objects<'data>(
@@ -657,38 +728,12 @@ fn resolve_objects<'data>(
 ) -> Result<()> {
     // The objects are parsed while the archives' indexes are read.
     let comdat_winners = &mut resolver.comdat_winners;
-    let (batch, offered) = rayon::join(
+    let (batch, offers) = rayon::join(
         || prepare_batch(parse_batch(objects)?, comdat_winners),
-        || -> Result<HashTable<(&'data [u8], u64, MemberRef)>> {
-            // Names read and hashed in parallel, archive by archive (85,000 of them for LLVM),
-            // with the symbol table's hash, so that looking a global up needs no hashing.
-            let indexes = archives
-                .par_iter()
-                .enumerate()
-                .map(|(i, archive)| {
-                    Ok(archive
-                        .symbol_index(i as u32)?
-                        .into_iter()
-                        .map(|(name, member)| (name, hash_name(name), member))
-                        .collect::<Vec<_>>())
-                })
-                .collect::<Result<Vec<_>>>()?;
-            // The first archive (in command-line order) that offers a name provides it.
-            let mut offered = HashTable::with_capacity(indexes.iter().map(Vec::len).sum());
-            for (name, hash, member) in indexes.into_iter().flatten() {
-                if let hashbrown::hash_table::Entry::Vacant(entry) = offered.entry(
-                    hash,
-                    |&(known, _, _): &(&[u8], u64, MemberRef)| known == name,
-                    |&(_, hash, _)| hash,
-                ) {
-                    entry.insert((name, hash, member));
-                }
-            }
-            Ok(offered)
-        },
+        || Offers::new(archives),
     );
     resolver.register(batch?);
-    let offered = offered?;
+    let offers = offers?;
 
     let mut loaded_members: HashSet<MemberRef> = HashSet::default();
     loop {
@@ -698,8 +743,7 @@ fn resolve_objects<'data>(
             if global.resolution != Resolution::Undefined {
                 continue;
             }
-            let offer = offered.find(global.hash, |&(name, _, _)| name == global.name);
-            if let Some(&(_, _, member)) = offer {
+            if let Some(member) = offers.find(global.name, global.hash) {
                 if loaded_members.insert(member) {
                     wanted.push(member);
                 }
