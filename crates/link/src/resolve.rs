@@ -135,6 +135,12 @@ struct PreparedObject<'data> {
     /// Each global symbol's name and its `hash_name`, in `contributions` order: read (a
     /// string-table scan) and hashed in the parallel half, so that registering only probes.
     names: Vec<(&'data [u8], u64)>,
+    /// In `contributions` order: the global of each name already in the symbol table when
+    /// the batch was prepared, looked up in the parallel half. Most names of a round of
+    /// archive members are (the definitions that pulled them in, and references to what
+    /// earlier rounds named), and registering them then needs no probe and no comparison
+    /// of names, which were most of the serial registration's time.
+    known: Vec<Option<GlobalId>>,
     /// Per section: lost to another object's COMDAT group.
     discarded: Vec<bool>,
 }
@@ -207,8 +213,16 @@ impl<'data> SymbolDb<'data> {
 
     /// The global named `name`, if any object mentions it.
     pub fn lookup(&self, name: &[u8]) -> Option<GlobalId> {
+        self.find(name, hash_name(name))
+    }
+
+    /// `lookup` for a name already hashed (`hash_name(name)`).
+    fn find(&self, name: &[u8], hash: u64) -> Option<GlobalId> {
+        if self.names.is_empty() {
+            return None;
+        }
         self.names
-            .find(hash_name(name), |&id| self.globals[id.index()].name == name)
+            .find(hash, |&id| self.globals[id.index()].name == name)
             .copied()
     }
 
@@ -397,16 +411,20 @@ impl<'data> Resolver<'data> {
             object,
             contributions,
             names,
+            known,
             discarded,
         } in batch
         {
             let object_id = ObjectId::from_index(self.db.objects.len());
             let first = object.first_global();
             let mut ids = Vec::with_capacity(contributions.len());
-            for (i, (contribution, (name, hash))) in
-                contributions.into_iter().zip(names).enumerate()
+            for (i, ((contribution, (name, hash)), known)) in
+                contributions.into_iter().zip(names).zip(known).enumerate()
             {
-                let id = self.db.intern(name, hash);
+                let id = match known {
+                    Some(id) => id,
+                    None => self.db.intern(name, hash),
+                };
                 ids.push(id);
                 self.merge(id, object_id, (first + i) as u32, contribution);
             }
@@ -490,9 +508,11 @@ fn parse_batch<'data>(named: Vec<(String, &'data [u8])>) -> Result<Vec<ObjectFil
         .collect()
 }
 
+/// `db` is the symbol table as the batch finds it, which the parallel half reads.
 fn prepare_batch<'data>(
     objects: Vec<ObjectFile<'data>>,
     comdat_winners: &mut HashTable<(&'data [u8], u64)>,
+    db: &SymbolDb<'data>,
 ) -> Result<Vec<PreparedObject<'data>>> {
     // COMDAT winners depend on order, so groups are claimed sequentially, from signatures
     // read and hashed in parallel.
@@ -512,17 +532,22 @@ fn prepare_batch<'data>(
         .map(|(object, discarded)| {
             let contributions = contributions(&object, &discarded)?;
             let first = object.first_global();
-            let names = object.symbols.symbols()[first..]
+            let names: Vec<(&[u8], u64)> = object.symbols.symbols()[first..]
                 .iter()
                 .map(|symbol| {
                     let name = object.symbol_name(symbol);
                     (name, hash_name(name))
                 })
                 .collect();
+            let known = names
+                .iter()
+                .map(|&(name, hash)| db.find(name, hash))
+                .collect();
             Ok(PreparedObject {
                 object,
                 contributions,
                 names,
+                known,
                 discarded,
             })
         })
@@ -727,9 +752,9 @@ fn resolve_objects<'data>(
     archives: &[Archive<'data>],
 ) -> Result<()> {
     // The objects are parsed while the archives' indexes are read.
-    let comdat_winners = &mut resolver.comdat_winners;
+    let (comdat_winners, db) = (&mut resolver.comdat_winners, &resolver.db);
     let (batch, offers) = rayon::join(
-        || prepare_batch(parse_batch(objects)?, comdat_winners),
+        || prepare_batch(parse_batch(objects)?, comdat_winners, db),
         || Offers::new(archives),
     );
     resolver.register(batch?);
@@ -756,7 +781,11 @@ fn resolve_objects<'data>(
             .par_iter()
             .map(|m| archives[m.archive as usize].member(ArchiveOffset(m.offset)))
             .collect::<Result<Vec<_>>>()?;
-        let batch = prepare_batch(parse_batch(named)?, &mut resolver.comdat_winners)?;
+        let batch = prepare_batch(
+            parse_batch(named)?,
+            &mut resolver.comdat_winners,
+            &resolver.db,
+        )?;
         resolver.register(batch);
     }
 }
