@@ -324,22 +324,25 @@ pub fn apply_section(
             Formula::Absolute => {
                 let direct = s()?.get().wrapping_add(addend as u64) as i64;
                 // Non-PIC code naming a library function by a 32-bit address: its stub, in the
-                // image, stands for it (ld's canonical PLT entry).
-                match context.stub_address(symbol) {
-                    Some(stub) if !fits(direct, kind.width, kind.range) => {
-                        stub.get().wrapping_add(addend as u64) as i64
-                    }
-                    _ => direct,
+                // image, stands for it (ld's canonical PLT entry). Looked up only then: most
+                // values fit, and the lookup cost as much as the rest of the relocation.
+                match fits(direct, kind.width, kind.range) {
+                    true => direct,
+                    false => context
+                        .stub_address(symbol)
+                        .map_or(direct, |stub| stub.get().wrapping_add(addend as u64) as i64),
                 }
             }
             Formula::PcRelative | Formula::PltRelative => {
                 let target = s()?;
                 let direct = target.wrapping_offset(addend).signed_diff(place);
-                let reachable = fits(direct, kind.width, kind.range);
-                // Out of reach (a library far from the image): go through the symbol's stub.
-                match context.stub_address(symbol) {
-                    Some(stub) if !reachable => stub.wrapping_offset(addend).signed_diff(place),
-                    _ => direct,
+                // Out of reach (a library far from the image): go through the symbol's stub,
+                // looked up only then (most calls reach their target directly).
+                match fits(direct, kind.width, kind.range) {
+                    true => direct,
+                    false => context.stub_address(symbol).map_or(direct, |stub| {
+                        stub.wrapping_offset(addend).signed_diff(place)
+                    }),
                 }
             }
             Formula::GotPcRelative { relax } => {
