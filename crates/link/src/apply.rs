@@ -280,7 +280,9 @@ pub fn apply_section(
         let Some(&value_of_symbol) = values.get(r_sym) else {
             return Err(fail(RelocationProblem::InvalidSymbolIndex(r_sym as u64)));
         };
-        let symbol = match db.global_of(section.object, r_sym) {
+        // Only the GOT, stub, size and thread-local cases name the symbol; most relocations
+        // need its value alone.
+        let symbol = || match db.global_of(section.object, r_sym) {
             Some(id) => SymbolRef::Global(id),
             None => SymbolRef::Local {
                 object: section.object,
@@ -329,7 +331,7 @@ pub fn apply_section(
                 match fits(direct, kind.width, kind.range) {
                     true => direct,
                     false => context
-                        .stub_address(symbol)
+                        .stub_address(symbol())
                         .map_or(direct, |stub| stub.get().wrapping_add(addend as u64) as i64),
                 }
             }
@@ -340,7 +342,7 @@ pub fn apply_section(
                 // looked up only then (most calls reach their target directly).
                 match fits(direct, kind.width, kind.range) {
                     true => direct,
-                    false => context.stub_address(symbol).map_or(direct, |stub| {
+                    false => context.stub_address(symbol()).map_or(direct, |stub| {
                         stub.wrapping_offset(addend).signed_diff(place)
                     }),
                 }
@@ -349,7 +351,7 @@ pub fn apply_section(
                 let direct = match relax {
                     Relax::Never => None,
                     _ => HostArch::relaxation(out, field, relax).and_then(|relaxation| {
-                        let target = context.symbol_address(symbol)?;
+                        let target = context.symbol_address(symbol())?;
                         let new_field = HostArch::relaxed_field(relaxation, field);
                         let value = target
                             .wrapping_offset(addend)
@@ -363,31 +365,31 @@ pub fn apply_section(
                         value
                     }
                     None => context
-                        .got_address(symbol)
+                        .got_address(symbol())
                         .map_err(unavailable)?
                         .wrapping_offset(addend)
                         .signed_diff(place),
                 }
             }
             Formula::GotOffsetOfSlot => {
-                let slot = context.got_address(symbol).map_err(unavailable)?;
+                let slot = context.got_address(symbol()).map_err(unavailable)?;
                 (slot - got_base).wrapping_add(addend as u64) as i64
             }
             Formula::OffsetFromGot => s()?.wrapping_offset(addend).signed_diff(got_base),
             Formula::GotBaseRelative => got_base.wrapping_offset(addend).signed_diff(place),
             Formula::PltOffsetFromGot => {
-                let target = match context.stub_address(symbol) {
+                let target = match context.stub_address(symbol()) {
                     Some(stub) => stub,
                     None => s()?,
                 };
                 target.wrapping_offset(addend).signed_diff(got_base)
             }
             Formula::Size => context
-                .symbol_size(symbol)
+                .symbol_size(symbol())
                 .map_err(unavailable)?
                 .wrapping_add(addend as u64) as i64,
             Formula::ThreadLocal(access) => {
-                match thread_local_value(context, access, symbol, addend, place) {
+                match thread_local_value(context, access, symbol(), addend, place) {
                     Ok(Some(value)) => value,
                     Ok(None) => continue,
                     Err(problem) => return Err(tls_problem(problem)),
