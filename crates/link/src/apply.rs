@@ -300,25 +300,33 @@ pub fn apply_section(
                 continue;
             }
         }
-        let tls_problem = |problem| {
-            fail(RelocationProblem::ThreadLocal {
-                relocation: kind.name,
-                symbol: against(),
-                problem,
-            })
-        };
+        // Errors are made where they occur (these expand there): closures shared by the
+        // error paths were set up for every relocation, a tenth of applying one.
+        macro_rules! tls_problem {
+            ($problem:expr) => {
+                fail(RelocationProblem::ThreadLocal {
+                    relocation: kind.name,
+                    symbol: against(),
+                    problem: $problem,
+                })
+            };
+        }
+        macro_rules! unavailable {
+            () => {
+                |why: Unavailable| fail(why.problem(&kind, against()))
+            };
+        }
         if is_thread_local_value(value_of_symbol)
             && !matches!(
                 kind.formula,
                 Formula::ThreadLocal(_) | Formula::None | Formula::Size
             )
         {
-            return Err(tls_problem(TlsProblem::ThreadLocalSymbol));
+            return Err(tls_problem!(TlsProblem::ThreadLocalSymbol));
         }
-        let unavailable = |why: Unavailable| fail(why.problem(&kind, against()));
         let place = section_address + field as u64;
         let s = || match value_of_symbol {
-            UNLOADED => Err(unavailable(Unavailable::NotLoaded)),
+            UNLOADED => Err(unavailable!()(Unavailable::NotLoaded)),
             value => Ok(TargetAddr(value)),
         };
         let value: i64 = match kind.formula {
@@ -366,13 +374,13 @@ pub fn apply_section(
                     }
                     None => context
                         .got_address(symbol())
-                        .map_err(unavailable)?
+                        .map_err(unavailable!())?
                         .wrapping_offset(addend)
                         .signed_diff(place),
                 }
             }
             Formula::GotOffsetOfSlot => {
-                let slot = context.got_address(symbol()).map_err(unavailable)?;
+                let slot = context.got_address(symbol()).map_err(unavailable!())?;
                 (slot - got_base).wrapping_add(addend as u64) as i64
             }
             Formula::OffsetFromGot => s()?.wrapping_offset(addend).signed_diff(got_base),
@@ -386,13 +394,13 @@ pub fn apply_section(
             }
             Formula::Size => context
                 .symbol_size(symbol())
-                .map_err(unavailable)?
+                .map_err(unavailable!())?
                 .wrapping_add(addend as u64) as i64,
             Formula::ThreadLocal(access) => {
                 match thread_local_value(context, access, symbol(), addend, place) {
                     Ok(Some(value)) => value,
                     Ok(None) => continue,
-                    Err(problem) => return Err(tls_problem(problem)),
+                    Err(problem) => return Err(tls_problem!(problem)),
                 }
             }
         };
