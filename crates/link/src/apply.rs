@@ -313,7 +313,7 @@ pub fn apply_section(
         }
         macro_rules! unavailable {
             () => {
-                |why: Unavailable| fail(why.problem(&kind, against()))
+                |why: Unavailable| fail(why.problem(kind, against()))
             };
         }
         if is_thread_local_value(value_of_symbol)

@@ -313,7 +313,7 @@ fn scan_section(
                 .symbol(r_sym)
                 .is_some_and(|symbol| symbol.st_type() == elf::STT_GNU_IFUNC)
         {
-            if kind.formula == Formula::Absolute && HostArch::reach(&kind) == Reach::LowAbsolute {
+            if kind.formula == Formula::Absolute && HostArch::reach(kind) == Reach::LowAbsolute {
                 // Its stub, in the image, stands for it.
                 needs_low_addresses.store(true, Ordering::Relaxed);
             }
@@ -323,7 +323,7 @@ fn scan_section(
             });
             continue;
         }
-        let reach = HostArch::reach(&kind);
+        let reach = HostArch::reach(kind);
         // Most relocations (64-bit absolute ones in data, above all) need nothing from the
         // symbol here.
         let may_need_something = match kind.formula {
