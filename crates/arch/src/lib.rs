@@ -196,7 +196,7 @@ pub trait Arch {
     const PLT_ALIGN: u64;
 
     /// The relocation type `r_type`, or why it cannot be applied.
-    fn reloc_kind(r_type: u32) -> Result<RelocKind, UnsupportedReloc>;
+    fn reloc_kind(r_type: u32) -> Result<&'static RelocKind, UnsupportedReloc>;
 
     /// Where a symbol must lie for a reference of `kind` to reach it.
     fn reach(kind: &RelocKind) -> Reach;

@@ -280,7 +280,9 @@ pub fn apply_section(
         let Some(&value_of_symbol) = values.get(r_sym) else {
             return Err(fail(RelocationProblem::InvalidSymbolIndex(r_sym as u64)));
         };
-        let symbol = match db.global_of(section.object, r_sym) {
+        // Only the GOT, stub, size and thread-local cases name the symbol; most relocations
+        // need its value alone.
+        let symbol = || match db.global_of(section.object, r_sym) {
             Some(id) => SymbolRef::Global(id),
             None => SymbolRef::Local {
                 object: section.object,
@@ -298,25 +300,33 @@ pub fn apply_section(
                 continue;
             }
         }
-        let tls_problem = |problem| {
-            fail(RelocationProblem::ThreadLocal {
-                relocation: kind.name,
-                symbol: against(),
-                problem,
-            })
-        };
+        // Errors are made where they occur (these expand there): closures shared by the
+        // error paths were set up for every relocation, a tenth of applying one.
+        macro_rules! tls_problem {
+            ($problem:expr) => {
+                fail(RelocationProblem::ThreadLocal {
+                    relocation: kind.name,
+                    symbol: against(),
+                    problem: $problem,
+                })
+            };
+        }
+        macro_rules! unavailable {
+            () => {
+                |why: Unavailable| fail(why.problem(kind, against()))
+            };
+        }
         if is_thread_local_value(value_of_symbol)
             && !matches!(
                 kind.formula,
                 Formula::ThreadLocal(_) | Formula::None | Formula::Size
             )
         {
-            return Err(tls_problem(TlsProblem::ThreadLocalSymbol));
+            return Err(tls_problem!(TlsProblem::ThreadLocalSymbol));
         }
-        let unavailable = |why: Unavailable| fail(why.problem(&kind, against()));
         let place = section_address + field as u64;
         let s = || match value_of_symbol {
-            UNLOADED => Err(unavailable(Unavailable::NotLoaded)),
+            UNLOADED => Err(unavailable!()(Unavailable::NotLoaded)),
             value => Ok(TargetAddr(value)),
         };
         let value: i64 = match kind.formula {
@@ -324,29 +334,32 @@ pub fn apply_section(
             Formula::Absolute => {
                 let direct = s()?.get().wrapping_add(addend as u64) as i64;
                 // Non-PIC code naming a library function by a 32-bit address: its stub, in the
-                // image, stands for it (ld's canonical PLT entry).
-                match context.stub_address(symbol) {
-                    Some(stub) if !fits(direct, kind.width, kind.range) => {
-                        stub.get().wrapping_add(addend as u64) as i64
-                    }
-                    _ => direct,
+                // image, stands for it (ld's canonical PLT entry). Looked up only then: most
+                // values fit, and the lookup cost as much as the rest of the relocation.
+                match fits(direct, kind.width, kind.range) {
+                    true => direct,
+                    false => context
+                        .stub_address(symbol())
+                        .map_or(direct, |stub| stub.get().wrapping_add(addend as u64) as i64),
                 }
             }
             Formula::PcRelative | Formula::PltRelative => {
                 let target = s()?;
                 let direct = target.wrapping_offset(addend).signed_diff(place);
-                let reachable = fits(direct, kind.width, kind.range);
-                // Out of reach (a library far from the image): go through the symbol's stub.
-                match context.stub_address(symbol) {
-                    Some(stub) if !reachable => stub.wrapping_offset(addend).signed_diff(place),
-                    _ => direct,
+                // Out of reach (a library far from the image): go through the symbol's stub,
+                // looked up only then (most calls reach their target directly).
+                match fits(direct, kind.width, kind.range) {
+                    true => direct,
+                    false => context.stub_address(symbol()).map_or(direct, |stub| {
+                        stub.wrapping_offset(addend).signed_diff(place)
+                    }),
                 }
             }
             Formula::GotPcRelative { relax } => {
                 let direct = match relax {
                     Relax::Never => None,
                     _ => HostArch::relaxation(out, field, relax).and_then(|relaxation| {
-                        let target = context.symbol_address(symbol)?;
+                        let target = context.symbol_address(symbol())?;
                         let new_field = HostArch::relaxed_field(relaxation, field);
                         let value = target
                             .wrapping_offset(addend)
@@ -360,34 +373,34 @@ pub fn apply_section(
                         value
                     }
                     None => context
-                        .got_address(symbol)
-                        .map_err(unavailable)?
+                        .got_address(symbol())
+                        .map_err(unavailable!())?
                         .wrapping_offset(addend)
                         .signed_diff(place),
                 }
             }
             Formula::GotOffsetOfSlot => {
-                let slot = context.got_address(symbol).map_err(unavailable)?;
+                let slot = context.got_address(symbol()).map_err(unavailable!())?;
                 (slot - got_base).wrapping_add(addend as u64) as i64
             }
             Formula::OffsetFromGot => s()?.wrapping_offset(addend).signed_diff(got_base),
             Formula::GotBaseRelative => got_base.wrapping_offset(addend).signed_diff(place),
             Formula::PltOffsetFromGot => {
-                let target = match context.stub_address(symbol) {
+                let target = match context.stub_address(symbol()) {
                     Some(stub) => stub,
                     None => s()?,
                 };
                 target.wrapping_offset(addend).signed_diff(got_base)
             }
             Formula::Size => context
-                .symbol_size(symbol)
-                .map_err(unavailable)?
+                .symbol_size(symbol())
+                .map_err(unavailable!())?
                 .wrapping_add(addend as u64) as i64,
             Formula::ThreadLocal(access) => {
-                match thread_local_value(context, access, symbol, addend, place) {
+                match thread_local_value(context, access, symbol(), addend, place) {
                     Ok(Some(value)) => value,
                     Ok(None) => continue,
-                    Err(problem) => return Err(tls_problem(problem)),
+                    Err(problem) => return Err(tls_problem!(problem)),
                 }
             }
         };

@@ -135,6 +135,12 @@ struct PreparedObject<'data> {
     /// Each global symbol's name and its `hash_name`, in `contributions` order: read (a
     /// string-table scan) and hashed in the parallel half, so that registering only probes.
     names: Vec<(&'data [u8], u64)>,
+    /// In `contributions` order: the global of each name already in the symbol table when
+    /// the batch was prepared, looked up in the parallel half. Most names of a round of
+    /// archive members are (the definitions that pulled them in, and references to what
+    /// earlier rounds named), and registering them then needs no probe and no comparison
+    /// of names, which were most of the serial registration's time.
+    known: Vec<Option<GlobalId>>,
     /// Per section: lost to another object's COMDAT group.
     discarded: Vec<bool>,
 }
@@ -207,8 +213,16 @@ impl<'data> SymbolDb<'data> {
 
     /// The global named `name`, if any object mentions it.
     pub fn lookup(&self, name: &[u8]) -> Option<GlobalId> {
+        self.find(name, hash_name(name))
+    }
+
+    /// `lookup` for a name already hashed (`hash_name(name)`).
+    fn find(&self, name: &[u8], hash: u64) -> Option<GlobalId> {
+        if self.names.is_empty() {
+            return None;
+        }
         self.names
-            .find(hash_name(name), |&id| self.globals[id.index()].name == name)
+            .find(hash, |&id| self.globals[id.index()].name == name)
             .copied()
     }
 
@@ -397,16 +411,20 @@ impl<'data> Resolver<'data> {
             object,
             contributions,
             names,
+            known,
             discarded,
         } in batch
         {
             let object_id = ObjectId::from_index(self.db.objects.len());
             let first = object.first_global();
             let mut ids = Vec::with_capacity(contributions.len());
-            for (i, (contribution, (name, hash))) in
-                contributions.into_iter().zip(names).enumerate()
+            for (i, ((contribution, (name, hash)), known)) in
+                contributions.into_iter().zip(names).zip(known).enumerate()
             {
-                let id = self.db.intern(name, hash);
+                let id = match known {
+                    Some(id) => id,
+                    None => self.db.intern(name, hash),
+                };
                 ids.push(id);
                 self.merge(id, object_id, (first + i) as u32, contribution);
             }
@@ -490,9 +508,11 @@ fn parse_batch<'data>(named: Vec<(String, &'data [u8])>) -> Result<Vec<ObjectFil
         .collect()
 }
 
+/// `db` is the symbol table as the batch finds it, which the parallel half reads.
 fn prepare_batch<'data>(
     objects: Vec<ObjectFile<'data>>,
     comdat_winners: &mut HashTable<(&'data [u8], u64)>,
+    db: &SymbolDb<'data>,
 ) -> Result<Vec<PreparedObject<'data>>> {
     // COMDAT winners depend on order, so groups are claimed sequentially, from signatures
     // read and hashed in parallel.
@@ -512,17 +532,22 @@ fn prepare_batch<'data>(
         .map(|(object, discarded)| {
             let contributions = contributions(&object, &discarded)?;
             let first = object.first_global();
-            let names = object.symbols.symbols()[first..]
+            let names: Vec<(&[u8], u64)> = object.symbols.symbols()[first..]
                 .iter()
                 .map(|symbol| {
                     let name = object.symbol_name(symbol);
                     (name, hash_name(name))
                 })
                 .collect();
+            let known = names
+                .iter()
+                .map(|&(name, hash)| db.find(name, hash))
+                .collect();
             Ok(PreparedObject {
                 object,
                 contributions,
                 names,
+                known,
                 discarded,
             })
         })
@@ -648,6 +673,77 @@ pub fn resolve<'data>(
     Ok(db)
 }
 
+/// The names the link's archives offer and, for each, the member of the first archive (in
+/// command-line order) that offers it: what pulls members into the link.
+struct Offers<'data> {
+    /// Each archive's symbol index, in its own order: name, `hash_name(name)`, member.
+    indexes: Vec<Vec<(&'data [u8], u64, MemberRef)>>,
+    /// The first offer of each name, as (archive, position) in `indexes`. Split by hash
+    /// (`Offers::shard`) so that the shards fill in parallel, each in archive order, and so
+    /// stay independent of thread timing: one table filled on one thread took as long as
+    /// reading all of LLVM's indexes (56,000 names), serially.
+    shards: Vec<HashTable<(usize, usize)>>,
+}
+
+impl<'data> Offers<'data> {
+    fn new(archives: &[Archive<'data>]) -> Result<Offers<'data>> {
+        // Names read and hashed in parallel, archive by archive, with the symbol table's
+        // hash, so that looking a global up needs no hashing.
+        let indexes = archives
+            .par_iter()
+            .enumerate()
+            .map(|(i, archive)| {
+                Ok(archive
+                    .symbol_index(i as u32)?
+                    .into_iter()
+                    .map(|(name, member)| (name, hash_name(name), member))
+                    .collect::<Vec<_>>())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // One shard per thread: each scans every hash but probes only its own names.
+        let count = rayon::current_num_threads().max(1);
+        let names: usize = indexes.iter().map(Vec::len).sum();
+        let shards = (0..count)
+            .into_par_iter()
+            .map(|shard| {
+                // Room for a shard's share with a margin, as hashes spread evenly.
+                let mut table = HashTable::with_capacity(names / count + names / (8 * count) + 16);
+                for (archive, index) in indexes.iter().enumerate() {
+                    for (position, &(name, hash, _)) in index.iter().enumerate() {
+                        if Offers::shard(hash, count) != shard {
+                            continue;
+                        }
+                        let entry = table.entry(
+                            hash,
+                            |&(a, p): &(usize, usize)| indexes[a][p].0 == name,
+                            |&(a, p)| indexes[a][p].1,
+                        );
+                        if let hashbrown::hash_table::Entry::Vacant(entry) = entry {
+                            entry.insert((archive, position));
+                        }
+                    }
+                }
+                table
+            })
+            .collect();
+        Ok(Offers { indexes, shards })
+    }
+
+    /// The shard of the name hashed `hash`, of `count`: from bits the tables themselves use
+    /// least (hashbrown takes the low bits for the bucket and the top seven for the tag).
+    fn shard(hash: u64, count: usize) -> usize {
+        (hash >> 32) as usize % count
+    }
+
+    /// The member that provides `name` (hashed `hash`), if an archive offers it.
+    fn find(&self, name: &[u8], hash: u64) -> Option<MemberRef> {
+        let shard = &self.shards[Offers::shard(hash, self.shards.len())];
+        shard
+            .find(hash, |&(a, p)| self.indexes[a][p].0 == name)
+            .map(|&(a, p)| self.indexes[a][p].2)
+    }
+}
+
 /// Register the command-line objects, then pull archive members in rounds until no pending
 /// reference is offered by an archive member not yet loaded.
 fn resolve_objects<'data>(
@@ -656,39 +752,13 @@ fn resolve_objects<'data>(
     archives: &[Archive<'data>],
 ) -> Result<()> {
     // The objects are parsed while the archives' indexes are read.
-    let comdat_winners = &mut resolver.comdat_winners;
-    let (batch, offered) = rayon::join(
-        || prepare_batch(parse_batch(objects)?, comdat_winners),
-        || -> Result<HashTable<(&'data [u8], u64, MemberRef)>> {
-            // Names read and hashed in parallel, archive by archive (85,000 of them for LLVM),
-            // with the symbol table's hash, so that looking a global up needs no hashing.
-            let indexes = archives
-                .par_iter()
-                .enumerate()
-                .map(|(i, archive)| {
-                    Ok(archive
-                        .symbol_index(i as u32)?
-                        .into_iter()
-                        .map(|(name, member)| (name, hash_name(name), member))
-                        .collect::<Vec<_>>())
-                })
-                .collect::<Result<Vec<_>>>()?;
-            // The first archive (in command-line order) that offers a name provides it.
-            let mut offered = HashTable::with_capacity(indexes.iter().map(Vec::len).sum());
-            for (name, hash, member) in indexes.into_iter().flatten() {
-                if let hashbrown::hash_table::Entry::Vacant(entry) = offered.entry(
-                    hash,
-                    |&(known, _, _): &(&[u8], u64, MemberRef)| known == name,
-                    |&(_, hash, _)| hash,
-                ) {
-                    entry.insert((name, hash, member));
-                }
-            }
-            Ok(offered)
-        },
+    let (comdat_winners, db) = (&mut resolver.comdat_winners, &resolver.db);
+    let (batch, offers) = rayon::join(
+        || prepare_batch(parse_batch(objects)?, comdat_winners, db),
+        || Offers::new(archives),
     );
     resolver.register(batch?);
-    let offered = offered?;
+    let offers = offers?;
 
     let mut loaded_members: HashSet<MemberRef> = HashSet::default();
     loop {
@@ -698,8 +768,7 @@ fn resolve_objects<'data>(
             if global.resolution != Resolution::Undefined {
                 continue;
             }
-            let offer = offered.find(global.hash, |&(name, _, _)| name == global.name);
-            if let Some(&(_, _, member)) = offer {
+            if let Some(member) = offers.find(global.name, global.hash) {
                 if loaded_members.insert(member) {
                     wanted.push(member);
                 }
@@ -712,7 +781,11 @@ fn resolve_objects<'data>(
             .par_iter()
             .map(|m| archives[m.archive as usize].member(ArchiveOffset(m.offset)))
             .collect::<Result<Vec<_>>>()?;
-        let batch = prepare_batch(parse_batch(named)?, &mut resolver.comdat_winners)?;
+        let batch = prepare_batch(
+            parse_batch(named)?,
+            &mut resolver.comdat_winners,
+            &resolver.db,
+        )?;
         resolver.register(batch);
     }
 }

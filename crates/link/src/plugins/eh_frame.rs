@@ -135,21 +135,26 @@ fn check_unwind_records(
             continue;
         };
         let at = partial.offset() as u64;
-        let fde = partial
-            .parse(|section, bases, offset| {
-                if let Some((_, cie)) = cies.iter().find(|(known, _)| *known == offset) {
-                    return Ok(cie.clone());
-                }
-                let cie = section.cie_from_offset(bases, offset)?;
-                cies.push((offset, cie.clone()));
-                Ok(cie)
-            })
-            .map_err(|error| fail(at, format!("invalid unwind record: {error}")))?;
+        let invalid = |error: gimli::Error| fail(at, format!("invalid unwind record: {error}"));
+        let cie_offset = partial.cie_offset();
+        let cie = match cies.iter().find(|(known, _)| *known == cie_offset) {
+            Some((_, cie)) => cie.clone(),
+            None => {
+                let cie = eh_frame
+                    .cie_from_offset(&bases, cie_offset)
+                    .map_err(invalid)?;
+                cies.push((cie_offset, cie.clone()));
+                cie
+            }
+        };
         // A record of code that is not loaded has a raw pc_begin of zero, which the unwinder
-        // skips (gimli would decode it relative to its own address).
-        if raw_pc_begin(bytes, at as usize, &fde) == Some(0) {
+        // skips, reading nothing after it; so is it left unparsed here (gimli would decode
+        // the zero relative to the record's own address). In the LLVM-static link these
+        // are the records of discarded COMDAT copies, a large share of all.
+        if raw_pc_begin(bytes, at as usize, &cie) == Some(0) {
             continue;
         }
+        let fde = partial.parse(|_, _, _| Ok(cie.clone())).map_err(invalid)?;
         let begin = fde.initial_address();
         let within = begin
             .checked_add(fde.len())
@@ -167,14 +172,13 @@ fn check_unwind_records(
 }
 
 /// The undecoded pc_begin field of the FDE at `offset` (after its 4-byte length and CIE
-/// pointer), as wide as its CIE's encoding says.
+/// pointer), as wide as the encoding of its CIE (`cie`) says.
 fn raw_pc_begin<R: gimli::Reader>(
     bytes: &[u8],
     offset: usize,
-    fde: &gimli::FrameDescriptionEntry<R>,
+    cie: &CommonInformationEntry<R>,
 ) -> Option<u64> {
-    let encoding = fde
-        .cie()
+    let encoding = cie
         .fde_address_encoding()
         .unwrap_or(gimli::constants::DW_EH_PE_absptr);
     let width = match encoding.format() {
