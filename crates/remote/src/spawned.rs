@@ -17,7 +17,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 /// What the starting thread has to say.
 enum State {
     /// Not heard from yet.
-    Starting(Receiver<io::Result<Child>>),
+    Starting(Receiver<Started>),
     Running(Child),
     /// The executor could not be started: why (an OS error number, or the message).
     Failed(io::ErrorKind, Option<i32>, String),
@@ -29,7 +29,14 @@ pub(crate) struct Spawned {
     /// The starting thread waits on this: a child sent is reaped before the thread ends;
     /// dropping the sender ends it at once.
     finish: Option<Sender<Child>>,
+    /// The executor's end of the connection, when the executor could not be started: held
+    /// here, shut for writing, until the caller is done with the connection (see `start`).
+    _unused_end: Option<UnixStream>,
 }
+
+/// What the starting thread sends back: the executor, or why it could not be started and
+/// the end of the connection it would have had.
+type Started = Result<Child, (io::Error, UnixStream)>;
 
 /// The starting thread's stack: it only spawns a process and waits.
 const STACK_SIZE: usize = 128 << 10;
@@ -63,8 +70,14 @@ pub(crate) fn start_quiet_thread(
 impl Spawned {
     /// Start `command` on a new thread. `theirs`, the executor's end of the connection, is
     /// closed here once the executor has it, so that only the executor holds it.
+    ///
+    /// If the executor cannot be started, `theirs` is not closed but shut for writing and
+    /// kept until `Spawned` goes: the caller, which sent its hello and may send more before it
+    /// learns of the failure, reads the end of the connection at its first answer (and asks
+    /// `child` why), rather than having a write fail on a connection with no other end — an
+    /// error of its own, and SIGPIPE for a host that does not ignore it.
     pub(crate) fn start(mut command: Command, theirs: UnixStream) -> io::Result<Spawned> {
-        let (started_tx, started) = channel();
+        let (started_tx, started) = channel::<Started>();
         let (finish, finish_rx) = channel::<Child>();
         let previous = rjitlink_target::start_state::blocked_signals();
         start_quiet_thread("rjitlink-spawn", STACK_SIZE, move || {
@@ -73,7 +86,16 @@ impl Spawned {
             set_mask(previous);
             let child = command.spawn();
             set_mask(u64::MAX);
-            drop(theirs);
+            let child = match child {
+                Ok(child) => {
+                    drop(theirs);
+                    Ok(child)
+                }
+                Err(error) => {
+                    let _ = theirs.shutdown(std::net::Shutdown::Write);
+                    Err((error, theirs))
+                }
+            };
             // The receiver lives until `Spawned` has the child (see `Drop`).
             let _ = started_tx.send(child);
             if let Ok(mut child) = finish_rx.recv() {
@@ -84,6 +106,7 @@ impl Spawned {
         Ok(Spawned {
             state: State::Starting(started),
             finish: Some(finish),
+            _unused_end: None,
         })
     }
 
@@ -93,7 +116,8 @@ impl Spawned {
         if let State::Starting(started) = &self.state {
             self.state = match started.recv() {
                 Ok(Ok(child)) => State::Running(child),
-                Ok(Err(error)) => {
+                Ok(Err((error, theirs))) => {
+                    self._unused_end = Some(theirs);
                     State::Failed(error.kind(), error.raw_os_error(), error.to_string())
                 }
                 Err(_) => State::Failed(
