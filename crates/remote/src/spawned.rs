@@ -93,6 +93,16 @@ impl Spawned {
                 }
                 Err(error) => {
                     let _ = theirs.shutdown(std::net::Shutdown::Write);
+                    // It was made inheritable for the executor: kept, it must not reach
+                    // whatever the caller starts later.
+                    // SAFETY: setting close-on-exec on a descriptor we own.
+                    unsafe {
+                        libc::fcntl(
+                            std::os::fd::AsRawFd::as_raw_fd(&theirs),
+                            libc::F_SETFD,
+                            libc::FD_CLOEXEC,
+                        )
+                    };
                     Err((error, theirs))
                 }
             };
