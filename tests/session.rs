@@ -1512,3 +1512,33 @@ fn a_slab_asked_for_ahead_of_an_executor_that_did_not_start_waits_for_the_reason
         "{error}"
     );
 }
+
+#[test]
+fn a_process_started_as_the_executor_starts_does_not_hold_its_connection() {
+    // The executor starts on a thread of its own while the caller goes on, perhaps to start a
+    // process of its own. That process must not inherit the executor's end of the connection:
+    // holding it, it would keep the connection open after the executor died, and the linker
+    // would wait for an answer for as long as that process lives.
+    let mut remote = Remote::spawn_program(
+        Path::new(env!("CARGO_BIN_EXE_rjitlink")),
+        MemoryMode::Shared,
+    )
+    .unwrap();
+    let mut bystander = Command::new("sleep").arg("30").spawn().unwrap();
+    let executor = remote.pid().unwrap();
+    // SAFETY: a signal to the executor this test spawned.
+    unsafe { libc::kill(executor as i32, libc::SIGKILL) };
+    let started = std::time::Instant::now();
+    let (answer_tx, answer) = std::sync::mpsc::channel();
+    let asking = std::thread::spawn(move || {
+        let error = remote.lookup(&[b"main"]).map(|_| ()).unwrap_err();
+        let _ = answer_tx.send(rjitlink_target::full_message(&error));
+    });
+    let message = answer.recv_timeout(std::time::Duration::from_secs(10));
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+    asking.join().unwrap();
+    let message = message.expect("the executor's death was not noticed while another process ran");
+    assert!(message.contains("SIGKILL"), "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

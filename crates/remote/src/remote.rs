@@ -94,17 +94,10 @@ impl Remote {
     pub fn spawn_program(exe: &Path, memory: MemoryMode) -> Result<Remote, TargetError> {
         std::fs::metadata(exe).map_err(system("cannot start the executor"))?;
         let (ours, theirs) = UnixStream::pair().map_err(system("cannot create a socket pair"))?;
-        // The executor inherits its end at the same descriptor number. Nothing else is done
-        // between fork and exec, so the standard library can spawn with posix_spawn, which
-        // does not wait for a copy of this process's page tables.
+        // The executor gets its end at the same descriptor number (`Spawned` passes it, with
+        // posix_spawn, which does not wait for a copy of this process's page tables); here
+        // it stays close-on-exec.
         let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
-        // SAFETY: clearing close-on-exec on a descriptor we own.
-        if unsafe { libc::fcntl(theirs_fd, libc::F_SETFD, 0) } != 0 {
-            return Err(TargetError::System {
-                context: "cannot pass a socket to the executor".into(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
         let mut command = Command::new(exe);
         command
             .args(["executor", "--fd"])

@@ -9,10 +9,172 @@
 //! threads do, so that signals meant for the process are not taken by it — except while it
 //! starts the executor, which inherits its mask and must start with the caller's.
 
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, ExitStatus};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus};
 use std::sync::mpsc::{channel, Receiver, Sender};
+
+/// The executor's process: its pid, reaped (once) by `wait` or `try_wait`, as
+/// `std::process::Child` is.
+pub(crate) struct Child {
+    pid: libc::pid_t,
+    status: Option<ExitStatus>,
+}
+
+impl Child {
+    pub(crate) fn id(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// Wait for the process to end, and reap it (or its status, if reaped already).
+    pub(crate) fn wait(&mut self) -> io::Result<ExitStatus> {
+        loop {
+            match self.reap(0)? {
+                Some(status) => return Ok(status),
+                // Not ended: only WNOHANG says so; waiting again is harmless.
+                None => continue,
+            }
+        }
+    }
+
+    /// Its status if it has ended (reaping it), None if it runs.
+    pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.reap(libc::WNOHANG)
+    }
+
+    fn reap(&mut self, flags: libc::c_int) -> io::Result<Option<ExitStatus>> {
+        if let Some(status) = self.status {
+            return Ok(Some(status));
+        }
+        let mut raw = 0;
+        loop {
+            // SAFETY: waiting for our own child, into a local.
+            match unsafe { libc::waitpid(self.pid, &mut raw, flags) } {
+                0 => return Ok(None),
+                -1 => {
+                    let error = io::Error::last_os_error();
+                    if error.kind() != io::ErrorKind::Interrupted {
+                        return Err(error);
+                    }
+                }
+                _ => {
+                    let status = ExitStatus::from_raw(raw);
+                    self.status = Some(status);
+                    return Ok(Some(status));
+                }
+            }
+        }
+    }
+}
+
+/// A C string of `text`, which must hold no NUL.
+fn c_string(text: &OsStr) -> io::Result<CString> {
+    CString::new(text.as_bytes()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a NUL byte in the executor's command line or environment",
+        )
+    })
+}
+
+/// Start `command`'s program with its arguments and this process's environment changed as
+/// it says (nothing else of it is used), SIGPIPE at its default as `Command` does, and
+/// `passed` at the same descriptor number in the new process.
+///
+/// `passed` stays close-on-exec here: the new process gets a copy that is not, made by
+/// posix_spawn's file actions in the new process alone. Cleared here, any process this
+/// process starts meanwhile (another thread's, or the caller's own while this thread starts
+/// the executor) would inherit the executor's end of the connection, and keep the
+/// connection open after the executor died.
+fn spawn(command: &Command, passed: &UnixStream) -> io::Result<Child> {
+    let program = c_string(command.get_program())?;
+    let mut argv = vec![program.clone()];
+    for arg in command.get_args() {
+        argv.push(c_string(arg)?);
+    }
+    let mut environment: std::collections::BTreeMap<OsString, OsString> =
+        std::env::vars_os().collect();
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => environment.insert(name.to_owned(), value.to_owned()),
+            None => environment.remove(name),
+        };
+    }
+    let mut envp = Vec::with_capacity(environment.len());
+    for (name, value) in environment {
+        let mut entry = name;
+        entry.push("=");
+        entry.push(value);
+        envp.push(c_string(&entry)?);
+    }
+    let pointers = |strings: &[CString]| -> Vec<*mut libc::c_char> {
+        strings
+            .iter()
+            .map(|s| s.as_ptr() as *mut libc::c_char)
+            .chain(std::iter::once(std::ptr::null_mut()))
+            .collect()
+    };
+    let (argv_pointers, envp_pointers) = (pointers(&argv), pointers(&envp));
+    let target = passed.as_raw_fd();
+    // A close-on-exec duplicate to copy from: dup2 onto `target` in the new process makes a
+    // descriptor that is not close-on-exec, whatever the C library makes of dup2 onto itself.
+    // SAFETY: duplicating a descriptor we own; the duplicate is owned below.
+    let spare = unsafe { libc::fcntl(target, libc::F_DUPFD_CLOEXEC, 0) };
+    if spare < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: just made, ours alone.
+    let spare = unsafe { OwnedFd::from_raw_fd(spare) };
+    // SAFETY: the file actions and attributes are initialized before use and destroyed after;
+    // every pointer passed lives (argv, envp and their strings) until posix_spawn returns,
+    // which glibc does once the new program is loaded (or failed to be).
+    unsafe {
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        let mut attributes: libc::posix_spawnattr_t = std::mem::zeroed();
+        let mut defaults: libc::sigset_t = std::mem::zeroed();
+        let mut pid: libc::pid_t = 0;
+        let mut result = libc::posix_spawn_file_actions_init(&mut actions);
+        if result != 0 {
+            return Err(io::Error::from_raw_os_error(result));
+        }
+        result = libc::posix_spawnattr_init(&mut attributes);
+        if result == 0 {
+            result =
+                libc::posix_spawn_file_actions_adddup2(&mut actions, spare.as_raw_fd(), target);
+            libc::sigemptyset(&mut defaults);
+            libc::sigaddset(&mut defaults, libc::SIGPIPE);
+            if result == 0 {
+                result = libc::posix_spawnattr_setsigdefault(&mut attributes, &defaults);
+            }
+            if result == 0 {
+                result = libc::posix_spawnattr_setflags(
+                    &mut attributes,
+                    libc::POSIX_SPAWN_SETSIGDEF as libc::c_short,
+                );
+            }
+            if result == 0 {
+                result = libc::posix_spawn(
+                    &mut pid,
+                    program.as_ptr(),
+                    &actions,
+                    &attributes,
+                    argv_pointers.as_ptr(),
+                    envp_pointers.as_ptr(),
+                );
+            }
+            libc::posix_spawnattr_destroy(&mut attributes);
+        }
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        match result {
+            0 => Ok(Child { pid, status: None }),
+            error => Err(io::Error::from_raw_os_error(error)),
+        }
+    }
+}
 
 /// What the starting thread has to say.
 enum State {
@@ -76,7 +238,7 @@ impl Spawned {
     /// learns of the failure, reads the end of the connection at its first answer (and asks
     /// `child` why), rather than having a write fail on a connection with no other end — an
     /// error of its own, and SIGPIPE for a host that does not ignore it.
-    pub(crate) fn start(mut command: Command, theirs: UnixStream) -> io::Result<Spawned> {
+    pub(crate) fn start(command: Command, theirs: UnixStream) -> io::Result<Spawned> {
         let (started_tx, started) = channel::<Started>();
         let (finish, finish_rx) = channel::<Child>();
         let previous = rjitlink_target::start_state::blocked_signals();
@@ -84,7 +246,7 @@ impl Spawned {
             // The executor starts with the caller's mask (the standard library passes the
             // spawning thread's on); the thread blocks every signal again once it has started.
             set_mask(previous);
-            let child = command.spawn();
+            let child = spawn(&command, &theirs);
             set_mask(u64::MAX);
             let child = match child {
                 Ok(child) => {
@@ -93,16 +255,6 @@ impl Spawned {
                 }
                 Err(error) => {
                     let _ = theirs.shutdown(std::net::Shutdown::Write);
-                    // It was made inheritable for the executor: kept, it must not reach
-                    // whatever the caller starts later.
-                    // SAFETY: setting close-on-exec on a descriptor we own.
-                    unsafe {
-                        libc::fcntl(
-                            std::os::fd::AsRawFd::as_raw_fd(&theirs),
-                            libc::F_SETFD,
-                            libc::FD_CLOEXEC,
-                        )
-                    };
                     Err((error, theirs))
                 }
             };
