@@ -90,9 +90,11 @@ impl Remote {
     ///
     /// The executor is started on a thread of its own while this returns (see `spawned`): a
     /// program that cannot be found is an error here, one that fails to start otherwise is the
-    /// error of the first request.
+    /// error of the first request. A name without a `/` is looked for in the directories of
+    /// `PATH`, as a command's is.
     pub fn spawn_program(exe: &Path, memory: MemoryMode) -> Result<Remote, TargetError> {
-        std::fs::metadata(exe).map_err(system("cannot start the executor"))?;
+        let exe = crate::spawned::find_program(exe).map_err(system("cannot start the executor"))?;
+        let exe = exe.as_path();
         let (ours, theirs) = UnixStream::pair().map_err(system("cannot create a socket pair"))?;
         // The executor gets its end at the same descriptor number (`Spawned` passes it, with
         // posix_spawn, which does not wait for a copy of this process's page tables); here

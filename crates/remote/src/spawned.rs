@@ -13,8 +13,10 @@ use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::mpsc::{channel, Receiver, Sender};
 
@@ -69,6 +71,38 @@ impl Child {
             }
         }
     }
+}
+
+/// The file to start for `program`: a path (one with a `/`) as it is, a bare name in the
+/// first directory of `PATH` holding an executable file of that name, as execvp (and so
+/// `Command`) looks for it. Err if there is none (or only files that cannot be executed):
+/// what starting it would have said.
+pub(crate) fn find_program(program: &Path) -> io::Result<PathBuf> {
+    if program.as_os_str().as_bytes().contains(&b'/') {
+        std::fs::metadata(program)?;
+        return Ok(program.to_owned());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    let mut not_executable = false;
+    for directory in path.as_bytes().split(|&byte| byte == b':') {
+        // An empty entry is the current directory.
+        let directory = match directory {
+            b"" => Path::new("."),
+            directory => Path::new(OsStr::from_bytes(directory)),
+        };
+        let candidate = directory.join(program);
+        match std::fs::metadata(&candidate) {
+            Ok(file) if file.is_file() && file.permissions().mode() & 0o111 != 0 => {
+                return Ok(candidate)
+            }
+            Ok(_) => not_executable = true,
+            Err(_) => {}
+        }
+    }
+    Err(match not_executable {
+        true => io::Error::from_raw_os_error(libc::EACCES),
+        false => io::Error::from_raw_os_error(libc::ENOENT),
+    })
 }
 
 /// A C string of `text`, which must hold no NUL.
