@@ -277,8 +277,8 @@ impl Spawned {
         let (finish, finish_rx) = channel::<Child>();
         let previous = rjitlink_target::start_state::blocked_signals();
         start_quiet_thread("rjitlink-spawn", STACK_SIZE, move || {
-            // The executor starts with the caller's mask (the standard library passes the
-            // spawning thread's on); the thread blocks every signal again once it has started.
+            // The executor starts with the caller's mask (posix_spawn passes the spawning
+            // thread's on); the thread blocks every signal again once it has started.
             set_mask(previous);
             let child = spawn(&command, &theirs);
             set_mask(u64::MAX);
