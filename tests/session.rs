@@ -1490,3 +1490,55 @@ fn a_link_whose_debug_objects_are_refused_fails_and_keeps_nothing() {
     off.debugger_support = false;
     session.link(&off, &times).unwrap();
 }
+
+#[test]
+fn a_slab_asked_for_ahead_of_an_executor_that_did_not_start_waits_for_the_reason() {
+    // The executor starts on a thread of its own, and the session asks for its slab at once.
+    // When the program cannot run, the thread closes the executor's end of the connection:
+    // asking for the slab after that (a linker thread descheduled for a moment, here a sleep)
+    // must not be an error of its own, a broken pipe, but leave the reason to the first
+    // request that needs an answer.
+    let program = compile("not_a_program", "int not_a_program(void) { return 0; }\n");
+    let mut remote = Remote::spawn_program(&program, MemoryMode::Shared).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    remote.reserve_slab_ahead(1 << 20, None).unwrap();
+    let error = remote
+        .memory()
+        .reserve(1 << 20, rjitlink_memory::Placement::Anywhere);
+    assert!(error.is_err());
+    let error = rjitlink_target::full_message(&remote.lookup(&[b"main"]).unwrap_err());
+    assert!(
+        error.ends_with("cannot start the executor: Permission denied (os error 13)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_process_started_as_the_executor_starts_does_not_hold_its_connection() {
+    // The executor starts on a thread of its own while the caller goes on, perhaps to start a
+    // process of its own. That process must not inherit the executor's end of the connection:
+    // holding it, it would keep the connection open after the executor died, and the linker
+    // would wait for an answer for as long as that process lives.
+    let mut remote = Remote::spawn_program(
+        Path::new(env!("CARGO_BIN_EXE_rjitlink")),
+        MemoryMode::Shared,
+    )
+    .unwrap();
+    let mut bystander = Command::new("sleep").arg("30").spawn().unwrap();
+    let executor = remote.pid().unwrap();
+    // SAFETY: a signal to the executor this test spawned.
+    unsafe { libc::kill(executor as i32, libc::SIGKILL) };
+    let started = std::time::Instant::now();
+    let (answer_tx, answer) = std::sync::mpsc::channel();
+    let asking = std::thread::spawn(move || {
+        let error = remote.lookup(&[b"main"]).map(|_| ()).unwrap_err();
+        let _ = answer_tx.send(rjitlink_target::full_message(&error));
+    });
+    let message = answer.recv_timeout(std::time::Duration::from_secs(10));
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+    asking.join().unwrap();
+    let message = message.expect("the executor's death was not noticed while another process ran");
+    assert!(message.contains("SIGKILL"), "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -90,21 +90,16 @@ impl Remote {
     ///
     /// The executor is started on a thread of its own while this returns (see `spawned`): a
     /// program that cannot be found is an error here, one that fails to start otherwise is the
-    /// error of the first request.
+    /// error of the first request. A name without a `/` is looked for in the directories of
+    /// `PATH`, as a command's is.
     pub fn spawn_program(exe: &Path, memory: MemoryMode) -> Result<Remote, TargetError> {
-        std::fs::metadata(exe).map_err(system("cannot start the executor"))?;
+        let exe = crate::spawned::find_program(exe).map_err(system("cannot start the executor"))?;
+        let exe = exe.as_path();
         let (ours, theirs) = UnixStream::pair().map_err(system("cannot create a socket pair"))?;
-        // The executor inherits its end at the same descriptor number. Nothing else is done
-        // between fork and exec, so the standard library can spawn with posix_spawn, which
-        // does not wait for a copy of this process's page tables.
+        // The executor gets its end at the same descriptor number (`Spawned` passes it, with
+        // posix_spawn, which does not wait for a copy of this process's page tables); here
+        // it stays close-on-exec.
         let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
-        // SAFETY: clearing close-on-exec on a descriptor we own.
-        if unsafe { libc::fcntl(theirs_fd, libc::F_SETFD, 0) } != 0 {
-            return Err(TargetError::System {
-                context: "cannot pass a socket to the executor".into(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
         let mut command = Command::new(exe);
         command
             .args(["executor", "--fd"])
