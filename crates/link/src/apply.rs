@@ -4,8 +4,8 @@
 use crate::addresses::{Addresses, UNLOADED};
 use crate::elf::LE;
 use crate::error::{escape_bytes, LinkError, RelocationProblem, TlsProblem};
-use crate::ids::PltStub;
-use crate::layout::Layout;
+use crate::ids::{GotSlot, PltStub};
+use crate::layout::{Layout, PlacedSection};
 use crate::resolve::{Resolution, SymbolDb, SymbolLocation};
 use crate::sections::InputSection;
 use crate::symbols::{classify, SymbolRef};
@@ -121,69 +121,38 @@ impl ApplyContext<'_, '_> {
     }
 }
 
-/// What one parallel job of `apply` writes: a loaded section, or a piece the link makes
-/// itself.
-#[derive(Clone, Copy)]
-enum Piece<'a> {
-    Section(&'a InputSection),
-    /// The PLT stubs, one after another.
-    Stubs,
-    /// The code that runs IFUNC resolvers.
-    IfuncThunk,
-    /// The GOT's slots, then the thread-local entries after them.
-    Got,
-    /// `__dso_handle`, which holds its own address.
-    DsoHandle,
-}
-
-/// Copy and relocate every section into `image` (the working memory of the whole image,
-/// zeroed), and fill the GOT, the PLT stubs and `__dso_handle`.
-///
-/// The pieces the link makes are jobs among the sections rather than a first serial step: they
-/// lie at the starts of the segments, so they are the first writes to three of the image's
-/// pages, and a large image's pages are 2 MiB ones that the kernel zeroes at the first write
-/// (about 0.2 ms each here). Written serially, that zeroing came before any parallel work.
+/// Fill the GOT and PLT, then copy and relocate every section into `image` (the working
+/// memory of the whole image, zeroed).
 pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), LinkError> {
-    let layout = context.layout;
-    let got_size = (layout.got_plan.slots.len() as u64 + layout.got_plan.tls.words())
-        .saturating_mul(HostArch::GOT_SLOT_SIZE);
-    let stubs_size = (layout.got_plan.stubs.len() as u64).saturating_mul(HostArch::PLT_STUB_SIZE);
-    let mut made = vec![
-        (layout.plt, stubs_size, Piece::Stubs),
-        (layout.got, got_size, Piece::Got),
-        (layout.dso_handle, 8, Piece::DsoHandle),
-    ];
-    if let Some(thunk) = layout.ifunc_thunk {
-        made.push((thunk, HostArch::IFUNC_THUNK_SIZE, Piece::IfuncThunk));
+    write_got_and_plt(context, image)?;
+    if let Some(thunk) = context.layout.ifunc_thunk {
+        let at = thunk.get() as usize;
+        HostArch::write_ifunc_thunk(&mut image[at..at + HostArch::IFUNC_THUNK_SIZE as usize]);
     }
-    made.retain(|&(_, size, _)| size > 0);
-    made.sort_by_key(|&(offset, _, _)| offset);
-    let mut made = made.into_iter().peekable();
-    let sections = layout
-        .placed
-        .iter()
-        .filter(|placed| !placed.section.nobits && placed.section.size > 0)
-        .map(|placed| {
-            (
-                placed.offset,
-                placed.section.size,
-                Piece::Section(&placed.section),
-            )
-        });
-    // Both lists are in offset order: merged, they are the image's pieces in order.
-    let mut sections = sections.peekable();
-    let pieces = std::iter::from_fn(|| match (made.peek(), sections.peek()) {
-        (Some(m), Some(s)) if m.0 <= s.0 => made.next(),
-        (_, Some(_)) => sections.next(),
-        _ => made.next(),
-    });
+    // __dso_handle holds its own address, as crtbeginS.o makes it in a shared object: glibc's
+    // atexit passes its value and C++ passes its address to __cxa_atexit, and both must name
+    // this unit for __cxa_finalize when it is freed.
+    if let Some(tls) = context.tls {
+        // The TLS GOT entries hold the loader's words as they are.
+        let start = context.layout.tls_got.get() as usize;
+        for (i, word) in tls.words.iter().enumerate() {
+            let at = start + i * 8;
+            image[at..at + 8].copy_from_slice(&word.to_le_bytes());
+        }
+    }
+    let dso_handle = context.layout.dso_handle.get() as usize;
+    let own_address = context.addresses.at(context.layout.dso_handle).get();
+    image[dso_handle..dso_handle + 8].copy_from_slice(&own_address.to_le_bytes());
 
-    // Split the image into one disjoint slice per piece, then fill them in parallel.
-    let mut jobs = Vec::with_capacity(layout.placed.len() + 4);
+    // Split the image into one disjoint slice per section, then fill them in parallel.
+    let mut jobs = Vec::with_capacity(context.layout.placed.len());
     let mut rest: &mut [u8] = image;
     let mut cursor = 0u64;
-    for (offset, size, piece) in pieces {
-        // Layout placed everything in order, without overlap, inside the image; if it ever
+    for PlacedSection { section, offset } in &context.layout.placed {
+        if section.nobits || section.size == 0 {
+            continue;
+        }
+        // Layout placed the sections in order, without overlap, inside the image; if it ever
         // did not, this is an error rather than a panic.
         let overlap = || LinkError::Internal("sections overlap or lie outside the image");
         let gap = offset.get().checked_sub(cursor).ok_or_else(overlap)?;
@@ -192,101 +161,43 @@ pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), Lin
             .ok()
             .and_then(|gap| tail.split_at_mut_checked(gap))
             .ok_or_else(overlap)?;
-        let (slice, tail) = usize::try_from(size)
+        let (slice, tail) = usize::try_from(section.size)
             .ok()
             .and_then(|size| tail.split_at_mut_checked(size))
             .ok_or_else(overlap)?;
         rest = tail;
-        cursor = offset.get() + size;
-        jobs.push((piece, context.addresses.at(offset), slice));
+        cursor = offset.get() + section.size;
+        jobs.push((section, context.addresses.at(*offset), slice));
     }
-    let result = jobs
-        .into_par_iter()
-        .try_for_each(|(piece, address, out)| match piece {
-            Piece::Section(section) => apply_section(context, section, address, out),
-            Piece::Stubs => {
-                write_stubs(context, out);
-                Ok(())
-            }
-            Piece::IfuncThunk => {
-                HostArch::write_ifunc_thunk(out);
-                Ok(())
-            }
-            Piece::Got => write_got(context, out),
-            // __dso_handle holds its own address, as crtbeginS.o makes it in a shared object:
-            // glibc's atexit passes its value and C++ passes its address to __cxa_atexit, and
-            // both must name this unit for __cxa_finalize when it is freed.
-            Piece::DsoHandle => {
-                out.copy_from_slice(&address.get().to_le_bytes());
-                Ok(())
-            }
-        });
-    // A GOT slot's error is the one reported when there are several, as when the GOT was
-    // filled before any section: the jobs above end at whichever error a thread met first.
-    result.map_err(|error| got_error(context).unwrap_or(error))
+    jobs.into_par_iter()
+        .try_for_each(|(section, address, out)| apply_section(context, section, address, out))
 }
 
-/// The PLT stubs, into `out` (the stubs' bytes, from `layout.plt`).
-fn write_stubs(context: &ApplyContext<'_, '_>, out: &mut [u8]) {
+fn write_got_and_plt(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), LinkError> {
     let layout = context.layout;
-    let size = HostArch::PLT_STUB_SIZE as usize;
-    for ((index, &slot), out) in layout
-        .got_plan
-        .stubs
-        .iter()
-        .enumerate()
-        .zip(out.chunks_exact_mut(size))
-    {
-        let stub = layout.plt_stub(PltStub::from_index(index));
-        HostArch::write_plt_stub(
-            out,
-            context.addresses.at(stub).get(),
-            context.addresses.at(layout.got_slot(slot)).get(),
-        );
-    }
-}
-
-/// The GOT, into `out` (its slots and then its thread-local words, from `layout.got`).
-fn write_got(context: &ApplyContext<'_, '_>, out: &mut [u8]) -> Result<(), LinkError> {
-    let layout = context.layout;
-    let size = HostArch::GOT_SLOT_SIZE as usize;
-    let mut words = out.chunks_exact_mut(size);
-    for (&symbol, word) in layout.got_plan.slots.iter().zip(&mut words) {
+    for (index, &symbol) in layout.got_plan.slots.iter().enumerate() {
         let value = context
             .symbol_address(symbol)
             .ok_or_else(|| context.slot_not_loaded(symbol))?;
-        word.copy_from_slice(&value.get().to_le_bytes());
+        let at = layout.got_slot(GotSlot::from_index(index)).get() as usize;
+        image[at..at + 8].copy_from_slice(&value.get().to_le_bytes());
     }
     // An IFUNC's jump slot is filled by its resolver; until then it is 0, so that calling
     // the IFUNC from an earlier resolver faults rather than loops through its own stub.
     for ifunc in &layout.got_plan.ifuncs {
-        let at = ifunc.jump.index() * size;
-        out[at..at + size].fill(0);
+        let at = layout.got_slot(ifunc.jump).get() as usize;
+        image[at..at + 8].fill(0);
     }
-    if let Some(tls) = context.tls {
-        // The TLS GOT entries hold the loader's words as they are.
-        let start = layout.got_plan.slots.len() * size;
-        let room = out[start..].chunks_exact_mut(size);
-        if tls.words.len() > room.len() {
-            return Err(LinkError::Internal(
-                "more thread-local words than the GOT has room for",
-            ));
-        }
-        for (value, word) in tls.words.iter().zip(room) {
-            word.copy_from_slice(&value.to_le_bytes());
-        }
+    for (index, &slot) in layout.got_plan.stubs.iter().enumerate() {
+        let stub = layout.plt_stub(PltStub::from_index(index));
+        let at = stub.get() as usize;
+        HostArch::write_plt_stub(
+            &mut image[at..at + HostArch::PLT_STUB_SIZE as usize],
+            context.addresses.at(stub).get(),
+            context.addresses.at(layout.got_slot(slot)).get(),
+        );
     }
     Ok(())
-}
-
-/// The first GOT slot whose symbol is not loaded, as an error (only looked for once a job has
-/// failed).
-fn got_error(context: &ApplyContext<'_, '_>) -> Option<LinkError> {
-    let slots = &context.layout.got_plan.slots;
-    slots
-        .iter()
-        .find(|&&symbol| context.symbol_address(symbol).is_none())
-        .map(|&symbol| context.slot_not_loaded(symbol))
 }
 
 /// The records of an unwind table: each one's start, and whether it is an FDE (its CIE
