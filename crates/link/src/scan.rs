@@ -306,13 +306,13 @@ fn scan_section(
             needs.tls.extend(entry);
             continue;
         }
+        let local = match r_sym < object.first_global() {
+            true => object.symbol(r_sym),
+            false => None,
+        };
         // A local IFUNC always needs its slot and stub, whatever refers to it (globals get
         // theirs from their resolution).
-        if r_sym < object.first_global()
-            && object
-                .symbol(r_sym)
-                .is_some_and(|symbol| symbol.st_type() == elf::STT_GNU_IFUNC)
-        {
+        if local.is_some_and(|symbol| symbol.st_type() == elf::STT_GNU_IFUNC) {
             if kind.formula == Formula::Absolute && HostArch::reach(kind) == Reach::LowAbsolute {
                 // Its stub, in the image, stands for it.
                 needs_low_addresses.store(true, Ordering::Relaxed);
@@ -321,6 +321,18 @@ fn scan_section(
                 object: section.object,
                 symbol: r_sym as u32,
             });
+            continue;
+        }
+        // Any other local lies in the image, in a thread-local block or at an absolute
+        // address, none of which a PC-relative reference needs anything for: most of a C
+        // program's relocations (calls of static functions, string constants through section
+        // symbols) end here without classifying their symbol.
+        if local.is_some()
+            && matches!(
+                kind.formula,
+                Formula::PcRelative | Formula::PltRelative | Formula::PltOffsetFromGot
+            )
+        {
             continue;
         }
         let reach = HostArch::reach(kind);
