@@ -5,6 +5,7 @@
 mod command_line;
 mod compile;
 mod messages;
+mod process_tuning;
 
 use anyhow::Result;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -456,6 +457,7 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
         .chain(args.args)
         .map(std::os::unix::ffi::OsStringExt::into_vec)
         .collect();
+    process_tuning::for_program();
     let status = session.run_program(linked.id, &argv)?;
     // The program has exited (remotely; in process `run_program` does not return): its
     // memory needs no freeing, and the executor is gone.
@@ -649,6 +651,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => {
             let run_matches = matches.subcommand_matches("run").expect("run was parsed");
+            process_tuning::for_linking();
             let in_process = args.executor == ExecutorChoice::InProcess;
             let result = run(run_matches, args, &prepared.compiler_flags);
             // Linked code needs more static TLS than this process was started with, and
