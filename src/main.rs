@@ -457,7 +457,6 @@ fn run(matches: &ArgMatches, args: RunArgs, compiler_flags: &[OsString]) -> Resu
         .chain(args.args)
         .map(std::os::unix::ffi::OsStringExt::into_vec)
         .collect();
-    process_tuning::for_program();
     let status = session.run_program(linked.id, &argv)?;
     // The program has exited (remotely; in process `run_program` does not return): its
     // memory needs no freeing, and the executor is gone.
@@ -651,8 +650,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => {
             let run_matches = matches.subcommand_matches("run").expect("run was parsed");
-            process_tuning::for_linking();
             let in_process = args.executor == ExecutorChoice::InProcess;
+            process_tuning::for_linking(in_process && !args.noexec);
             let result = run(run_matches, args, &prepared.compiler_flags);
             // Linked code needs more static TLS than this process was started with, and
             // only a new process can have more: nothing of the program has run yet, so run
