@@ -5,6 +5,7 @@
 mod command_line;
 mod compile;
 mod messages;
+mod process_tuning;
 
 use anyhow::Result;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -650,6 +651,7 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             let run_matches = matches.subcommand_matches("run").expect("run was parsed");
             let in_process = args.executor == ExecutorChoice::InProcess;
+            process_tuning::for_linking(in_process && !args.noexec);
             let result = run(run_matches, args, &prepared.compiler_flags);
             // Linked code needs more static TLS than this process was started with, and
             // only a new process can have more: nothing of the program has run yet, so run

@@ -354,9 +354,11 @@ fn copying_a_large_zero_fill_section_sends_only_what_is_not_zero() {
     let sent = |session: &Session| session.transport_stats().unwrap().bytes_sent;
     let before = sent(&session);
     let unit = session.link(&options(&dirty), &times).unwrap();
+    // The executor is this process's child: the megabyte is written into its memory from
+    // here (process_vm_writev), not sent.
     assert!(
-        sent(&session) - before > 1 << 20,
-        "the dirty megabyte is sent"
+        sent(&session) - before < 64 << 10,
+        "the dirty megabyte is written directly, not sent"
     );
     let dirty_start = unit.ranges[0].start;
     session.free(unit.id).unwrap();

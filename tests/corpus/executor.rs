@@ -22,34 +22,41 @@ pub fn trials() -> Vec<Trial> {
     vec![
         Trial::test("executor::shared_memory_sends_no_code", || {
             // CPython's PIC archive: several MiB of code and data. From the transport's own
-            // counters: shared memory sends under 2% of that, copying most of it (not the
-            // pages that are all zero: the executor's memory reads zero already).
+            // counters: shared memory sends under 2% of that; so does copying to a spawned
+            // executor, whose memory the linker writes itself; copying over TCP sends most of
+            // it (not the pages that are all zero: the executor's memory reads zero already).
             let dir = String::from_utf8(
                 checked(Command::new("/usr/bin/python3.11-config").arg("--configdir"))?.stdout,
             )
             .map_err(|e| e.to_string())?;
             let dir = Path::new(dir.trim());
-            for (memory, check) in [("shared", 0), ("copy", 1)] {
+            let tcp = TcpExecutor::start()?;
+            let tcp_flag = tcp.flag();
+            for (executor, memory, sends_the_image) in [
+                ("--executor=remote", "shared", false),
+                ("--executor=remote", "copy", false),
+                (tcp_flag.as_str(), "copy", true),
+            ] {
                 let output = checked(
                     Command::new(rjitlink())
-                        .args(["run", "--noexec", "--show-stats", "--executor=remote"])
+                        .args(["run", "--noexec", "--show-stats", executor])
                         .arg(format!("--memory={memory}"))
                         .arg(dir.join("python.o"))
                         .arg(dir.join("libpython3.11-pic.a"))
-                        .args(["-lm", "-lz", "-lexpat"]),
+                        .args(["-lm", "-lz", "-lexpat"])
+                        .env("RJITLINK_TOKEN", TEST_TOKEN),
                 )?;
                 let (sent, linked) = parse_stats(&output.stderr)?;
                 if linked < 4 << 20 {
                     return Err(format!("only {linked} bytes linked").into());
                 }
-                let ok = if check == 0 {
-                    sent * 50 < linked
-                } else {
-                    sent * 10 >= linked * 9
+                let ok = match sends_the_image {
+                    false => sent * 50 < linked,
+                    true => sent * 10 >= linked * 9,
                 };
                 if !ok {
                     return Err(format!(
-                        "--memory={memory}: {sent} bytes sent for {linked} linked"
+                        "{executor} --memory={memory}: {sent} bytes sent for {linked} linked"
                     )
                     .into());
                 }
@@ -324,6 +331,30 @@ pub fn trials() -> Vec<Trial> {
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
                     other => {
                         return Err(format!("expected the connection closed, got {other:?}").into())
+                    }
+                }
+            }
+            // One that asks for pages outside the executor's memory to be made ready for its
+            // own writes: refused, twice (no bytes follow, so the connection goes on).
+            {
+                let mut connection = tcp::connect(&executor.address)?;
+                let at = rjitlink_memory::TargetRange {
+                    start: rjitlink_memory::TargetAddr(0x1000),
+                    len: 16,
+                };
+                for _ in 0..2 {
+                    let prepare = Request::PrepareWrites {
+                        writable: vec![at],
+                        runs: vec![at],
+                    };
+                    let answer = match connection.call(&prepare) {
+                        Ok(Response::Failed(message)) => {
+                            String::from_utf8_lossy(message).into_owned()
+                        }
+                        other => format!("{other:?}"),
+                    };
+                    if !answer.contains("not inside memory reserved") {
+                        return Err(format!("wild pages were made ready: {answer}").into());
                     }
                 }
             }

@@ -6,7 +6,8 @@ pub enum Mode {
     InProcess,
     /// `--executor=remote`: a spawned executor process on a socket pair, sharing memory.
     Remote,
-    /// `--executor=remote --memory=copy`: bytes sent over the socket pair.
+    /// `--executor=remote --memory=copy`: bytes written into the spawned executor's memory
+    /// by the linker (what TCP's copy mode sends over the connection).
     RemoteCopy,
     /// `--executor=tcp:...` against an `rjitlink executor --listen` started for the test.
     Tcp,

@@ -551,6 +551,12 @@ impl Service {
                 self.reservations.push(range);
                 Response::Reserved(range)
             }
+            // WriteRuns without the bytes: the linker writes them itself. A refusal leaves the
+            // connection as it was (no bytes follow to skip).
+            Request::PrepareWrites { writable, runs } => {
+                self.prepare_runs(&writable, &runs)?;
+                Response::Done
+            }
             Request::Initialize { segments, actions } => {
                 for segment in &segments {
                     self.check_range(segment.range.start, segment.range.len)?;
@@ -1194,6 +1200,65 @@ mod tests {
                 Err(ServeError::RefusedWrite(_))
             ));
         }
+    }
+
+    #[test]
+    fn prepared_writes_make_the_pages_writable_and_refusals_keep_the_connection() {
+        let page = rjitlink_memory::page_size();
+        let (mut linker, service) = service_in_a_thread();
+        let reservation = reserve(&mut linker, 16 * page);
+        let at = |offset: usize, len: usize| TargetRange {
+            start: reservation.start + offset as u64,
+            len,
+        };
+        let wild = TargetRange {
+            start: TargetAddr(u64::MAX - 8),
+            len: 64,
+        };
+        // Refused as WriteRuns is, before any page is touched: a run past the writable
+        // pages, writable pages past the reservation, a range that wraps around.
+        for (writable, run, expected) in [
+            (
+                at(0, page),
+                at(page - 1, 2),
+                "outside the pages the write makes writable",
+            ),
+            (
+                at(8 * page, 9 * page),
+                at(8 * page, 2),
+                "not inside memory reserved",
+            ),
+            (
+                wild,
+                TargetRange { len: 2, ..wild },
+                "not inside memory reserved",
+            ),
+        ] {
+            let prepare = Request::PrepareWrites {
+                writable: vec![writable],
+                runs: vec![run],
+            };
+            match linker.call(&prepare) {
+                Ok(Response::Failed(message)) => {
+                    let message = String::from_utf8_lossy(message);
+                    assert!(message.contains(expected), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // The connection goes on: pages prepared are writable, and read zero.
+        let prepare = Request::PrepareWrites {
+            writable: vec![at(2 * page, 2 * page)],
+            runs: vec![at(2 * page + 5, page)],
+        };
+        assert_eq!(linker.call(&prepare).unwrap(), Response::Done);
+        let start = (reservation.start.get() as usize + 2 * page) as *mut u8;
+        // SAFETY: the service's memory is this process's, made writable by the request.
+        let memory = unsafe { std::slice::from_raw_parts_mut(start, 2 * page) };
+        assert!(memory.iter().all(|&byte| byte == 0));
+        memory[5..page + 5].fill(9);
+        linker.call(&Request::Shutdown).unwrap();
+        service.join().unwrap().unwrap();
     }
 
     #[test]

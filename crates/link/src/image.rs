@@ -8,6 +8,7 @@
 use crate::addresses::{addresses, Addresses, ImagePlacement};
 use crate::apply::{apply, ApplyContext};
 use crate::error::LinkError;
+use crate::ids::ImageOffset;
 use crate::layout::Layout;
 use crate::resolve::SymbolDb;
 use crate::sections::SegmentKind;
@@ -40,10 +41,20 @@ pub fn allocate(
     times: &PhaseTimes,
 ) -> Result<InFlight, LinkError> {
     let _span = times.span("allocate");
-    let requests = SegmentKind::ALL.map(|kind| SegmentRequest {
-        size: layout.segments[kind as usize].size,
-        align: layout.segments[kind as usize].align,
-        protection: kind.protection(),
+    let zero_fill = zero_fill_start(layout);
+    let requests = SegmentKind::ALL.map(|kind| {
+        let segment = &layout.segments[kind as usize];
+        SegmentRequest {
+            size: segment.size,
+            align: segment.align,
+            protection: kind.protection(),
+            written: match kind {
+                SegmentKind::Data => zero_fill.map_or(segment.size, |start| {
+                    start.get().saturating_sub(segment.start.get())
+                }),
+                _ => segment.size,
+            },
+        }
     });
     let in_flight = memory.allocate_with(&requests, layout.needs_low_addresses, !own_pages)?;
     // Working memory is laid out as the image is.
@@ -52,6 +63,23 @@ pub fn allocate(
             == layout.segments[kind as usize].start.get()
     }));
     Ok(in_flight)
+}
+
+/// Where the data segment's zero fill starts: its first zero-fill section, or its first common
+/// symbol, which layout places after every section with contents; None if it has none. (Code
+/// and read-only data are written whole.)
+fn zero_fill_start(layout: &Layout) -> Option<ImageOffset> {
+    let data = layout.segments[SegmentKind::Data as usize].start;
+    // Sections are sorted by offset, the data segment's last, its zero-fill ones at its end.
+    let section = layout
+        .placed
+        .iter()
+        .rev()
+        .take_while(|placed| placed.offset >= data && placed.section.nobits)
+        .last()
+        .map(|placed| placed.offset);
+    let common = layout.commons.values().min().copied();
+    section.into_iter().chain(common).min()
 }
 
 /// The address of everything in the image `memory` holds.

@@ -74,6 +74,10 @@ pub struct SegmentRequest {
     pub align: u64,
     /// Its protection once finalized.
     pub protection: Protection,
+    /// How many of its bytes, from its start, the link writes: past them lies zero fill,
+    /// which the link leaves as it finds it (zero). `size` where there is none; more than
+    /// `size` counts as `size`. Only a hint, for `MemoryMapper::will_write`.
+    pub written: u64,
 }
 
 /// A call to make at finalize, and its undo at deallocation; either may be absent.
@@ -529,14 +533,15 @@ impl MemoryManager {
                 return Err(e);
             }
         };
-        // Code and read-only data hold no zero fill: the link writes them whole.
+        // Each segment's pages up to its zero fill (the page it starts on included: it is
+        // written up to there) are written by the link; the zero fill's own pages may never be.
         let written: Vec<TargetRange> = segments
             .iter()
             .zip(&working_offsets)
-            .filter(|(segment, _)| segment.protection != Protection::ReadWrite && segment.size > 0)
+            .filter(|(segment, _)| segment.written.min(segment.size) > 0)
             .map(|(segment, &working_offset)| TargetRange {
                 start: range.start + working_offset,
-                len: segment.size.next_multiple_of(page) as usize,
+                len: segment.written.min(segment.size).next_multiple_of(page) as usize,
             })
             .collect();
         self.mapper.will_write(&written);
@@ -788,6 +793,7 @@ mod tests {
                 size,
                 align: 8,
                 protection: Protection::ReadWrite,
+                written: size,
             })
             .collect()
     }
@@ -797,6 +803,86 @@ mod tests {
 
     fn start(in_flight: &InFlight) -> TargetAddr {
         in_flight.segments()[0].range.start
+    }
+
+    /// The in-process mapper, keeping the ranges `will_write` was told of.
+    #[derive(Default)]
+    struct KeepsHints {
+        inner: InProcessMapper,
+        hints: Mutex<Vec<TargetRange>>,
+    }
+
+    impl MemoryMapper for KeepsHints {
+        fn page_size(&self) -> usize {
+            self.inner.page_size()
+        }
+        fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError> {
+            self.inner.reserve(size, placement)
+        }
+        fn prepare(&self, range: TargetRange) -> Result<WorkingMemory, MapError> {
+            self.inner.prepare(range)
+        }
+        fn initialize(
+            &self,
+            segments: &[SegmentProtection],
+            actions: &[TargetCall],
+        ) -> Result<(), MapError> {
+            self.inner.initialize(segments, actions)
+        }
+        fn initialize_pieces(
+            &self,
+            pages: &[SegmentProtection],
+            pieces: &[PieceWrite<'_>],
+            actions: &[TargetCall],
+        ) -> Result<(), MapError> {
+            self.inner.initialize_pieces(pages, pieces, actions)
+        }
+        fn deinitialize(
+            &self,
+            ranges: &[TargetRange],
+            actions: &[TargetCall],
+        ) -> Result<(), MapError> {
+            self.inner.deinitialize(ranges, actions)
+        }
+        fn release(&self, range: TargetRange) -> Result<(), MapError> {
+            self.inner.release(range)
+        }
+        fn will_write(&self, ranges: &[TargetRange]) {
+            self.hints.lock().unwrap().extend_from_slice(ranges);
+        }
+    }
+
+    #[test]
+    fn the_pages_written_up_to_each_zero_fill_are_hinted() {
+        let mapper = Arc::new(KeepsHints::default());
+        let manager = MemoryManager::new(mapper.clone(), SlabConfig::default());
+        let page = manager.page_size();
+        let segment = |size, protection, written| SegmentRequest {
+            size,
+            align: 16,
+            protection,
+            written,
+        };
+        let requests = [
+            segment(LARGE, Protection::ReadExecute, LARGE),
+            // No bytes written: not hinted.
+            segment(LARGE, Protection::Read, 0),
+            // Written up to partway into its second page, then zero fill.
+            segment(4 * page, Protection::ReadWrite, page + 1),
+        ];
+        let in_flight = manager.allocate(&requests, false).unwrap();
+        let placed = in_flight.segments();
+        let expected = [
+            TargetRange {
+                start: placed[0].range.start,
+                len: LARGE.next_multiple_of(page) as usize,
+            },
+            TargetRange {
+                start: placed[2].range.start,
+                len: 2 * page as usize,
+            },
+        ];
+        assert_eq!(*mapper.hints.lock().unwrap(), expected);
     }
 
     #[test]
@@ -958,16 +1044,19 @@ mod tests {
                 size: 6,
                 align: 16,
                 protection: Protection::ReadExecute,
+                written: 6,
             },
             SegmentRequest {
                 size: 0,
                 align: 1,
                 protection: Protection::Read,
+                written: 0,
             },
             SegmentRequest {
                 size: data,
                 align: 8,
                 protection: Protection::ReadWrite,
+                written: data,
             },
         ];
         let in_flight = manager.allocate(&requests, false).unwrap();
@@ -1127,6 +1216,7 @@ mod tests {
             size: 6,
             align: 16,
             protection: Protection::ReadExecute,
+            written: 6,
         }];
         // Two pieces on one code page; the first to finalize fails to set the page up.
         let failing = manager.allocate(&code, false).unwrap();

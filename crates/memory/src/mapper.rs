@@ -155,7 +155,8 @@ pub trait MemoryMapper: Send + Sync {
     /// Give a whole reservation back (step 5).
     fn release(&self, range: TargetRange) -> Result<(), MapError>;
     /// A hint between `prepare` and `initialize`: the linker is about to write `ranges`
-    /// (page-aligned parts of prepared ranges, which hold no zero fill) in full. A mapper
+    /// (page-aligned parts of prepared ranges) in full, but for zero fill on the last page of
+    /// a range, which it leaves as it is; pages of zero fill alone are not named. A mapper
     /// whose fresh pages are costly to fault in one at a time may get them ready meanwhile,
     /// without waiting for it; the memory still reads zero until written. The default does
     /// nothing.

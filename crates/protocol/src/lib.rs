@@ -32,7 +32,9 @@ pub use message::{
 /// jitdump (`Request::PerfMap`, `Request::JitDump`); debug objects registered with the
 /// executor's JIT interface for debuggers (and unregistered) by handle.
 /// 5: `Request::WriteRuns`, a whole image's bytes in one request (the copy mapper).
-pub const PROTOCOL_VERSION: u32 = 5;
+/// 6: `Request::PrepareWrites`, the pages of such a write made ready without the bytes, which
+/// a linker writes into the memory of the executor it started itself.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Marks the first frame so that a stray client is recognized at once.
 pub const MAGIC: [u8; 4] = *b"RJLK";

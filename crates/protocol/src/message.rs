@@ -121,6 +121,17 @@ pub enum Request<'a> {
         /// Where each run goes, and how many of the bytes that follow are its.
         runs: Vec<TargetRange>,
     },
+    /// What `WriteRuns` does before its bytes arrive, without the bytes: the same checks,
+    /// the `writable` pages made writable (and advised into huge pages as they would be for
+    /// the runs' bytes). No bytes follow: a linker that started the executor as its own child
+    /// writes them into its memory itself (`process_vm_writev`), one copy instead of two
+    /// through the connection, then makes the segments live with `Initialize`.
+    PrepareWrites {
+        /// The pages to make writable, as for `WriteRuns`.
+        writable: Vec<TargetRange>,
+        /// Where each run will go: each must lie in a writable range.
+        runs: Vec<TargetRange>,
+    },
     /// Make segments live with their protections, then make the calls (`MemoryMapper::initialize`).
     Initialize {
         /// The segments and their protections.
@@ -585,8 +596,11 @@ impl<'a> Request<'a> {
                 e.u8(24);
                 encode_addresses(e, functions);
             }
-            Request::WriteRuns { writable, runs } => {
-                e.u8(25);
+            Request::WriteRuns { writable, runs } | Request::PrepareWrites { writable, runs } => {
+                e.u8(match self {
+                    Request::WriteRuns { .. } => 25,
+                    _ => 26,
+                });
                 for ranges in [writable, runs] {
                     e.count(ranges.len());
                     for range in ranges {
@@ -756,6 +770,10 @@ impl<'a> Request<'a> {
                     functions: decode_addresses(&mut d)?,
                 },
                 25 => Request::WriteRuns {
+                    writable: decode_ranges(&mut d)?,
+                    runs: decode_ranges(&mut d)?,
+                },
+                26 => Request::PrepareWrites {
                     writable: decode_ranges(&mut d)?,
                     runs: decode_ranges(&mut d)?,
                 },
@@ -995,6 +1013,16 @@ mod tests {
             writable: vec![],
             runs: vec![],
         });
+        round_trip(Request::PrepareWrites {
+            writable: vec![TargetRange {
+                start: TargetAddr(0x1000),
+                len: 0x9000,
+            }],
+            runs: vec![TargetRange {
+                start: TargetAddr(0x9000),
+                len: 4096,
+            }],
+        });
         round_trip(Request::Initialize {
             segments: vec![SegmentProtection {
                 range: TargetRange {
@@ -1209,27 +1237,36 @@ mod tests {
     #[test]
     fn forged_run_counts_are_rejected() {
         // A count of runs far beyond the bytes that follow fails before allocating; so does
-        // every prefix of a valid request.
-        let mut e = Encoder::default();
-        e.u8(25).u32(u32::MAX).u64(0x1000).u64(16);
-        assert!(Request::decode(&e.bytes).is_err());
-        let mut e = Encoder::default();
-        e.u8(25).u32(0).u32(u32::MAX).u64(0x1000).u64(16);
-        assert!(Request::decode(&e.bytes).is_err());
-        let mut request = Encoder::default();
-        Request::WriteRuns {
-            writable: vec![TargetRange {
-                start: TargetAddr(0x1000),
-                len: 4096,
-            }],
-            runs: vec![TargetRange {
-                start: TargetAddr(0x1000),
-                len: 16,
-            }],
+        // every prefix of a valid request. Both requests that name runs (25: WriteRuns, 26:
+        // PrepareWrites).
+        for kind in [25u8, 26] {
+            let mut e = Encoder::default();
+            e.u8(kind).u32(u32::MAX).u64(0x1000).u64(16);
+            assert!(Request::decode(&e.bytes).is_err(), "request {kind}");
+            let mut e = Encoder::default();
+            e.u8(kind).u32(0).u32(u32::MAX).u64(0x1000).u64(16);
+            assert!(Request::decode(&e.bytes).is_err(), "request {kind}");
         }
-        .encode(&mut request);
-        for end in 0..request.bytes.len() {
-            assert!(Request::decode(&request.bytes[..end]).is_err());
+        let writable = vec![TargetRange {
+            start: TargetAddr(0x1000),
+            len: 4096,
+        }];
+        let runs = vec![TargetRange {
+            start: TargetAddr(0x1000),
+            len: 16,
+        }];
+        for request in [
+            Request::WriteRuns {
+                writable: writable.clone(),
+                runs: runs.clone(),
+            },
+            Request::PrepareWrites { writable, runs },
+        ] {
+            let mut encoded = Encoder::default();
+            request.encode(&mut encoded);
+            for end in 0..encoded.bytes.len() {
+                assert!(Request::decode(&encoded.bytes[..end]).is_err());
+            }
         }
     }
 

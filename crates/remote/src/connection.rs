@@ -27,6 +27,10 @@ pub(crate) struct ExecutorConnection {
     pending_hello: Option<u64>,
     /// The executor's pid, once its hello is read (at once over TCP).
     pub(crate) executor_pid: Option<u32>,
+    /// Whether the executor is this linker's own child, spawned on a socket pair: then
+    /// `executor_pid` is its process, which stays its own (unreaped) while the connection
+    /// lasts, and the copy mapper may write into its memory directly.
+    pub(crate) own_child: bool,
     /// A shared reservation asked for ahead of the link, read right after the hello.
     pub(crate) ahead: Option<ReservedAhead>,
 }
@@ -69,6 +73,7 @@ pub(crate) fn share(
         connection,
         pending_hello,
         executor_pid,
+        own_child: false,
         ahead: None,
     }))
 }

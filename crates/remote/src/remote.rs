@@ -127,6 +127,7 @@ impl Remote {
         // starting thread closes it once the child has it.
         let child = Spawned::start(command, theirs).map_err(system("cannot start the executor"))?;
         let connection = share(connection, Some(hello), None);
+        crate::connection::lock(&connection).own_child = true;
         let shared_mapper = Arc::new(SharedMemoryMapper::new(
             connection.clone(),
             rjitlink_memory::page_size(),

@@ -497,10 +497,11 @@ impl MemoryMapper for SharedMemoryMapper {
 
     /// Shared memory's fresh pages cost a fault each (1,600 for CPython's image, 1.5 us
     /// apiece; memory files get no 2 MiB pages where shmem_enabled is `never`), taken by the
-    /// apply phase's threads as they write. A thread of its own faults the code and read-only
-    /// data in meanwhile (1,200 pages for CPython) with MADV_POPULATE_WRITE, a third cheaper
-    /// without the traps, from the start, while the linker computes addresses. (Writable
-    /// data is left to the writes: its zero fill is not told apart.)
+    /// apply phase's threads as they write. A thread of its own faults the pages the link
+    /// writes in meanwhile (1,400 for CPython: code, read-only data, and data up to its zero
+    /// fill) with MADV_POPULATE_WRITE, a third cheaper without the traps, from the start,
+    /// while the linker computes addresses. (Pages of zero fill alone are left: the program
+    /// may never touch them.)
     fn will_write(&self, ranges: &[TargetRange]) {
         if ranges.iter().map(|range| range.len).sum::<usize>() < POPULATE_WORTH {
             return;

@@ -100,6 +100,13 @@ fn main() {
                 },
             ],
         },
+        Request::PrepareWrites {
+            writable: vec![range],
+            runs: vec![TargetRange {
+                start: TargetAddr(0x1000),
+                len: 3,
+            }],
+        },
         Request::Initialize {
             segments: vec![SegmentProtection {
                 range,
