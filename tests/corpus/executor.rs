@@ -63,6 +63,54 @@ pub fn trials() -> Vec<Trial> {
             }
             Ok(())
         }),
+        Trial::test(
+            "executor::copy_sends_what_it_may_not_write_directly",
+            || {
+                // A spawned executor's memory is written from the linker (process_vm_writev);
+                // where the system refuses that (here a seccomp filter, as Yama's ptrace_scope 2
+                // or a container's policy would), the bytes are sent instead, and the program
+                // runs the same.
+                let dir = scratch_dir("direct_writes");
+                let source = dir.join("table.c");
+                std::fs::write(
+                &source,
+                "#include <stdio.h>\n\
+                 static unsigned char table[256 << 10] = {[0 ... (256 << 10) - 1] = 7};\n\
+                 int main(void) {\n\
+                   unsigned long sum = 0;\n\
+                   for (unsigned long i = 0; i < sizeof table; i++) sum += table[i] * (i % 5 + 1);\n\
+                   printf(\"%lu\\n\", sum);\n\
+                   return 0;\n\
+                 }\n",
+            )
+            .map_err(|e| e.to_string())?;
+                let expected: u64 = (0..256u64 << 10).map(|i| 7 * (i % 5 + 1)).sum();
+                for refused in [false, true] {
+                    let mut command = Command::new(rjitlink());
+                    command
+                        .args(["run", "--show-stats", "--executor=remote", "--memory=copy"])
+                        .arg(&source);
+                    if refused {
+                        refuse_process_vm_writev(&mut command);
+                    }
+                    let output = checked(&mut command)?;
+                    let printed = String::from_utf8_lossy(&output.stdout);
+                    if printed.trim() != expected.to_string() {
+                        return Err(format!("refused {refused}: printed {printed}").into());
+                    }
+                    let (sent, _) = parse_stats(&output.stderr)?;
+                    let ok = match refused {
+                        false => sent < 64 << 10,
+                        true => sent >= 256 << 10,
+                    };
+                    if !ok {
+                        return Err(format!("refused {refused}: {sent} bytes sent").into());
+                    }
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+                Ok(())
+            },
+        ),
         Trial::test("executor::shared_memory_unavailable_elsewhere", || {
             let case = cli_case("cat.c")?;
             let executor = TcpExecutor::start_elsewhere()?;
@@ -707,6 +755,47 @@ extern "C" {
 }
 
 pub(crate) const SIGKILL: i32 = 9;
+
+/// Make `command`'s process (and the processes it starts) fail `process_vm_writev` with
+/// EPERM, with a seccomp filter installed before it starts; other system calls are let through.
+fn refuse_process_vm_writev(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // Classic BPF over `struct seccomp_data`: its `nr` at offset 0, `arch` at offset 4.
+    const LOAD_WORD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JUMP_IF_EQUAL: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RETURN: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut filter = [
+        op(LOAD_WORD, 0, 0, 4),
+        // Another architecture's calls (none are made): let through.
+        op(JUMP_IF_EQUAL, 0, 3, AUDIT_ARCH_X86_64),
+        op(LOAD_WORD, 0, 0, 0),
+        op(JUMP_IF_EQUAL, 0, 1, libc::SYS_process_vm_writev as u32),
+        op(RETURN, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        op(RETURN, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    // SAFETY: runs in the child between fork and exec, where it makes two system calls
+    // (async-signal-safe) with the filter the closure owns.
+    unsafe {
+        command.pre_exec(move || {
+            let program = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_mut_ptr(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+}
 
 /// The numbers of `--show-stats`: (bytes sent, linked bytes).
 fn parse_stats(stderr: &[u8]) -> Result<(u64, u64), Failed> {

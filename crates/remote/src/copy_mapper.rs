@@ -526,6 +526,70 @@ mod tests {
     }
 
     #[test]
+    fn direct_writes_go_in_batches_the_kernel_takes_and_fail_whole() {
+        // Into this process's own memory: more runs than one process_vm_writev takes.
+        let page = rjitlink_memory::page_size();
+        let runs_count = 2 * IOVECS_PER_CALL + 100;
+        let len = (runs_count + 1) * page;
+        // SAFETY: a private anonymous mapping for the test, unmapped at the end.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        } as *mut u8;
+        assert_ne!(ptr as *mut libc::c_void, libc::MAP_FAILED);
+        let sources: Vec<[u8; 3]> = (0..runs_count)
+            .map(|i| [(i % 251) as u8 + 1, (i / 251) as u8 + 1, 0xee])
+            .collect();
+        let base = ptr as u64;
+        let runs: Vec<Run<'_>> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| Run {
+                range: 0,
+                start: TargetAddr(base + (i * page + i % 7) as u64),
+                bytes,
+            })
+            .collect();
+        let pid = std::process::id();
+        if !write_directly(pid, &runs[..1]) {
+            // A seccomp filter or policy forbids the call here: nothing to test.
+            eprintln!(
+                "process_vm_writev refused: {}",
+                std::io::Error::last_os_error()
+            );
+            // SAFETY: unmapping the test's mapping.
+            unsafe { libc::munmap(ptr as *mut libc::c_void, len) };
+            return;
+        }
+        assert!(write_directly(pid, &runs));
+        // SAFETY: the mapping above, written by the calls.
+        let memory = unsafe { std::slice::from_raw_parts(ptr, len) };
+        for (i, bytes) in sources.iter().enumerate() {
+            let at = i * page + i % 7;
+            assert_eq!(&memory[at..at + 3], bytes, "run {i}");
+        }
+        // A run past the memory in the last batch: the write is short, which counts as
+        // failed (the caller then sends the whole batch).
+        // SAFETY: the mapping's last page, which no run above wrote.
+        unsafe { libc::munmap(ptr.add(runs_count * page) as *mut libc::c_void, page) };
+        let mut failing = runs;
+        failing.push(Run {
+            range: 0,
+            start: TargetAddr(base + (runs_count * page) as u64),
+            bytes: b"lost",
+        });
+        assert!(!write_directly(pid, &failing));
+        // SAFETY: unmapping what is left of the test's mapping.
+        unsafe { libc::munmap(ptr as *mut libc::c_void, runs_count * page) };
+    }
+
+    #[test]
     fn zero_is_found_in_every_position() {
         let mut bytes = vec![0u8; 200];
         assert!(all_zero(&bytes) && all_zero(&bytes[..0]) && all_zero(&bytes[3..131]));
