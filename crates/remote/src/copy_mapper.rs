@@ -82,6 +82,26 @@ fn write_directly(pid: u32, runs: &[Run<'_>]) -> bool {
     })
 }
 
+/// Whether `pid` is a child of this process that has not ended: `waitid` with `WNOWAIT`
+/// looks without reaping, fails for a process that is not our child, and names no process
+/// while the child runs.
+fn is_live_child(pid: u32) -> bool {
+    // SAFETY: siginfo_t is plain data, zeroed so that `si_pid` reads 0 unless the call sets it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid siginfo_t to fill; WNOWAIT leaves any status to be reaped by
+    // its owner.
+    let looked = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: si_pid is valid to read for a siginfo_t that waitid filled or left zeroed.
+    looked == 0 && unsafe { info.si_pid() } == 0
+}
+
 /// Linker-side memory for one prepared range: an anonymous mapping of its own, so that the
 /// pages the link never touched are known without reading them (`mincore`).
 struct Buffer {
@@ -116,7 +136,14 @@ impl RemoteCopyMapper {
             return None;
         }
         let locked = lock(&self.connection);
-        locked.own_child.then_some(locked.executor_pid).flatten()
+        // The pid is the one the executor's hello named: written into only once it is seen
+        // to be a live child of this process, so an executor program that names another
+        // process (or one in a PID namespace of its own) gets its bytes sent instead.
+        locked
+            .own_child
+            .then_some(locked.executor_pid)
+            .flatten()
+            .filter(|&pid| is_live_child(pid))
     }
 
     /// Make the `writable` pages writable in the target and write each run's bytes at its
@@ -461,6 +488,32 @@ impl MemoryMapper for RemoteCopyMapper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_live_child_is_written_into_directly() {
+        assert!(
+            !is_live_child(std::process::id()),
+            "this process is not its own child"
+        );
+        assert!(!is_live_child(1), "init is not our child");
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .expect("sleep starts");
+        assert!(is_live_child(child.id()));
+        child.kill().expect("the child is killed");
+        // Ended but not reaped yet: not live. Poll until the kill has taken effect.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while is_live_child(child.id()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the killed child still runs"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        child.wait().expect("the child is reaped");
+        assert!(!is_live_child(child.id()), "a reaped child is no one's");
+    }
 
     #[test]
     fn only_written_nonzero_pages_are_sent() {
