@@ -805,14 +805,16 @@ mod tests {
         in_flight.segments()[0].range.start
     }
 
-    /// The in-process mapper, keeping the ranges `will_write` was told of.
+    /// The in-process mapper, keeping the ranges `will_write` was told of, and failing one
+    /// `initialize_pieces` when `fail` is set.
     #[derive(Default)]
-    struct KeepsHints {
+    struct Observed {
         inner: InProcessMapper,
         hints: Mutex<Vec<TargetRange>>,
+        fail: std::sync::atomic::AtomicBool,
     }
 
-    impl MemoryMapper for KeepsHints {
+    impl MemoryMapper for Observed {
         fn page_size(&self) -> usize {
             self.inner.page_size()
         }
@@ -835,6 +837,9 @@ mod tests {
             pieces: &[PieceWrite<'_>],
             actions: &[TargetCall],
         ) -> Result<(), MapError> {
+            if self.fail.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return Err(MapError::Executor("refused by the test".into()));
+            }
             self.inner.initialize_pieces(pages, pieces, actions)
         }
         fn deinitialize(
@@ -854,7 +859,7 @@ mod tests {
 
     #[test]
     fn the_pages_written_up_to_each_zero_fill_are_hinted() {
-        let mapper = Arc::new(KeepsHints::default());
+        let mapper = Arc::new(Observed::default());
         let manager = MemoryManager::new(mapper.clone(), SlabConfig::default());
         let page = manager.page_size();
         let segment = |size, protection, written| SegmentRequest {
@@ -1153,58 +1158,9 @@ mod tests {
         assert_eq!(manager.stats().chunks, 0);
     }
 
-    /// The in-process mapper, whose `initialize_pieces` fails once when told to.
-    struct FailsOnce {
-        inner: InProcessMapper,
-        fail: std::sync::atomic::AtomicBool,
-    }
-
-    impl MemoryMapper for FailsOnce {
-        fn page_size(&self) -> usize {
-            self.inner.page_size()
-        }
-        fn reserve(&self, size: usize, placement: Placement) -> Result<TargetRange, MapError> {
-            self.inner.reserve(size, placement)
-        }
-        fn prepare(&self, range: TargetRange) -> Result<WorkingMemory, MapError> {
-            self.inner.prepare(range)
-        }
-        fn initialize(
-            &self,
-            segments: &[SegmentProtection],
-            actions: &[TargetCall],
-        ) -> Result<(), MapError> {
-            self.inner.initialize(segments, actions)
-        }
-        fn initialize_pieces(
-            &self,
-            pages: &[SegmentProtection],
-            pieces: &[PieceWrite<'_>],
-            actions: &[TargetCall],
-        ) -> Result<(), MapError> {
-            if self.fail.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                return Err(MapError::Executor("refused by the test".into()));
-            }
-            self.inner.initialize_pieces(pages, pieces, actions)
-        }
-        fn deinitialize(
-            &self,
-            ranges: &[TargetRange],
-            actions: &[TargetCall],
-        ) -> Result<(), MapError> {
-            self.inner.deinitialize(ranges, actions)
-        }
-        fn release(&self, range: TargetRange) -> Result<(), MapError> {
-            self.inner.release(range)
-        }
-    }
-
     #[test]
     fn a_page_whose_set_up_failed_is_set_up_for_the_next_piece_on_it() {
-        let mapper = Arc::new(FailsOnce {
-            inner: InProcessMapper::new(),
-            fail: std::sync::atomic::AtomicBool::new(false),
-        });
+        let mapper = Arc::new(Observed::default());
         let manager = MemoryManager::new(
             mapper.clone(),
             SlabConfig {
