@@ -2,6 +2,7 @@
 //! them natively and under rjitlink with a timeout, and the executors they run in.
 
 pub mod case;
+pub mod direct_writes;
 pub mod directives;
 pub mod mode;
 pub mod process;
