@@ -210,9 +210,7 @@ impl Remote {
         let size = usize::try_from(size.next_multiple_of(mapper.page_size() as u64))
             .map_err(|_| TargetError::SharedMemory(MapError::Executor("slab too large".into())))?;
         let placement = address.map_or(Placement::Anywhere, Placement::At);
-        mapper
-            .reserve_ahead(size, placement)
-            .map_err(TargetError::SharedMemory)
+        mapper.reserve_ahead(size, placement)
     }
 
     fn use_copy_mapper(&mut self) {

@@ -322,23 +322,36 @@ impl SharedMemoryMapper {
     /// waiting for the answer: the executor makes its memory file as it starts, while the
     /// linker reads and resolves, and the first `reserve` asking for the same finds it made
     /// (any other gives it back). For the session's slab, whose size is known from the start.
-    pub(crate) fn reserve_ahead(&self, size: usize, placement: Placement) -> Result<(), MapError> {
+    pub(crate) fn reserve_ahead(
+        &self,
+        size: usize,
+        placement: Placement,
+    ) -> Result<(), TargetError> {
         let mut nonce = [0u8; NONCE_LEN];
-        rjitlink_protocol::auth::random_bytes(&mut nonce)
-            .map_err(|e| map_error(format!("no random bytes for a nonce: {e}")))?;
+        rjitlink_protocol::auth::random_bytes(&mut nonce).map_err(|e| {
+            TargetError::SharedMemory(map_error(format!("no random bytes for a nonce: {e}")))
+        })?;
         let mut locked = lock(&self.connection);
         if locked.ahead.is_some() {
             return Ok(());
         }
-        let id = locked
-            .connection
-            .send_request(&Request::Reserve {
-                size: size as u64,
-                placement,
-                shared: true,
-                nonce: &nonce,
-            })
-            .map_err(|e| target_map_error(TargetError::Connection(Box::new(e))))?;
+        let sent = locked.connection.send_request(&Request::Reserve {
+            size: size as u64,
+            placement,
+            shared: true,
+            nonce: &nonce,
+        });
+        let id = match sent {
+            Ok(id) => id,
+            Err(e) => {
+                // An executor that refuses the hello (another protocol version) answers and
+                // closes at once, so this request, sent before that answer was read, can
+                // meet a closed socket: the answer, already here, is the error to report.
+                drop(locked);
+                drop(ready(&self.connection)?);
+                return Err(TargetError::Connection(Box::new(e)));
+            }
+        };
         locked.ahead = Some(ReservedAhead {
             size,
             placement,
@@ -648,6 +661,36 @@ mod tests {
         let result = check_memory_file(&OwnedFd::from(file), 8192);
         std::fs::remove_file(&path).unwrap();
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn a_refused_hello_is_reported_by_the_slab_asked_for_ahead() {
+        // The executor refuses the hello and closes before the reservation asked for ahead is
+        // sent: the send meets a closed socket, and the error is still the executor's reason.
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut linker = rjitlink_protocol::Connection::new(Box::new(ours));
+        let hello = linker
+            .send_request(&Request::Hello {
+                version: 99,
+                nonce: b"",
+            })
+            .unwrap();
+        let mut executor = rjitlink_protocol::Connection::new(Box::new(theirs));
+        let (id, request) = executor.next_request().unwrap().unwrap();
+        assert!(matches!(request, Request::Hello { version: 99, .. }));
+        executor
+            .respond(id, &Response::Failed(b"protocol version mismatch"))
+            .unwrap();
+        drop(executor);
+        let mapper =
+            SharedMemoryMapper::new(crate::connection::share(linker, Some(hello), None), 4096);
+        let error = mapper
+            .reserve_ahead(1 << 20, Placement::Anywhere)
+            .unwrap_err();
+        assert!(
+            matches!(&error, TargetError::Refused(reason) if reason == "protocol version mismatch"),
+            "{error:?}"
+        );
     }
 
     #[test]
