@@ -424,9 +424,26 @@ pub fn apply_section(
                 hint,
             }));
         }
-        out[field..field + kind.width].copy_from_slice(&value.to_le_bytes()[..kind.width]);
+        write_field(&mut out[field..field + kind.width], value);
     }
     Ok(())
+}
+
+/// Write the low bytes of `value` into `field` (1, 2, 4 or 8 bytes), little-endian. The common
+/// widths are stores of their own: a copy of a length known only at run time is a call to
+/// memcpy, which cost as much as a tenth of applying a relocation.
+#[inline]
+fn write_field(field: &mut [u8], value: i64) {
+    // Stores of different types: copies of the two widths would be merged back into one
+    // call.
+    if let Ok(field) = <&mut [u8; 4]>::try_from(&mut *field) {
+        *field = (value as u32).to_le_bytes();
+    } else if let Ok(field) = <&mut [u8; 8]>::try_from(&mut *field) {
+        *field = value.to_le_bytes();
+    } else {
+        let width = field.len();
+        field.copy_from_slice(&value.to_le_bytes()[..width]);
+    }
 }
 
 /// The value of a thread-local relocation (`None`: nothing to write). Scan checked the
