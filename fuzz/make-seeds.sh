@@ -9,7 +9,7 @@ out=${1:-$here/seeds}
 target=${CARGO_TARGET_DIR:-$root/target}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$out/link" "$out/archive" "$out/script" "$out/protocol"
+mkdir -p "$out/link" "$out/archive" "$out/script" "$out/protocol" "$out/eh_frame"
 
 # Objects: small C programs in two code models, and assembly covering the relocation kinds.
 for c in hello pointer_tables common_symbols tls_models ifunc section_bounds constructors; do
@@ -25,6 +25,14 @@ sep() { printf '\n--rjitlink-fuzz-file--\n'; }
 for o in "$work"/*.o; do
     # Small objects only: afl mutates large seeds slowly.
     [ "$(stat -c %s "$o")" -le 16384 ] && cp "$o" "$out/link/$(basename "$o")"
+done
+# Unwind tables as compilers write them (C: "zR"; C++: "zPLR"), from the objects above and a
+# C++ source that throws. Their pc_begin fields are zero until relocated: afl fills them in.
+c++ -c -O2 "$root"/testdata/cpp/exceptions.cc -o "$work/exceptions-cxx.o" 2>/dev/null || true
+for o in "$work"/*-pic.o "$work"/*-cxx.o; do
+    [ -f "$o" ] || continue
+    objcopy -O binary --only-section=.eh_frame "$o" "$work/eh_frame.bin" 2>/dev/null || continue
+    [ -s "$work/eh_frame.bin" ] && cp "$work/eh_frame.bin" "$out/eh_frame/$(basename "$o" .o)"
 done
 # An object and an archive that defines what it needs; and a script naming the archive.
 printf 'int helper(int x) { return x * 3; }\nint counter;\n' > "$work/helper.c"
@@ -55,4 +63,4 @@ done
 
 # Protocol messages.
 "$target/release/protocol-seeds" "$out/protocol"
-echo "seeds in $out: $(ls "$out/link" | wc -l) link, $(ls "$out/archive" | wc -l) archive, $(ls "$out/script" | wc -l) script, $(ls "$out/protocol" | wc -l) protocol"
+echo "seeds in $out: $(ls "$out/link" | wc -l) link, $(ls "$out/archive" | wc -l) archive, $(ls "$out/script" | wc -l) script, $(ls "$out/protocol" | wc -l) protocol, $(ls "$out/eh_frame" | wc -l) eh_frame"

@@ -38,3 +38,19 @@ pub fn parse_linker_script(data: &[u8]) -> Option<Result<Vec<String>, &'static s
             .collect()
     }))
 }
+
+/// Check `data` as one `.eh_frame` section of a linked image, by the quick check of the
+/// common record forms and by the full one (gimli). Panics if the quick check accepts what the
+/// full one refuses: it may only ever accept less. Returns whether the full check accepts.
+pub fn check_unwind_table(data: &[u8]) -> bool {
+    // The table right after 64 KiB of code, which its FDEs may describe.
+    const TABLE: u64 = 0x41_0000;
+    const CODE: std::ops::Range<u64> = 0x40_0000..0x41_0000;
+    let within = |start: u64, end: u64| start >= CODE.start && end <= CODE.end;
+    let (quick, full) = crate::plugins::both_unwind_checks(data, TABLE, CODE.start, within);
+    assert!(
+        !quick || full.is_ok(),
+        "the quick unwind check accepts a table the full check refuses: {full:?}"
+    );
+    full.is_ok()
+}

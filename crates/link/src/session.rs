@@ -266,8 +266,12 @@ impl Session {
         };
         let entry = options.entry.as_deref();
         let mut db = resolve(&inputs, entry, executor, &earlier_units, times)?;
-        for plugin in &mut plugins {
-            plugin.after_resolve(&mut db)?;
+        {
+            // Timed like the plugins' work after layout and apply.
+            let _span = times.span("plugins");
+            for plugin in &mut plugins {
+                plugin.after_resolve(&mut db)?;
+            }
         }
 
         let scan = scan(&db, executor, times)?;

@@ -50,11 +50,12 @@ pub struct Debugger {
 
 impl Plugin for Debugger {
     fn after_layout(&mut self, db: &SymbolDb<'_>, _layout: &Layout) -> Result<(), LinkError> {
+        // Parse noted which objects have a `.debug_info` section.
         self.with_debug_info = db
             .objects
-            .par_iter()
+            .iter()
             .enumerate()
-            .filter(|(_, object)| has_debug_info(object))
+            .filter(|(_, object)| object.has_debug_info)
             .map(|(index, _)| ObjectId::from_index(index))
             .collect();
         Ok(())
@@ -108,16 +109,6 @@ impl Plugin for Debugger {
                 "cannot withdraw the unit's debug information from debuggers",
             ))
     }
-}
-
-/// Whether `object` has a `.debug_info` section: the only section names read are those of
-/// non-loaded PROGBITS sections, which debug sections are.
-fn has_debug_info(object: &ObjectFile<'_>) -> bool {
-    object.sections.iter().any(|section| {
-        section.sh_type(LE) == elf::SHT_PROGBITS
-            && section.sh_flags(LE) & u64::from(elf::SHF_ALLOC) == 0
-            && object.sections.section_name(LE, section) == Ok(b".debug_info")
-    })
 }
 
 /// Where `table`, borrowed from `data`, starts in it.

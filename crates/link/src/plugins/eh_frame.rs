@@ -6,7 +6,7 @@
 //! which is the table `__register_frame` reads. Records of code that is not loaded (discarded
 //! COMDAT copies) have their address zeroed by apply; libgcc skips such records.
 
-use super::{LinkContext, Plugin};
+use super::{eh_frame_fast, LinkContext, Plugin};
 use crate::error::LinkError;
 use crate::layout::PlacedSection;
 use crate::resolve::Resolution;
@@ -98,7 +98,9 @@ fn unwinder(
 
 /// Check one input `.eh_frame` section as linked: records that end exactly at its end, CIEs
 /// and FDEs that parse (lengths, augmentations, pointer encodings), and FDEs that describe
-/// code in the image (or none, for records of code that is not loaded).
+/// code in the image (or none, for records of code that is not loaded). Tables of the forms
+/// compilers write are checked quickly (`eh_frame_fast`); gimli checks any other, and says
+/// what is wrong.
 fn check_unwind_records(
     link: &LinkContext<'_, '_>,
     image: &[u8],
@@ -108,18 +110,55 @@ fn check_unwind_records(
     let object = &link.db.objects[section.object.index()];
     let start = offset.get() as usize;
     let bytes = &image[start..start + section.size as usize];
-    let fail = |at: u64, problem: String| LinkError::Section {
+    let fail = |(at, problem): (u64, String)| LinkError::Section {
         file: object.name.clone(),
         section: ".eh_frame".to_owned(),
         problem: format!("record at {at:#x}: {problem}"),
     };
-    check_record_lengths(bytes).map_err(|(at, problem)| fail(at, problem.to_owned()))?;
+    let address = link.addresses.at(*offset).get();
+    let within = |begin, end| link.addresses.placement.contains(begin, end);
+    // What the quick check accepts passes the length check too.
+    if eh_frame_fast::accepts(bytes, address, within) {
+        return Ok(());
+    }
+    check_record_lengths(bytes).map_err(|(at, problem)| fail((at, problem.to_owned())))?;
+    let text = link.addresses.placement.segment(SegmentKind::Code).get();
+    let got = link.addresses.at(link.layout.got).get();
+    check_with_gimli(bytes, address, text, got, within).map_err(fail)
+}
 
-    let address = link.addresses.at(*offset);
+/// The quick check's and the full check's (record lengths, then gimli) verdicts on one
+/// unwind table linked at `address`, with its code at `text`: for the fuzz target, which
+/// holds that the quick check accepts nothing the full one refuses.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn both_checks(
+    bytes: &[u8],
+    address: u64,
+    text: u64,
+    within: impl Fn(u64, u64) -> bool + Copy,
+) -> (bool, Result<(), (u64, String)>) {
+    let quick = eh_frame_fast::accepts(bytes, address, within);
+    let full = check_record_lengths(bytes)
+        .map_err(|(at, problem)| (at, problem.to_owned()))
+        .and_then(|()| check_with_gimli(bytes, address, text, 0, within));
+    (quick, full)
+}
+
+/// The full check of an unwind table whose record lengths are checked, linked at `address`,
+/// with gimli (see `check_unwind_records`): text- and data-relative pointers are relative to
+/// `text` and `got`, and `within` (start, end) says where described code may lie. Err gives
+/// the offset of the record at fault and the problem.
+pub(super) fn check_with_gimli(
+    bytes: &[u8],
+    address: u64,
+    text: u64,
+    got: u64,
+    within: impl Fn(u64, u64) -> bool,
+) -> Result<(), (u64, String)> {
     let bases = BaseAddresses::default()
-        .set_eh_frame(address.get())
-        .set_text(link.addresses.placement.segment(SegmentKind::Code).get())
-        .set_got(link.addresses.at(link.layout.got).get());
+        .set_eh_frame(address)
+        .set_text(text)
+        .set_got(got);
     let mut eh_frame = EhFrame::new(bytes, gimli::LittleEndian);
     eh_frame.set_address_size(8);
     let mut entries = eh_frame.entries(&bases);
@@ -129,13 +168,13 @@ fn check_unwind_records(
         let entry = match entries.next() {
             Ok(Some(entry)) => entry,
             Ok(None) => return Ok(()),
-            Err(error) => return Err(fail(0, format!("invalid unwind record: {error}"))),
+            Err(error) => return Err((0, format!("invalid unwind record: {error}"))),
         };
         let CieOrFde::Fde(partial) = entry else {
             continue;
         };
         let at = partial.offset() as u64;
-        let invalid = |error: gimli::Error| fail(at, format!("invalid unwind record: {error}"));
+        let invalid = |error: gimli::Error| (at, format!("invalid unwind record: {error}"));
         let cie_offset = partial.cie_offset();
         let cie = match cies.iter().find(|(known, _)| *known == cie_offset) {
             Some((_, cie)) => cie.clone(),
@@ -156,11 +195,11 @@ fn check_unwind_records(
         }
         let fde = partial.parse(|_, _, _| Ok(cie.clone())).map_err(invalid)?;
         let begin = fde.initial_address();
-        let within = begin
+        let inside = begin
             .checked_add(fde.len())
-            .is_some_and(|end| link.addresses.placement.contains(begin, end));
-        if !within {
-            return Err(fail(
+            .is_some_and(|end| within(begin, end));
+        if !inside {
+            return Err((
                 at,
                 format!(
                     "describes code at {begin:#x}..+{:#x}, outside the linked image",
@@ -196,7 +235,7 @@ fn raw_pc_begin<R: gimli::Reader>(
 /// Walk the records' length fields: each must lie inside the section, and the last must end
 /// exactly at its end (a zero length before it would end the unwinder's table early).
 /// Err gives the offset and the problem.
-fn check_record_lengths(bytes: &[u8]) -> Result<(), (u64, &'static str)> {
+pub(super) fn check_record_lengths(bytes: &[u8]) -> Result<(), (u64, &'static str)> {
     let read_u32 = |at: usize| -> Option<u64> {
         let field = bytes.get(at..at.checked_add(4)?)?;
         Some(u64::from(u32::from_le_bytes(field.try_into().ok()?)))

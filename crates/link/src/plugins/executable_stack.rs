@@ -5,13 +5,10 @@
 //! executable makes the stacks of every thread executable, now and for threads started later.
 
 use super::{LinkContext, Plugin};
-use crate::elf::LE;
+use crate::elf::StackNote;
 use crate::error::LinkError;
 use crate::resolve::SymbolDb;
 use crate::shared_object::{shared_object, Stack};
-use object::elf;
-use object::read::elf::SectionHeader;
-use rayon::prelude::*;
 use rjitlink_target::Executor;
 
 /// The name the stack-changing shared object is loaded under.
@@ -26,32 +23,24 @@ pub struct ExecutableStack {
     warned: bool,
 }
 
-/// Why `object` needs an executable stack, if it does.
-fn asks_for_executable_stack(db: &SymbolDb<'_>, object: usize) -> Option<&'static str> {
-    let file = &db.objects[object];
-    let note = file
-        .sections
-        .enumerate()
-        .find(|(_, header)| file.section_named(header, b".note.GNU-stack"));
+/// Why an object with this stack note needs an executable stack, if it does.
+fn asks_for_executable_stack(note: StackNote) -> Option<&'static str> {
     match note {
-        None => Some("missing .note.GNU-stack section implies executable stack"),
-        Some((_, header)) if header.sh_flags(LE) & u64::from(elf::SHF_EXECINSTR) != 0 => {
+        StackNote::Missing => Some("missing .note.GNU-stack section implies executable stack"),
+        StackNote::Executable => {
             Some("requires executable stack (because the .note.GNU-stack section is executable)")
         }
-        Some(_) => None,
+        StackNote::NotExecutable => None,
     }
 }
 
 impl Plugin for ExecutableStack {
     fn after_resolve(&mut self, db: &mut SymbolDb<'_>) -> Result<(), LinkError> {
-        // Every object's section table is read: in parallel, the first (in link order) that
-        // asks is named.
-        self.reason = (0..db.objects.len())
-            .into_par_iter()
-            .find_map_first(|object| {
-                let why = asks_for_executable_stack(db, object)?;
-                Some(format!("{}: {why}", db.objects[object].name))
-            });
+        // Parse read each object's note: the first (in link order) that asks is named.
+        self.reason = db.objects.iter().find_map(|object| {
+            let why = asks_for_executable_stack(object.stack_note)?;
+            Some(format!("{}: {why}", object.name))
+        });
         Ok(())
     }
 

@@ -24,6 +24,7 @@
 mod copy_relocations;
 mod debugger;
 mod eh_frame;
+mod eh_frame_fast;
 mod executable_stack;
 mod export_dynamic;
 mod ifunc;
@@ -33,6 +34,8 @@ mod symbols;
 mod tls_module;
 
 pub use copy_relocations::CopyChains;
+#[cfg(feature = "fuzzing")]
+pub(crate) use eh_frame::both_checks as both_unwind_checks;
 pub use symbols::{collect as collect_symbols, SharedSymbols};
 pub use tls_module::TlsModule;
 
