@@ -82,6 +82,10 @@ impl Executor for InProcess {
         self.libraries.load(path)
     }
 
+    fn load_libraries(&mut self, paths: &[&Path]) -> Result<(), TargetError> {
+        self.libraries.load_all(paths)
+    }
+
     fn is_this_process(&self) -> bool {
         true
     }

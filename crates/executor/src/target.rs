@@ -44,12 +44,25 @@ fn dlerror_message() -> String {
 impl Libraries {
     /// dlopen with RTLD_NOW | RTLD_GLOBAL. Err names the library and the loader's reason.
     pub fn load(&mut self, path: &Path) -> Result<(), TargetError> {
-        let c_path = CString::new(path.as_os_str().as_bytes())?;
-        // What the library's constructors do to signals is the program's, as natively.
+        self.load_all(&[path])
+    }
+
+    /// `load` for each of `paths` in order, up to the first that fails. What the libraries'
+    /// constructors do to signals is the program's, as natively: it is noted once around all
+    /// the loads (a note is 128 `rt_sigaction` calls, and nothing else on this thread
+    /// changes signals between two loads).
+    pub fn load_all(&mut self, paths: &[&Path]) -> Result<(), TargetError> {
         let signals = crate::start_state::LibraryLoad::start();
+        let loaded = paths.iter().try_for_each(|path| self.load_unobserved(path));
+        signals.finish();
+        loaded
+    }
+
+    /// `load` without noting what the library's constructors change.
+    fn load_unobserved(&mut self, path: &Path) -> Result<(), TargetError> {
+        let c_path = CString::new(path.as_os_str().as_bytes())?;
         // SAFETY: a valid C string; dlopen runs the library's constructors, which is intended.
         let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-        signals.finish();
         if handle.is_null() {
             let reason = dlerror_message();
             // A library with initial-exec TLS needs static TLS too: the same error as a

@@ -18,6 +18,7 @@ use object::read::elf::Sym as _;
 use rayon::prelude::*;
 use rjitlink_memory::TargetAddr;
 use rjitlink_target::Executor;
+use std::path::Path;
 
 type Result<T, E = LinkError> = std::result::Result<T, E>;
 
@@ -611,10 +612,7 @@ pub fn resolve<'data>(
             let executor = &mut *executor;
             let libraries = &eager_libraries;
             scope.spawn(move || -> Result<()> {
-                for library in libraries {
-                    executor.load_library(&library.path)?;
-                }
-                Ok(())
+                Ok(executor.load_libraries(&library_paths(libraries.iter().copied()))?)
             })
         });
         let resolved = resolve_objects(&mut resolver, objects, &archives);
@@ -628,9 +626,7 @@ pub fn resolve<'data>(
     resolved?;
     loaded?;
     if !concurrently {
-        for library in &eager_libraries {
-            executor.load_library(&library.path)?;
-        }
+        executor.load_libraries(&library_paths(eager_libraries.iter().copied()))?;
     }
 
     if let Some(duplicate) = resolver.duplicates.first() {
@@ -790,6 +786,11 @@ fn resolve_objects<'data>(
     }
 }
 
+/// The paths of `libraries`, to be loaded together.
+fn library_paths<'a>(libraries: impl Iterator<Item = &'a SharedLibrary>) -> Vec<&'a Path> {
+    libraries.map(|library| library.path.as_path()).collect()
+}
+
 fn define_linker_symbols(db: &mut SymbolDb<'_>) {
     let mut wants_section_bounds = false;
     for global in &mut db.globals {
@@ -892,9 +893,7 @@ fn resolve_externals(
             continue;
         }
         if as_needed {
-            for library in libraries {
-                executor.load_library(&library.path)?;
-            }
+            executor.load_libraries(&library_paths(libraries))?;
         }
         let names: Vec<&[u8]> = missing.iter().map(|&id| db.global(id).name).collect();
         let addresses = executor

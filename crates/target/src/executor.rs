@@ -35,6 +35,13 @@ pub trait Executor: Send {
     /// text from a remote executor.
     fn load_library(&mut self, path: &Path) -> Result<(), TargetError>;
 
+    /// `load_library` for each of `paths`, in order, stopping at the first that fails (its
+    /// error is returned). A target may do the work common to the loads once: the in-process
+    /// executor notes the signal state once around them all rather than around each.
+    fn load_libraries(&mut self, paths: &[&Path]) -> Result<(), TargetError> {
+        paths.iter().try_for_each(|path| self.load_library(path))
+    }
+
     /// Load a shared object given as bytes (it never touches the disk), like `load_library`
     /// but not searched by `lookup`: the program's exported symbols. `name` is for messages.
     ///
