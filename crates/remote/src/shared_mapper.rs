@@ -23,8 +23,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, SendError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// The name the executor gives its memory files (`memfd_create`); /proc shows it as
 /// `/memfd:rjitlink-slab (deleted)`.
@@ -125,98 +124,36 @@ struct Views {
 /// of the two let go of the file last. A later link maps the file again.
 const GIVE_UP_WORTH: usize = 1 << 20;
 
-/// From this size of code and read-only data on, their pages are faulted in ahead of the
-/// link's writes (see `will_write`).
+/// From this size of the pages the link writes on, they are faulted in ahead of its writes
+/// (see `will_write`).
 const POPULATE_WORTH: usize = 1 << 20;
-
-/// Pages faulted in per system call by the populating thread: it checks between calls
-/// whether to stop.
-const POPULATE_CHUNK: usize = 64 << 10;
-
-/// Mappings (address, length) of views given up.
-type Mappings = Vec<(usize, usize)>;
-
-/// A thread faulting in pages of a view ahead of the link's writes. Done, it waits for the
-/// views to unmap once the image is live (`unmap_then_end`), so that giving them up starts
-/// no thread of its own.
-struct Populating {
-    stop: Arc<AtomicBool>,
-    /// Dropped, the thread ends without unmapping anything.
-    unmap: Sender<Mappings>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Populating {
-    /// Stop it and wait until it has (at most one chunk): the view may go after.
-    fn finish(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        drop(self.unmap);
-        let _ = self.thread.join();
-    }
-
-    /// Stop it, and have it unmap `mappings` then, without waiting for it.
-    fn unmap_then_end(self, mappings: Mappings) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Err(SendError(mappings)) = self.unmap.send(mappings) {
-            // It is gone already (it never ends otherwise): unmap here.
-            let _ = self.thread.join();
-            unmap(&mappings);
-        }
-    }
-}
 
 /// Maps the executor's reservations here too: the linker writes the image in place.
 pub struct SharedMemoryMapper {
     connection: SharedConnection,
     page_size: usize,
     views: Mutex<Views>,
-    populating: Mutex<Option<Populating>>,
+    /// Set once faulting pages in ahead failed (a kernel before 5.14): the link's writes
+    /// fault them in from then on.
+    no_populate: AtomicBool,
 }
 
 /// Unmap views given up.
 fn unmap(mappings: &[(usize, usize)]) {
     for &(address, len) in mappings {
-        // SAFETY: mappings of views given up: nothing refers to them any more (no populating
-        // thread runs in them).
+        // SAFETY: mappings of views given up: nothing refers to them any more (nothing is
+        // being linked into them).
         unsafe { libc::munmap(address as *mut libc::c_void, len) };
     }
 }
 
-/// Unmap `mappings` off this thread: by the populating thread once it has stopped, or by a
-/// thread of their own (here if none can start).
-fn unmap_later(mappings: Mappings, populating: Option<Populating>) {
-    if let Some(populating) = populating {
-        return populating.unmap_then_end(mappings);
-    }
+/// Unmap `mappings` off this thread, by a thread of their own (here if none can start).
+fn unmap_later(mappings: Vec<(usize, usize)>) {
     let moved = mappings.clone();
     if crate::spawned::start_quiet_thread("rjitlink-unmap", 64 << 10, move || unmap(&moved))
         .is_err()
     {
         unmap(&mappings);
-    }
-}
-
-/// Fault in `ranges` (address, length) of a view, chunk by chunk, until done or told to stop.
-fn populate(ranges: &[(usize, usize)], stop: &AtomicBool) {
-    for &(address, len) in ranges {
-        let mut offset = 0;
-        while offset < len && !stop.load(Ordering::Relaxed) {
-            let chunk = POPULATE_CHUNK.min(len - offset);
-            // SAFETY: advice on pages of a view of ours, which stays mapped until this thread
-            // has stopped; it changes no contents (they read zero until the link writes).
-            let done = unsafe {
-                libc::madvise(
-                    (address + offset) as *mut libc::c_void,
-                    chunk,
-                    libc::MADV_POPULATE_WRITE,
-                )
-            };
-            if done != 0 {
-                // A kernel before 5.14, or no memory: the link's writes fault them in.
-                return;
-            }
-            offset += chunk;
-        }
     }
 }
 
@@ -229,17 +166,8 @@ impl SharedMemoryMapper {
                 views: Vec::new(),
                 linking: Vec::new(),
             }),
-            populating: Mutex::new(None),
+            no_populate: AtomicBool::new(false),
         }
-    }
-
-    /// The populating thread, if one was started (stopped and joined by the caller, before
-    /// a view goes).
-    fn take_populating(&self) -> Option<Populating> {
-        self.populating
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
     }
 
     fn lock_views(&self) -> std::sync::MutexGuard<'_, Views> {
@@ -503,53 +431,48 @@ impl MemoryMapper for SharedMemoryMapper {
                 .filter_map(|view| Some((view.local.take()? as usize, view.local_len)))
                 .collect();
             drop(views);
-            unmap_later(mappings, self.take_populating());
+            unmap_later(mappings);
         }
         Ok(())
     }
 
-    /// Shared memory's fresh pages cost a fault each (1,600 for CPython's image, 1.5 us
-    /// apiece; memory files get no 2 MiB pages where shmem_enabled is `never`), taken by the
-    /// apply phase's threads as they write. A thread of its own faults the pages the link
-    /// writes in meanwhile (1,400 for CPython: code, read-only data, and data up to its zero
-    /// fill) with MADV_POPULATE_WRITE, a third cheaper without the traps, from the start,
-    /// while the linker computes addresses. (Pages of zero fill alone are left: the program
-    /// may never touch them.)
-    fn will_write(&self, ranges: &[TargetRange]) {
-        if ranges.iter().map(|range| range.len).sum::<usize>() < POPULATE_WORTH {
+    /// Shared memory's fresh pages cost a fault each (1,600 for CPython's image, 1.5-3 us
+    /// apiece here; memory files get no 2 MiB pages where shmem_enabled is `never`), taken by
+    /// the apply phase's threads as they write. Faulted in ahead with MADV_POPULATE_WRITE,
+    /// without the traps, they cost a third less; so from `POPULATE_WORTH` on, the link is
+    /// asked to say before it writes each part (`before_write`), and its threads fault that
+    /// part in then (1,400 pages for CPython: code, read-only data, and data up to its zero
+    /// fill; pages of zero fill alone are left, the program may never touch them).
+    ///
+    /// (A thread of the mapper's own did this while the link computed addresses: on two
+    /// cores that made three runnable threads, and the link's were preempted.)
+    fn will_write(&self, ranges: &[TargetRange]) -> bool {
+        !self.no_populate.load(Ordering::Relaxed)
+            && ranges.iter().map(|range| range.len).sum::<usize>() >= POPULATE_WORTH
+    }
+
+    fn before_write(&self, range: TargetRange) {
+        if self.no_populate.load(Ordering::Relaxed) {
             return;
         }
-        let mut views = self.lock_views();
-        let Ok(local) = ranges
-            .iter()
-            .map(|&range| Ok((self.local(&mut views, range)? as usize, range.len)))
-            .collect::<Result<Vec<_>, MapError>>()
-        else {
-            return;
+        let local = match self.local(&mut self.lock_views(), range) {
+            Ok(local) => local,
+            // Not in a view (not reached for a range being linked): its writes fault it in.
+            Err(_) => return,
         };
-        drop(views);
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = stop.clone();
-        let (unmap_tx, unmap_rx) = channel::<Mappings>();
-        let thread = crate::spawned::start_quiet_thread("rjitlink-populate", 64 << 10, move || {
-            populate(&local, &seen);
-            if let Ok(mappings) = unmap_rx.recv() {
-                unmap(&mappings);
-            }
-        });
-        if let Ok(thread) = thread {
-            let previous = self
-                .populating
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .replace(Populating {
-                    stop,
-                    unmap: unmap_tx,
-                    thread,
-                });
-            if let Some(previous) = previous {
-                previous.finish();
-            }
+        // SAFETY: advice on pages of a view, which stays mapped while a range of it is being
+        // linked (only `initialize`, once nothing is, gives views up; `release` and the drop
+        // come after the link); it changes no contents (they read zero until written).
+        let done = unsafe {
+            libc::madvise(
+                local as *mut libc::c_void,
+                range.len,
+                libc::MADV_POPULATE_WRITE,
+            )
+        };
+        if done != 0 {
+            // A kernel before 5.14, or no memory: the link's writes fault them in.
+            self.no_populate.store(true, Ordering::Relaxed);
         }
     }
 
@@ -592,9 +515,6 @@ impl MemoryMapper for SharedMemoryMapper {
     }
 
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError> {
-        if let Some(populating) = self.take_populating() {
-            populating.finish();
-        }
         // A range abandoned before it was initialized is no longer being linked.
         self.lock_views()
             .linking
@@ -603,9 +523,6 @@ impl MemoryMapper for SharedMemoryMapper {
     }
 
     fn release(&self, range: TargetRange) -> Result<(), MapError> {
-        if let Some(populating) = self.take_populating() {
-            populating.finish();
-        }
         let mut views = self.lock_views();
         if let Some(index) = views.views.iter().position(|v| v.range == range) {
             let view = views.views.swap_remove(index);
@@ -622,9 +539,6 @@ impl MemoryMapper for SharedMemoryMapper {
 
 impl Drop for SharedMemoryMapper {
     fn drop(&mut self) {
-        if let Some(populating) = self.take_populating() {
-            populating.finish();
-        }
         let views = self.views.get_mut().unwrap_or_else(|e| e.into_inner());
         for view in views.views.drain(..) {
             if let Some(local) = view.local {
