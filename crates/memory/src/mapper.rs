@@ -167,10 +167,11 @@ pub trait MemoryMapper: Send + Sync {
     /// Called, after a `will_write` that returned true and before `initialize`, just before
     /// the link writes `range`: page-aligned, inside the ranges `will_write` named, each page
     /// of them named once. The link calls it from its own worker threads, as it writes the
-    /// image in parallel, several at once for disjoint ranges: work done here takes no CPU
-    /// from the link that a thread of the mapper's own would (on a machine with as many cores
-    /// as the link has threads, such a thread preempts the link's). The memory reads zero
-    /// until written either way: this is only a hint. The default does nothing.
+    /// image in parallel, several at once for disjoint ranges: a mapper that gets pages ready
+    /// ahead of the link (on a thread of its own, say) can do here, on the thread about to
+    /// write, what it has not done yet, so that the writer neither traps on each fresh page
+    /// nor waits. The memory reads zero until written either way: this is only a hint. The
+    /// default does nothing.
     fn before_write(&self, range: TargetRange) {
         let _ = range;
     }

@@ -14,8 +14,8 @@ use crate::connection::{
 };
 use crate::copy_mapper::{pages_of, write_remote};
 use rjitlink_memory::{
-    MapError, MemoryMapper, PieceWrite, Placement, Protection, SegmentProtection, TargetCall,
-    TargetRange, WorkingMemory,
+    MapError, MemoryMapper, PieceWrite, Placement, Protection, SegmentProtection, TargetAddr,
+    TargetCall, TargetRange, WorkingMemory,
 };
 use rjitlink_protocol::{receive_fd, Request, Response};
 use rjitlink_target::TargetError;
@@ -23,7 +23,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::mpsc::{channel, SendError, Sender};
+use std::sync::{Arc, Mutex};
 
 /// The name the executor gives its memory files (`memfd_create`); /proc shows it as
 /// `/memfd:rjitlink-slab (deleted)`.
@@ -128,32 +129,105 @@ const GIVE_UP_WORTH: usize = 1 << 20;
 /// (see `will_write`).
 const POPULATE_WORTH: usize = 1 << 20;
 
+/// Pages faulted in per system call, by the populating thread or a link worker (a chunk):
+/// the thread checks between calls whether to stop.
+const POPULATE_CHUNK: usize = 64 << 10;
+
+/// Mappings (address, length) of views given up.
+type Mappings = Vec<(usize, usize)>;
+
+/// The pages a link writes, in steps of `POPULATE_CHUNK`, each faulted in once: by the
+/// populating thread, which takes them in order, or by a link worker about to write into one
+/// the thread has not reached (`before_write`), which then takes it itself.
+struct Chunks {
+    /// Each chunk's target address, sorted, its address in a view and its length.
+    chunks: Vec<(TargetAddr, usize, usize)>,
+    /// Set for each chunk once someone has taken it.
+    taken: Vec<AtomicBool>,
+}
+
+impl Chunks {
+    /// Fault in chunk `index` unless someone took it already. False if faulting in failed (a
+    /// kernel before 5.14, or no memory: the link's writes fault the pages in).
+    fn take(&self, index: usize) -> bool {
+        if self.taken[index].swap(true, Ordering::Relaxed) {
+            return true;
+        }
+        let (_, address, len) = self.chunks[index];
+        // SAFETY: advice on pages of a view, which stays mapped while the populating thread
+        // runs and while a range of it is being linked; it changes no contents (they read
+        // zero until written).
+        unsafe { libc::madvise(address as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) == 0 }
+    }
+}
+
+/// A thread faulting in pages of a view ahead of the link's writes. Done, it waits for the
+/// views to unmap once the image is live (`unmap_then_end`), so that giving them up starts
+/// no thread of its own.
+struct Populating {
+    chunks: Arc<Chunks>,
+    stop: Arc<AtomicBool>,
+    /// Dropped, the thread ends without unmapping anything.
+    unmap: Sender<Mappings>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Populating {
+    /// Stop it and wait until it has (at most one chunk): the view may go after.
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.unmap);
+        let _ = self.thread.join();
+    }
+
+    /// Stop it, and have it unmap `mappings` then, without waiting for it.
+    fn unmap_then_end(self, mappings: Mappings) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Err(SendError(mappings)) = self.unmap.send(mappings) {
+            // It is gone already (it never ends otherwise): unmap here.
+            let _ = self.thread.join();
+            unmap(&mappings);
+        }
+    }
+}
+
 /// Maps the executor's reservations here too: the linker writes the image in place.
 pub struct SharedMemoryMapper {
     connection: SharedConnection,
     page_size: usize,
     views: Mutex<Views>,
-    /// Set once faulting pages in ahead failed (a kernel before 5.14): the link's writes
-    /// fault them in from then on.
-    no_populate: AtomicBool,
+    populating: Mutex<Option<Populating>>,
 }
 
 /// Unmap views given up.
 fn unmap(mappings: &[(usize, usize)]) {
     for &(address, len) in mappings {
-        // SAFETY: mappings of views given up: nothing refers to them any more (nothing is
-        // being linked into them).
+        // SAFETY: mappings of views given up: nothing refers to them any more (no populating
+        // thread runs in them).
         unsafe { libc::munmap(address as *mut libc::c_void, len) };
     }
 }
 
-/// Unmap `mappings` off this thread, by a thread of their own (here if none can start).
-fn unmap_later(mappings: Vec<(usize, usize)>) {
+/// Unmap `mappings` off this thread: by the populating thread once it has stopped, or by a
+/// thread of their own (here if none can start).
+fn unmap_later(mappings: Mappings, populating: Option<Populating>) {
+    if let Some(populating) = populating {
+        return populating.unmap_then_end(mappings);
+    }
     let moved = mappings.clone();
     if crate::spawned::start_quiet_thread("rjitlink-unmap", 64 << 10, move || unmap(&moved))
         .is_err()
     {
         unmap(&mappings);
+    }
+}
+
+/// Fault in the chunks no link worker took, in order, until done or told to stop.
+fn populate(chunks: &Chunks, stop: &AtomicBool) {
+    for index in 0..chunks.chunks.len() {
+        if stop.load(Ordering::Relaxed) || !chunks.take(index) {
+            return;
+        }
     }
 }
 
@@ -166,8 +240,17 @@ impl SharedMemoryMapper {
                 views: Vec::new(),
                 linking: Vec::new(),
             }),
-            no_populate: AtomicBool::new(false),
+            populating: Mutex::new(None),
         }
+    }
+
+    /// The populating thread, if one was started (stopped and joined by the caller, before
+    /// a view goes).
+    fn take_populating(&self) -> Option<Populating> {
+        self.populating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     fn lock_views(&self) -> std::sync::MutexGuard<'_, Views> {
@@ -431,48 +514,86 @@ impl MemoryMapper for SharedMemoryMapper {
                 .filter_map(|view| Some((view.local.take()? as usize, view.local_len)))
                 .collect();
             drop(views);
-            unmap_later(mappings);
+            unmap_later(mappings, self.take_populating());
         }
         Ok(())
     }
 
-    /// Shared memory's fresh pages cost a fault each (1,600 for CPython's image, 1.5-3 us
-    /// apiece here; memory files get no 2 MiB pages where shmem_enabled is `never`), taken by
-    /// the apply phase's threads as they write. Faulted in ahead with MADV_POPULATE_WRITE,
-    /// without the traps, they cost a third less; so from `POPULATE_WORTH` on, the link is
-    /// asked to say before it writes each part (`before_write`), and its threads fault that
-    /// part in then (1,400 pages for CPython: code, read-only data, and data up to its zero
-    /// fill; pages of zero fill alone are left, the program may never touch them).
+    /// Shared memory's fresh pages cost a fault each (1,600 for CPython's image, 1.5 us
+    /// apiece; memory files get no 2 MiB pages where shmem_enabled is `never`), taken by the
+    /// apply phase's threads as they write. A thread of its own faults the pages the link
+    /// writes in meanwhile (1,400 for CPython: code, read-only data, and data up to its zero
+    /// fill) with MADV_POPULATE_WRITE, a third cheaper without the traps, from the start,
+    /// while the linker computes addresses, chunk by chunk in order; and the link is asked
+    /// to say before it writes each part (`before_write`), so that its worker takes the
+    /// chunks there that the thread has not reached, rather than trap on their pages one at
+    /// a time. (Pages of zero fill alone are left: the program may never touch them.)
     ///
-    /// (A thread of the mapper's own did this while the link computed addresses: on two
-    /// cores that made three runnable threads, and the link's were preempted.)
+    /// (Faulting in only by the link's workers, as they reach each part, leaves out the
+    /// thread: no third runnable thread on two cores, but no use of the moments the link
+    /// leaves a core idle either; it was slower where the machine was quiet.)
     fn will_write(&self, ranges: &[TargetRange]) -> bool {
-        !self.no_populate.load(Ordering::Relaxed)
-            && ranges.iter().map(|range| range.len).sum::<usize>() >= POPULATE_WORTH
+        if ranges.iter().map(|range| range.len).sum::<usize>() < POPULATE_WORTH {
+            return false;
+        }
+        let mut views = self.lock_views();
+        let mut chunks = Vec::new();
+        for &range in ranges {
+            let Ok(local) = self.local(&mut views, range) else {
+                return false;
+            };
+            for at in (0..range.len).step_by(POPULATE_CHUNK) {
+                let len = POPULATE_CHUNK.min(range.len - at);
+                chunks.push((range.start + at as u64, local as usize + at, len));
+            }
+        }
+        drop(views);
+        chunks.sort_unstable_by_key(|chunk| chunk.0);
+        let taken = chunks.iter().map(|_| AtomicBool::new(false)).collect();
+        let chunks = Arc::new(Chunks { chunks, taken });
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen, ours) = (stop.clone(), chunks.clone());
+        let (unmap_tx, unmap_rx) = channel::<Mappings>();
+        let thread = crate::spawned::start_quiet_thread("rjitlink-populate", 64 << 10, move || {
+            populate(&ours, &seen);
+            if let Ok(mappings) = unmap_rx.recv() {
+                unmap(&mappings);
+            }
+        });
+        let Ok(thread) = thread else {
+            return false;
+        };
+        let previous = self
+            .populating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(Populating {
+                chunks,
+                stop,
+                unmap: unmap_tx,
+                thread,
+            });
+        if let Some(previous) = previous {
+            previous.finish();
+        }
+        true
     }
 
+    /// A link worker about to write `range` faults in the chunks of it the populating thread
+    /// has not reached (and takes them from it): it does not trap on them one page at a time,
+    /// nor wait for the thread.
     fn before_write(&self, range: TargetRange) {
-        if self.no_populate.load(Ordering::Relaxed) {
-            return;
-        }
-        let local = match self.local(&mut self.lock_views(), range) {
-            Ok(local) => local,
-            // Not in a view (not reached for a range being linked): its writes fault it in.
-            Err(_) => return,
+        let chunks = match &*self.populating.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(populating) => populating.chunks.clone(),
+            None => return,
         };
-        // SAFETY: advice on pages of a view, which stays mapped while a range of it is being
-        // linked (only `initialize`, once nothing is, gives views up; `release` and the drop
-        // come after the link); it changes no contents (they read zero until written).
-        let done = unsafe {
-            libc::madvise(
-                local as *mut libc::c_void,
-                range.len,
-                libc::MADV_POPULATE_WRITE,
-            )
-        };
-        if done != 0 {
-            // A kernel before 5.14, or no memory: the link's writes fault them in.
-            self.no_populate.store(true, Ordering::Relaxed);
+        let first = chunks
+            .chunks
+            .partition_point(|&(start, _, len)| start + len as u64 <= range.start);
+        for index in first..chunks.chunks.len() {
+            if chunks.chunks[index].0 >= range.end() || !chunks.take(index) {
+                return;
+            }
         }
     }
 
@@ -515,6 +636,9 @@ impl MemoryMapper for SharedMemoryMapper {
     }
 
     fn deinitialize(&self, ranges: &[TargetRange], actions: &[TargetCall]) -> Result<(), MapError> {
+        if let Some(populating) = self.take_populating() {
+            populating.finish();
+        }
         // A range abandoned before it was initialized is no longer being linked.
         self.lock_views()
             .linking
@@ -523,6 +647,9 @@ impl MemoryMapper for SharedMemoryMapper {
     }
 
     fn release(&self, range: TargetRange) -> Result<(), MapError> {
+        if let Some(populating) = self.take_populating() {
+            populating.finish();
+        }
         let mut views = self.lock_views();
         if let Some(index) = views.views.iter().position(|v| v.range == range) {
             let view = views.views.swap_remove(index);
@@ -539,6 +666,9 @@ impl MemoryMapper for SharedMemoryMapper {
 
 impl Drop for SharedMemoryMapper {
     fn drop(&mut self) {
+        if let Some(populating) = self.take_populating() {
+            populating.finish();
+        }
         let views = self.views.get_mut().unwrap_or_else(|e| e.into_inner());
         for view in views.views.drain(..) {
             if let Some(local) = view.local {
