@@ -159,6 +159,19 @@ impl Chunks {
         // zero until written).
         unsafe { libc::madvise(address as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) == 0 }
     }
+
+    /// Fault in the chunks `range` touches that nobody took yet, in order, up to the first
+    /// failure.
+    fn take_range(&self, range: TargetRange) {
+        let first = self
+            .chunks
+            .partition_point(|&(start, _, len)| start + len as u64 <= range.start);
+        for index in first..self.chunks.len() {
+            if self.chunks[index].0 >= range.end() || !self.take(index) {
+                return;
+            }
+        }
+    }
 }
 
 /// A thread faulting in pages of a view ahead of the link's writes. Done, it waits for the
@@ -587,14 +600,7 @@ impl MemoryMapper for SharedMemoryMapper {
             Some(populating) => populating.chunks.clone(),
             None => return,
         };
-        let first = chunks
-            .chunks
-            .partition_point(|&(start, _, len)| start + len as u64 <= range.start);
-        for index in first..chunks.chunks.len() {
-            if chunks.chunks[index].0 >= range.end() || !chunks.take(index) {
-                return;
-            }
-        }
+        chunks.take_range(range);
     }
 
     /// Pieces are written through this process's view of the executor's memory file, except
@@ -735,6 +741,73 @@ mod tests {
             matches!(&error, TargetError::Refused(reason) if reason == "protocol version mismatch"),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn each_chunk_is_faulted_in_once_by_whoever_comes_first() {
+        let page = 4096;
+        let len = POPULATE_CHUNK * 4;
+        // SAFETY: a new shared anonymous mapping (shared memory, as a view is), unmapped below.
+        let local = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        } as usize;
+        assert_ne!(local, libc::MAP_FAILED as usize);
+        let base = TargetAddr(0x7000_0000);
+        let chunks = Chunks {
+            chunks: (0..4)
+                .map(|i| {
+                    let at = i * POPULATE_CHUNK;
+                    (base + at as u64, local + at, POPULATE_CHUNK)
+                })
+                .collect(),
+            taken: (0..4).map(|_| AtomicBool::new(false)).collect(),
+        };
+        let resident = || {
+            let mut pages = vec![0u8; len / page];
+            // SAFETY: our mapping, a byte per page.
+            assert_eq!(
+                unsafe { libc::mincore(local as *mut libc::c_void, len, pages.as_mut_ptr()) },
+                0
+            );
+            pages
+                .chunks(POPULATE_CHUNK / page)
+                .map(|chunk| chunk.iter().all(|&p| p & 1 == 1))
+                .collect::<Vec<_>>()
+        };
+        let taken = |chunks: &Chunks| -> Vec<bool> {
+            chunks
+                .taken
+                .iter()
+                .map(|t| t.load(Ordering::Relaxed))
+                .collect()
+        };
+        // A worker about to write the last bytes of chunk 1 and the first of chunk 2.
+        chunks.take_range(TargetRange {
+            start: base + (2 * POPULATE_CHUNK - 8) as u64,
+            len: 16,
+        });
+        assert_eq!(taken(&chunks), [false, true, true, false]);
+        assert_eq!(resident(), [false, true, true, false]);
+        // The thread takes the rest.
+        populate(&chunks, &AtomicBool::new(false));
+        assert_eq!(taken(&chunks), [true; 4]);
+        assert_eq!(resident(), [true; 4]);
+        // A thread told to stop takes nothing more.
+        let stopped = Chunks {
+            chunks: chunks.chunks.clone(),
+            taken: (0..4).map(|_| AtomicBool::new(false)).collect(),
+        };
+        populate(&stopped, &AtomicBool::new(true));
+        assert_eq!(taken(&stopped), [false; 4]);
+        // SAFETY: unmapping the test's own mapping.
+        unsafe { libc::munmap(local as *mut libc::c_void, len) };
     }
 
     #[test]
