@@ -121,9 +121,24 @@ impl ApplyContext<'_, '_> {
     }
 }
 
+/// Bytes of the image a worker prepares at once, when the memory asks to be told before it is
+/// written (`apply`'s `before_write`): a few system calls per megabyte, and parts enough for
+/// the workers to share.
+const WRITE_PART: u64 = 64 << 10;
+
 /// Fill the GOT and PLT, then copy and relocate every section into `image` (the working
 /// memory of the whole image, zeroed).
-pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), LinkError> {
+///
+/// With `before_write`, the sections are written in parts of about `WRITE_PART` bytes, and
+/// the worker writing a part first calls it with the part's bytes (offsets into `image`): the
+/// parts are consecutive from 0 to the end of the last section, so that each byte is named
+/// once, before it is written. (The memory's own preparation of a part runs on the link's
+/// threads, where it competes with no other thread of the link's.)
+pub fn apply(
+    context: &ApplyContext<'_, '_>,
+    image: &mut [u8],
+    before_write: Option<&(dyn Fn(std::ops::Range<usize>) + Sync)>,
+) -> Result<(), LinkError> {
     write_got_and_plt(context, image)?;
     if let Some(thunk) = context.layout.ifunc_thunk {
         let at = thunk.get() as usize;
@@ -167,10 +182,37 @@ pub fn apply(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), Lin
             .ok_or_else(overlap)?;
         rest = tail;
         cursor = offset.get() + section.size;
-        jobs.push((section, context.addresses.at(*offset), slice));
+        jobs.push((section, context.addresses.at(*offset), slice, cursor));
     }
-    jobs.into_par_iter()
-        .try_for_each(|(section, address, out)| apply_section(context, section, address, out))
+    let Some(before_write) = before_write else {
+        return jobs
+            .into_par_iter()
+            .try_for_each(|(section, address, out, _)| {
+                apply_section(context, section, address, out)
+            });
+    };
+    // Consecutive sections, by whole sections, into parts ending where one reaches
+    // `WRITE_PART` bytes past the previous part's end.
+    let mut parts = Vec::new();
+    let mut part = Vec::new();
+    let (mut part_start, mut part_end) = (0u64, 0u64);
+    for job in jobs {
+        part_end = job.3;
+        part.push(job);
+        if part_end - part_start >= WRITE_PART {
+            parts.push((part_start..part_end, std::mem::take(&mut part)));
+            part_start = part_end;
+        }
+    }
+    if !part.is_empty() {
+        parts.push((part_start..part_end, part));
+    }
+    parts.into_par_iter().try_for_each(|(bytes, jobs)| {
+        before_write(bytes.start as usize..bytes.end as usize);
+        jobs.into_iter().try_for_each(|(section, address, out, _)| {
+            apply_section(context, section, address, out)
+        })
+    })
 }
 
 fn write_got_and_plt(context: &ApplyContext<'_, '_>, image: &mut [u8]) -> Result<(), LinkError> {

@@ -118,6 +118,11 @@ pub fn apply_image(
         addresses: &addresses,
         tls,
     };
-    apply(&context, image)?;
+    // The memory may ask to be told before each part is written (shared memory faults its
+    // pages in then).
+    let before_write = |bytes: std::ops::Range<usize>| memory.before_write(bytes);
+    let before_write: Option<&(dyn Fn(std::ops::Range<usize>) + Sync)> =
+        memory.wants_before_write().then_some(&before_write);
+    apply(&context, image, before_write)?;
     Ok(Image { memory, addresses })
 }

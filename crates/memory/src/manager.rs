@@ -76,7 +76,8 @@ pub struct SegmentRequest {
     pub protection: Protection,
     /// How many of its bytes, from its start, the link writes: past them lies zero fill,
     /// which the link leaves as it finds it (zero). `size` where there is none; more than
-    /// `size` counts as `size`. Only a hint, for `MemoryMapper::will_write`.
+    /// `size` counts as `size`. Only a hint, for `MemoryMapper::will_write` and
+    /// `before_write`.
     pub written: u64,
 }
 
@@ -118,6 +119,9 @@ pub struct InFlight {
     local: Option<Box<[u8]>>,
     /// Cleared once `finalize` has handed the memory on.
     owned: bool,
+    /// The target ranges the link writes (each segment's pages up to its zero fill), if the
+    /// mapper asked to be told before each part is written (`MemoryMapper::before_write`).
+    before_write: Option<Vec<TargetRange>>,
 }
 
 /// Memory whose code may run. Dropped (or `free`d), its deallocation calls run and its memory
@@ -511,6 +515,7 @@ impl MemoryManager {
                 working,
                 local: Some(local),
                 owned: true,
+                before_write: None,
             });
         }
         let Some(offset) = slab.free.allocate(size, page) else {
@@ -544,7 +549,7 @@ impl MemoryManager {
                 len: segment.written.min(segment.size).next_multiple_of(page) as usize,
             })
             .collect();
-        self.mapper.will_write(&written);
+        let before_write = self.mapper.will_write(&written).then_some(written);
         self.update_stats(|stats| {
             stats.allocations_served += 1;
             stats.bytes_in_use += size;
@@ -569,6 +574,7 @@ impl MemoryManager {
             working,
             local: None,
             owned: true,
+            before_write,
         })
     }
 
@@ -648,6 +654,36 @@ impl InFlight {
     /// `working_offset`.
     pub fn working(&self) -> &WorkingMemory {
         &self.working
+    }
+
+    /// Whether the link should call `before_write` as it writes working memory: the mapper
+    /// asked for it (never for packed memory, which is written in a buffer of the linker's).
+    pub fn wants_before_write(&self) -> bool {
+        self.before_write.is_some()
+    }
+
+    /// The link is about to write `bytes` of working memory (offsets into it): the pages it
+    /// writes there go to `MemoryMapper::before_write`. Each page is passed on by the call
+    /// whose range holds its end, so that consecutive ranges from 0 name each page once; a
+    /// page past the last range holds only bytes the link does not write. Does nothing unless
+    /// `wants_before_write`.
+    pub fn before_write(&self, bytes: std::ops::Range<usize>) {
+        let (Some(written), Memory::Pages(range)) = (&self.before_write, &self.memory) else {
+            return;
+        };
+        let page = self.manager.page_size() as usize;
+        let start = range.start + bytes.start.next_multiple_of(page) as u64;
+        let end = range.start + bytes.end.min(range.len).next_multiple_of(page) as u64;
+        for written in written {
+            let from = start.max(written.start);
+            let to = end.min(written.end());
+            if from < to {
+                self.manager.mapper.before_write(TargetRange {
+                    start: from,
+                    len: (to - from) as usize,
+                });
+            }
+        }
     }
 
     /// Put the bytes in place, apply the protections and make the finalize calls: the code
@@ -811,6 +847,7 @@ mod tests {
     struct Observed {
         inner: InProcessMapper,
         hints: Mutex<Vec<TargetRange>>,
+        before: Mutex<Vec<TargetRange>>,
         fail: std::sync::atomic::AtomicBool,
     }
 
@@ -852,8 +889,12 @@ mod tests {
         fn release(&self, range: TargetRange) -> Result<(), MapError> {
             self.inner.release(range)
         }
-        fn will_write(&self, ranges: &[TargetRange]) {
+        fn will_write(&self, ranges: &[TargetRange]) -> bool {
             self.hints.lock().unwrap().extend_from_slice(ranges);
+            true
+        }
+        fn before_write(&self, range: TargetRange) {
+            self.before.lock().unwrap().push(range);
         }
     }
 
@@ -888,6 +929,61 @@ mod tests {
             },
         ];
         assert_eq!(*mapper.hints.lock().unwrap(), expected);
+    }
+
+    #[test]
+    fn each_page_written_is_passed_on_once_before_it_is_written() {
+        let mapper = Arc::new(Observed::default());
+        let manager = MemoryManager::new(mapper.clone(), SlabConfig::default());
+        let page = manager.page_size();
+        let segment = |size, protection, written| SegmentRequest {
+            size,
+            align: 16,
+            protection,
+            written,
+        };
+        let requests = [
+            segment(3 * page, Protection::ReadExecute, 3 * page),
+            segment(LARGE, Protection::Read, 0),
+            segment(4 * page, Protection::ReadWrite, page + 1),
+        ];
+        let in_flight = manager.allocate(&requests, false).unwrap();
+        assert!(in_flight.wants_before_write());
+        // Consecutive ranges of working memory from 0 to its end, cut at odd places.
+        let (page, len) = (page as usize, in_flight.working().len);
+        let cuts = [
+            0,
+            1,
+            page + 3,
+            2 * page,
+            2 * page,
+            3 * page + 1,
+            len - 5,
+            len,
+        ];
+        for pair in cuts.windows(2) {
+            in_flight.before_write(pair[0]..pair[1]);
+        }
+        let pages = |ranges: &[TargetRange]| -> Vec<u64> {
+            ranges
+                .iter()
+                .flat_map(|r| (r.start.get()..r.end().get()).step_by(page))
+                .collect()
+        };
+        let passed = pages(&mapper.before.lock().unwrap());
+        // Each page the link writes, once, in order; none of the zero fill.
+        assert_eq!(passed, pages(&mapper.hints.lock().unwrap()));
+    }
+
+    #[test]
+    fn packed_memory_is_never_passed_on_before_it_is_written() {
+        let mapper = Arc::new(Observed::default());
+        let manager = MemoryManager::new(mapper.clone(), SlabConfig::default());
+        let in_flight = manager.allocate(&request(&[100, 0, 20]), false).unwrap();
+        assert!(in_flight.is_packed());
+        assert!(!in_flight.wants_before_write());
+        in_flight.before_write(0..in_flight.working().len);
+        assert!(mapper.before.lock().unwrap().is_empty());
     }
 
     #[test]

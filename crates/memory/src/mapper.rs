@@ -156,11 +156,23 @@ pub trait MemoryMapper: Send + Sync {
     fn release(&self, range: TargetRange) -> Result<(), MapError>;
     /// A hint between `prepare` and `initialize`: the linker is about to write `ranges`
     /// (page-aligned parts of prepared ranges) in full, but for zero fill on the last page of
-    /// a range, which it leaves as it is; pages of zero fill alone are not named. A mapper
-    /// whose fresh pages are costly to fault in one at a time may get them ready meanwhile,
-    /// without waiting for it; the memory still reads zero until written. The default does
-    /// nothing.
-    fn will_write(&self, ranges: &[TargetRange]) {
+    /// a range, which it leaves as it is; pages of zero fill alone are not named. Returns
+    /// whether the mapper wants to be told, part by part, just before the link writes each
+    /// (`before_write`): a mapper whose fresh pages are costly to fault in one at a time
+    /// gets them ready then. The default does nothing and returns false.
+    fn will_write(&self, ranges: &[TargetRange]) -> bool {
         let _ = ranges;
+        false
+    }
+    /// Called, after a `will_write` that returned true and before `initialize`, just before
+    /// the link writes `range`: page-aligned, inside the ranges `will_write` named, each page
+    /// of them named once. The link calls it from its own worker threads, as it writes the
+    /// image in parallel, several at once for disjoint ranges: a mapper that gets pages ready
+    /// ahead of the link (on a thread of its own, say) can do here, on the thread about to
+    /// write, what it has not done yet, so that the writer neither traps on each fresh page
+    /// nor waits. The memory reads zero until written either way: this is only a hint. The
+    /// default does nothing.
+    fn before_write(&self, range: TargetRange) {
+        let _ = range;
     }
 }

@@ -14,8 +14,8 @@ use crate::connection::{
 };
 use crate::copy_mapper::{pages_of, write_remote};
 use rjitlink_memory::{
-    MapError, MemoryMapper, PieceWrite, Placement, Protection, SegmentProtection, TargetCall,
-    TargetRange, WorkingMemory,
+    MapError, MemoryMapper, PieceWrite, Placement, Protection, SegmentProtection, TargetAddr,
+    TargetCall, TargetRange, WorkingMemory,
 };
 use rjitlink_protocol::{receive_fd, Request, Response};
 use rjitlink_target::TargetError;
@@ -125,21 +125,60 @@ struct Views {
 /// of the two let go of the file last. A later link maps the file again.
 const GIVE_UP_WORTH: usize = 1 << 20;
 
-/// From this size of code and read-only data on, their pages are faulted in ahead of the
-/// link's writes (see `will_write`).
+/// From this size of the pages the link writes on, they are faulted in ahead of its writes
+/// (see `will_write`).
 const POPULATE_WORTH: usize = 1 << 20;
 
-/// Pages faulted in per system call by the populating thread: it checks between calls
-/// whether to stop.
+/// Pages faulted in per system call, by the populating thread or a link worker (a chunk):
+/// the thread checks between calls whether to stop.
 const POPULATE_CHUNK: usize = 64 << 10;
 
 /// Mappings (address, length) of views given up.
 type Mappings = Vec<(usize, usize)>;
 
+/// The pages a link writes, in steps of `POPULATE_CHUNK`, each faulted in once: by the
+/// populating thread, which takes them in order, or by a link worker about to write into one
+/// the thread has not reached (`before_write`), which then takes it itself.
+struct Chunks {
+    /// Each chunk's target address, sorted, its address in a view and its length.
+    chunks: Vec<(TargetAddr, usize, usize)>,
+    /// Set for each chunk once someone has taken it.
+    taken: Vec<AtomicBool>,
+}
+
+impl Chunks {
+    /// Fault in chunk `index` unless someone took it already. False if faulting in failed (a
+    /// kernel before 5.14, or no memory: the link's writes fault the pages in).
+    fn take(&self, index: usize) -> bool {
+        if self.taken[index].swap(true, Ordering::Relaxed) {
+            return true;
+        }
+        let (_, address, len) = self.chunks[index];
+        // SAFETY: advice on pages of a view, which stays mapped while the populating thread
+        // runs and while a range of it is being linked; it changes no contents (they read
+        // zero until written).
+        unsafe { libc::madvise(address as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) == 0 }
+    }
+
+    /// Fault in the chunks `range` touches that nobody took yet, in order, up to the first
+    /// failure.
+    fn take_range(&self, range: TargetRange) {
+        let first = self
+            .chunks
+            .partition_point(|&(start, _, len)| start + len as u64 <= range.start);
+        for index in first..self.chunks.len() {
+            if self.chunks[index].0 >= range.end() || !self.take(index) {
+                return;
+            }
+        }
+    }
+}
+
 /// A thread faulting in pages of a view ahead of the link's writes. Done, it waits for the
 /// views to unmap once the image is live (`unmap_then_end`), so that giving them up starts
 /// no thread of its own.
 struct Populating {
+    chunks: Arc<Chunks>,
     stop: Arc<AtomicBool>,
     /// Dropped, the thread ends without unmapping anything.
     unmap: Sender<Mappings>,
@@ -196,26 +235,11 @@ fn unmap_later(mappings: Mappings, populating: Option<Populating>) {
     }
 }
 
-/// Fault in `ranges` (address, length) of a view, chunk by chunk, until done or told to stop.
-fn populate(ranges: &[(usize, usize)], stop: &AtomicBool) {
-    for &(address, len) in ranges {
-        let mut offset = 0;
-        while offset < len && !stop.load(Ordering::Relaxed) {
-            let chunk = POPULATE_CHUNK.min(len - offset);
-            // SAFETY: advice on pages of a view of ours, which stays mapped until this thread
-            // has stopped; it changes no contents (they read zero until the link writes).
-            let done = unsafe {
-                libc::madvise(
-                    (address + offset) as *mut libc::c_void,
-                    chunk,
-                    libc::MADV_POPULATE_WRITE,
-                )
-            };
-            if done != 0 {
-                // A kernel before 5.14, or no memory: the link's writes fault them in.
-                return;
-            }
-            offset += chunk;
+/// Fault in the chunks no link worker took, in order, until done or told to stop.
+fn populate(chunks: &Chunks, stop: &AtomicBool) {
+    for index in 0..chunks.chunks.len() {
+        if stop.load(Ordering::Relaxed) || !chunks.take(index) {
+            return;
         }
     }
 }
@@ -513,44 +537,70 @@ impl MemoryMapper for SharedMemoryMapper {
     /// apply phase's threads as they write. A thread of its own faults the pages the link
     /// writes in meanwhile (1,400 for CPython: code, read-only data, and data up to its zero
     /// fill) with MADV_POPULATE_WRITE, a third cheaper without the traps, from the start,
-    /// while the linker computes addresses. (Pages of zero fill alone are left: the program
-    /// may never touch them.)
-    fn will_write(&self, ranges: &[TargetRange]) {
+    /// while the linker computes addresses, chunk by chunk in order; and the link is asked
+    /// to say before it writes each part (`before_write`), so that its worker takes the
+    /// chunks there that the thread has not reached, rather than trap on their pages one at
+    /// a time. (Pages of zero fill alone are left: the program may never touch them.)
+    ///
+    /// (Faulting in only by the link's workers, as they reach each part, leaves out the
+    /// thread: no third runnable thread on two cores, but no use of the moments the link
+    /// leaves a core idle either; it was slower where the machine was quiet.)
+    fn will_write(&self, ranges: &[TargetRange]) -> bool {
         if ranges.iter().map(|range| range.len).sum::<usize>() < POPULATE_WORTH {
-            return;
+            return false;
         }
         let mut views = self.lock_views();
-        let Ok(local) = ranges
-            .iter()
-            .map(|&range| Ok((self.local(&mut views, range)? as usize, range.len)))
-            .collect::<Result<Vec<_>, MapError>>()
-        else {
-            return;
-        };
+        let mut chunks = Vec::new();
+        for &range in ranges {
+            let Ok(local) = self.local(&mut views, range) else {
+                return false;
+            };
+            for at in (0..range.len).step_by(POPULATE_CHUNK) {
+                let len = POPULATE_CHUNK.min(range.len - at);
+                chunks.push((range.start + at as u64, local as usize + at, len));
+            }
+        }
         drop(views);
+        chunks.sort_unstable_by_key(|chunk| chunk.0);
+        let taken = chunks.iter().map(|_| AtomicBool::new(false)).collect();
+        let chunks = Arc::new(Chunks { chunks, taken });
         let stop = Arc::new(AtomicBool::new(false));
-        let seen = stop.clone();
+        let (seen, ours) = (stop.clone(), chunks.clone());
         let (unmap_tx, unmap_rx) = channel::<Mappings>();
         let thread = crate::spawned::start_quiet_thread("rjitlink-populate", 64 << 10, move || {
-            populate(&local, &seen);
+            populate(&ours, &seen);
             if let Ok(mappings) = unmap_rx.recv() {
                 unmap(&mappings);
             }
         });
-        if let Ok(thread) = thread {
-            let previous = self
-                .populating
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .replace(Populating {
-                    stop,
-                    unmap: unmap_tx,
-                    thread,
-                });
-            if let Some(previous) = previous {
-                previous.finish();
-            }
+        let Ok(thread) = thread else {
+            return false;
+        };
+        let previous = self
+            .populating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(Populating {
+                chunks,
+                stop,
+                unmap: unmap_tx,
+                thread,
+            });
+        if let Some(previous) = previous {
+            previous.finish();
         }
+        true
+    }
+
+    /// A link worker about to write `range` faults in the chunks of it the populating thread
+    /// has not reached (and takes them from it): it does not trap on them one page at a time,
+    /// nor wait for the thread.
+    fn before_write(&self, range: TargetRange) {
+        let chunks = match &*self.populating.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(populating) => populating.chunks.clone(),
+            None => return,
+        };
+        chunks.take_range(range);
     }
 
     /// Pieces are written through this process's view of the executor's memory file, except
@@ -691,6 +741,73 @@ mod tests {
             matches!(&error, TargetError::Refused(reason) if reason == "protocol version mismatch"),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn each_chunk_is_faulted_in_once_by_whoever_comes_first() {
+        let page = 4096;
+        let len = POPULATE_CHUNK * 4;
+        // SAFETY: a new shared anonymous mapping (shared memory, as a view is), unmapped below.
+        let local = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        } as usize;
+        assert_ne!(local, libc::MAP_FAILED as usize);
+        let base = TargetAddr(0x7000_0000);
+        let chunks = Chunks {
+            chunks: (0..4)
+                .map(|i| {
+                    let at = i * POPULATE_CHUNK;
+                    (base + at as u64, local + at, POPULATE_CHUNK)
+                })
+                .collect(),
+            taken: (0..4).map(|_| AtomicBool::new(false)).collect(),
+        };
+        let resident = || {
+            let mut pages = vec![0u8; len / page];
+            // SAFETY: our mapping, a byte per page.
+            assert_eq!(
+                unsafe { libc::mincore(local as *mut libc::c_void, len, pages.as_mut_ptr()) },
+                0
+            );
+            pages
+                .chunks(POPULATE_CHUNK / page)
+                .map(|chunk| chunk.iter().all(|&p| p & 1 == 1))
+                .collect::<Vec<_>>()
+        };
+        let taken = |chunks: &Chunks| -> Vec<bool> {
+            chunks
+                .taken
+                .iter()
+                .map(|t| t.load(Ordering::Relaxed))
+                .collect()
+        };
+        // A worker about to write the last bytes of chunk 1 and the first of chunk 2.
+        chunks.take_range(TargetRange {
+            start: base + (2 * POPULATE_CHUNK - 8) as u64,
+            len: 16,
+        });
+        assert_eq!(taken(&chunks), [false, true, true, false]);
+        assert_eq!(resident(), [false, true, true, false]);
+        // The thread takes the rest.
+        populate(&chunks, &AtomicBool::new(false));
+        assert_eq!(taken(&chunks), [true; 4]);
+        assert_eq!(resident(), [true; 4]);
+        // A thread told to stop takes nothing more.
+        let stopped = Chunks {
+            chunks: chunks.chunks.clone(),
+            taken: (0..4).map(|_| AtomicBool::new(false)).collect(),
+        };
+        populate(&stopped, &AtomicBool::new(true));
+        assert_eq!(taken(&stopped), [false; 4]);
+        // SAFETY: unmapping the test's own mapping.
+        unsafe { libc::munmap(local as *mut libc::c_void, len) };
     }
 
     #[test]
