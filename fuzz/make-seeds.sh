@@ -27,12 +27,25 @@ for o in "$work"/*.o; do
     [ "$(stat -c %s "$o")" -le 16384 ] && cp "$o" "$out/link/$(basename "$o")"
 done
 # Unwind tables as compilers write them (C: "zR"; C++: "zPLR"), from the objects above and a
-# C++ source that throws. Their pc_begin fields are zero until relocated: afl fills them in.
+# C++ source that throws: as in the object, where every pc_begin is zero (code not loaded, so
+# both checks skip each FDE), and as linked where the fuzz target links them (code at
+# 0x400000, the table at 0x410000: crates/link/src/fuzzing.rs), so that every field is read.
 c++ -c -O2 "$root"/testdata/cpp/exceptions.cc -o "$work/exceptions-cxx.o" 2>/dev/null || true
-for o in "$work"/*-pic.o "$work"/*-cxx.o; do
+cat > "$work/place.ld" <<'EOF'
+SECTIONS {
+  .text 0x400000 : { *(.text .text.*) }
+  .eh_frame 0x410000 : { *(.eh_frame) }
+  .rest 0x420000 : { *(.rodata* .data* .bss* .gcc_except_table* .tdata* .tbss*) }
+}
+EOF
+for o in "$work"/*-pic.o "$work"/*-nopic.o "$work"/*-cxx.o; do
     [ -f "$o" ] || continue
+    name=$(basename "$o" .o)
     objcopy -O binary --only-section=.eh_frame "$o" "$work/eh_frame.bin" 2>/dev/null || continue
-    [ -s "$work/eh_frame.bin" ] && cp "$work/eh_frame.bin" "$out/eh_frame/$(basename "$o" .o)"
+    [ -s "$work/eh_frame.bin" ] && cp "$work/eh_frame.bin" "$out/eh_frame/$name"
+    ld -T "$work/place.ld" --unresolved-symbols=ignore-all -o "$work/placed" "$o" 2>/dev/null &&
+        objcopy -O binary --only-section=.eh_frame "$work/placed" "$work/eh_frame.bin" &&
+        [ -s "$work/eh_frame.bin" ] && cp "$work/eh_frame.bin" "$out/eh_frame/$name-linked"
 done
 # An object and an archive that defines what it needs; and a script naming the archive.
 printf 'int helper(int x) { return x * 3; }\nint counter;\n' > "$work/helper.c"

@@ -48,6 +48,40 @@ pub fn trials() -> Vec<Trial> {
                 }
             }
         }),
+        Trial::test(
+            "cli::missing_stack_note_in_archive_warns_as_ld_does",
+            move || {
+                let case = Case::new(&source("stack_note_missing.c"), Build::O0)?;
+                // ld names the member alone, rjitlink the archive and the member.
+                let native = case.dir.join("native");
+                let mut command = Command::new("cc");
+                command.args(&case.inputs).arg("-o").arg(&native);
+                let native_stderr =
+                    String::from_utf8_lossy(&checked(&mut command)?.stderr).into_owned();
+                let ld_says = native_stderr
+                    .lines()
+                    .find_map(|line| line.split_once("no_stack_note.o: ").map(|(_, why)| why))
+                    .ok_or_else(|| format!("ld gave no warning: {native_stderr}"))?;
+                let expected = format!("(no_stack_note.o): {ld_says}");
+                let jit = run_with_timeout(&mut case.rjitlink_command(&[]))?;
+                let stderr = String::from_utf8_lossy(&jit.stderr);
+                let warned = matches!(stderr.lines().collect::<Vec<_>>()[..],
+                    [line] if line.starts_with("rjitlink: warning: ") && line.ends_with(&expected));
+                if !warned {
+                    let problem =
+                        format!("expected one warning ending `{expected}`, got:\n{stderr}");
+                    return Err(problem.into());
+                }
+                // Both stacks executable: `stack rwxp`.
+                let native = run_with_timeout(&mut Command::new(native))?;
+                if jit.stdout != native.stdout || !native.stdout.ends_with(b"stack rwxp\n") {
+                    return Err(
+                        format!("differs from the native run: {jit:?} vs {native:?}").into(),
+                    );
+                }
+                Ok(())
+            },
+        ),
         Trial::test("cli::missing_library", move || {
             let case = Case::new(&source("hello.c"), Build::O0)?;
             expect_error(

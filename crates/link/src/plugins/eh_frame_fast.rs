@@ -386,6 +386,244 @@ mod tests {
         }
     }
 
+    /// An unwind table of any of the forms the quick check reads, built record by record, as
+    /// linked at `TABLE`.
+    #[derive(Default)]
+    struct Table {
+        bytes: Vec<u8>,
+        /// Each CIE's offset, and the encoding its FDEs' addresses use.
+        cies: Vec<(usize, u8)>,
+    }
+
+    impl Table {
+        /// Append `body` as a record, padded to 4 bytes as compilers do.
+        fn record(&mut self, mut body: Vec<u8>) {
+            body.resize(body.len().next_multiple_of(4), 0);
+            self.bytes
+                .extend_from_slice(&(body.len() as u32).to_le_bytes());
+            self.bytes.extend_from_slice(&body);
+        }
+
+        /// A CIE of `version` (its return-address register 16, one byte or a LEB128 by
+        /// version) with `augmentation` and, if that starts with 'z', `data`; `addresses` is
+        /// the encoding of its FDEs' addresses (0, absolute 8 bytes, without an 'R').
+        fn cie(mut self, version: u8, augmentation: &[u8], data: &[u8], addresses: u8) -> Self {
+            let mut body = vec![0, 0, 0, 0, version];
+            body.extend_from_slice(augmentation);
+            body.extend_from_slice(&[0, 1, 0x78, 0x10]);
+            if augmentation.first() == Some(&b'z') {
+                body.push(data.len() as u8);
+                body.extend_from_slice(data);
+            }
+            body.extend_from_slice(&[0x0c, 7, 8, 0x90, 1]);
+            self.cies.push((self.bytes.len(), addresses));
+            self.record(body);
+            self
+        }
+
+        /// An FDE of CIE number `cie` describing `size` bytes at `start`, with augmentation
+        /// `data` if its CIE has an augmentation.
+        fn fde(mut self, cie: usize, start: u64, size: u64, data: Option<&[u8]>) -> Self {
+            let (cie_at, encoding) = self.cies[cie];
+            let at = self.bytes.len();
+            let width = match encoding & 0x0f {
+                0x03 | 0x0b => 4,
+                _ => 8,
+            };
+            let value = match encoding & 0x70 {
+                0x10 => start.wrapping_sub(TABLE + at as u64 + 8),
+                _ => start,
+            };
+            let mut body = ((at + 4 - cie_at) as u32).to_le_bytes().to_vec();
+            body.extend_from_slice(&value.to_le_bytes()[..width]);
+            body.extend_from_slice(&size.to_le_bytes()[..width]);
+            if let Some(data) = data {
+                body.push(data.len() as u8);
+                body.extend_from_slice(data);
+            }
+            body.extend_from_slice(&[0x0e, 0x10, 0x46, 0x0e, 0x08]);
+            self.record(body);
+            self
+        }
+    }
+
+    /// Tables of the other forms the quick check reads, which GCC's C and C++ tables above do
+    /// not show: no augmentation (8-byte absolute addresses, no augmentation data), version 3
+    /// (a LEB128 return-address register), 4- and 8-byte absolute and 8-byte pc-relative
+    /// addresses, an 8-byte and an indirect personality pointer, 'S', two CIEs.
+    fn other_tables() -> Vec<Vec<u8>> {
+        let code = CODE.start;
+        let personality = |encoding: u8| {
+            let mut data = vec![encoding];
+            data.extend_from_slice(&0x40_1234u64.to_le_bytes());
+            data
+        };
+        let mut absolute = personality(0x00);
+        absolute.extend_from_slice(&[0x00, 0x00]);
+        let mut indirect = personality(0x94);
+        indirect.extend_from_slice(&[0x1b, 0x1b]);
+        [
+            Table::default()
+                .cie(3, b"", &[], 0x00)
+                .fde(0, code + 0x10, 0x20, None),
+            Table::default()
+                .cie(1, b"", &[], 0x00)
+                .fde(0, code + 0x10, 0x20, None)
+                .fde(0, 0, 0x20, None),
+            Table::default()
+                .cie(1, b"zR", &[0x03], 0x03)
+                .fde(0, code + 0x40, 0x20, Some(&[])),
+            Table::default()
+                .cie(3, b"zRS", &[0x1c], 0x1c)
+                .fde(0, code + 0x40, 0x20, Some(&[])),
+            Table::default().cie(1, b"zPLR", &absolute, 0x00).fde(
+                0,
+                code + 0x80,
+                0x30,
+                Some(&0x40_2000u64.to_le_bytes()),
+            ),
+            Table::default().cie(1, b"zPLR", &indirect, 0x1b).fde(
+                0,
+                code + 0x80,
+                0x30,
+                Some(&[0, 1, 0, 0]),
+            ),
+            Table::default()
+                .cie(1, b"zR", &[0x1b], 0x1b)
+                .fde(0, code, 0x10, Some(&[]))
+                .cie(1, b"zPLR", &[0x9b, 0, 0, 0, 0, 0x1b, 0x1b], 0x1b)
+                .fde(1, code + 0x100, 0x10, Some(&[0, 0, 0, 0]))
+                .fde(0, code + 0x200, 0x10, Some(&[])),
+        ]
+        .into_iter()
+        .map(|table| table.bytes)
+        .collect()
+    }
+
+    /// The other forms are accepted as they are, and every single-byte change of them, and
+    /// every cut, agrees with gimli.
+    #[test]
+    fn other_forms_agree_with_gimli() {
+        for table in other_tables() {
+            assert!(agree(&table), "{table:02x?}");
+            for at in 0..table.len() {
+                for value in 0..=255u8 {
+                    let mut changed = table.clone();
+                    changed[at] = value;
+                    agree(&changed);
+                }
+            }
+            for cut in 0..table.len() {
+                agree(&table[..cut]);
+            }
+        }
+    }
+
+    /// Changes of several bytes at once, and of whole fields to the values at the edges
+    /// (lengths, CIE pointers, addresses and sizes that wrap or land on a boundary), which
+    /// single-byte changes do not reach: from a fixed seed, so that a failure repeats.
+    #[test]
+    fn many_bytes_changed_agree_with_gimli() {
+        let mut tables = other_tables();
+        tables.push(gcc_c_table(&[(0x40_0000, 0x20), (0x40_0100, 0x100)]));
+        tables.push(gcc_cxx_table());
+        // xorshift64: no dependency for a test's random numbers.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let edges: [u64; 10] = [
+            0,
+            1,
+            4,
+            0x7f,
+            0x80,
+            0xffff_fff0,
+            0xffff_ffff,
+            CODE.start,
+            CODE.end,
+            u64::MAX,
+        ];
+        for table in &tables {
+            for _ in 0..4000 {
+                let mut changed = table.clone();
+                for _ in 0..1 + next() % 3 {
+                    let at = next() as usize % changed.len();
+                    match next() % 4 {
+                        0 => changed[at] = next() as u8,
+                        1 => changed[at] ^= 1 << (next() % 8),
+                        _ => {
+                            let width = [4, 8][next() as usize % 2].min(changed.len() - at);
+                            let mut value = edges[next() as usize % edges.len()];
+                            if next() % 2 == 0 {
+                                value = value.wrapping_add(next() % 9).wrapping_sub(4);
+                            }
+                            changed[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+                        }
+                    }
+                }
+                agree(&changed);
+            }
+        }
+    }
+
+    /// Edges no change of one to three bytes of the tables above reaches: each pair is a
+    /// table both checks accept and one just past the edge, which gimli refuses.
+    #[test]
+    fn edges_of_the_fields_agree_with_gimli() {
+        let both = |accepted: &[u8], refused: &[u8]| {
+            assert!(agree(accepted), "{accepted:02x?}");
+            assert!(!agree(refused), "{refused:02x?}");
+            let full = check_record_lengths(refused)
+                .map_err(|(at, problem)| (at, problem.to_owned()))
+                .and_then(|()| check_with_gimli(refused, TABLE, CODE.start, 0, within));
+            assert!(full.is_err(), "{refused:02x?}");
+        };
+        // A CIE without augmentation, version 3, whose fields after its version are
+        // `fields`; then an FDE of 8-byte absolute addresses.
+        let table = |fields: &[u8]| {
+            let mut body = vec![0, 0, 0, 0, 3, 0];
+            body.extend_from_slice(fields);
+            body.extend_from_slice(&[0x0c, 7, 8]);
+            let mut table = Table::default();
+            table.record(body);
+            table.cies.push((0, 0x00));
+            table.fde(0, CODE.start, 0x10, None).bytes
+        };
+        // The return-address register (a LEB128 in version 3): gimli takes up to u16::MAX.
+        both(
+            &table(&[1, 0x78, 0xff, 0xff, 0x03]),
+            &table(&[1, 0x78, 0x80, 0x80, 0x04]),
+        );
+        // The code alignment factor as a LEB128 of 9 bytes, and of 10 whose last holds more
+        // than the 64th bit, which gimli refuses. (The quick check reads at most 9.)
+        let mut long = vec![0x81];
+        long.extend_from_slice(&[0x80; 7]);
+        long.push(0x00);
+        long.extend_from_slice(&[0x78, 0x10]);
+        let mut longer = vec![0x81];
+        longer.extend_from_slice(&[0x80; 8]);
+        longer.push(0x02);
+        longer.extend_from_slice(&[0x78, 0x10]);
+        both(&table(&long), &table(&longer));
+        // An FDE whose length leaves out its address range, followed by a CIE whose length
+        // and id read as a small range: the range must lie within the FDE's own record.
+        let cie = || Table::default().cie(1, b"", &[], 0x00);
+        let whole = cie()
+            .fde(0, CODE.start, 0x10, None)
+            .cie(1, b"", &[], 0x00)
+            .bytes;
+        let fde = cie().bytes.len();
+        let mut short = whole[..fde].to_vec();
+        short.extend_from_slice(&12u32.to_le_bytes());
+        short.extend_from_slice(&whole[fde + 4..fde + 16]);
+        short.extend_from_slice(&cie().bytes);
+        both(&whole, &short);
+    }
+
     #[test]
     fn long_and_short_leb128() {
         let mut at = 0;
