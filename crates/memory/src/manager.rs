@@ -898,17 +898,21 @@ mod tests {
         }
     }
 
+    /// A segment of `size` bytes, `written` of them by the link.
+    fn segment(size: u64, protection: Protection, written: u64) -> SegmentRequest {
+        SegmentRequest {
+            size,
+            align: 16,
+            protection,
+            written,
+        }
+    }
+
     #[test]
     fn the_pages_written_up_to_each_zero_fill_are_hinted() {
         let mapper = Arc::new(Observed::default());
         let manager = MemoryManager::new(mapper.clone(), SlabConfig::default());
         let page = manager.page_size();
-        let segment = |size, protection, written| SegmentRequest {
-            size,
-            align: 16,
-            protection,
-            written,
-        };
         let requests = [
             segment(LARGE, Protection::ReadExecute, LARGE),
             // No bytes written: not hinted.
@@ -936,12 +940,6 @@ mod tests {
         let mapper = Arc::new(Observed::default());
         let manager = MemoryManager::new(mapper.clone(), SlabConfig::default());
         let page = manager.page_size();
-        let segment = |size, protection, written| SegmentRequest {
-            size,
-            align: 16,
-            protection,
-            written,
-        };
         let requests = [
             segment(3 * page, Protection::ReadExecute, 3 * page),
             segment(LARGE, Protection::Read, 0),
